@@ -1,0 +1,100 @@
+"""A CSV annotation file: one row per image, with path, label and (optionally) split columns."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fgvctune.dataset import Listing, Problem, Sample
+from fgvctune.errors import DataError
+
+PATH_COLUMNS = ("filepath", "path")
+
+
+@dataclass
+class CsvAdapter:
+    """A CSV file of image paths and labels; relative paths resolve against --data-dir."""
+
+    data_dir: Path
+    file: str = field(default="", metadata={"help": "the CSV file (default: the one *.csv in --data-dir)"})
+    path_column: str = field(default="", metadata={"help": "column of image paths (default: filepath or path)"})
+    label_column: str = field(default="label", metadata={"help": "column of class names"})
+    split_column: str = field(default="split", metadata={"help": "column of split names, if the file has one"})
+    val_fraction: float = field(default=0.2, metadata={"help": "without a split column: share held out as 'val'"})
+    seed: int = field(default=0, metadata={"help": "without a split column: seed of the stratified split"})
+
+    def read(self) -> Listing:
+        import pandas as pd
+
+        csv_path = self._csv_path()
+        try:
+            table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+            raise DataError(f"{csv_path}: not a readable CSV file ({exc})") from None
+        path_column = self.path_column or next((c for c in PATH_COLUMNS if c in table.columns), "")
+        for option, column in (("path-column", path_column), ("label-column", self.label_column)):
+            if column not in table.columns:
+                raise DataError(
+                    f"{csv_path}: no column {column or '/'.join(PATH_COLUMNS)!r}; it has {', '.join(table.columns)}",
+                    hint=f"name the column with --{option}",
+                )
+        has_split = self.split_column in table.columns
+        problems, rows = [], []
+        for index, (path, label, split) in enumerate(
+            zip(table[path_column], table[self.label_column], table[self.split_column] if has_split else [""] * len(table))
+        ):
+            where = f"{csv_path}:{index + 2}"  # line 1 is the header
+            if not path.strip() or not label.strip():
+                problems.append(Problem(where, f"empty {path_column if not path.strip() else self.label_column}"))
+                continue
+            if has_split and not split.strip():
+                problems.append(Problem(where, f"empty {self.split_column}"))
+                continue
+            sample = Sample(path=self.data_dir / path.strip(), label=label.strip(), where=where)
+            rows.append((split.strip(), sample))
+        splits = _by_split(rows) if has_split else self._stratified([s for _, s in rows])
+        if not 0 < self.val_fraction < 1 and not has_split:
+            raise DataError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        return Listing(
+            root=self.data_dir,
+            splits=splits,
+            problems=problems,
+            train_split=next((s for s in ("train", "trainval") if s in splits), None),
+            eval_split=next((s for s in ("val", "test", "validation") if s in splits), None),
+        )
+
+    def _csv_path(self) -> Path:
+        if self.file:
+            path = Path(self.file) if Path(self.file).is_absolute() else self.data_dir / self.file
+            if not path.is_file():
+                raise DataError(f"CSV file {path} does not exist")
+            return path
+        found = sorted(self.data_dir.glob("*.csv"))
+        if len(found) != 1:
+            what = "no *.csv file" if not found else f"{len(found)} CSV files"
+            raise DataError(f"{self.data_dir} has {what}", hint="name the file with --file")
+        return found[0]
+
+    def _stratified(self, samples: list[Sample]) -> dict[str, list[Sample]]:
+        """Hold out val_fraction of each class, the same way for the same seed and rows."""
+        by_class = defaultdict(list)
+        for s in samples:
+            by_class[s.label].append(s)
+        rng = random.Random(self.seed)
+        train, val = [], []
+        for label in sorted(by_class):
+            members = sorted(by_class[label], key=lambda s: str(s.path))
+            rng.shuffle(members)
+            held = min(round(len(members) * self.val_fraction), len(members) - 1)  # keep one to train on
+            val += members[:held]
+            train += members[held:]
+        return {"train": train, "val": val}
+
+
+def _by_split(rows) -> dict[str, list[Sample]]:
+    splits: dict[str, list[Sample]] = {}
+    for split, sample in rows:
+        splits.setdefault(split, []).append(sample)
+    return splits

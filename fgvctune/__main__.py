@@ -1,0 +1,3 @@
+from fgvctune.cli import main
+
+main()

@@ -1,0 +1,156 @@
+"""The `fgvctune` command: thin wiring from options to library functions.
+
+Nothing here imports MindSpore at module level, so `--help`, `adapters`, `info` and `convert`
+answer at once; the training commands import it inside their bodies.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fgvctune.errors import FgvctuneError
+
+app = typer.Typer(
+    name="fgvctune",
+    help="Fine-tune pretrained MindCV image classifiers on your own datasets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# Adapter options (e.g. `--level family`) are declared by each adapter, so these commands take them as extra args.
+WITH_ADAPTER_OPTIONS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+AdapterOpt = Annotated[str, typer.Option("--adapter", "-a", help="Dataset adapter; `fgvctune adapters` lists them.")]
+DataDirOpt = Annotated[Path, typer.Option("--data-dir", "-d", help="The dataset's folder.")]
+SplitOpt = Annotated[
+    Optional[list[str]], typer.Option("--split", "-s", help="A split to use (repeatable); default: the adapter's.")
+]
+SkipBadOpt = Annotated[
+    bool, typer.Option("--skip-bad", help="Leave bad samples out (listed in skipped.txt) instead of stopping.")
+]
+
+
+def fail(message: str, hint: str = "", code: int = 1):
+    line = typer.style("error: ", fg="red", bold=True) + message + (f" ({hint})" if hint else "")
+    typer.echo(line, err=True)
+    raise typer.Exit(code)
+
+
+def handles_errors(command):
+    """Turn the library's errors into one line and an exit code; anything else is a bug."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except FgvctuneError as exc:
+            fail(exc.message, exc.hint, exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", code=130)
+
+    return wrapper
+
+
+def adapter_options(ctx: typer.Context, adapter: str) -> dict:
+    from fgvctune import registry
+
+    return registry.parse_options(registry.get(adapter), ctx.args)
+
+
+@app.command("adapters")
+@handles_errors
+def adapters_command():
+    """List the dataset adapters, where each comes from, and its options."""
+    from typing import get_type_hints
+
+    from fgvctune import registry
+
+    for info in registry.available():
+        typer.echo(f"{typer.style(info.name, bold=True)}  ({info.source})  {info.summary}")
+        hints = get_type_hints(info.cls)
+        for f in info.options():
+            flag = f"--{f.name.replace('_', '-')}"
+            kind = registry.describe_type(hints.get(f.name, str))
+            default = "" if f.default in ("", None) or hints.get(f.name) is bool else f" [default: {f.default}]"
+            typer.echo(f"    {flag} {kind}: {f.metadata.get('help', '')}{default}")
+
+
+@app.command("info", context_settings=WITH_ADAPTER_OPTIONS)
+@handles_errors
+def info_command(
+    ctx: typer.Context,
+    adapter: AdapterOpt,
+    data_dir: DataDirOpt,
+    split: SplitOpt = None,
+    per_class: Annotated[bool, typer.Option("--per-class", help="Show the count of every class.")] = False,
+):
+    """Show what a dataset holds: classes, counts per split and class, imbalance, problems. Adapter options go after."""
+    from fgvctune.dataset import load_dataset
+
+    dataset = load_dataset(adapter, data_dir, split, adapter_options(ctx, adapter), strict=False)
+    counts = dataset.counts()
+    typer.echo(f"{dataset.adapter} dataset at {dataset.root}: {len(dataset.labels)} classes")
+    for name, counter in counts.items():
+        role = " (train)" if name == dataset.train_split else " (eval)" if name == dataset.eval_split else ""
+        sizes = [counter.get(c, 0) for c in dataset.labels.classes]
+        low, high = min(sizes, default=0), max(sizes, default=0)
+        ratio = f"{high / low:.1f}x" if low else "inf"
+        typer.echo(
+            f"  {name}{role}: {sum(sizes)} images, {sum(1 for n in sizes if n)} classes, "
+            f"{low}-{high} per class (imbalance {ratio})"
+        )
+    if per_class:
+        width = max((len(c) for c in dataset.labels.classes), default=5)
+        typer.echo("  " + "class".ljust(width) + "".join(f"  {s:>8}" for s in counts))
+        for name in dataset.labels.classes:
+            typer.echo("  " + name.ljust(width) + "".join(f"  {counts[s].get(name, 0):>8}" for s in counts))
+    if dataset.problems:
+        typer.echo(f"{len(dataset.problems)} problem(s):")
+        for problem in dataset.problems[:50]:
+            typer.echo(f"  {problem}")
+        if len(dataset.problems) > 50:
+            typer.echo(f"  ... and {len(dataset.problems) - 50} more")
+        raise typer.Exit(1)
+    typer.echo("no problems found")
+
+
+@app.command("convert", context_settings=WITH_ADAPTER_OPTIONS)
+@handles_errors
+def convert_command(
+    ctx: typer.Context,
+    adapter: AdapterOpt,
+    data_dir: DataDirOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the class tree.")],
+    split: SplitOpt = None,
+    mode: Annotated[
+        str, typer.Option("--mode", help="hardlink (falls back to copy across file systems), symlink, copy or move.")
+    ] = "hardlink",
+    force: Annotated[bool, typer.Option("--force", help="Write into an output folder that holds other files.")] = False,
+    skip_bad: SkipBadOpt = False,
+):
+    """Write a dataset as an ImageNet-style class tree OUT/<split>/<class>/<image> (offline reading)."""
+    from fgvctune.convert import convert
+
+    result = convert(
+        adapter, data_dir, out, split, adapter_options(ctx, adapter), mode=mode, force=force,
+        skip_bad=skip_bad, progress=True,
+    )
+    dataset = result.dataset
+    for name, counter in dataset.counts().items():
+        typer.echo(f"{name}: {sum(counter.values())} images in {len(counter)} class folders")
+    typer.echo(f"{result.placed} placed ({mode}), {result.unchanged} already in place")
+    if dataset.problems:
+        typer.echo(f"{len(dataset.problems)} problem(s) skipped, listed in {result.out / 'skipped.txt'}")
+    for path in result.files:
+        typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    app()

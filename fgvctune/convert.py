@@ -1,0 +1,226 @@
+"""Offline reading: write a dataset as an ImageNet-style class tree OUT/<split>/<class folder>/<image>.
+
+Every file lands through a temporary name and an atomic rename, and a manifest written before any
+file is placed records where each one comes from, so a rerun completes an interrupted conversion
+(for `move` too: files already moved are found in the tree and never lost).
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import json
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from fgvctune.dataset import LABELS_FILE, Dataset, encoded_image, folder_name, load_dataset, transformed_suffix
+from fgvctune.errors import DataError, UsageError
+from fgvctune.fileio import atomic_write_text, atomic_write_bytes
+
+MODES = ("hardlink", "symlink", "copy", "move")
+MANIFEST = ".fgvctune-tree.json"
+COUNTS_FILE = "counts.csv"
+SKIPPED_FILE = "skipped.txt"
+
+
+@dataclass
+class ConvertResult:
+    out: Path
+    dataset: Dataset
+    placed: int  # files written in this run
+    unchanged: int  # files already in place from an earlier run
+
+    @property
+    def files(self) -> list[Path]:
+        names = [LABELS_FILE, COUNTS_FILE] + ([SKIPPED_FILE] if self.dataset.problems else [])
+        return [self.out / name for name in names]
+
+
+def convert(
+    adapter: str,
+    data_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    splits: list[str] | None = None,
+    options: dict | None = None,
+    mode: str = "hardlink",
+    force: bool = False,
+    skip_bad: bool = False,
+    progress: bool = False,
+) -> ConvertResult:
+    if mode not in MODES:
+        raise UsageError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    out = Path(out)
+    manifest = _read_manifest(out)
+    if manifest is None and out.is_dir() and any(out.iterdir()) and not force:
+        raise DataError(
+            f"output folder {out} already holds files that fgvctune did not write",
+            hint="choose an empty --out, or pass --force to write into it anyway",
+        )
+    previous = manifest["files"] if manifest else {}
+    moved_before = manifest is not None and manifest["mode"] == "move"
+    # Files an earlier `move` already placed are read from the tree, where they now live.
+    relocated = {Path(src): out / dst for dst, src in previous.items() if (out / dst).is_file()} if moved_before else {}
+    dataset = load_dataset(adapter, data_dir, splits, options, skip_bad=skip_bad, relocated=relocated)
+    plan = _plan(dataset)
+
+    stale = sorted(set(previous) - set(plan))
+    if stale and moved_before:
+        raise DataError(
+            f"{out} holds {len(stale)} moved original(s) that this conversion would not keep, e.g. {stale[0]}",
+            hint="rerun with the options of the earlier `--mode move`, or move those files back first",
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    # The journal goes first: an interrupted run is completed by the next one.
+    files = {dst: str(sample.path) for dst, sample in plan.items()}
+    _write_manifest(out, adapter, mode, files, complete=False)
+    _remove_leftovers(out, stale)
+
+    placed = unchanged = 0
+    items = list(plan.items())
+    for dst, sample in _track(items, "placing images", progress):
+        source = relocated.get(sample.path, sample.path)
+        if _place(sample, Path(source), out / dst, mode):
+            placed += 1
+        else:
+            unchanged += 1
+
+    atomic_write_text(out / LABELS_FILE, dataset.labels.to_csv())
+    atomic_write_text(out / COUNTS_FILE, _counts_csv(dataset))
+    if dataset.problems:
+        atomic_write_text(out / SKIPPED_FILE, dataset.skipped_report())
+    elif (out / SKIPPED_FILE).exists():
+        (out / SKIPPED_FILE).unlink()
+    _write_manifest(out, adapter, mode, files, complete=True)
+    return ConvertResult(out=out, dataset=dataset, placed=placed, unchanged=unchanged)
+
+
+def _plan(dataset: Dataset) -> dict[str, object]:
+    """Relative destination -> sample, with unique file names inside each class folder."""
+    plan = {}
+    for split, samples in dataset.splits.items():
+        for sample in samples:
+            folder = f"{split}/{folder_name(sample.label)}"
+            name = sample.path.stem + transformed_suffix(sample)
+            if f"{folder}/{name}" in plan:  # same file name from two source folders
+                flat = os.path.relpath(sample.path, dataset.root).replace(os.sep, "__")
+                name = str(Path(flat).with_suffix(transformed_suffix(sample)))
+            plan[f"{folder}/{name}"] = sample
+    return plan
+
+
+def _place(sample, source: Path, dst: Path, mode: str) -> bool:
+    """Put one file in the tree; False when it was already there."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if sample.transformed:  # cropped or re-encoded: a new file, the original stays where it is
+        data = encoded_image(sample, source)
+        if dst.is_file() and dst.read_bytes() == data:
+            return False
+        atomic_write_bytes(dst, data)
+        return True
+    if mode == "move":
+        return _move(source, dst)
+    if mode == "hardlink":
+        if dst.exists() and os.path.samefile(source, dst):
+            return False
+        _via_temp(dst, lambda tmp: _link_or_copy(source, tmp))
+    elif mode == "symlink":
+        target = os.path.abspath(source)
+        if dst.is_symlink() and os.readlink(dst) == target:
+            return False
+        _via_temp(dst, lambda tmp: os.symlink(target, tmp))
+    else:
+        if dst.is_file() and not dst.is_symlink() and _same_content_stamp(source, dst):
+            return False
+        _via_temp(dst, lambda tmp: shutil.copy2(source, tmp))
+    return True
+
+
+def _move(source: Path, dst: Path) -> bool:
+    if dst.is_file() and not source.exists():
+        return False  # moved by an earlier run
+    if dst.is_file() and source.exists() and os.path.samefile(source, dst):
+        return False
+    if dst.is_file() and source.exists() and dst.stat().st_size == source.stat().st_size:
+        source.unlink()  # an earlier run copied across file systems and stopped before removing the source
+        return True
+    try:
+        os.replace(source, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        _via_temp(dst, lambda tmp: shutil.copy2(source, tmp))
+        source.unlink()
+    return True
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            raise
+        shutil.copy2(source, target)  # another file system: hardlinks cannot cross it
+
+
+def _same_content_stamp(a: Path, b: Path) -> bool:
+    sa, sb = a.stat(), b.stat()
+    return sa.st_size == sb.st_size and int(sa.st_mtime) == int(sb.st_mtime)
+
+
+def _via_temp(dst: Path, make) -> None:
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    if tmp.exists() or tmp.is_symlink():
+        tmp.unlink()
+    make(tmp)
+    os.replace(tmp, dst)
+
+
+def _remove_leftovers(out: Path, stale: list[str]) -> None:
+    """Drop files an earlier run placed that this plan does not keep, and temporaries of killed runs."""
+    for rel in stale:
+        path = out / rel
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+    for tmp in out.glob("*/*/.*.tmp*"):
+        tmp.unlink()
+    for folder in sorted(out.glob("*/*"), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _counts_csv(dataset: Dataset) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["split", "class", "count"])
+    for split, counter in dataset.counts().items():
+        writer.writerows([split, name, counter.get(name, 0)] for name in dataset.labels.classes)
+    return buf.getvalue()
+
+
+def _read_manifest(out: Path) -> dict | None:
+    path = out / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise DataError(f"{path} is damaged", hint="remove the output folder, or pass a new --out") from None
+
+
+def _write_manifest(out: Path, adapter: str, mode: str, files: dict, complete: bool) -> None:
+    record = {"version": 1, "adapter": adapter, "mode": mode, "complete": complete, "files": files}
+    atomic_write_text(out / MANIFEST, json.dumps(record, indent=1, ensure_ascii=False))
+
+
+def _track(items, description: str, enabled: bool):
+    if not enabled or len(items) < 200:
+        return items
+    from rich.console import Console
+    from rich.progress import track
+
+    return track(items, description=description, console=Console(stderr=True), transient=True)
+

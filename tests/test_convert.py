@@ -1,0 +1,136 @@
+"""Offline reading: the class tree, each placement mode, reruns and the interrupted move."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import fgvctune.convert as convert_module
+from conftest import make_csv
+from fgvctune.convert import MANIFEST, convert
+from fgvctune.dataset import LabelMap
+from fgvctune.errors import DataError
+
+
+def tree(out: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.parent != out
+    }
+
+
+@pytest.mark.parametrize("level", ["variant", "family", "manufacturer"])
+def test_convert_writes_annotation_counts_and_label_map(aircraft, tmp_path, level):
+    out = tmp_path / "out"
+    result = convert("aircraft", aircraft, out, options={"level": level})
+    data = aircraft / "data"
+    for split in ("trainval", "test"):
+        lines = (data / f"images_{level}_{split}.txt").read_text(encoding="utf-8").splitlines()
+        assert len(list((out / split).glob("*/*.jpg"))) == len(lines)
+    labels = LabelMap.read(out / "labels.csv")
+    assert labels == result.dataset.labels
+    if level != "manufacturer":
+        assert "F/A-18" in labels.classes and (out / "trainval" / "F_A-18").is_dir()
+    counts = (out / "counts.csv").read_text(encoding="utf-8").splitlines()
+    assert counts[0] == "split,class,count" and len(counts) == 1 + 2 * len(labels)
+
+
+def test_convert_each_split(aircraft, tmp_path):
+    for split in ("train", "val", "trainval", "test"):
+        out = tmp_path / split
+        convert("aircraft", aircraft, out, splits=[split])
+        assert [p.name for p in out.iterdir() if p.is_dir()] == [split]
+
+
+@pytest.mark.parametrize("mode", ["hardlink", "symlink", "copy", "move"])
+def test_placement_modes_give_the_same_tree(aircraft, tmp_path, mode):
+    reference = tmp_path / "ref"
+    convert("aircraft", aircraft, reference, mode="copy")
+    images = aircraft / "data" / "images"
+    before = len(list(images.iterdir()))
+    out = tmp_path / mode
+    result = convert("aircraft", aircraft, out, mode=mode)
+    assert tree(out) == tree(reference)
+    placed = next((out / "test").glob("*/*.jpg"))
+    if mode == "hardlink":
+        assert placed.stat().st_nlink == 2
+    if mode == "symlink":
+        assert placed.is_symlink() and Path(os.readlink(placed)).is_absolute()
+    if mode == "move":
+        assert len(list(images.iterdir())) == before - result.placed  # moved, not copied
+    else:
+        assert len(list(images.iterdir())) == before
+
+
+@pytest.mark.parametrize("mode", ["hardlink", "symlink", "copy", "move"])
+def test_rerun_is_safe_and_identical(aircraft, tmp_path, mode):
+    out = tmp_path / "out"
+    first = convert("aircraft", aircraft, out, mode=mode)
+    snapshot = tree(out)
+    again = convert("aircraft", aircraft, out, mode=mode)
+    assert again.placed == 0 and again.unchanged == first.placed
+    assert tree(out) == snapshot
+
+
+def test_rerun_with_other_options_leaves_no_stale_folders(aircraft, tmp_path):
+    out = tmp_path / "out"
+    convert("aircraft", aircraft, out)
+    convert("aircraft", aircraft, out, options={"level": "manufacturer"})
+    assert sorted(p.name for p in (out / "test").iterdir()) == ["Boeing", "Cessna", "McDonnell Douglas"]
+
+
+def test_foreign_output_folder_is_refused_unless_forced(aircraft, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("mine")
+    with pytest.raises(DataError, match="already holds files that fgvctune did not write"):
+        convert("aircraft", aircraft, out)
+    convert("aircraft", aircraft, out, force=True)
+    assert (out / "precious.txt").read_text() == "mine"
+
+
+def test_interrupted_move_loses_nothing_and_rerun_completes(aircraft, tmp_path, monkeypatch):
+    images = aircraft / "data" / "images"
+    originals = {p.name: p.read_bytes() for p in images.iterdir()}
+    out = tmp_path / "out"
+    real_move, calls = convert_module._move, []
+
+    def dies_on_the_fifth(source, dst):
+        calls.append(source)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real_move(source, dst)
+
+    monkeypatch.setattr(convert_module, "_move", dies_on_the_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        convert("aircraft", aircraft, out, mode="move")
+    monkeypatch.setattr(convert_module, "_move", real_move)
+
+    everywhere = {p.name: p.read_bytes() for p in list(images.iterdir()) + list(out.glob("*/*/*.jpg"))}
+    assert everywhere == originals  # nothing lost mid-way
+    result = convert("aircraft", aircraft, out, mode="move")
+    assert result.placed == len(originals) - 4
+    assert {p.name: p.read_bytes() for p in out.glob("*/*/*.jpg")} == originals
+    assert not list(images.iterdir())
+    assert (out / MANIFEST).is_file()
+
+
+def test_same_file_name_from_two_folders(tmp_path):
+    rows = [("x/a.jpg", "k", "train", (1, 1, 1)), ("y/a.jpg", "k", "train", (200, 1, 1)), ("z/b.jpg", "k", "val", (9, 9, 9))]
+    root = make_csv(tmp_path / "d", rows)
+    out = tmp_path / "out"
+    convert("csv", root, out)
+    assert sorted(p.name for p in (out / "train" / "k").iterdir()) == ["a.jpg", "y__a.jpg"]
+
+
+def test_skip_bad_writes_skipped_list(aircraft, tmp_path):
+    victim = next((aircraft / "data" / "images").iterdir())
+    victim.unlink()
+    with pytest.raises(DataError, match="missing file"):
+        convert("aircraft", aircraft, tmp_path / "out")
+    result = convert("aircraft", aircraft, tmp_path / "out", skip_bad=True)
+    assert victim.name in (tmp_path / "out" / "skipped.txt").read_text()
+    assert sum(len(s) for s in result.dataset.splits.values()) == 17
