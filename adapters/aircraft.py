@@ -89,7 +89,9 @@ class AircraftAdapter:
             try:
                 x0, y0, x1, y1 = (int(v) for v in parts[1:])
             except ValueError:
-                raise DataError(f"{root / 'images_box.txt'}:{number}: expected '<image id> xmin ymin xmax ymax'") from None
+                raise DataError(
+                    f"{root / 'images_box.txt'}:{number}: expected '<image id> xmin ymin xmax ymax'"
+                ) from None
             boxes[parts[0]] = (x0 - 1, y0 - 1, x1, y1)  # 1-based inclusive corners -> PIL's crop box
         return boxes
 

@@ -43,7 +43,11 @@ class CsvAdapter:
         has_split = self.split_column in table.columns
         problems, rows = [], []
         for index, (path, label, split) in enumerate(
-            zip(table[path_column], table[self.label_column], table[self.split_column] if has_split else [""] * len(table))
+            zip(
+                table[path_column],
+                table[self.label_column],
+                table[self.split_column] if has_split else [""] * len(table),
+            )
         ):
             where = f"{csv_path}:{index + 2}"  # line 1 is the header
             if not path.strip() or not label.strip():

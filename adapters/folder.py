@@ -27,9 +27,7 @@ class FolderAdapter:
                     if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not _hidden(relative):
                         samples.append(Sample(path=path, label=class_dir.name, where=str(path)))
         if not splits:
-            raise DataError(
-                f"{self.data_dir} has no split folders", hint="expected <data-dir>/<split>/<class>/<image>"
-            )
+            raise DataError(f"{self.data_dir} has no split folders", hint="expected <data-dir>/<split>/<class>/<image>")
         names = list(splits)
         return Listing(
             root=self.data_dir,

@@ -85,6 +85,7 @@ def make(out: Path, per_split: int, seed: int = 0) -> None:
     rows["trainval"] = sorted(rows["train"] + rows["val"])
     levels = {"variant": 0, "family": 1, "manufacturer": 2}
     for level, column in levels.items():
+
         def name_of(variant):
             return variant if column == 0 else VARIANTS[variant][column - 1]
 

@@ -6,6 +6,7 @@ answer at once; the training commands import it inside their bodies.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import sys
@@ -138,8 +139,15 @@ def convert_command(
     from fgvctune.convert import convert
 
     result = convert(
-        adapter, data_dir, out, split, adapter_options(ctx, adapter), mode=mode, force=force,
-        skip_bad=skip_bad, progress=True,
+        adapter,
+        data_dir,
+        out,
+        split,
+        adapter_options(ctx, adapter),
+        mode=mode,
+        force=force,
+        skip_bad=skip_bad,
+        progress=True,
     )
     dataset = result.dataset
     for name, counter in dataset.counts().items():
@@ -149,6 +157,105 @@ def convert_command(
         typer.echo(f"{len(dataset.problems)} problem(s) skipped, listed in {result.out / 'skipped.txt'}")
     for path in result.files:
         typer.echo(f"wrote {path}")
+
+
+def config_flags(command):
+    """Add every TrainConfig key as a flag (`--image-resize`, `--pretrained/--no-pretrained`, ...).
+
+    Flags default to None, meaning "not given", so they override --config only when typed; the
+    command receives them as one `options` dict.
+    """
+    import inspect
+
+    from fgvctune.config import FIELDS
+
+    added, annotations = [], {}
+    for name, f in FIELDS.items():
+        if name == "adapter_options":
+            continue  # adapter options are the adapter's own flags, given after the others
+        flag = "--" + name.replace("_", "-")
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        kind = type(default)
+        extra = {"--adapter": ["-a"], "--data-dir": ["-d"]}.get(flag, [])
+        panel = f.metadata["panel"]
+        if kind is bool:
+            declared = [f"{flag}/--no-{flag[2:]}"]
+        else:
+            declared = [flag, *extra]
+        if name == "lr_mult":
+            kind = list[str]
+        elif kind is list:
+            kind = tuple[float, float]
+        default_text = None if kind is bool or default in ("", [], {}) else str(default)
+        option = typer.Option(
+            *declared, help=f.metadata["help"], rich_help_panel=panel, show_default=default_text or False
+        )
+        annotations[name] = Annotated[Optional[kind], option]
+        added.append(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotations[name])
+        )
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        options = {name: kwargs.pop(name) for name in list(kwargs) if name in FIELDS}
+        return command(*args, options=options, **kwargs)
+
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "options"]
+    wrapper.__signature__ = inspect.Signature(own + added)
+    wrapper.__annotations__ = {k: v for k, v in command.__annotations__.items() if k != "options"} | annotations
+    return wrapper
+
+
+ConfigOpt = Annotated[
+    Optional[Path], typer.Option("--config", "-c", help="YAML file of config keys; flags given override it.")
+]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show MindSpore's own messages and warnings.")]
+
+
+def resolved_config(ctx: typer.Context, config: Optional[Path], options: dict):
+    """Defaults < --config < flags given, with adapter options (extra args) parsed for the chosen adapter."""
+    from fgvctune import registry
+    from fgvctune.config import resolve
+
+    resolved = resolve(config, **options)
+    if ctx.args:
+        if not resolved.adapter:
+            fail(f"unexpected arguments {' '.join(ctx.args)}", "adapter options need --adapter", 2)
+        extra = registry.parse_options(registry.get(resolved.adapter), ctx.args)
+        resolved.adapter_options = {**resolved.adapter_options, **extra}
+    return resolved
+
+
+def verbosity(verbose: bool) -> None:
+    logging.getLogger("fgvctune").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+@app.command("train", context_settings=WITH_ADAPTER_OPTIONS)
+@handles_errors
+@config_flags
+def train_command(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Run folder (default: runs/<model>-<adapter>-<time>).")
+    ] = None,
+    resume: Annotated[
+        Optional[Path], typer.Option("--resume", help="Continue the run in this folder after its last finished epoch.")
+    ] = None,
+    verbose: VerboseOpt = False,
+    options: dict = None,
+):
+    """Fine-tune a pretrained MindCV model on a dataset. Adapter options (e.g. --level family) go after the others."""
+    from fgvctune.train import train
+
+    verbosity(verbose)
+    if resume:
+        run = train(resume=resume, verbose=verbose)
+    else:
+        run = train(resolved_config(ctx, config, options), output=output, verbose=verbose)
+    best = run.best
+    if best:
+        typer.echo(f"best val top-1 {best['val_top1']:.1%} at epoch {best['epoch']}; run folder {run.folder}")
 
 
 def main() -> None:

@@ -13,13 +13,12 @@ import io
 import json
 import os
 import shutil
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from fgvctune.dataset import LABELS_FILE, Dataset, encoded_image, folder_name, load_dataset, transformed_suffix
 from fgvctune.errors import DataError, UsageError
-from fgvctune.fileio import atomic_write_text, atomic_write_bytes
+from fgvctune.fileio import atomic_write_bytes, atomic_write_text
 
 MODES = ("hardlink", "symlink", "copy", "move")
 MANIFEST = ".fgvctune-tree.json"
@@ -50,7 +49,9 @@ def convert(
     force: bool = False,
     skip_bad: bool = False,
     progress: bool = False,
+    dataset: Dataset | None = None,
 ) -> ConvertResult:
+    """Write the class tree; `dataset` skips reading and checking when the caller already did."""
     if mode not in MODES:
         raise UsageError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     out = Path(out)
@@ -64,7 +65,8 @@ def convert(
     moved_before = manifest is not None and manifest["mode"] == "move"
     # Files an earlier `move` already placed are read from the tree, where they now live.
     relocated = {Path(src): out / dst for dst, src in previous.items() if (out / dst).is_file()} if moved_before else {}
-    dataset = load_dataset(adapter, data_dir, splits, options, skip_bad=skip_bad, relocated=relocated)
+    if dataset is None:
+        dataset = load_dataset(adapter, data_dir, splits, options, skip_bad=skip_bad, relocated=relocated)
     plan = _plan(dataset)
 
     stale = sorted(set(previous) - set(plan))
@@ -223,4 +225,3 @@ def _track(items, description: str, enabled: bool):
     from rich.progress import track
 
     return track(items, description=description, console=Console(stderr=True), transient=True)
-

@@ -161,6 +161,9 @@ def load_dataset(
     strict: bool = True,
     check_images: bool = True,
     relocated: dict[Path, Path] | None = None,
+    train_split: str = "",
+    eval_split: str = "",
+    roles: bool = False,
 ) -> Dataset:
     """Read a dataset through its adapter and check it.
 
@@ -169,14 +172,24 @@ def load_dataset(
     path to where it lives now (files that an interrupted `convert --mode move` already moved).
     """
     listing = open_adapter(adapter, data_dir, **(options or {})).read()
-    chosen = list(splits or listing.default_splits or listing.splits)
+    train_name = train_split or listing.train_split
+    eval_name = eval_split or listing.eval_split
+    if roles:
+        if not train_name or not eval_name or train_name == eval_name:
+            raise UsageError(
+                f"cannot tell which splits to train and evaluate on (this dataset has {', '.join(listing.splits)})",
+                hint="name them with --train-split and --val-split",
+            )
+        chosen = [train_name, eval_name]
+    else:
+        chosen = list(splits or listing.default_splits or listing.splits)
     for split in chosen:
         if split not in listing.splits:
             raise UsageError(
                 f"split {split!r} is not in this dataset; it has: {', '.join(listing.splits) or 'no splits'}"
             )
-    train = listing.train_split if listing.train_split in chosen else None
-    evaluated = listing.eval_split if listing.eval_split in chosen else None
+    train = train_name if train_name in chosen else None
+    evaluated = eval_name if eval_name in chosen else None
     problems = list(listing.problems)
     kept: dict[str, list[Sample]] = {}
     for split in chosen:
@@ -196,7 +209,9 @@ def load_dataset(
     present = {s.label for s in reference}
     classes = set(declared) if declared is not None else present
     for name in sorted(classes - present):
-        problems.append(Problem(train or "dataset", f"class {name!r} has no samples{f' in split {train!r}' if train else ''}"))
+        problems.append(
+            Problem(train or "dataset", f"class {name!r} has no samples{f' in split {train!r}' if train else ''}")
+        )
     classes &= present
     if train:
         for split in chosen:

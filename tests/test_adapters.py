@@ -80,15 +80,23 @@ def test_csv_default_columns_and_awkward_labels(tmp_path):
 
 
 def test_csv_chosen_columns_and_named_file(tmp_path):
-    root = make_csv(tmp_path / "csv", [("a.png", "x", None, (1, 2, 3)), ("b.png", "y", None, (9, 9, 9))],
-                    header=("image", "species"), name="mine.csv")
+    root = make_csv(
+        tmp_path / "csv",
+        [("a.png", "x", None, (1, 2, 3)), ("b.png", "y", None, (9, 9, 9))],
+        header=("image", "species"),
+        name="mine.csv",
+    )
     make_csv(root, [], name="other.csv")
     with pytest.raises(DataError, match="2 CSV files"):
         load_dataset("csv", root)
     with pytest.raises(DataError, match="no column 'filepath/path'"):
         load_dataset("csv", root, options={"file": "mine.csv"})
-    dataset = load_dataset("csv", root, options={"file": "mine.csv", "path_column": "image",
-                                                 "label_column": "species", "val_fraction": 0.5}, strict=False)
+    dataset = load_dataset(
+        "csv",
+        root,
+        options={"file": "mine.csv", "path_column": "image", "label_column": "species", "val_fraction": 0.5},
+        strict=False,
+    )
     assert dataset.labels.classes == ("x", "y")
 
 
@@ -119,8 +127,11 @@ def test_adapter_contract(name, aircraft, folder, tmp_path):
     """Every registered adapter: a dataclass with data_dir, documented options, and a Listing from read()."""
     info = registry.get(name)
     assert info.summary and all(f.metadata.get("help") for f in info.options())
-    data_dir = {"aircraft": aircraft, "folder": folder,
-                "csv": make_csv(tmp_path / "c", [("a.jpg", "x", "train", (1, 1, 1)), ("b.jpg", "x", "val", (2, 2, 2))])}[name]
+    data_dir = {
+        "aircraft": aircraft,
+        "folder": folder,
+        "csv": make_csv(tmp_path / "c", [("a.jpg", "x", "train", (1, 1, 1)), ("b.jpg", "x", "val", (2, 2, 2))]),
+    }[name]
     listing = info.cls(data_dir=data_dir).read()
     assert listing.splits
     for samples in listing.splits.values():

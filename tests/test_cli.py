@@ -25,8 +25,12 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_help_and_data_commands_do_not_import_mindspore(aircraft, tmp_path):
-    for args in (["--help"], ["adapters"], ["convert", "-a", "aircraft", "-d", str(aircraft), "-o", str(tmp_path / "o")],
-                 ["info", "-a", "aircraft", "-d", str(aircraft)]):
+    for args in (
+        ["--help"],
+        ["adapters"],
+        ["convert", "-a", "aircraft", "-d", str(aircraft), "-o", str(tmp_path / "o")],
+        ["info", "-a", "aircraft", "-d", str(aircraft)],
+    ):
         result = run_cli(*args)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip().endswith("no mindspore"), args
@@ -62,10 +66,25 @@ def test_info_reports_counts_and_problems(aircraft):
 
 
 def test_convert_command_summary(aircraft, tmp_path):
-    result = runner.invoke(app, ["convert", "-a", "aircraft", "-d", str(aircraft), "-o", str(tmp_path / "o"),
-                                 "--split", "test", "--mode", "copy"])
+    result = runner.invoke(
+        app,
+        [
+            "convert",
+            "-a",
+            "aircraft",
+            "-d",
+            str(aircraft),
+            "-o",
+            str(tmp_path / "o"),
+            "--split",
+            "test",
+            "--mode",
+            "copy",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "test: 6 images in 3 class folders" in result.output and "6 placed (copy)" in result.output
-    bad_mode = runner.invoke(app, ["convert", "-a", "aircraft", "-d", str(aircraft), "-o", str(tmp_path / "p"),
-                                   "--mode", "teleport"])
+    bad_mode = runner.invoke(
+        app, ["convert", "-a", "aircraft", "-d", str(aircraft), "-o", str(tmp_path / "p"), "--mode", "teleport"]
+    )
     assert bad_mode.exit_code == 2 and "--mode must be one of" in bad_mode.output

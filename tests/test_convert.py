@@ -15,11 +15,7 @@ from fgvctune.errors import DataError
 
 
 def tree(out: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(out)): p.read_bytes()
-        for p in sorted(out.rglob("*"))
-        if p.is_file() and p.parent != out
-    }
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file() and p.parent != out}
 
 
 @pytest.mark.parametrize("level", ["variant", "family", "manufacturer"])
@@ -119,7 +115,11 @@ def test_interrupted_move_loses_nothing_and_rerun_completes(aircraft, tmp_path, 
 
 
 def test_same_file_name_from_two_folders(tmp_path):
-    rows = [("x/a.jpg", "k", "train", (1, 1, 1)), ("y/a.jpg", "k", "train", (200, 1, 1)), ("z/b.jpg", "k", "val", (9, 9, 9))]
+    rows = [
+        ("x/a.jpg", "k", "train", (1, 1, 1)),
+        ("y/a.jpg", "k", "train", (200, 1, 1)),
+        ("z/b.jpg", "k", "val", (9, 9, 9)),
+    ]
     root = make_csv(tmp_path / "d", rows)
     out = tmp_path / "out"
     convert("csv", root, out)

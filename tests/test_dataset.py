@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -15,11 +14,19 @@ from fgvctune.errors import DataError
 
 
 def csv_root(tmp_path, rows):
-    return make_csv(tmp_path / "d", [(p, l, s, (10 * i, 50, 90)) for i, (p, l, s) in enumerate(rows)])
+    return make_csv(
+        tmp_path / "d", [(path, label, split, (10 * i, 50, 90)) for i, (path, label, split) in enumerate(rows)]
+    )
 
 
-GOOD = [("a0.jpg", "a", "train"), ("a1.jpg", "a", "train"), ("b0.jpg", "b", "train"),
-        ("b1.jpg", "b", "train"), ("a2.jpg", "a", "val"), ("b2.jpg", "b", "val")]
+GOOD = [
+    ("a0.jpg", "a", "train"),
+    ("a1.jpg", "a", "train"),
+    ("b0.jpg", "b", "train"),
+    ("b1.jpg", "b", "train"),
+    ("a2.jpg", "a", "val"),
+    ("b2.jpg", "b", "val"),
+]
 
 
 def problems_of(root, **kw):
@@ -52,7 +59,9 @@ def test_truncated_png(tmp_path):
 
 def test_duplicate_entries(tmp_path):
     root = csv_root(tmp_path, GOOD + [("a0.jpg", "a", "train")])
-    assert problems_of(root) == [f"{root / 'labels.csv'}:8: duplicate entry for a0.jpg (first at {root / 'labels.csv'}:2)"]
+    assert problems_of(root) == [
+        f"{root / 'labels.csv'}:8: duplicate entry for a0.jpg (first at {root / 'labels.csv'}:2)"
+    ]
 
 
 def test_empty_class_and_eval_only_class(tmp_path):

@@ -56,7 +56,9 @@ def test_third_party_adapter_is_listed_and_converts(plugin_installed, tmp_path):
     listed = runner.invoke(app, ["adapters"])
     assert listed.exit_code == 0 and "listfile  (fgvctune-listfile 0.1.0)" in listed.output
     assert "--images text" in listed.output
-    result = runner.invoke(app, ["convert", "-a", "listfile", "-d", str(data), "-o", str(tmp_path / "out"), "--images", "img"])
+    result = runner.invoke(
+        app, ["convert", "-a", "listfile", "-d", str(data), "-o", str(tmp_path / "out"), "--images", "img"]
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "out" / "train").iterdir()) == ["class a", "class b"]
 
@@ -78,9 +80,14 @@ def test_unknown_adapter_names_the_known_ones():
 
 def test_parse_options_types_and_errors():
     aircraft = registry.get("aircraft")
-    assert registry.parse_options(aircraft, ["--level", "family", "--crop-box"]) == {"level": "family", "crop_box": True}
+    assert registry.parse_options(aircraft, ["--level", "family", "--crop-box"]) == {
+        "level": "family",
+        "crop_box": True,
+    }
     assert registry.parse_options(aircraft, ["--level=manufacturer", "--no-strip-banner"]) == {
-        "level": "manufacturer", "strip_banner": False}
+        "level": "manufacturer",
+        "strip_banner": False,
+    }
     csv = registry.get("csv")
     assert registry.parse_options(csv, ["--val-fraction", "0.25", "--seed=3"]) == {"val_fraction": 0.25, "seed": 3}
     with pytest.raises(UsageError, match="--level must be one of variant, family, manufacturer"):

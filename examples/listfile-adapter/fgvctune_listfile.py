@@ -29,6 +29,10 @@ class ListFileAdapter:
                     problems.append(Problem(f"{list_file}:{number}", "expected '<image path> <class name>'"))
                     continue
                 samples.append(Sample(self.data_dir / self.images / path, label.strip(), f"{list_file}:{number}"))
-        return Listing(root=self.data_dir, splits=splits, problems=problems,
-                       train_split="train" if "train" in splits else None,
-                       eval_split="val" if "val" in splits else None)
+        return Listing(
+            root=self.data_dir,
+            splits=splits,
+            problems=problems,
+            train_split="train" if "train" in splits else None,
+            eval_split="val" if "val" in splits else None,
+        )

@@ -1,0 +1,444 @@
+"""The training core: one loop for every adapter, read mode and strategy.
+
+A run folder holds everything a run makes: config.yaml (the resolved configuration), labels.csv,
+results.txt (a row per finished epoch), last.ckpt (weights, optimizer state and schedule position
+after the last finished epoch) and best.ckpt (the weights with the best val top-1). Every file is
+written atomically after each epoch, so a killed run loses at most the epoch it was in.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from fgvctune import config as config_module
+from fgvctune.config import TrainConfig
+from fgvctune.dataset import LABELS_FILE, load_dataset
+from fgvctune.errors import FgvctuneError, ModelError, UsageError
+from fgvctune.fileio import atomic_write_text
+
+RESULTS_FILE = "results.txt"
+CONFIG_FILE = "config.yaml"
+BEST, LAST = "best.ckpt", "last.ckpt"
+COLUMNS = ("epoch", "train_loss", "train_acc", "val_top1", "val_top5", "lr", "seconds")
+
+
+class Interrupted(FgvctuneError):
+    exit_code = 130
+
+
+@dataclass
+class Run:
+    folder: Path
+    config: TrainConfig
+    rows: list[dict] = field(default_factory=list)
+    trainable_params: int = 0
+
+    @property
+    def best(self) -> dict | None:
+        return max(self.rows, key=lambda r: r["val_top1"]) if self.rows else None
+
+
+def read_results(folder: Path) -> list[dict]:
+    path = Path(folder) / RESULTS_FILE
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()[1:]
+    rows = []
+    for line in lines:
+        values = line.split("\t")
+        rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in zip(COLUMNS, values)})
+    return rows
+
+
+def _results_text(rows: list[dict]) -> str:
+    lines = ["\t".join(COLUMNS)]
+    for r in rows:
+        lines.append(
+            f"{r['epoch']}\t{r['train_loss']:.4f}\t{r['train_acc']:.4f}\t{r['val_top1']:.4f}\t"
+            f"{r['val_top5']:.4f}\t{r['lr']:.6g}\t{r['seconds']:.1f}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def default_output(config: TrainConfig) -> Path:
+    return Path("runs") / f"{config.model}-{config.adapter}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def train(
+    config: TrainConfig | None = None,
+    *,
+    config_file: str | Path | None = None,
+    output: str | Path | None = None,
+    resume: str | Path | None = None,
+    verbose: bool = False,
+    progress: bool = True,
+    log=print,
+    **options,
+) -> Run:
+    """Fine-tune a MindCV model; every TrainConfig key is also a keyword here.
+
+    >>> fgvctune.train(adapter="aircraft", data_dir="data/aircraft-sample", epoch_size=5, freeze="7")
+    """
+    if resume:
+        folder = Path(resume)
+        if not (folder / CONFIG_FILE).is_file():
+            raise UsageError(
+                f"{folder} is not a run folder (no {CONFIG_FILE})", hint="pass the folder of an earlier run"
+            )
+        config = config_module.resolve(folder / CONFIG_FILE)
+    else:
+        config = config or config_module.resolve(config_file, **options)
+        if not config.adapter or not config.data_dir:
+            raise UsageError("no dataset given", hint="pass --adapter and --data-dir (or set them in --config)")
+        folder = Path(output) if output else default_output(config)
+        if (folder / RESULTS_FILE).exists():
+            raise UsageError(
+                f"{folder} already holds a run", hint=f"continue it with --resume {folder}, or pick another --output"
+            )
+    return Trainer(config, folder, resume=bool(resume), verbose=verbose, progress=progress, log=log).run()
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, folder: Path, resume: bool, verbose: bool, progress: bool, log):
+        self.config, self.folder, self.resume = config, folder, resume
+        self.verbose, self.progress, self.log = verbose, progress, log
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def run(self) -> Run:
+        from fgvctune import distributed, runtime
+
+        c = self.config
+        if c.ckpt_path and not Path(c.ckpt_path).is_file():
+            raise ModelError(f"checkpoint {c.ckpt_path} does not exist", hint="check --ckpt-path")
+        self.ms = runtime.start(self.verbose, c.mode, c.device_target, c.seed)
+        self.dist = distributed.setup(c.distribute)
+        random.seed(c.seed)
+        np.random.seed(c.seed)
+        import mindspore.dataset as ds
+
+        ds.config.set_seed(c.seed)
+
+        self.dataset = load_dataset(
+            c.adapter,
+            c.data_dir,
+            options=c.adapter_options,
+            skip_bad=c.skip_bad,
+            train_split=c.train_split,
+            eval_split=c.val_split,
+            roles=True,
+        )
+        classes = len(self.dataset.labels)
+        if c.num_classes and c.num_classes != classes:
+            raise UsageError(
+                f"num_classes is {c.num_classes} but the data has {classes} classes",
+                hint="drop num_classes: it comes from the data",
+            )
+        c.num_classes = classes
+        c.train_split, c.val_split = self.dataset.train_split, self.dataset.eval_split
+        if self.dist.is_writer:
+            self._write_run_files()
+        self._build_data()
+        self._build_model()
+        return self._loop()
+
+    def _write_run_files(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.folder / CONFIG_FILE, config_module.dump_yaml(self.config))
+        atomic_write_text(self.folder / LABELS_FILE, self.dataset.labels.to_csv())
+        if self.dataset.problems:
+            atomic_write_text(self.folder / "skipped.txt", self.dataset.skipped_report())
+
+    def _build_data(self) -> None:
+        from fgvctune import pipeline
+
+        c, d = self.config, self.dataset
+        tree = pipeline.class_tree(d, c) if c.read == "offline" else None
+        shard = pipeline.Shard(self.dist.size, self.dist.rank)
+        self.train_loader = pipeline.loader(d, d.train_split, c, training=True, shard=shard, tree=tree)
+        self.val_loader = pipeline.loader(d, d.eval_split, c, training=False, shard=shard, tree=tree)
+        self.steps_per_epoch = self.train_loader.get_dataset_size()
+        self.log(
+            f"data: {c.adapter} at {c.data_dir}, {len(d.labels)} classes, "
+            f"{len(d.splits[d.train_split])} {d.train_split} / {len(d.splits[d.eval_split])} {d.eval_split} images, "
+            f"read {c.read}" + (f" from {tree}" if tree else "")
+        )
+
+    def _build_model(self) -> None:
+        import mindcv
+
+        from fgvctune.model import create_network
+
+        c = self.config
+        self.network, report = create_network(c.model, c.num_classes, c.pretrained, c.ckpt_path)
+        self.learnable = {p.name for p in self.network.trainable_params()}
+        self.log(f"model: {c.model}, {report.summary()}")
+        self.loss_fn = mindcv.create_loss(name="CE", label_smoothing=c.label_smoothing)
+        lr = c.lr * (self.dist.size if c.scale_lr else 1)
+        self.lr_steps = list(
+            mindcv.create_scheduler(
+                steps_per_epoch=self.steps_per_epoch,
+                scheduler=c.scheduler,
+                lr=lr,
+                min_lr=c.min_lr,
+                warmup_epochs=c.warmup_epochs,
+                warmup_factor=c.warmup_factor,
+                decay_epochs=c.decay_epochs or max(1, c.epoch_size - c.warmup_epochs),
+                decay_rate=c.decay_rate,
+                num_epochs=c.epoch_size,
+            )
+        )
+
+    def _build_step(self, head_only: bool, start_step: int = 0):
+        """Strategy, optimizer and compiled train step for one phase of training."""
+        import mindcv
+
+        from fgvctune import strategy
+
+        c = self.config
+        plan = strategy.plan(
+            self.network,
+            c.model,
+            c.freeze,
+            c.linear_probe,
+            c.lr_mult,
+            c.layer_decay,
+            c.weight_decay_filter,
+            head_only=head_only,
+            learnable=self.learnable,
+        )
+        self.frozen_norms = strategy.apply(self.network, plan)
+        self.strategy = plan
+        groups = strategy.param_groups(self.network, plan, self.lr_steps, c.weight_decay)
+        optimizer = mindcv.create_optimizer(
+            groups,
+            opt=c.opt,
+            lr=self.lr_steps,
+            weight_decay=c.weight_decay,
+            momentum=c.momentum,
+            nesterov=c.nesterov,
+            weight_decay_filter="auto",
+            loss_scale=c.loss_scale,
+        )
+        if start_step:
+            optimizer.global_step.set_data(self.ms.Tensor([start_step], self.ms.int32))
+        self.optimizer = optimizer
+        self.step = TrainStep(self.network, self.loss_fn, optimizer, self.dist.reducer(optimizer.parameters))
+        trainable = sum(p.size for p in plan.params if p.trainable)
+        total = sum(p.size for p in plan.params)
+        phase = "head only (gradual unfreezing)" if head_only else "strategy"
+        self.log(
+            f"{phase}: {trainable:,} of {total:,} parameters train, {len(plan.frozen)} tensors frozen, "
+            f"{len(groups) - 1} optimizer group(s)"
+        )
+        self.trainable = trainable
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _loop(self) -> Run:
+        c = self.config
+        rows: list[dict] = []
+        start_epoch = 0
+        if self.resume:
+            start_epoch, rows = self._restore()
+        phase_head = c.unfreeze_after > start_epoch
+        self._build_step(head_only=phase_head, start_step=start_epoch * self.steps_per_epoch)
+        if self.resume:
+            self._load_last()
+        best = max((r["val_top1"] for r in rows), default=-1.0)
+        since_best = 0
+        run = Run(self.folder, c, rows)
+        try:
+            for epoch in range(start_epoch, c.epoch_size):
+                if phase_head and epoch >= c.unfreeze_after:
+                    phase_head = False
+                    self._build_step(head_only=False, start_step=epoch * self.steps_per_epoch)
+                row = self._epoch(epoch)
+                rows.append(row)
+                improved = row["val_top1"] > best
+                if improved:
+                    best, since_best = row["val_top1"], 0
+                else:
+                    since_best += 1
+                if self.dist.is_writer:
+                    atomic_write_text(self.folder / RESULTS_FILE, _results_text(rows))
+                    if improved:
+                        self._save(self.network, BEST, epoch + 1)
+                    self._save(self.step, LAST, epoch + 1)
+                self.log(self._epoch_line(row, improved))
+                if c.early_stop and since_best >= c.early_stop:
+                    self.log(f"early stop: no better val top-1 for {c.early_stop} epochs")
+                    break
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted; {len(rows)} finished epoch(s) are saved in {self.folder}",
+                hint=f"continue with: fgvctune train --resume {self.folder}",
+            ) from None
+        run.rows = rows
+        run.trainable_params = self.trainable
+        if self.dist.is_writer:
+            self._after_training(run)
+        return run
+
+    def _epoch_line(self, row: dict, improved: bool) -> str:
+        return (
+            f"epoch {row['epoch']}/{self.config.epoch_size}  loss {row['train_loss']:.4f}  "
+            f"train acc {row['train_acc']:.1%}  val top-1 {row['val_top1']:.1%}  top-{self._k} {row['val_top5']:.1%}  "
+            f"lr {row['lr']:.3g}  {row['images_per_second']:.1f} img/s  {row['seconds']:.1f} s"
+            + ("  *best*" if improved else "")
+        )
+
+    @property
+    def _k(self) -> int:
+        from fgvctune.metrics import top_k
+
+        return top_k(self.config.num_classes)
+
+    def _epoch(self, epoch: int) -> dict:
+        from fgvctune import metrics, strategy
+
+        c = self.config
+        self.step.set_train(True)
+        strategy.set_train_mode(self.network, True, self.frozen_norms)
+        losses, correct, seen = 0.0, 0, 0
+        started = time.perf_counter()
+        bar = _Progress(
+            self.steps_per_epoch, f"epoch {epoch + 1}/{c.epoch_size}", self.progress and self.dist.is_writer
+        )
+        with bar:
+            for images, labels in self.train_loader.create_tuple_iterator(num_epochs=1):
+                loss, logits = self.step(images, labels)
+                n = images.shape[0]
+                truth = labels.asnumpy()
+                truth = truth.argmax(axis=1) if truth.ndim == 2 else truth
+                losses += float(loss.asnumpy()) * n
+                correct += int((logits.asnumpy().argmax(axis=1) == truth).sum())
+                seen += n
+                step_index = epoch * self.steps_per_epoch + min(bar.done, self.steps_per_epoch - 1)
+                bar.advance(
+                    loss=losses / seen,
+                    lr=self.lr_steps[step_index],
+                    rate=seen / max(time.perf_counter() - started, 1e-9),
+                )
+        train_seconds = time.perf_counter() - started
+        logits, labels = metrics.predict(self.network, self.val_loader, c.batch_size)
+        counts = self.dist.sum(
+            [
+                metrics.correct_at(logits, labels, 1),
+                metrics.correct_at(logits, labels, self._k),
+                len(labels),
+                correct,
+                seen,
+                losses,
+            ]
+        )
+        top1, topk, total, correct, seen, losses = counts
+        return {
+            "epoch": epoch + 1,
+            "train_loss": losses / max(seen, 1),
+            "train_acc": correct / max(seen, 1),
+            "val_top1": top1 / max(total, 1),
+            "val_top5": topk / max(total, 1),
+            "lr": self.lr_steps[min((epoch + 1) * self.steps_per_epoch, len(self.lr_steps)) - 1],
+            "seconds": time.perf_counter() - started,
+            "images_per_second": seen / self.dist.size / max(train_seconds, 1e-9),
+        }
+
+    # -- files ----------------------------------------------------------------------------------
+    def _save(self, cell, name: str, epoch: int) -> None:
+        """Save through a temporary name, so a reader sees the old checkpoint or the new one."""
+        target = self.folder / name
+        tmp = self.folder / f".{name}.tmp.ckpt"
+        self.ms.save_checkpoint(cell, str(tmp), append_dict={"fgvctune_epoch": epoch})
+        os.replace(tmp, target)
+
+    def _restore(self) -> tuple[int, list[dict]]:
+        last = self.folder / LAST
+        if not last.is_file():
+            return 0, []
+        saved = self.ms.load_checkpoint(str(last), choice_func=lambda name: name == "fgvctune_epoch")
+        epoch = int(saved["fgvctune_epoch"].asnumpy()) if "fgvctune_epoch" in saved else 0
+        rows = [r for r in read_results(self.folder) if r["epoch"] <= epoch]
+        if epoch >= self.config.epoch_size:
+            raise UsageError(f"{self.folder} already finished its {self.config.epoch_size} epochs")
+        self.log(f"resuming {self.folder} after epoch {epoch}")
+        return epoch, rows
+
+    def _load_last(self) -> None:
+        last = self.folder / LAST
+        if last.is_file():
+            params = self.ms.load_checkpoint(str(last))
+            params.pop("fgvctune_epoch", None)
+            self.ms.load_param_into_net(self.step, params, strict_load=False)
+
+    def _after_training(self, run: Run) -> None:
+        from fgvctune.plots import training_curves
+
+        training_curves(self.folder)
+
+
+class _Progress:
+    """A transient progress bar on stderr with loss, learning rate and images per second."""
+
+    def __init__(self, total: int, title: str, enabled: bool):
+        self.total, self.title, self.done = total, title, 0
+        self.enabled = enabled and sys.stderr.isatty()  # a bar in a log file is just noise
+        self._bar = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.title, total=self.total, info="")
+        return self
+
+    def advance(self, loss: float, lr: float, rate: float) -> None:
+        self.done += 1
+        if self._bar:
+            self._bar.update(self._task, advance=1, info=f"loss {loss:.4f} lr {lr:.3g} {rate:.1f} img/s")
+
+    def __exit__(self, *exc):
+        if self._bar:
+            self._bar.__exit__(*exc)
+        return False
+
+
+def TrainStep(network, loss_fn, optimizer, reducer):
+    """Forward, loss, gradients (averaged across workers when distributed) and the update, as one cell."""
+    import mindspore as ms
+    from mindspore import nn, ops
+
+    class _TrainStep(nn.Cell):
+        def __init__(self):
+            super().__init__(auto_prefix=False)  # keep parameter names as the network has them
+            self.network, self.loss_fn, self.optimizer, self.reducer = network, loss_fn, optimizer, reducer
+            self.grad_fn = ms.value_and_grad(self.forward, None, optimizer.parameters, has_aux=True)
+
+        def forward(self, images, labels):
+            logits = self.network(images)
+            return self.loss_fn(logits, labels), logits
+
+        def construct(self, images, labels):
+            (loss, logits), grads = self.grad_fn(images, labels)
+            grads = self.reducer(grads)
+            loss = ops.depend(loss, self.optimizer(grads))
+            return loss, logits
+
+    return _TrainStep()

@@ -1,0 +1,83 @@
+"""Weights: local checkpoints the tests make themselves, and the download path when offline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fgvctune import runtime
+from fgvctune.errors import ModelError
+from fgvctune.model import create_network
+
+ms = runtime.start(mode="pynative")
+import mindcv  # noqa: E402
+
+MODEL = "mobilenet_v3_small_100"
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """A 1000-class network and its checkpoint, as a downloaded MindCV checkpoint would be."""
+    net = mindcv.create_model(MODEL, num_classes=1000)
+    path = tmp_path_factory.mktemp("ckpt") / "imagenet.ckpt"
+    ms.save_checkpoint(net, str(path))
+    return net, path
+
+
+def test_other_class_count_drops_only_the_classifier(source):
+    net, path = source
+    fresh, report = create_network(MODEL, 7, ckpt_path=str(path))
+    assert report.dropped == ["classifier.3.weight", "classifier.3.bias"]
+    assert not report.missing and not report.unexpected
+    mine, theirs = fresh.parameters_dict(), net.parameters_dict()
+    for name in ("features.0.weight", "classifier.0.weight", "features.1.moving_mean"):
+        np.testing.assert_array_equal(mine[name].asnumpy(), theirs[name].asnumpy())
+    assert mine["classifier.3.weight"].shape == (7, 1024)
+
+
+def test_training_checkpoint_leaves_optimizer_state_out(tmp_path):
+    from fgvctune.train import TrainStep
+
+    net = mindcv.create_model(MODEL, num_classes=4)
+    optimizer = mindcv.create_optimizer(net.trainable_params(), opt="adamw", lr=0.01)
+    step = TrainStep(net, mindcv.create_loss("CE"), optimizer, ms.nn.Identity())
+    path = tmp_path / "last.ckpt"
+    ms.save_checkpoint(step, str(path), append_dict={"fgvctune_epoch": 3})
+    _, report = create_network(MODEL, 4, ckpt_path=str(path))
+    assert report.optimizer_state > 2 * len(net.trainable_params()) and not report.unexpected
+    assert report.loaded == len(net.parameters_dict()) and not report.dropped
+
+
+def test_missing_path_is_an_error_not_random_weights(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        create_network(MODEL, 3, ckpt_path=str(tmp_path / "nope.ckpt"))
+
+
+def test_not_a_checkpoint(tmp_path):
+    path = tmp_path / "junk.ckpt"
+    path.write_bytes(b"definitely not protobuf" * 10)
+    with pytest.raises(ModelError, match="not a readable MindSpore checkpoint"):
+        create_network(MODEL, 3, ckpt_path=str(path))
+
+
+def test_checkpoint_of_another_architecture(tmp_path):
+    path = tmp_path / "resnet.ckpt"
+    ms.save_checkpoint(mindcv.create_model("resnet18", num_classes=3), str(path))
+    with pytest.raises(ModelError, match="does not fit mobilenet_v3_small_100"):
+        create_network(MODEL, 3, ckpt_path=str(path))
+
+
+def test_offline_download_fails_with_a_hint(monkeypatch, tmp_path):
+    from mindcv.models.registry import _model_pretrained_cfgs
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # MindCV downloads under ~/.mindspore
+    monkeypatch.setitem(_model_pretrained_cfgs[MODEL], "url", "http://127.0.0.1:9/mobilenet.ckpt")
+    with pytest.raises(ModelError, match="could not download pretrained weights") as caught:
+        create_network(MODEL, 3, pretrained=True)
+    assert "--ckpt-path" in caught.value.hint
+    assert not list(tmp_path.rglob("mobilenet.ckpt"))  # no empty file left for the next try to trust
+
+
+def test_unknown_model():
+    with pytest.raises(ModelError, match="unknown model 'mobilenet_v9'"):
+        create_network("mobilenet_v9", 3)
