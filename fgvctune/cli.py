@@ -258,6 +258,177 @@ def train_command(
         typer.echo(f"best val top-1 {best['val_top1']:.1%} at epoch {best['epoch']}; run folder {run.folder}")
 
 
+RunArg = Annotated[Optional[Path], typer.Argument(help="A run folder (the --output of `fgvctune train`).")]
+CheckpointOpt = Annotated[str, typer.Option("--checkpoint", help="Which checkpoint of the run: best or last.")]
+CkptPathOpt = Annotated[
+    Optional[Path], typer.Option("--ckpt-path", help="A checkpoint outside a run folder (with --config).")
+]
+
+
+@app.command("eval", context_settings=WITH_ADAPTER_OPTIONS)
+@handles_errors
+def eval_command(
+    ctx: typer.Context,
+    run: RunArg = None,
+    split: Annotated[
+        Optional[str], typer.Option("--split", "-s", help="Split to evaluate (default: the run's val split).")
+    ] = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Folder for eval.json and the confusion matrix.")
+    ] = None,
+    checkpoint: CheckpointOpt = "best",
+    ckpt_path: CkptPathOpt = None,
+    config: ConfigOpt = None,
+    adapter: Annotated[
+        str, typer.Option("--adapter", "-a", help="Evaluate on another dataset (classes matched by name).")
+    ] = "",
+    data_dir: Annotated[str, typer.Option("--data-dir", "-d", help="That dataset's folder.")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print eval.json instead of the summary.")] = False,
+    verbose: VerboseOpt = False,
+):
+    """Evaluate a checkpoint: top-1, top-5, mean per-class accuracy, confusion matrix (CSV and PNG)."""
+    from fgvctune.evaluate import evaluate
+
+    verbosity(verbose)
+    options = adapter_options(ctx, adapter) if ctx.args else None
+    result = evaluate(run, split, output, checkpoint, ckpt_path, config, adapter, data_dir, options, verbose)
+    if as_json:
+        typer.echo(result.to_json())
+        return
+    typer.echo(
+        f"{result.checkpoint} on {result.split} ({result.count} images): top-1 {result.top1:.2%}  "
+        f"top-{result.k} {result.top5:.2%}  mean per-class {result.mean_per_class:.2%}"
+    )
+    for true, predicted, count in result.confused[:5]:
+        typer.echo(f"  confused: {true} -> {predicted} ({count}x)")
+    for path in result.files:
+        typer.echo(f"wrote {path}")
+
+
+@app.command("predict")
+@handles_errors
+def predict_command(
+    run: RunArg = None,
+    images: Annotated[
+        Optional[list[Path]], typer.Argument(help="Image files or folders (default: predict a split).")
+    ] = None,
+    split: Annotated[
+        Optional[str], typer.Option("--split", "-s", help="Split to predict (default: the run's val split).")
+    ] = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Folder for pred.txt / predictions.csv and the grid.")
+    ] = None,
+    top: Annotated[int, typer.Option("--top", "-k", help="Classes to show per image.")] = 5,
+    grid: Annotated[int, typer.Option("--grid", help="Images in predictions.png (0: none).")] = 16,
+    checkpoint: CheckpointOpt = "best",
+    ckpt_path: CkptPathOpt = None,
+    config: ConfigOpt = None,
+    verbose: VerboseOpt = False,
+):
+    """Predict a split (pred.txt with true and predicted labels) or any image files, with a picture grid."""
+    from fgvctune.evaluate import predict_images, predict_split
+
+    verbosity(verbose)
+    if images:
+        result = predict_images(run, images, output, top, checkpoint, ckpt_path, config, grid, verbose)
+        width = max(len(r["image"]) for r in result.rows)
+        for r in result.rows:
+            ranked = "  ".join(f"{name} {p:.1%}" for name, p in r["top"])
+            typer.echo(f"{r['image'].ljust(width)}  {ranked}")
+    else:
+        result = predict_split(run, split, output, checkpoint, ckpt_path, config, grid, verbose)
+        right = sum(r["pred"] == r["real"] for r in result.rows)
+        typer.echo(f"{len(result.rows)} images, {right} predicted right ({right / len(result.rows):.2%})")
+    for path in result.files:
+        typer.echo(f"wrote {path}")
+
+
+@app.command("layers")
+@handles_errors
+def layers_command(
+    model: Annotated[str, typer.Argument(help="A MindCV model name, or a run folder.")],
+    freeze: Annotated[
+        Optional[str], typer.Option("--freeze", help="Freeze the first N feature blocks, or all.")
+    ] = None,
+    linear_probe: Annotated[bool, typer.Option("--linear-probe", help="Train only the final classifier.")] = False,
+    lr_mult: Annotated[Optional[list[str]], typer.Option("--lr-mult", help="PATTERN=FACTOR (repeatable).")] = None,
+    layer_decay: Annotated[Optional[float], typer.Option("--layer-decay", help="Layer-wise rate decay.")] = None,
+    verbose: VerboseOpt = False,
+):
+    """List a model's blocks in order: name prefix, parameters, trainable or not and rate multiplier under a strategy."""
+    from fgvctune.strategy import layers
+
+    verbosity(verbose)
+    plan = layers(model, freeze=freeze, linear_probe=linear_probe, lr_mult=lr_mult or None, layer_decay=layer_decay)
+    rows = plan.rows()
+    width = max(len(r["prefix"]) for r in rows)
+    typer.echo(f"{'#':>3}  {'block prefix'.ljust(width)}  {'params':>10}  trainable  lr x")
+    for i, r in enumerate(rows):
+        index = str(i) if r["block"] != "head" else "-"
+        typer.echo(f"{index:>3}  {r['prefix'].ljust(width)}  {r['params']:>10,}  {r['trainable']:<9}  {r['lr_mult']}")
+    trainable = sum(p.size for p in plan.params if p.trainable)
+    total = sum(p.size for p in plan.params)
+    typer.echo(
+        f"{len(plan.blocks)} feature blocks; classifier {plan.classifier}; {trainable:,} of {total:,} parameters train"
+    )
+
+
+@app.command("compare", context_settings=WITH_ADAPTER_OPTIONS)
+@handles_errors
+@config_flags
+def compare_command(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for one run per strategy and the table.")
+    ] = Path("runs/compare"),
+    strategy: Annotated[
+        Optional[list[str]],
+        typer.Option("--strategy", help="Strategies to run (repeatable; default: the tutorial's five)."),
+    ] = None,
+    verbose: VerboseOpt = False,
+    options: dict = None,
+):
+    """Train the tutorial's strategies on the same data and settings; write the table as Markdown and CSV."""
+    from fgvctune.compare import compare
+
+    verbosity(verbose)
+    compare(resolved_config(ctx, config, options), output, strategy, verbose)
+    typer.echo((output / "compare.md").read_text(encoding="utf-8"))
+    typer.echo(f"wrote {output / 'compare.md'} and {output / 'compare.csv'}")
+
+
+@app.command("export")
+@handles_errors
+def export_command(
+    run: Annotated[Path, typer.Argument(help="A run folder.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="MINDIR or ONNX.")] = "MINDIR",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder (default: RUN/export).")] = None,
+    checkpoint: CheckpointOpt = "best",
+    verbose: VerboseOpt = False,
+):
+    """Export the network for deployment, with labels.csv beside it, checked against the checkpoint."""
+    from fgvctune.export import export
+
+    verbosity(verbose)
+    result = export(run, fmt, output, checkpoint, verbose=verbose)
+    if result.checked:
+        typer.echo(
+            f"checked: same predictions as the checkpoint on {result.checked} images "
+            f"(largest logit difference {result.max_difference:.2g})"
+        )
+    typer.echo(f"wrote {result.path}\nwrote {result.labels}")
+
+
+@app.command("plot")
+@handles_errors
+def plot_command(run: Annotated[Path, typer.Argument(help="A run folder.")]):
+    """Draw a run's loss and accuracy per epoch as curves.png."""
+    from fgvctune.plots import training_curves
+
+    typer.echo(f"wrote {training_curves(run)}")
+
+
 def main() -> None:
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
     app()

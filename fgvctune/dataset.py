@@ -204,14 +204,13 @@ def load_dataset(
             unknown = [s for s in kept[split] if s.label not in known]
             problems += [Problem(s.where, f"label {s.label!r} is not a declared class") for s in unknown]
             kept[split] = [s for s in kept[split] if s.label in known]
-    # A class must be trainable: present in the training split (or, without one, somewhere).
+    # A class must be trainable: present in the training split (without one: the classes present).
     reference = kept[train] if train else [s for ss in kept.values() for s in ss]
     present = {s.label for s in reference}
     classes = set(declared) if declared is not None else present
-    for name in sorted(classes - present):
-        problems.append(
-            Problem(train or "dataset", f"class {name!r} has no samples{f' in split {train!r}' if train else ''}")
-        )
+    if train:
+        for name in sorted(classes - present):
+            problems.append(Problem(train, f"class {name!r} has no samples in split {train!r}"))
     classes &= present
     if train:
         for split in chosen:

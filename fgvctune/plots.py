@@ -43,6 +43,63 @@ def training_curves(folder: str | Path) -> Path:
     return _save(figure, folder / CURVES_FILE)
 
 
+def confusion_matrix(confusion, names, path: Path, title: str = "") -> Path:
+    """A confusion matrix with class names, counts written in the cells when there is room."""
+    import numpy as np
+
+    plt = _pyplot()
+    n = len(names)
+    side = min(4 + 0.35 * n, 30)
+    figure, axes = plt.subplots(figsize=(side + 1.5, side), dpi=100)
+    image = axes.imshow(confusion, cmap="Blues")
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+    ticks = np.arange(n)
+    font = max(4, min(9, 300 // max(n, 1)))
+    axes.set_xticks(ticks, labels=names, rotation=90, fontsize=font)
+    axes.set_yticks(ticks, labels=names, fontsize=font)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    if n <= 30:
+        peak = confusion.max() or 1
+        for i in range(n):
+            for j in range(n):
+                if confusion[i, j]:
+                    colour = "white" if confusion[i, j] > peak / 2 else "black"
+                    axes.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=font, color=colour)
+    axes.set_title(title)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def image_grid(tiles, path: Path, title: str = "", columns: int = 4) -> Path:
+    """Images with captions in a grid; tiles are (sample, caption, wrong), wrong ones framed in red."""
+    import io as _io
+
+    from PIL import Image
+
+    from fgvctune.dataset import encoded_image
+
+    plt = _pyplot()
+    rows = max(1, -(-len(tiles) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows), dpi=100, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (sample, caption, wrong) in zip(axes.flat, tiles):
+        with Image.open(_io.BytesIO(encoded_image(sample))) as im:
+            ax.imshow(im.convert("RGB"))
+        ax.set_title(caption, fontsize=8, color="red" if wrong else "black")
+        if wrong:
+            ax.axis("on")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_edgecolor("red")
+                spine.set_linewidth(3)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
 def _save(figure, path: Path) -> Path:
     import io
 

@@ -197,3 +197,34 @@ def param_groups(network, strategy: Strategy, lr_steps: list[float], weight_deca
     ]
     result.append({"order_params": ordered})
     return result
+
+
+def layers(model_or_run: str, **strategy_options) -> Strategy:
+    """The plan for a MindCV model name or a run folder, without training: what `fgvctune layers` prints."""
+    from pathlib import Path
+
+    from fgvctune import runtime
+    from fgvctune.dataset import LABELS_FILE, LabelMap
+
+    folder = Path(model_or_run)
+    if (folder / "config.yaml").is_file():
+        from fgvctune.config import resolve
+
+        config = resolve(folder / "config.yaml")
+        model_name, classes = config.model, len(LabelMap.read(folder / LABELS_FILE))
+        given = {k: v for k, v in strategy_options.items() if v not in (None, False, (), [])}
+        strategy_options = {
+            "freeze": config.freeze,
+            "linear_probe": config.linear_probe,
+            "lr_mult": config.lr_mult,
+            "layer_decay": config.layer_decay,
+            "weight_decay_filter": config.weight_decay_filter,
+            **given,
+        }
+    else:
+        model_name, classes = model_or_run, 1000
+    runtime.start(mode="pynative")
+    from fgvctune.model import create_network
+
+    network, _ = create_network(model_name, classes)
+    return plan(network, model_name, **{k: v for k, v in strategy_options.items() if v is not None})

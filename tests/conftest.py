@@ -81,3 +81,41 @@ def aircraft(tmp_path) -> Path:
 @pytest.fixture
 def folder(tmp_path) -> Path:
     return make_folder(tmp_path / "tree")
+
+
+# Training on the bundled sample at a size two CPU cores handle in seconds.
+FAST = dict(image_resize=64, batch_size=16, scale=[0.5, 1.0], num_parallel_workers=2)
+
+
+def checkpoint(path: Path) -> dict:
+    """A checkpoint's entries as numpy arrays."""
+    import mindspore as ms
+
+    return {k: v.asnumpy() for k, v in ms.load_checkpoint(str(path)).items()}
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def base(tmp_path_factory, cache) -> Path:
+    """A finished run on a related task (the sample's manufacturers, from scratch); yields its best.ckpt."""
+    from fgvctune.train import train
+
+    folder = tmp_path_factory.mktemp("runs") / "base"
+    run = train(
+        adapter="aircraft",
+        data_dir=str(SAMPLE),
+        adapter_options={"level": "manufacturer"},
+        pretrained=False,
+        epoch_size=10,
+        lr=0.05,
+        cache_dir=cache,
+        output=folder,
+        progress=False,
+        **FAST,
+    )
+    assert run.best["val_top1"] > 0.8
+    return folder / "best.ckpt"

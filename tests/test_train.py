@@ -8,51 +8,17 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, SAMPLE
+from conftest import FAST, REPO, SAMPLE, checkpoint
 from fgvctune.convert import convert
 from fgvctune.dataset import LabelMap
 from fgvctune.errors import UsageError
 from fgvctune.train import read_results, train
 
-FAST = dict(image_resize=64, batch_size=16, scale=[0.5, 1.0], num_parallel_workers=2)
 CHANCE = 1 / 8  # eight variants in the sample
-
-
-def checkpoint(path: Path) -> dict[str, np.ndarray]:
-    import mindspore as ms
-
-    return {k: v.asnumpy() for k, v in ms.load_checkpoint(str(path)).items()}
-
-
-@pytest.fixture(scope="session")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("cache"))
-
-
-@pytest.fixture(scope="session")
-def base(tmp_path_factory, cache) -> Path:
-    """A related-task checkpoint: the sample's manufacturers, learned from scratch."""
-    folder = tmp_path_factory.mktemp("runs") / "base"
-    run = train(
-        adapter="aircraft",
-        data_dir=str(SAMPLE),
-        adapter_options={"level": "manufacturer"},
-        pretrained=False,
-        epoch_size=10,
-        lr=0.05,
-        cache_dir=cache,
-        output=folder,
-        progress=False,
-        **FAST,
-    )
-    assert run.best["val_top1"] > 0.8
-    return folder / "best.ckpt"
 
 
 def finetune(folder, base, cache, **options):

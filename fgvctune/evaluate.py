@@ -1,0 +1,360 @@
+"""After training: evaluation of a checkpoint, predictions, and the files and pictures they make.
+
+Evaluation and prediction read a split online, in order, through the mappable source, so every
+sample counts exactly once (no batch size that shrinks, no dropped remainder) and each prediction
+is tied to its image.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from fgvctune import config as config_module
+from fgvctune.dataset import IMAGE_EXTENSIONS, LABELS_FILE, LabelMap, Sample, load_dataset
+from fgvctune.errors import DataError, ModelError, UsageError
+from fgvctune.fileio import atomic_write_text
+
+PRED_FILE = "pred.txt"
+
+
+@dataclass
+class Model:
+    """A trained network with its configuration and label map, ready to predict."""
+
+    network: object
+    config: config_module.TrainConfig
+    labels: LabelMap
+    checkpoint: Path
+
+
+def load_model(
+    run: str | Path | None = None,
+    checkpoint: str = "best",
+    ckpt_path: str | Path | None = None,
+    config_file: str | Path | None = None,
+    verbose: bool = False,
+) -> Model:
+    """The network of a run folder (best.ckpt by default), or a checkpoint with its config and labels.csv."""
+    from fgvctune import runtime
+    from fgvctune.model import create_network
+
+    if run:
+        folder = Path(run)
+        if not (folder / "config.yaml").is_file():
+            raise UsageError(f"{folder} is not a run folder (no config.yaml)", hint="pass the --output of a train run")
+        config = config_module.resolve(folder / "config.yaml")
+        labels = LabelMap.read(folder / LABELS_FILE)
+        path = (
+            Path(ckpt_path)
+            if ckpt_path
+            else folder / (checkpoint if checkpoint.endswith(".ckpt") else f"{checkpoint}.ckpt")
+        )
+    else:
+        if not ckpt_path or not config_file:
+            raise UsageError("name a run folder, or both --ckpt-path and --config")
+        config = config_module.resolve(config_file)
+        path = Path(ckpt_path)
+        label_file = path.parent / LABELS_FILE
+        if not label_file.is_file():
+            raise UsageError(f"no {LABELS_FILE} beside {path}", hint="the label map of the training run must be there")
+        labels = LabelMap.read(label_file)
+    if not path.is_file():
+        raise ModelError(f"checkpoint {path} does not exist", hint="train first, or pass --checkpoint last")
+    runtime.start(verbose, config.mode, config.device_target, config.seed)
+    network, report = create_network(config.model, len(labels), ckpt_path=str(path))
+    if report.dropped or report.missing:
+        raise ModelError(f"{path} does not match its run's {len(labels)} classes: {report.summary()}")
+    network.set_train(False)
+    return Model(network, config, labels, path)
+
+
+@dataclass
+class Scores:
+    samples: list[Sample]
+    logits: np.ndarray
+    truth: np.ndarray  # label ids in the model's label map
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.logits.argmax(axis=1)
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        shifted = self.logits - self.logits.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def score_split(
+    model: Model,
+    split: str | None = None,
+    adapter: str = "",
+    data_dir: str = "",
+    options: dict | None = None,
+    batch_size: int = 0,
+) -> tuple[str, Scores]:
+    """Run the model over a split of its own dataset, or of another whose classes match by name."""
+    c = model.config
+    if not adapter and not data_dir:
+        split = split or c.val_split
+        dataset = load_dataset(c.adapter, c.data_dir, [split], c.adapter_options, skip_bad=c.skip_bad)
+    else:
+        dataset = load_dataset(adapter or c.adapter, data_dir or c.data_dir, [split] if split else None, options)
+    split = split or dataset.eval_split or next(iter(dataset.splits))
+    samples = dataset.splits[split]
+    unknown = sorted({s.label for s in samples} - set(model.labels.classes))
+    if unknown:
+        raise DataError(
+            f"split {split!r} has classes the model does not know: {', '.join(map(repr, unknown[:5]))}",
+            hint="evaluate on data whose class names match the run's labels.csv",
+        )
+    return split, _score(model, samples, batch_size)
+
+
+def _score(model: Model, samples: list[Sample], batch_size: int = 0) -> Scores:
+    import mindspore.dataset as ds
+    from mindcv.data import create_loader, create_transforms
+
+    from fgvctune import metrics
+    from fgvctune.source import COLUMNS, ImageSource
+
+    c = model.config
+    batch_size = batch_size or c.batch_size
+    source = ImageSource(samples, model.labels)
+    transform = create_transforms(
+        dataset_name="",
+        image_resize=c.image_resize,
+        is_training=False,
+        crop_pct=c.crop_pct,
+        interpolation=c.interpolation,
+    )
+    loader = create_loader(
+        ds.GeneratorDataset(source, column_names=COLUMNS, shuffle=False),
+        batch_size=batch_size,
+        is_training=False,
+        transform=transform,
+        num_classes=len(model.labels),
+        num_parallel_workers=c.num_parallel_workers,
+    )
+    logits, truth = metrics.predict(model.network, loader, batch_size)
+    if len(truth) != len(samples):
+        raise RuntimeError(f"scored {len(truth)} of {len(samples)} samples")
+    return Scores(samples, logits, truth)
+
+
+@dataclass
+class Evaluation:
+    split: str
+    checkpoint: str
+    count: int
+    top1: float
+    top5: float
+    k: int
+    mean_per_class: float
+    per_class: dict = field(default_factory=dict)  # class -> {correct, total, accuracy}
+    confused: list = field(default_factory=list)  # [true class, predicted class, count], most first
+    files: list = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, ensure_ascii=False)
+
+
+def evaluate(
+    run: str | Path | None = None,
+    split: str | None = None,
+    output: str | Path | None = None,
+    checkpoint: str = "best",
+    ckpt_path: str | Path | None = None,
+    config_file: str | Path | None = None,
+    adapter: str = "",
+    data_dir: str = "",
+    options: dict | None = None,
+    verbose: bool = False,
+) -> Evaluation:
+    """Top-1, top-k, mean per-class accuracy and the confusion matrix of a checkpoint on a split."""
+    from fgvctune import metrics, plots
+
+    model = load_model(run, checkpoint, ckpt_path, config_file, verbose)
+    split, scores = score_split(model, split, adapter, data_dir, options)
+    names = model.labels.classes
+    n = len(names)
+    confusion = np.zeros((n, n), dtype=np.int64)
+    np.add.at(confusion, (scores.truth, scores.predicted), 1)
+    per_class = {}
+    for i, name in enumerate(names):
+        total = int(confusion[i].sum())
+        if total:
+            per_class[name] = {"correct": int(confusion[i, i]), "total": total, "accuracy": confusion[i, i] / total}
+    off = [(int(confusion[i, j]), names[i], names[j]) for i in range(n) for j in range(n) if i != j and confusion[i, j]]
+    k = metrics.top_k(n)
+    count = len(scores.truth)
+    result = Evaluation(
+        split=split,
+        checkpoint=str(model.checkpoint),
+        count=count,
+        top1=metrics.correct_at(scores.logits, scores.truth, 1) / count,
+        top5=metrics.correct_at(scores.logits, scores.truth, k) / count,
+        k=k,
+        mean_per_class=float(np.mean([v["accuracy"] for v in per_class.values()])),
+        per_class=per_class,
+        confused=[[t, p, c] for c, t, p in sorted(off, key=lambda x: (-x[0], x[1], x[2]))[:10]],
+    )
+    out = Path(output) if output else model.checkpoint.parent / f"eval-{split}"
+    files = [out / "eval.json", out / "confusion.csv", out / "confusion.png"]
+    result.files = [str(f) for f in files]
+    atomic_write_text(files[1], _confusion_csv(names, confusion))
+    plots.confusion_matrix(confusion, names, files[2], title=f"{Path(model.checkpoint).name} on {split}")
+    atomic_write_text(files[0], result.to_json())
+    return result
+
+
+def _confusion_csv(names, confusion) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["true \\ predicted", *names])
+    for name, row in zip(names, confusion):
+        writer.writerow([name, *map(int, row)])
+    return buf.getvalue()
+
+
+@dataclass
+class Predictions:
+    rows: list[dict]
+    files: list[str]
+
+
+def predict_split(
+    run: str | Path | None = None,
+    split: str | None = None,
+    output: str | Path | None = None,
+    checkpoint: str = "best",
+    ckpt_path: str | Path | None = None,
+    config_file: str | Path | None = None,
+    grid: int = 16,
+    verbose: bool = False,
+) -> Predictions:
+    """pred.txt for every image of a split: image, predicted and real id and name, confidence."""
+    from fgvctune import plots
+
+    model = load_model(run, checkpoint, ckpt_path, config_file, verbose)
+    split, scores = score_split(model, split)
+    names = model.labels.classes
+    probabilities = scores.probabilities
+    rows = []
+    root = Path(model.config.data_dir)
+    for sample, truth, pred, probs in zip(scores.samples, scores.truth, scores.predicted, probabilities):
+        rows.append(
+            {
+                "image": _image_id(sample, root),
+                "pred": int(pred),
+                "real": int(truth),
+                "pred_name": names[pred],
+                "real_name": names[truth],
+                "confidence": float(probs[pred]),
+            }
+        )
+    out = Path(output) if output else model.checkpoint.parent / f"predict-{split}"
+    lines = ["image\tpred\treal\tpred_name\treal_name\tconfidence"]
+    lines += [
+        f"{r['image']}\t{r['pred']}\t{r['real']}\t{r['pred_name']}\t{r['real_name']}\t{r['confidence']:.4f}"
+        for r in rows
+    ]
+    pred_file = out / PRED_FILE
+    atomic_write_text(pred_file, "\n".join(lines) + "\n")
+    files = [str(pred_file)]
+    if grid:
+        chosen = np.linspace(0, len(rows) - 1, num=min(grid, len(rows))).round().astype(int)
+        tiles = [
+            (
+                scores.samples[i],
+                f"{rows[i]['pred_name']}\n(true: {rows[i]['real_name']})",
+                rows[i]["pred"] != rows[i]["real"],
+            )
+            for i in chosen
+        ]
+        files.append(str(plots.image_grid(tiles, out / "predictions.png", title=f"{split}: predicted (true)")))
+    return Predictions(rows, files)
+
+
+def _image_id(sample: Sample, root: Path) -> str:
+    try:
+        return str(sample.path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(sample.path)
+
+
+def image_files(paths) -> list[Path]:
+    """Image files named directly or found (recursively) in folders, in a stable order."""
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in IMAGE_EXTENSIONS
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise DataError(f"{path} does not exist")
+    if not found:
+        raise DataError(
+            "no images found", hint=f"pass image files or folders holding {', '.join(sorted(IMAGE_EXTENSIONS))}"
+        )
+    return found
+
+
+def predict_images(
+    run: str | Path | None,
+    images,
+    output: str | Path | None = None,
+    top: int = 5,
+    checkpoint: str = "best",
+    ckpt_path: str | Path | None = None,
+    config_file: str | Path | None = None,
+    grid: int = 16,
+    verbose: bool = False,
+) -> Predictions:
+    """Top-k class names with probabilities for any image files or folders."""
+    from fgvctune import plots
+    from fgvctune.dataset import inspect_image
+
+    model = load_model(run, checkpoint, ckpt_path, config_file, verbose)
+    paths = image_files(images)
+    samples = []
+    for path in paths:
+        verdict = inspect_image(path)
+        if isinstance(verdict, str):
+            raise DataError(verdict)
+        samples.append(Sample(path=path, label=model.labels.classes[0], where=str(path), reencode=verdict))
+    scores = _score(model, samples)
+    names = model.labels.classes
+    top = max(1, min(top, len(names)))
+    rows = []
+    for path, probs in zip(paths, scores.probabilities):
+        best = np.argsort(-probs)[:top]
+        rows.append({"image": str(path), "top": [(names[i], float(probs[i])) for i in best]})
+    out = Path(output) if output else model.checkpoint.parent / "predict-images"
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["image"] + [f"{kind}_{i + 1}" for i in range(top) for kind in ("class", "probability")])
+    for r in rows:
+        writer.writerow([r["image"]] + [v for name, p in r["top"] for v in (name, f"{p:.4f}")])
+    csv_file = out / "predictions.csv"
+    atomic_write_text(csv_file, buf.getvalue())
+    files = [str(csv_file)]
+    if grid:
+        tiles = [
+            (replace(s, label=""), f"{r['top'][0][0]}\n{r['top'][0][1]:.0%}", False)
+            for s, r in list(zip(samples, rows))[:grid]
+        ]
+        files.append(str(plots.image_grid(tiles, out / "predictions.png", title="predicted (probability)")))
+    return Predictions(rows, files)

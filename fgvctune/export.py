@@ -1,0 +1,101 @@
+"""Export a trained network for deployment (MindIR, or ONNX where MindSpore can), checked against the checkpoint."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fgvctune.dataset import LABELS_FILE
+from fgvctune.errors import ModelError, UsageError
+
+FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx"}
+
+
+@dataclass
+class Export:
+    path: Path
+    labels: Path
+    checked: int  # images whose exported and checkpoint predictions were compared
+    max_difference: float
+
+
+def export(
+    run,
+    fmt: str = "MINDIR",
+    output: str | Path | None = None,
+    checkpoint: str = "best",
+    check: int = 8,
+    verbose: bool = False,
+) -> Export:
+    from fgvctune.evaluate import load_model
+
+    fmt = fmt.upper()
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    model = load_model(run, checkpoint, verbose=verbose)  # starts MindSpore the fgvctune way
+    import mindspore as ms
+
+    out = Path(output) if output else model.checkpoint.parent / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    size = model.config.image_resize
+    example = ms.Tensor(np.zeros((1, 3, size, size), np.float32))
+    stem = out / f".{model.config.model}.tmp"
+    try:
+        ms.export(model.network, example, file_name=str(stem), file_format=fmt)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ModelError(
+            f"MindSpore cannot export {model.config.model} as {fmt}: {str(exc).splitlines()[0]}",
+            hint="use --format MINDIR",
+        ) from None
+    target = out / f"{model.config.model}{FORMATS[fmt]}"
+    os.replace(f"{stem}{FORMATS[fmt]}", target)
+    labels = out / LABELS_FILE
+    shutil.copyfile(model.checkpoint.parent / LABELS_FILE, labels)
+
+    checked, difference = 0, 0.0
+    if check and fmt == "MINDIR":
+        from mindspore import nn
+
+        exported = nn.GraphCell(ms.load(str(target)))
+        samples = _check_samples(model, check)
+        images = _preprocessed(model, samples)
+        for image in images:
+            tensor = ms.Tensor(image[None])
+            mine, theirs = model.network(tensor).asnumpy(), exported(tensor).asnumpy()
+            if mine.argmax() != theirs.argmax():
+                raise ModelError(f"exported model disagrees with {model.checkpoint} on an image")
+            difference = max(difference, float(np.abs(mine - theirs).max()))
+            checked += 1
+    return Export(target, labels, checked, difference)
+
+
+def _check_samples(model, count: int):
+    from fgvctune.dataset import load_dataset
+
+    c = model.config
+    dataset = load_dataset(c.adapter, c.data_dir, [c.val_split], c.adapter_options, skip_bad=True)
+    return dataset.splits[c.val_split][:count]
+
+
+def _preprocessed(model, samples) -> list[np.ndarray]:
+    """The evaluation transforms applied to a few samples, as the network sees them."""
+    import mindspore.dataset as ds
+    from mindcv.data import create_transforms
+
+    from fgvctune.source import COLUMNS, ImageSource
+
+    c = model.config
+    transform = create_transforms(
+        dataset_name="",
+        image_resize=c.image_resize,
+        is_training=False,
+        crop_pct=c.crop_pct,
+        interpolation=c.interpolation,
+    )
+    pipeline = ds.GeneratorDataset(ImageSource(samples, model.labels), column_names=COLUMNS, shuffle=False)
+    pipeline = pipeline.map(transform, input_columns="image")
+    return [row[0] for row in pipeline.create_tuple_iterator(output_numpy=True, num_epochs=1)]

@@ -1,0 +1,79 @@
+"""Configuration layering: packaged defaults < --config YAML < flags given; shipped configs resolve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import REPO
+from fgvctune.cli import app
+from fgvctune.config import TrainConfig, resolve
+from fgvctune.errors import UsageError
+
+
+def test_layering(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 0.01\nbatch_size: 8\nfreeze: 7\nlr_mult: [classifier=1.2]\n")
+    config = resolve(path, batch_size=4, image_resize=None)
+    assert (config.lr, config.batch_size, config.freeze, config.lr_mult) == (0.01, 4, "7", ["classifier=1.2"])
+    assert config.image_resize == TrainConfig().image_resize
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("lrr: 1\n", "unknown config key 'lrr'"),
+        ("lr: fast\n", "lr needs a float"),
+        ("freeze: some\n", "freeze must be a number of blocks or 'all'"),
+        ("read: sideways\n", "read must be one of offline, online"),
+        ("- just a list\n", "expected a mapping"),
+        ("lr: [1\n", "c.yaml:2: not valid YAML"),
+        ("linear_probe: true\nfreeze: 3\n", "drop --freeze"),
+    ],
+)
+def test_bad_config_names_the_problem(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=message):
+        resolve(path)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))
+def test_shipped_configs_resolve(name):
+    config = resolve(REPO / "configs" / name)
+    assert config.adapter == "aircraft" and config.model
+
+
+def test_tutorial_config_has_the_tutorials_values():
+    config = resolve(REPO / "configs" / "mobilenet_v3_small_aircraft.yaml")
+    assert (
+        config.model,
+        config.batch_size,
+        config.image_resize,
+        config.auto_augment,
+        config.epoch_size,
+        config.lr,
+        config.pretrained,
+    ) == ("mobilenet_v3_small_100", 8, 600, "randaug-m7-mstd0.5", 50, 0.002, True)
+
+
+def test_every_key_is_a_flag():
+    result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    for name in TrainConfig.__dataclass_fields__:
+        if name != "adapter_options":
+            assert "--" + name.replace("_", "-") in result.output, name
+
+
+def test_flags_override_the_file_on_the_command_line(tmp_path):
+    from fgvctune.cli import resolved_config
+
+    path = Path(tmp_path / "c.yaml")
+    path.write_text("adapter: aircraft\nadapter_options: {level: family}\nlr: 0.01\n")
+
+    class Ctx:
+        args = ["--crop-box"]
+
+    config = resolved_config(Ctx(), path, {"lr": 0.5, "epoch_size": None})
+    assert config.lr == 0.5 and config.adapter_options == {"level": "family", "crop_box": True}

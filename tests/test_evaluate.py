@@ -1,0 +1,181 @@
+"""After training: eval, predict, layers, compare, export and plot on runs made here."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import FAST, SAMPLE, checkpoint
+from fgvctune.cli import app
+from fgvctune.train import train
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def run(base):
+    return base.parent  # a finished run folder: manufacturers, 3 classes
+
+
+@pytest.fixture(scope="module")
+def frozen_run(tmp_path_factory, base, cache):
+    """One epoch at the variant level with --freeze 7, from the base run's weights."""
+    folder = tmp_path_factory.mktemp("frozen") / "run"
+    train(
+        adapter="aircraft",
+        data_dir=str(SAMPLE),
+        ckpt_path=str(base),
+        pretrained=False,
+        freeze="7",
+        epoch_size=1,
+        lr=0.05,
+        cache_dir=cache,
+        output=folder,
+        progress=False,
+        **FAST,
+    )
+    return folder
+
+
+def read_pred(path):
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0].split("\t"), [line.split("\t") for line in lines[1:]]
+    return [dict(zip(header, row)) for row in rows]
+
+
+def valid_png(path, least=(300, 200)):
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.size[0] >= least[0] and im.size[1] >= least[1]
+
+
+def test_eval_and_pred_txt_agree(run, tmp_path):
+    result = runner.invoke(app, ["eval", str(run), "-o", str(tmp_path / "eval"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    predicted = runner.invoke(app, ["predict", str(run), "-o", str(tmp_path / "pred")])
+    assert predicted.exit_code == 0, predicted.output
+    rows = read_pred(tmp_path / "pred" / "pred.txt")
+    test_lines = (SAMPLE / "data" / "images_manufacturer_test.txt").read_text().splitlines()
+    assert len(rows) == len(test_lines) == report["count"]
+    assert {r["image"] for r in rows} == {f"data/images/{line.split()[0]}.jpg" for line in test_lines}
+    matching = sum(r["pred"] == r["real"] for r in rows)
+    assert report["top1"] == pytest.approx(matching / len(rows))
+    assert all(
+        r["real_name"] == line.split(" ", 1)[1]
+        for r, line in zip(sorted(rows, key=lambda r: r["image"]), sorted(test_lines))
+    )
+    per_class = report["per_class"]
+    assert sum(v["total"] for v in per_class.values()) == report["count"]
+    assert sum(v["correct"] for v in per_class.values()) == matching
+    assert report["mean_per_class"] == pytest.approx(np.mean([v["correct"] / v["total"] for v in per_class.values()]))
+    with open(tmp_path / "eval" / "confusion.csv", newline="") as f:
+        table = list(csv.reader(f))
+    assert table[0][1:] == ["Boeing", "Cessna", "McDonnell Douglas"]
+    assert sum(int(v) for row in table[1:] for v in row[1:]) == report["count"]
+    valid_png(tmp_path / "eval" / "confusion.png")
+    valid_png(tmp_path / "pred" / "predictions.png")
+
+
+def test_eval_every_sample_counts_with_an_awkward_batch(run, tmp_path):
+    from fgvctune.evaluate import load_model, score_split
+
+    model = load_model(run)
+    split, scores = score_split(model, batch_size=7)  # 64 test images: 9 batches of 7 and one of 1
+    assert split == "test" and len(scores.truth) == 64
+
+
+def test_predict_images_and_folders(run, tmp_path):
+    images = sorted((SAMPLE / "data" / "images").glob("*.jpg"))[:3]
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for image in images:
+        (folder / image.name).write_bytes(image.read_bytes())
+    result = runner.invoke(app, ["predict", str(run), str(folder), "-k", "2", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "out" / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and list(rows[0]) == ["image", "class_1", "probability_1", "class_2", "probability_2"]
+    assert all(r["class_1"] in ("Boeing", "Cessna", "McDonnell Douglas") for r in rows)
+    assert all(float(r["probability_1"]) >= float(r["probability_2"]) for r in rows)
+    valid_png(tmp_path / "out" / "predictions.png")
+    missing = runner.invoke(app, ["predict", str(run), str(tmp_path / "nothing.jpg")])
+    assert missing.exit_code == 1 and "nothing.jpg does not exist" in missing.output
+
+
+def test_layers_agrees_with_what_training_froze(frozen_run, base):
+    from fgvctune.strategy import layers
+
+    plan = layers(str(frozen_run))
+    before, after = checkpoint(base), checkpoint(frozen_run / "last.ckpt")
+    unchanged = {n for n in plan.trainable + plan.frozen if before[n].tobytes() == after[n].tobytes()}
+    assert set(plan.frozen) == unchanged - {"classifier.3.weight", "classifier.3.bias"}
+    shown = runner.invoke(app, ["layers", str(frozen_run)])
+    assert shown.exit_code == 0, shown.output
+    lines = {line.split()[1]: line.split()[3] for line in shown.output.splitlines()[1:18]}
+    assert [lines[f"features.{i}"] for i in (0, 1, 3, 6)] == ["no"] * 4
+    assert lines["features.7"] == "yes" and lines["features.2"] == "-"
+
+
+def test_export_matches_the_checkpoint(run, tmp_path):
+    result = runner.invoke(app, ["export", str(run), "-o", str(tmp_path / "export")])
+    assert result.exit_code == 0, result.output
+    assert "same predictions as the checkpoint on 8 images" in result.output
+    import mindspore as ms
+    from mindspore import nn
+
+    from fgvctune.evaluate import load_model
+
+    exported = nn.GraphCell(ms.load(str(tmp_path / "export" / "mobilenet_v3_small_100.mindir")))
+    model = load_model(run)
+    x = ms.Tensor(np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32))
+    np.testing.assert_allclose(exported(x).asnumpy(), model.network(x).asnumpy(), rtol=1e-4, atol=1e-5)
+    assert (tmp_path / "export" / "labels.csv").read_text() == (run / "labels.csv").read_text()
+
+
+def test_plot(run):
+    result = runner.invoke(app, ["plot", str(run)])
+    assert result.exit_code == 0, result.output
+    valid_png(run / "curves.png")
+
+
+def test_compare_resumes_a_half_finished_comparison(tmp_path, base, cache):
+    common = [
+        "-a",
+        "aircraft",
+        "-d",
+        str(SAMPLE),
+        "--ckpt-path",
+        str(base),
+        "--no-pretrained",
+        "--epoch-size",
+        "1",
+        "--lr",
+        "0.05",
+        "--cache-dir",
+        cache,
+        "--image-resize",
+        "64",
+        "--batch-size",
+        "16",
+        "-o",
+        str(tmp_path),
+    ]
+    first = runner.invoke(app, ["compare", "--strategy", "linear-probe", *common])
+    assert first.exit_code == 0, first.output
+    stamp = (tmp_path / "linear-probe" / "results.txt").stat().st_mtime_ns
+    second = runner.invoke(app, ["compare", "--strategy", "linear-probe", "--strategy", "full-deep-lr", *common])
+    assert second.exit_code == 0, second.output
+    assert "linear-probe: finished earlier, kept" in second.output
+    assert (tmp_path / "linear-probe" / "results.txt").stat().st_mtime_ns == stamp
+    with open(tmp_path / "compare.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["strategy"] for r in rows] == ["linear-probe", "full-deep-lr"]
+    assert int(rows[0]["trainable_params"]) == 8 * 1024 + 8 < int(rows[1]["trainable_params"])
+    assert "| linear-probe |" in (tmp_path / "compare.md").read_text()
