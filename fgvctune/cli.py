@@ -355,7 +355,7 @@ def layers_command(
     layer_decay: Annotated[Optional[float], typer.Option("--layer-decay", help="Layer-wise rate decay.")] = None,
     verbose: VerboseOpt = False,
 ):
-    """List a model's blocks in order: name prefix, parameters, trainable or not and rate multiplier under a strategy."""
+    """List a model's blocks in order: prefix, parameters, trainable or not, rate multiplier under a strategy."""
     from fgvctune.strategy import layers
 
     verbosity(verbose)
@@ -427,6 +427,29 @@ def plot_command(run: Annotated[Path, typer.Argument(help="A run folder.")]):
     from fgvctune.plots import training_curves
 
     typer.echo(f"wrote {training_curves(run)}")
+
+
+@app.command("demo")
+@handles_errors
+def demo_command(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for everything the demo writes.")] = Path(
+        "runs/demo"
+    ),
+    epoch_size: Annotated[int, typer.Option("--epoch-size", help="Fine-tuning epochs per strategy.")] = 5,
+    base_epochs: Annotated[int, typer.Option("--base-epochs", help="Epochs of the starting checkpoint.")] = 10,
+    strategy: Annotated[
+        Optional[list[str]], typer.Option("--strategy", help="Strategies to compare (default: the tutorial's five).")
+    ] = None,
+    verbose: VerboseOpt = False,
+):
+    """The tutorial end to end on the bundled sample: convert, read online, fine-tune, compare, evaluate, predict."""
+    from fgvctune.demo import demo
+
+    verbosity(verbose)
+    written = demo(output, epoch_size=epoch_size, base_epochs=base_epochs, strategies=strategy, verbose=verbose)
+    typer.echo("== written:")
+    for path in written:
+        typer.echo(f"   {path}")
 
 
 def main() -> None:
