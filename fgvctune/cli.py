@@ -242,6 +242,9 @@ def train_command(
     resume: Annotated[
         Optional[Path], typer.Option("--resume", help="Continue the run in this folder after its last finished epoch.")
     ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Launch this many data-parallel workers with msrun (this machine).")
+    ] = 1,
     verbose: VerboseOpt = False,
     options: dict = None,
 ):
@@ -249,8 +252,10 @@ def train_command(
     from fgvctune.train import train
 
     verbosity(verbose)
+    if workers > 1:
+        return launch_workers(ctx, config, output, resume, workers, options)
     if resume:
-        run = train(resume=resume, verbose=verbose)
+        run = train(resume=resume, verbose=verbose, distribute=options.get("distribute"))
     else:
         run = train(resolved_config(ctx, config, options), output=output, verbose=verbose)
     best = run.best
@@ -450,6 +455,26 @@ def demo_command(
     typer.echo("== written:")
     for path in written:
         typer.echo(f"   {path}")
+
+
+def launch_workers(ctx, config, output, resume, workers: int, options: dict) -> None:
+    """`--workers N`: write the resolved config into the run folder, then run N workers on it under msrun."""
+    from fgvctune.config import dump_yaml
+    from fgvctune.distributed import launch
+    from fgvctune.fileio import atomic_write_text
+    from fgvctune.train import CONFIG_FILE, default_output
+
+    if resume:
+        folder, args = Path(resume), ["--resume", str(resume)]
+    else:
+        resolved = resolved_config(ctx, config, options)
+        folder = output or default_output(resolved)
+        launch_config = folder / "launch.yaml"
+        atomic_write_text(launch_config, dump_yaml(resolved))
+        args = ["-c", str(launch_config), "-o", str(folder)]
+        if (folder / CONFIG_FILE).exists() and not (folder / "results.txt").exists():
+            (folder / CONFIG_FILE).unlink()
+    launch(args, workers, folder / "msrun-logs", log=typer.echo)
 
 
 def main() -> None:

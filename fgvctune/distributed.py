@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -30,8 +33,20 @@ class Workers:
         import mindspore as ms
         from mindspore import ops
 
-        total = ops.AllReduce()(ms.Tensor(values, ms.float64))
+        total = ops.AllReduce()(ms.Tensor(values, ms.float32))  # counts stay exact below 2**24
         return [float(v) for v in total.asnumpy()]
+
+    def average_statistics(self, network, learnable: set[str]) -> None:
+        """Average the BatchNorm moving statistics across workers, so every worker (and every checkpoint)
+        holds the same full model; each worker's own statistics saw only its shard."""
+        if self.size == 1:
+            return
+        from mindspore import ops
+
+        reduce = ops.AllReduce()
+        for param in network.get_parameters():
+            if param.name not in learnable:
+                param.set_data(reduce(param) / self.size)
 
 
 def setup(distribute: bool) -> Workers:
@@ -43,3 +58,81 @@ def setup(distribute: bool) -> Workers:
     init()
     ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True)
     return Workers(rank=get_rank(), size=get_group_size())
+
+
+def launch(train_args: list[str], workers: int, log_dir: Path, log=print) -> None:
+    """Run `fgvctune train <train_args> --distribute` under msrun with `workers` local processes.
+
+    Rank 0's log is followed on the terminal; a failed worker ends the run (msrun stops the others)
+    with its last error line instead of a hang.
+    """
+    import subprocess
+    import threading
+    import time
+
+    from fgvctune.errors import FgvctuneError
+
+    bin_dir = Path(sys.executable).parent
+    msrun = bin_dir / "msrun"
+    if not msrun.is_file():
+        raise FgvctuneError(f"msrun not found beside {sys.executable}", hint="install MindSpore in this environment")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        str(msrun),
+        f"--worker_num={workers}",
+        f"--local_worker_num={workers}",
+        "--join=True",
+        f"--log_dir={log_dir}",
+        "python",
+        "-m",
+        "fgvctune",
+        "train",
+        *train_args,
+        "--distribute",
+    ]
+    # msrun starts `python` from PATH: make it this environment's.
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    with open(log_dir / "msrun.log", "w") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        done = threading.Event()
+        follower = threading.Thread(target=_follow, args=(log_dir / "worker_0.log", done, log), daemon=True)
+        follower.start()
+        code = process.wait()
+        time.sleep(0.3)
+        done.set()
+        follower.join()
+    if code != 0:
+        raise FgvctuneError(
+            f"distributed training failed: {_first_failure(log_dir, workers)}", hint=f"worker logs are in {log_dir}"
+        )
+
+
+def _follow(path: Path, done, log) -> None:
+    import time
+
+    position = 0
+    while True:
+        finished = done.is_set()
+        if path.is_file():
+            with open(path, encoding="utf-8", errors="replace") as f:
+                f.seek(position)
+                chunk = f.read()
+                position = f.tell()
+            for line in chunk.splitlines():
+                if line and not line.startswith(("[WARNING]", "[INFO]", "[ERROR] ME", "error: ")):
+                    log(line)
+        if finished:
+            return
+        time.sleep(0.2)
+
+
+def _first_failure(log_dir: Path, workers: int) -> str:
+    for rank in range(workers):
+        path = log_dir / f"worker_{rank}.log"
+        if not path.is_file():
+            continue
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("error: ") or "Error" in line.split(":")[0]]
+        if errors:
+            return f"worker {rank}: {errors[-1].removeprefix('error: ')}"
+    return "a worker exited with an error"

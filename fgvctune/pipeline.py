@@ -16,14 +16,24 @@ from fgvctune.errors import UsageError
 
 @dataclass
 class Shard:
-    """This process's share of the data in data-parallel training."""
+    """This process's share of the data in data-parallel training.
+
+    Shards are exact index slices, never padded: for training each worker gets the same number of
+    samples (up to count - 1 are left out per epoch, so every worker runs the same steps); for
+    evaluation the shards together hold every sample exactly once.
+    """
 
     count: int = 1
     index: int = 0
 
-    @property
-    def kwargs(self) -> dict:
-        return {"num_shards": self.count, "shard_id": self.index} if self.count > 1 else {}
+    def sampler(self, size: int, training: bool):
+        import mindspore.dataset as ds
+
+        if self.count == 1:
+            return None
+        end = size // self.count * self.count if training else size
+        indices = list(range(self.index, end, self.count))
+        return ds.SubsetRandomSampler(indices) if training else ds.SubsetSampler(indices)
 
 
 def cache_root(config: TrainConfig) -> Path:
@@ -50,22 +60,31 @@ def raw_dataset(dataset: Dataset, split: str, config: TrainConfig, training: boo
     """The unbatched ["image", "label"] dataset of one split, read offline or online."""
     import mindspore.dataset as ds
 
+    sampler = shard.sampler(len(dataset.splits[split]), training)
     if tree is not None:
-        from mindcv.data import create_dataset
+        if sampler is None:
+            from mindcv.data import create_dataset
 
-        return create_dataset(
-            name="",
-            root=str(tree),
-            split=split,
-            shuffle=training,
+            return create_dataset(
+                name="",
+                root=str(tree),
+                split=split,
+                shuffle=training,
+                num_parallel_workers=config.num_parallel_workers,
+                class_indexing=dataset.labels.folder_ids,
+            )
+        return ds.ImageFolderDataset(
+            str(tree / split),
+            sampler=sampler,
             num_parallel_workers=config.num_parallel_workers,
             class_indexing=dataset.labels.folder_ids,
-            **shard.kwargs,
         )
     from fgvctune.source import COLUMNS, ImageSource
 
     source = ImageSource.from_dataset(dataset, split, in_memory=config.in_memory)
-    return ds.GeneratorDataset(source, column_names=COLUMNS, shuffle=training, **shard.kwargs)
+    if sampler is None:
+        return ds.GeneratorDataset(source, column_names=COLUMNS, shuffle=training)
+    return ds.GeneratorDataset(source, column_names=COLUMNS, sampler=sampler)
 
 
 def loader(
@@ -74,8 +93,7 @@ def loader(
     """Batches of one split. Training drops the last partial batch; evaluation keeps every sample."""
     from mindcv.data import create_loader, create_transforms
 
-    size = len(dataset.splits[split])
-    per_shard = -(-size // shard.count)
+    per_shard = len(dataset.splits[split]) // shard.count
     if training and per_shard < config.batch_size:
         raise UsageError(
             f"batch_size {config.batch_size} is larger than the {per_shard} training images"

@@ -94,6 +94,8 @@ def train(
                 f"{folder} is not a run folder (no {CONFIG_FILE})", hint="pass the folder of an earlier run"
             )
         config = config_module.resolve(folder / CONFIG_FILE)
+        if options.get("distribute") is not None:  # the one setting a resumed run may change: how it runs
+            config.distribute = options["distribute"]
     else:
         config = config or config_module.resolve(config_file, **options)
         if not config.adapter or not config.data_dir:
@@ -120,6 +122,8 @@ class Trainer:
             raise ModelError(f"checkpoint {c.ckpt_path} does not exist", hint="check --ckpt-path")
         self.ms = runtime.start(self.verbose, c.mode, c.device_target, c.seed)
         self.dist = distributed.setup(c.distribute)
+        if not self.dist.is_writer:
+            self.log = lambda message: None  # rank 0 speaks for all
         random.seed(c.seed)
         np.random.seed(c.seed)
         import mindspore.dataset as ds
@@ -327,6 +331,7 @@ class Trainer:
                     rate=seen / max(time.perf_counter() - started, 1e-9),
                 )
         train_seconds = time.perf_counter() - started
+        self.dist.average_statistics(self.network, self.learnable)
         logits, labels = metrics.predict(self.network, self.val_loader, c.batch_size)
         counts = self.dist.sum(
             [
@@ -347,7 +352,7 @@ class Trainer:
             "val_top5": topk / max(total, 1),
             "lr": self.lr_steps[min((epoch + 1) * self.steps_per_epoch, len(self.lr_steps)) - 1],
             "seconds": time.perf_counter() - started,
-            "images_per_second": seen / self.dist.size / max(train_seconds, 1e-9),
+            "images_per_second": seen / max(train_seconds, 1e-9),  # all workers together
         }
 
     # -- files ----------------------------------------------------------------------------------
