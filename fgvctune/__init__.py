@@ -1,6 +1,7 @@
 """fgvctune: fine-tune pretrained MindCV image classifiers on your own datasets.
 
 The library API mirrors the commands; MindSpore is imported only by the functions that need it.
+(Modules are named apart from these functions: importing a submodule would otherwise shadow one.)
 
     import fgvctune
     fgvctune.convert("aircraft", "data/aircraft-sample", "runs/tree")
@@ -11,10 +12,17 @@ __version__ = "0.1.0"
 
 _API = {
     "load_dataset": "fgvctune.dataset",
-    "convert": "fgvctune.convert",
+    "convert": "fgvctune.tree",
     "ImageSource": "fgvctune.source",
-    "train": "fgvctune.train",
     "TrainConfig": "fgvctune.config",
+    "train": "fgvctune.trainer",
+    "evaluate": "fgvctune.evaluation",
+    "predict_split": "fgvctune.evaluation",
+    "predict_images": "fgvctune.evaluation",
+    "layers": "fgvctune.strategy",
+    "compare": "fgvctune.comparison",
+    "export": "fgvctune.deploy",
+    "demo": "fgvctune.tutorial",
 }
 
 __all__ = sorted(_API)

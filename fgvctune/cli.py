@@ -136,7 +136,7 @@ def convert_command(
     skip_bad: SkipBadOpt = False,
 ):
     """Write a dataset as an ImageNet-style class tree OUT/<split>/<class>/<image> (offline reading)."""
-    from fgvctune.convert import convert
+    from fgvctune.tree import convert
 
     result = convert(
         adapter,
@@ -249,7 +249,7 @@ def train_command(
     options: dict = None,
 ):
     """Fine-tune a pretrained MindCV model on a dataset. Adapter options (e.g. --level family) go after the others."""
-    from fgvctune.train import train
+    from fgvctune.trainer import train
 
     verbosity(verbose)
     if workers > 1:
@@ -292,7 +292,7 @@ def eval_command(
     verbose: VerboseOpt = False,
 ):
     """Evaluate a checkpoint: top-1, top-5, mean per-class accuracy, confusion matrix (CSV and PNG)."""
-    from fgvctune.evaluate import evaluate
+    from fgvctune.evaluation import evaluate
 
     verbosity(verbose)
     options = adapter_options(ctx, adapter) if ctx.args else None
@@ -331,7 +331,7 @@ def predict_command(
     verbose: VerboseOpt = False,
 ):
     """Predict a split (pred.txt with true and predicted labels) or any image files, with a picture grid."""
-    from fgvctune.evaluate import predict_images, predict_split
+    from fgvctune.evaluation import predict_images, predict_split
 
     verbosity(verbose)
     if images:
@@ -395,7 +395,7 @@ def compare_command(
     options: dict = None,
 ):
     """Train the tutorial's strategies on the same data and settings; write the table as Markdown and CSV."""
-    from fgvctune.compare import compare
+    from fgvctune.comparison import compare
 
     verbosity(verbose)
     compare(resolved_config(ctx, config, options), output, strategy, verbose)
@@ -413,7 +413,7 @@ def export_command(
     verbose: VerboseOpt = False,
 ):
     """Export the network for deployment, with labels.csv beside it, checked against the checkpoint."""
-    from fgvctune.export import export
+    from fgvctune.deploy import export
 
     verbosity(verbose)
     result = export(run, fmt, output, checkpoint, verbose=verbose)
@@ -448,7 +448,7 @@ def demo_command(
     verbose: VerboseOpt = False,
 ):
     """The tutorial end to end on the bundled sample: convert, read online, fine-tune, compare, evaluate, predict."""
-    from fgvctune.demo import demo
+    from fgvctune.tutorial import demo
 
     verbosity(verbose)
     written = demo(output, epoch_size=epoch_size, base_epochs=base_epochs, strategies=strategy, verbose=verbose)
@@ -462,7 +462,7 @@ def launch_workers(ctx, config, output, resume, workers: int, options: dict) -> 
     from fgvctune.config import dump_yaml
     from fgvctune.distributed import launch
     from fgvctune.fileio import atomic_write_text
-    from fgvctune.train import CONFIG_FILE, default_output
+    from fgvctune.trainer import CONFIG_FILE, default_output
 
     if resume:
         folder, args = Path(resume), ["--resume", str(resume)]

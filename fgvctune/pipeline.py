@@ -45,7 +45,7 @@ def cache_root(config: TrainConfig) -> Path:
 
 def class_tree(dataset: Dataset, config: TrainConfig) -> Path:
     """Hardlink the dataset into a cached class tree (copies across file systems); reruns reuse it."""
-    from fgvctune.convert import convert
+    from fgvctune.tree import convert
 
     key = json.dumps(
         [dataset.adapter, str(Path(config.data_dir).resolve()), config.adapter_options, sorted(dataset.splits)],

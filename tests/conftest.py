@@ -102,7 +102,7 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def base(tmp_path_factory, cache) -> Path:
     """A finished run on a related task (the sample's manufacturers, from scratch); yields its best.ckpt."""
-    from fgvctune.train import train
+    from fgvctune.trainer import train
 
     folder = tmp_path_factory.mktemp("runs") / "base"
     run = train(

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from conftest import FAST, SAMPLE, checkpoint
 from fgvctune.cli import app
-from fgvctune.train import read_results
+from fgvctune.trainer import read_results
 
 MSRUN = Path(sys.executable).with_name("msrun")
 pytestmark = pytest.mark.skipif(not MSRUN.is_file(), reason="msrun is not installed beside this Python")
@@ -23,7 +23,7 @@ WORKER = """
 import json, sys
 import mindspore as ms
 from fgvctune.config import resolve
-from fgvctune.train import Trainer
+from fgvctune.trainer import Trainer
 
 config = resolve(**json.loads(sys.argv[1]))
 folder = __import__("pathlib").Path(sys.argv[2])

@@ -36,7 +36,7 @@ def test_other_class_count_drops_only_the_classifier(source):
 
 
 def test_training_checkpoint_leaves_optimizer_state_out(tmp_path):
-    from fgvctune.train import TrainStep
+    from fgvctune.trainer import TrainStep
 
     net = mindcv.create_model(MODEL, num_classes=4)
     optimizer = mindcv.create_optimizer(net.trainable_params(), opt="adamw", lr=0.01)

@@ -6,9 +6,9 @@ import hashlib
 
 import numpy as np
 
-from fgvctune.convert import convert
 from fgvctune.dataset import LabelMap, load_dataset
 from fgvctune.source import COLUMNS, ImageSource
+from fgvctune.tree import convert
 
 
 def digest(data: bytes) -> str:

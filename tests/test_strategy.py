@@ -106,7 +106,7 @@ def test_layer_decay_grows_with_depth(network):
 
 def test_a_multiplier_scales_the_real_update():
     """One plain SGD step: the classifier's weight moves exactly 3x as far with classifier=3."""
-    from fgvctune.train import TrainStep
+    from fgvctune.trainer import TrainStep
 
     images = ms.Tensor(np.random.default_rng(0).random((4, 3, 32, 32), dtype=np.float32))
     labels = ms.Tensor(np.array([0, 1, 2, 1]), ms.int32)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from conftest import FAST, SAMPLE, checkpoint
 from fgvctune.cli import app
-from fgvctune.train import train
+from fgvctune.trainer import train
 
 runner = CliRunner()
 
@@ -84,7 +84,7 @@ def test_eval_and_pred_txt_agree(run, tmp_path):
 
 
 def test_eval_every_sample_counts_with_an_awkward_batch(run, tmp_path):
-    from fgvctune.evaluate import load_model, score_split
+    from fgvctune.evaluation import load_model, score_split
 
     model = load_model(run)
     split, scores = score_split(model, batch_size=7)  # 64 test images: 9 batches of 7 and one of 1
@@ -130,7 +130,7 @@ def test_export_matches_the_checkpoint(run, tmp_path):
     import mindspore as ms
     from mindspore import nn
 
-    from fgvctune.evaluate import load_model
+    from fgvctune.evaluation import load_model
 
     exported = nn.GraphCell(ms.load(str(tmp_path / "export" / "mobilenet_v3_small_100.mindir")))
     model = load_model(run)

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from conftest import FAST, REPO, SAMPLE, checkpoint
-from fgvctune.convert import convert
 from fgvctune.dataset import LabelMap
 from fgvctune.errors import UsageError
-from fgvctune.train import read_results, train
+from fgvctune.trainer import read_results, train
+from fgvctune.tree import convert
 
 CHANCE = 1 / 8  # eight variants in the sample
 

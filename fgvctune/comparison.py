@@ -38,8 +38,8 @@ def compare(config: TrainConfig, output: str | Path, names=None, verbose: bool =
     A strategy whose run finished is not trained again; one that stopped part-way is resumed.
     """
     from fgvctune import strategy as strategy_module
-    from fgvctune.evaluate import evaluate
-    from fgvctune.train import LAST, read_results, train
+    from fgvctune.evaluation import evaluate
+    from fgvctune.trainer import LAST, read_results, train
 
     output = Path(output)
     base_plan = strategy_module.layers(config.model)

@@ -25,12 +25,12 @@ def demo(
     log=print,
 ) -> list[Path]:
     """Run the tutorial on the sample; return the paths of everything written."""
-    from fgvctune.compare import compare
-    from fgvctune.convert import convert
+    from fgvctune.comparison import compare
     from fgvctune.dataset import load_dataset
-    from fgvctune.evaluate import evaluate, predict_split
+    from fgvctune.evaluation import evaluate, predict_split
     from fgvctune.source import ImageSource
-    from fgvctune.train import train
+    from fgvctune.trainer import train
+    from fgvctune.tree import convert
 
     output, data_dir = Path(output), Path(data_dir)
     written: list[Path] = []

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-import fgvctune.convert as convert_module
+import fgvctune.tree as tree_module
 from conftest import make_csv
-from fgvctune.convert import MANIFEST, convert
 from fgvctune.dataset import LabelMap
 from fgvctune.errors import DataError
+from fgvctune.tree import MANIFEST, convert
 
 
 def tree(out: Path) -> dict[str, bytes]:
@@ -92,7 +92,7 @@ def test_interrupted_move_loses_nothing_and_rerun_completes(aircraft, tmp_path, 
     images = aircraft / "data" / "images"
     originals = {p.name: p.read_bytes() for p in images.iterdir()}
     out = tmp_path / "out"
-    real_move, calls = convert_module._move, []
+    real_move, calls = tree_module._move, []
 
     def dies_on_the_fifth(source, dst):
         calls.append(source)
@@ -100,10 +100,10 @@ def test_interrupted_move_loses_nothing_and_rerun_completes(aircraft, tmp_path, 
             raise KeyboardInterrupt
         return real_move(source, dst)
 
-    monkeypatch.setattr(convert_module, "_move", dies_on_the_fifth)
+    monkeypatch.setattr(tree_module, "_move", dies_on_the_fifth)
     with pytest.raises(KeyboardInterrupt):
         convert("aircraft", aircraft, out, mode="move")
-    monkeypatch.setattr(convert_module, "_move", real_move)
+    monkeypatch.setattr(tree_module, "_move", real_move)
 
     everywhere = {p.name: p.read_bytes() for p in list(images.iterdir()) + list(out.glob("*/*/*.jpg"))}
     assert everywhere == originals  # nothing lost mid-way

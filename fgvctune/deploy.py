@@ -31,7 +31,7 @@ def export(
     check: int = 8,
     verbose: bool = False,
 ) -> Export:
-    from fgvctune.evaluate import load_model
+    from fgvctune.evaluation import load_model
 
     fmt = fmt.upper()
     if fmt not in FORMATS:

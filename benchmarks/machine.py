@@ -1,0 +1,73 @@
+"""What every benchmark prints first: the machine it ran on, and a plain table printer."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+
+
+def describe() -> str:
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        memory = 0
+    versions = subprocess.run(
+        [sys.executable, "-c", "import importlib.metadata as m; print(m.version('mindspore'), m.version('mindcv'))"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    mindspore, mindcv = versions if len(versions) == 2 else ("?", "?")
+    return (
+        f"machine: {cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}, "
+        f"MindSpore {mindspore}, MindCV {mindcv}"
+    )
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths)) + " |",
+        "| " + " | ".join("-" * w for w in widths) + " |",
+    ]
+    lines += [
+        "| " + " | ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) + " |"
+        for row in cells[1:]
+    ]
+    return "\n".join(lines)
+
+
+def fgvc_tree(root, count: int, classes: int = 100, size=(32, 24), seed: int = 0):
+    """An FGVC-Aircraft-layout dataset of `count` small JPEGs over `classes` variants (trainval only)."""
+    import io
+    import random
+    from pathlib import Path
+
+    from PIL import Image
+
+    data = Path(root) / "data"
+    (data / "images").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    names = [f"variant-{i:03d}" for i in range(classes)]
+    pictures = []
+    for i in range(16):
+        buf = io.BytesIO()
+        Image.new("RGB", size, (rng.randrange(256), rng.randrange(256), 16 * i)).save(buf, "JPEG", quality=90)
+        pictures.append(buf.getvalue())
+    lines = []
+    for i in range(count):
+        image_id = f"{1000000 + i}"
+        (data / "images" / f"{image_id}.jpg").write_bytes(pictures[i % len(pictures)])
+        lines.append(f"{image_id} {names[i % classes]}\n")
+    for level, plural in (("variant", "variants"),):
+        (data / f"{plural}.txt").write_text("".join(f"{n}\n" for n in names))
+        (data / f"images_{level}_trainval.txt").write_text("".join(lines))
+    return Path(root)

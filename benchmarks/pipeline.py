@@ -1,0 +1,163 @@
+"""Input pipeline: images per second and memory for offline reading, online lazy reading and the
+tutorial's read-everything-into-memory ImageClsDataset, at image_resize 224 with randaug-m7-mstd0.5.
+
+    .venv/bin/python benchmarks/pipeline.py [--images 10000] [--batches 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import describe, fgvc_tree, table  # noqa: E402
+
+
+class ImageClsDataset:
+    """The tutorial's online reader, as written there (every image read into memory up front)."""
+
+    def __init__(self, annotation_dir, images_dir):
+        import numpy as np
+
+        self.annotation = {}
+        with open(annotation_dir, "r") as f:
+            for line in f.readlines():
+                image_label = line.replace("\n", "").replace("/", "_").split(" ")
+                self.annotation[image_label[0] + ".jpg"] = " ".join(image_label[1:])
+        labels = sorted(set(self.annotation.values()))
+        self.label2id = {label: i for i, label in enumerate(labels)}
+        label2images = {i: [] for i in self.label2id.values()}
+        for image, label in self.annotation.items():
+            label2images[self.label2id[label]].append(np.fromfile(images_dir + image, dtype=np.uint8))
+        self._data = sum(list(label2images.values()), [])
+        self._label = sum([[i] * len(label2images[i]) for i in label2images.keys()], [])
+
+    def __getitem__(self, index):
+        return self._data[index], self._label[index]
+
+    def __len__(self):
+        return len(self._data)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def measure(mode: str, root: Path, batches: int, cache: str) -> dict:
+    from fgvctune import runtime
+
+    runtime.start()
+    from fgvctune.config import resolve
+    from fgvctune.dataset import load_dataset
+
+    config = resolve(
+        adapter="aircraft",
+        data_dir=str(root),
+        image_resize=224,
+        batch_size=16,
+        auto_augment="randaug-m7-mstd0.5",
+        cache_dir=cache,
+        num_parallel_workers=2,
+    )
+    dataset = load_dataset("aircraft", root, ["trainval"], check_images=False)
+    before = rss_mb()
+    if mode == "empty":
+        held = []
+    elif mode == "online lazy":
+        from fgvctune.source import ImageSource
+
+        held = ImageSource.from_dataset(dataset, "trainval")
+    elif mode == "tutorial ImageClsDataset":
+        held = ImageClsDataset(str(root / "data" / "images_variant_trainval.txt"), str(root / "data" / "images") + "/")
+    else:
+        held = None
+    memory = rss_mb() - before
+    rate = 0.0
+    if mode != "empty":
+        rate = throughput(mode, dataset, config, held, batches)
+    return {"memory_mb": memory, "images_per_second": rate, "count": len(dataset.splits["trainval"])}
+
+
+def throughput(mode, dataset, config, source, batches: int) -> float:
+    import mindspore.dataset as ds
+    from mindcv.data import create_loader, create_transforms
+
+    from fgvctune.pipeline import class_tree, loader
+
+    if mode == "offline":
+        dataset.train_split = "trainval"
+        batched = loader(dataset, "trainval", config, training=True, tree=class_tree(dataset, config))
+    else:
+        transform = create_transforms("", image_resize=224, is_training=True, auto_augment="randaug-m7-mstd0.5")
+        batched = create_loader(
+            ds.GeneratorDataset(source, column_names=["image", "label"], shuffle=True),
+            batch_size=16,
+            drop_remainder=True,
+            is_training=True,
+            transform=transform,
+            num_parallel_workers=2,
+        )
+    iterator = batched.create_tuple_iterator(num_epochs=1)
+    for _ in range(3):
+        next(iterator)
+    started = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * 16 / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=10000)
+    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--case", nargs=3)
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(measure(args.case[0], Path(args.case[1]), args.batches, args.case[2])))
+        os._exit(0)
+    print(describe())
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = fgvc_tree(Path(tmp) / "fgvc", args.images, classes=100, size=(400, 300))
+        results = {}
+        for mode in ("empty", "offline", "online lazy", "tutorial ImageClsDataset"):
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--case",
+                    mode,
+                    str(root),
+                    str(Path(tmp) / "cache"),
+                    "--batches",
+                    str(args.batches),
+                ],
+                capture_output=True,
+                text=True,
+                env=dict(os.environ, GLOG_v="3"),
+            )
+            line = next((x for x in out.stdout.splitlines() if x.startswith("{")), None)
+            results[mode] = json.loads(line) if line else {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
+        for mode, r in results.items():
+            if mode == "empty":
+                continue
+            if "error" in r:
+                rows.append([mode, "failed", r["error"][:60]])
+                continue
+            extra = (
+                "class tree on disk" if mode == "offline" else f"{r['memory_mb'] - results['empty']['memory_mb']:.1f}"
+            )
+            rows.append([mode, f"{r['images_per_second']:.1f}", extra])
+    print(f"{args.images:,} generated 400x300 JPEGs; image_resize 224, randaug-m7-mstd0.5, batch 16, 2 workers")
+    print(table(["reading", "images/s", "MB held beyond an empty source"], rows))
+
+
+if __name__ == "__main__":
+    main()
