@@ -58,9 +58,12 @@ def fgvc_tree(root, count: int, classes: int = 100, size=(32, 24), seed: int = 0
     rng = random.Random(seed)
     names = [f"variant-{i:03d}" for i in range(classes)]
     pictures = []
-    for i in range(16):
+    for i in range(16):  # photo-like: smooth colour fields with fine noise, so decoding costs what it does
         buf = io.BytesIO()
-        Image.new("RGB", size, (rng.randrange(256), rng.randrange(256), 16 * i)).save(buf, "JPEG", quality=90)
+        base = Image.new("RGB", size, (rng.randrange(256), rng.randrange(256), 16 * i))
+        noise = Image.effect_noise(size, 40).convert("RGB")
+        gradient = Image.linear_gradient("L").resize(size).convert("RGB")
+        Image.blend(Image.blend(base, gradient, 0.3), noise, 0.25).save(buf, "JPEG", quality=90)
         pictures.append(buf.getvalue())
     lines = []
     for i in range(count):

@@ -478,5 +478,5 @@ def launch_workers(ctx, config, output, resume, workers: int, options: dict) -> 
 
 
 def main() -> None:
-    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    logging.basicConfig(format="fgvctune: %(message)s", level=logging.WARNING, stream=sys.stderr)
     app()

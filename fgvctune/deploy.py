@@ -84,18 +84,12 @@ def _check_samples(model, count: int):
 def _preprocessed(model, samples) -> list[np.ndarray]:
     """The evaluation transforms applied to a few samples, as the network sees them."""
     import mindspore.dataset as ds
-    from mindcv.data import create_transforms
 
+    from fgvctune.pipeline import eval_transforms
     from fgvctune.source import COLUMNS, ImageSource
 
     c = model.config
-    transform = create_transforms(
-        dataset_name="",
-        image_resize=c.image_resize,
-        is_training=False,
-        crop_pct=c.crop_pct,
-        interpolation=c.interpolation,
-    )
+    transform = eval_transforms(c)
     pipeline = ds.GeneratorDataset(ImageSource(samples, model.labels), column_names=COLUMNS, shuffle=False)
     pipeline = pipeline.map(transform, input_columns="image")
     return [row[0] for row in pipeline.create_tuple_iterator(output_numpy=True, num_epochs=1)]

@@ -119,21 +119,16 @@ def score_split(
 
 def _score(model: Model, samples: list[Sample], batch_size: int = 0) -> Scores:
     import mindspore.dataset as ds
-    from mindcv.data import create_loader, create_transforms
+    from mindcv.data import create_loader
 
     from fgvctune import metrics
+    from fgvctune.pipeline import eval_transforms
     from fgvctune.source import COLUMNS, ImageSource
 
     c = model.config
     batch_size = batch_size or c.batch_size
     source = ImageSource(samples, model.labels)
-    transform = create_transforms(
-        dataset_name="",
-        image_resize=c.image_resize,
-        is_training=False,
-        crop_pct=c.crop_pct,
-        interpolation=c.interpolation,
-    )
+    transform = eval_transforms(c)
     loader = create_loader(
         ds.GeneratorDataset(source, column_names=COLUMNS, shuffle=False),
         batch_size=batch_size,

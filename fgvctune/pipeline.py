@@ -91,7 +91,7 @@ def loader(
     dataset: Dataset, split: str, config: TrainConfig, training: bool, shard: Shard = Shard(), tree: Path | None = None
 ):
     """Batches of one split. Training drops the last partial batch; evaluation keeps every sample."""
-    from mindcv.data import create_loader, create_transforms
+    from mindcv.data import create_loader
 
     per_shard = len(dataset.splits[split]) // shard.count
     if training and per_shard < config.batch_size:
@@ -100,28 +100,7 @@ def loader(
             f"{' per worker' if shard.count > 1 else ''} of split {split!r}",
             hint="pass a smaller --batch-size",
         )
-    if training:
-        transform = create_transforms(
-            dataset_name="",
-            image_resize=config.image_resize,
-            is_training=True,
-            auto_augment=config.auto_augment or None,
-            scale=tuple(config.scale),
-            ratio=tuple(config.ratio),
-            hflip=config.hflip,
-            vflip=config.vflip,
-            color_jitter=config.color_jitter or None,
-            interpolation=config.interpolation,
-            re_prob=config.re_prob,
-        )
-    else:
-        transform = create_transforms(
-            dataset_name="",
-            image_resize=config.image_resize,
-            is_training=False,
-            crop_pct=config.crop_pct,
-            interpolation=config.interpolation,
-        )
+    transform = train_transforms(config) if training else eval_transforms(config)
     return create_loader(
         raw_dataset(dataset, split, config, training, shard, tree),
         batch_size=config.batch_size,
@@ -133,4 +112,36 @@ def loader(
         num_classes=len(dataset.labels),
         transform=transform,
         num_parallel_workers=config.num_parallel_workers,
+    )
+
+
+def train_transforms(config: TrainConfig):
+    """MindCV's training augmentation for a configuration."""
+    from mindcv.data import create_transforms
+
+    return create_transforms(
+        dataset_name="",
+        image_resize=config.image_resize,
+        is_training=True,
+        auto_augment=config.auto_augment or None,
+        scale=tuple(config.scale),
+        ratio=tuple(config.ratio),
+        hflip=config.hflip,
+        vflip=config.vflip,
+        color_jitter=config.color_jitter or None,
+        interpolation=config.interpolation,
+        re_prob=config.re_prob,
+    )
+
+
+def eval_transforms(config: TrainConfig):
+    """MindCV's evaluation resize and centre crop for a configuration."""
+    from mindcv.data import create_transforms
+
+    return create_transforms(
+        dataset_name="",
+        image_resize=config.image_resize,
+        is_training=False,
+        crop_pct=config.crop_pct,
+        interpolation=config.interpolation,
     )

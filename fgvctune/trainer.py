@@ -308,6 +308,7 @@ class Trainer:
         from fgvctune import metrics, strategy
 
         c = self.config
+        _reclaim_ctrl_c()
         self.step.set_train(True)
         strategy.set_train_mode(self.network, True, self.frozen_norms)
         losses, correct, seen = 0.0, 0, 0
@@ -386,6 +387,21 @@ class Trainer:
         from fgvctune.plots import training_curves
 
         training_curves(self.folder)
+
+
+def _reclaim_ctrl_c() -> None:
+    """MindSpore's runtime installs a native SIGINT handler (again at every graph run) that turns
+    Ctrl-C into SIGTERM; make SIGTERM (and so Ctrl-C, and a scheduler's stop) raise
+    KeyboardInterrupt, so the run stops cleanly after its last saved epoch."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 class _Progress:

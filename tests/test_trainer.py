@@ -192,3 +192,52 @@ def test_inconsistent_settings_are_refused(tmp_path, base, cache):
         finetune(tmp_path / "b", base, cache)
     with pytest.raises(UsageError, match="batch_size 200 is larger than the 128 training images"):
         finetune(tmp_path / "c", base, cache, batch_size=200)
+
+
+def test_same_seed_same_run(tmp_path, base, cache):
+    first = finetune(tmp_path / "a", base, cache, epoch_size=1, seed=7)
+    second = finetune(tmp_path / "b", base, cache, epoch_size=1, seed=7)
+    keys = ("train_loss", "train_acc", "val_top1", "val_top5")
+    assert [first.rows[0][k] for k in keys] == [second.rows[0][k] for k in keys]
+    assert (
+        checkpoint(tmp_path / "a" / "last.ckpt")["classifier.3.weight"].tobytes()
+        == checkpoint(tmp_path / "b" / "last.ckpt")["classifier.3.weight"].tobytes()
+    )
+
+
+def test_ctrl_c_stops_cleanly_with_finished_epochs_saved(tmp_path, base, cache):
+    folder = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "fgvctune",
+        "train",
+        "-a",
+        "aircraft",
+        "-d",
+        str(SAMPLE),
+        "--ckpt-path",
+        str(base),
+        "--no-pretrained",
+        "--epoch-size",
+        "30",
+        "--cache-dir",
+        cache,
+        "-o",
+        str(folder),
+        "--image-resize",
+        "64",
+        "--batch-size",
+        "16",
+    ]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not read_results(folder) and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err
+    last = err.strip().splitlines()[-1]
+    assert "interrupted;" in last and f"--resume {folder}" in last and "Traceback" not in err
+    saved = int(checkpoint(folder / "last.ckpt")["fgvctune_epoch"])
+    assert saved == len(read_results(folder)) >= 1
