@@ -12,6 +12,7 @@ import os
 import random
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -271,10 +272,11 @@ class Trainer:
                 else:
                     since_best += 1
                 if self.dist.is_writer:
-                    atomic_write_text(self.folder / RESULTS_FILE, _results_text(rows))
-                    if improved:
-                        self._save(self.network, BEST, epoch + 1)
-                    self._save(self.step, LAST, epoch + 1)
+                    with _interrupts_deferred():  # an epoch's files land together or not at all
+                        atomic_write_text(self.folder / RESULTS_FILE, _results_text(rows))
+                        if improved:
+                            self._save(self.network, BEST, epoch + 1)
+                        self._save(self.step, LAST, epoch + 1)
                 self.log(self._epoch_line(row, improved))
                 if c.early_stop and since_best >= c.early_stop:
                     self.log(f"early stop: no better val top-1 for {c.early_stop} epochs")
@@ -402,6 +404,28 @@ def _reclaim_ctrl_c() -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, interrupt)
+
+
+@contextmanager
+def _interrupts_deferred():
+    """Hold Ctrl-C and SIGTERM until the block is done, then raise KeyboardInterrupt."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 class _Progress:

@@ -87,6 +87,52 @@ def folder(tmp_path) -> Path:
 FAST = dict(image_resize=64, batch_size=16, scale=[0.5, 1.0], num_parallel_workers=2)
 
 
+def finetune_settings(base: Path, cache: str, **options) -> dict:
+    """Fine-tuning the sample's variants from the base run's checkpoint, in seconds."""
+    return {
+        "adapter": "aircraft",
+        "data_dir": str(SAMPLE),
+        "ckpt_path": str(base),
+        "pretrained": False,
+        "epoch_size": 5,
+        "lr": 0.05,
+        "cache_dir": cache,
+        **FAST,
+        **options,
+    }
+
+
+def train_command(folder: Path, base: Path, cache: str, epochs: int) -> list[str]:
+    """The same fine-tuning through the real command, for tests that signal or kill the process."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "fgvctune",
+        "train",
+        "-a",
+        "aircraft",
+        "-d",
+        str(SAMPLE),
+        "--ckpt-path",
+        str(base),
+        "--no-pretrained",
+        "--epoch-size",
+        str(epochs),
+        "--lr",
+        "0.02",
+        "--cache-dir",
+        cache,
+        "-o",
+        str(folder),
+        "--image-resize",
+        "64",
+        "--batch-size",
+        "16",
+    ]
+
+
 def checkpoint(path: Path) -> dict:
     """A checkpoint's entries as numpy arrays."""
     import mindspore as ms

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import FAST, SAMPLE, checkpoint
+from conftest import SAMPLE, checkpoint, finetune_settings
 from fgvctune.cli import app
 from fgvctune.trainer import read_results
 
@@ -38,17 +38,7 @@ json.dump({"rank": trainer.dist.rank, "size": trainer.dist.size, "steps": traine
 def test_two_workers_end_identical_and_evaluate_the_whole_split(tmp_path, base, cache):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    settings = dict(
-        adapter="aircraft",
-        data_dir=str(SAMPLE),
-        ckpt_path=str(base),
-        pretrained=False,
-        epoch_size=2,
-        lr=0.05,
-        cache_dir=cache,
-        distribute=True,
-        **FAST,
-    )
+    settings = finetune_settings(base, cache, epoch_size=2, distribute=True)
     env = dict(os.environ, PATH=f"{MSRUN.parent}{os.pathsep}{os.environ['PATH']}")
     result = subprocess.run(
         [

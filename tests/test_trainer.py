@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from conftest import FAST, REPO, SAMPLE, checkpoint
+from conftest import REPO, SAMPLE, checkpoint, finetune_settings, train_command
 from fgvctune.dataset import LabelMap
 from fgvctune.errors import UsageError
 from fgvctune.trainer import read_results, train
@@ -22,18 +22,7 @@ CHANCE = 1 / 8  # eight variants in the sample
 
 
 def finetune(folder, base, cache, **options):
-    settings = dict(
-        adapter="aircraft",
-        data_dir=str(SAMPLE),
-        ckpt_path=str(base),
-        pretrained=False,
-        epoch_size=5,
-        lr=0.05,
-        cache_dir=cache,
-        **FAST,
-    )
-    settings.update(options)
-    return train(output=folder, progress=False, **settings)
+    return train(output=folder, progress=False, **finetune_settings(base, cache, **options))
 
 
 def test_full_finetune_writes_a_complete_run_folder(tmp_path, base, cache):
@@ -134,31 +123,7 @@ def test_folder_adapter_in_pynative_mode(tmp_path, base, cache):
 
 def test_resume_after_kill_continues_at_the_right_epoch(tmp_path, base, cache):
     folder = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "fgvctune",
-        "train",
-        "-a",
-        "aircraft",
-        "-d",
-        str(SAMPLE),
-        "--ckpt-path",
-        str(base),
-        "--no-pretrained",
-        "--epoch-size",
-        "6",
-        "--lr",
-        "0.02",
-        "--cache-dir",
-        cache,
-        "-o",
-        str(folder),
-        "--image-resize",
-        "64",
-        "--batch-size",
-        "16",
-    ]
+    command = train_command(folder, base, cache, 6)
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while len(read_results(folder)) < 2 and process.poll() is None and time.time() < deadline:
@@ -207,29 +172,7 @@ def test_same_seed_same_run(tmp_path, base, cache):
 
 def test_ctrl_c_stops_cleanly_with_finished_epochs_saved(tmp_path, base, cache):
     folder = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "fgvctune",
-        "train",
-        "-a",
-        "aircraft",
-        "-d",
-        str(SAMPLE),
-        "--ckpt-path",
-        str(base),
-        "--no-pretrained",
-        "--epoch-size",
-        "30",
-        "--cache-dir",
-        cache,
-        "-o",
-        str(folder),
-        "--image-resize",
-        "64",
-        "--batch-size",
-        "16",
-    ]
+    command = train_command(folder, base, cache, 30)
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while not read_results(folder) and process.poll() is None and time.time() < deadline:
