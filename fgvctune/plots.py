@@ -32,7 +32,8 @@ def training_curves(folder: str | Path) -> Path:
     left.set_xlabel("epoch")
     left.set_ylabel("loss")
     left.legend()
-    for key, label in (("train_acc", "train accuracy"), ("val_top1", "val top-1"), ("val_top5", "val top-5")):
+    k = _top_k_of(folder)
+    for key, label in (("train_acc", "train accuracy"), ("val_top1", "val top-1"), ("val_top5", f"val top-{k}")):
         right.plot(epochs, [100 * r[key] for r in rows], marker="o", label=label)
     right.set_xlabel("epoch")
     right.set_ylabel("%")
@@ -41,6 +42,15 @@ def training_curves(folder: str | Path) -> Path:
     figure.suptitle(folder.name)
     figure.tight_layout()
     return _save(figure, folder / CURVES_FILE)
+
+
+def _top_k_of(folder: Path) -> int:
+    """The k of a run's top-k column: 5, or the class count when smaller."""
+    from fgvctune.dataset import LABELS_FILE, LabelMap
+    from fgvctune.metrics import top_k
+
+    labels = folder / LABELS_FILE
+    return top_k(len(LabelMap.read(labels))) if labels.is_file() else 5
 
 
 def confusion_matrix(confusion, names, path: Path, title: str = "") -> Path:

@@ -179,3 +179,39 @@ def test_compare_resumes_a_half_finished_comparison(tmp_path, base, cache):
     assert [r["strategy"] for r in rows] == ["linear-probe", "full-deep-lr"]
     assert int(rows[0]["trainable_params"]) == 8 * 1024 + 8 < int(rows[1]["trainable_params"])
     assert "| linear-probe |" in (tmp_path / "compare.md").read_text()
+
+
+def test_eval_on_another_dataset_and_from_a_bare_checkpoint(run, tmp_path):
+    import shutil
+
+    from fgvctune.tree import convert
+
+    tree = tmp_path / "tree"
+    convert("aircraft", SAMPLE, tree, splits=["test"], options={"level": "manufacturer"})
+    other = runner.invoke(
+        app,
+        ["eval", str(run), "-a", "folder", "-d", str(tree), "--split", "test", "--json", "-o", str(tmp_path / "e1")],
+    )
+    assert other.exit_code == 0, other.output
+    same = runner.invoke(app, ["eval", str(run), "--json", "-o", str(tmp_path / "e2")])
+    assert json.loads(other.output)["top1"] == json.loads(same.output)["top1"]
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(run / "best.ckpt", bare / "model.ckpt")
+    shutil.copy(run / "labels.csv", bare / "labels.csv")
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "--ckpt-path",
+            str(bare / "model.ckpt"),
+            "-c",
+            str(run / "config.yaml"),
+            "--json",
+            "-o",
+            str(tmp_path / "e3"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["top1"] == json.loads(same.output)["top1"]
