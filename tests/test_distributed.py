@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SAMPLE, checkpoint, finetune_settings
+from conftest import checkpoint, finetune_settings, train_command
 from fgvctune.cli import app
 from fgvctune.trainer import read_results
 
@@ -78,31 +78,9 @@ def test_two_workers_end_identical_and_evaluate_the_whole_split(tmp_path, base, 
     assert json.loads(last.output)["top1"] == pytest.approx(rows[-1]["val_top1"], abs=1e-4)
 
 
-def test_failed_worker_ends_with_a_clear_message(tmp_path, cache):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fgvctune",
-            "train",
-            "-a",
-            "aircraft",
-            "-d",
-            str(SAMPLE),
-            "--no-pretrained",
-            "--batch-size",
-            "100",
-            "--cache-dir",
-            cache,
-            "-o",
-            str(tmp_path / "run"),
-            "--workers",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def test_failed_worker_ends_with_a_clear_message(tmp_path, base, cache):
+    command = train_command(tmp_path / "run", base, cache, 2) + ["--batch-size", "100", "--workers", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: distributed training failed: worker 0: batch_size 100 is larger than the 64")
