@@ -462,7 +462,8 @@ def launch_workers(ctx, config, output, resume, workers: int, options: dict) -> 
     from fgvctune.config import dump_yaml
     from fgvctune.distributed import launch
     from fgvctune.fileio import atomic_write_text
-    from fgvctune.trainer import CONFIG_FILE, default_output
+    from fgvctune.runfiles import CONFIG_FILE, RESULTS_FILE
+    from fgvctune.trainer import default_output
 
     if resume:
         folder, args = Path(resume), ["--resume", str(resume)]
@@ -472,7 +473,7 @@ def launch_workers(ctx, config, output, resume, workers: int, options: dict) -> 
         launch_config = folder / "launch.yaml"
         atomic_write_text(launch_config, dump_yaml(resolved))
         args = ["-c", str(launch_config), "-o", str(folder)]
-        if (folder / CONFIG_FILE).exists() and not (folder / "results.txt").exists():
+        if (folder / CONFIG_FILE).exists() and not (folder / RESULTS_FILE).exists():
             (folder / CONFIG_FILE).unlink()
     launch(args, workers, folder / "msrun-logs", log=typer.echo)
 

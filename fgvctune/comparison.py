@@ -39,7 +39,8 @@ def compare(config: TrainConfig, output: str | Path, names=None, verbose: bool =
     """
     from fgvctune import strategy as strategy_module
     from fgvctune.evaluation import evaluate
-    from fgvctune.trainer import LAST, read_results, train
+    from fgvctune.runfiles import LAST, read_results
+    from fgvctune.trainer import train
 
     output = Path(output)
     base_plan = strategy_module.layers(config.model)

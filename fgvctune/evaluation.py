@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from fgvctune import config as config_module
+from fgvctune import runfiles
 from fgvctune.dataset import IMAGE_EXTENSIONS, LABELS_FILE, LabelMap, Sample, load_dataset
 from fgvctune.errors import DataError, ModelError, UsageError
 from fgvctune.fileio import atomic_write_text
@@ -45,11 +46,9 @@ def load_model(
     from fgvctune.model import create_network
 
     if run:
-        folder = Path(run)
-        if not (folder / "config.yaml").is_file():
-            raise UsageError(f"{folder} is not a run folder (no config.yaml)", hint="pass the --output of a train run")
-        config = config_module.resolve(folder / "config.yaml")
-        labels = LabelMap.read(folder / LABELS_FILE)
+        folder = runfiles.require_run(run)
+        config = runfiles.read_config(folder)
+        labels = runfiles.read_labels(folder)
         path = (
             Path(ckpt_path)
             if ckpt_path

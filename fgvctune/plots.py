@@ -19,7 +19,7 @@ def _pyplot():
 def training_curves(folder: str | Path) -> Path:
     """Loss and accuracy per epoch from results.txt, as curves.png in the run folder."""
     from fgvctune.errors import UsageError
-    from fgvctune.trainer import read_results
+    from fgvctune.runfiles import read_results
 
     folder = Path(folder)
     rows = read_results(folder)

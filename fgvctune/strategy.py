@@ -203,15 +203,12 @@ def layers(model_or_run: str, **strategy_options) -> Strategy:
     """The plan for a MindCV model name or a run folder, without training: what `fgvctune layers` prints."""
     from pathlib import Path
 
-    from fgvctune import runtime
-    from fgvctune.dataset import LABELS_FILE, LabelMap
+    from fgvctune import runfiles, runtime
 
     folder = Path(model_or_run)
-    if (folder / "config.yaml").is_file():
-        from fgvctune.config import resolve
-
-        config = resolve(folder / "config.yaml")
-        model_name, classes = config.model, len(LabelMap.read(folder / LABELS_FILE))
+    if runfiles.is_run(folder):
+        config = runfiles.read_config(folder)
+        model_name, classes = config.model, len(runfiles.read_labels(folder))
         given = {k: v for k, v in strategy_options.items() if v not in (None, False, (), [])}
         strategy_options = {
             "freeze": config.freeze,

@@ -1,9 +1,7 @@
 """The training core: one loop for every adapter, read mode and strategy.
 
-A run folder holds everything a run makes: config.yaml (the resolved configuration), labels.csv,
-results.txt (a row per finished epoch), last.ckpt (weights, optimizer state and schedule position
-after the last finished epoch) and best.ckpt (the weights with the best val top-1). Every file is
-written atomically after each epoch, so a killed run loses at most the epoch it was in.
+A run folder holds everything a run makes (`runfiles` names the files). Every file is written
+atomically after each epoch, so a killed run loses at most the epoch it was in.
 """
 
 from __future__ import annotations
@@ -24,11 +22,7 @@ from fgvctune.config import TrainConfig
 from fgvctune.dataset import LABELS_FILE, load_dataset
 from fgvctune.errors import FgvctuneError, ModelError, UsageError
 from fgvctune.fileio import atomic_write_text
-
-RESULTS_FILE = "results.txt"
-CONFIG_FILE = "config.yaml"
-BEST, LAST = "best.ckpt", "last.ckpt"
-COLUMNS = ("epoch", "train_loss", "train_acc", "val_top1", "val_top5", "lr", "seconds")
+from fgvctune.runfiles import BEST, CONFIG_FILE, LAST, RESULTS_FILE, SKIPPED_FILE, read_results, results_text
 
 
 class Interrupted(FgvctuneError):
@@ -45,28 +39,6 @@ class Run:
     @property
     def best(self) -> dict | None:
         return max(self.rows, key=lambda r: r["val_top1"]) if self.rows else None
-
-
-def read_results(folder: Path) -> list[dict]:
-    path = Path(folder) / RESULTS_FILE
-    if not path.is_file():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines()[1:]
-    rows = []
-    for line in lines:
-        values = line.split("\t")
-        rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in zip(COLUMNS, values)})
-    return rows
-
-
-def _results_text(rows: list[dict]) -> str:
-    lines = ["\t".join(COLUMNS)]
-    for r in rows:
-        lines.append(
-            f"{r['epoch']}\t{r['train_loss']:.4f}\t{r['train_acc']:.4f}\t{r['val_top1']:.4f}\t"
-            f"{r['val_top5']:.4f}\t{r['lr']:.6g}\t{r['seconds']:.1f}"
-        )
-    return "\n".join(lines) + "\n"
 
 
 def default_output(config: TrainConfig) -> Path:
@@ -159,7 +131,7 @@ class Trainer:
         atomic_write_text(self.folder / CONFIG_FILE, config_module.dump_yaml(self.config))
         atomic_write_text(self.folder / LABELS_FILE, self.dataset.labels.to_csv())
         if self.dataset.problems:
-            atomic_write_text(self.folder / "skipped.txt", self.dataset.skipped_report())
+            atomic_write_text(self.folder / SKIPPED_FILE, self.dataset.skipped_report())
 
     def _build_data(self) -> None:
         from fgvctune import pipeline
@@ -273,7 +245,7 @@ class Trainer:
                     since_best += 1
                 if self.dist.is_writer:
                     with _interrupts_deferred():  # an epoch's files land together or not at all
-                        atomic_write_text(self.folder / RESULTS_FILE, _results_text(rows))
+                        atomic_write_text(self.folder / RESULTS_FILE, results_text(rows))
                         if improved:
                             self._save(self.network, BEST, epoch + 1)
                         self._save(self.step, LAST, epoch + 1)

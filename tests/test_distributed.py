@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from conftest import checkpoint, finetune_settings, train_command
 from fgvctune.cli import app
-from fgvctune.trainer import read_results
+from fgvctune.runfiles import read_results
 
 MSRUN = Path(sys.executable).with_name("msrun")
 pytestmark = pytest.mark.skipif(not MSRUN.is_file(), reason="msrun is not installed beside this Python")

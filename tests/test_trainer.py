@@ -15,7 +15,8 @@ import yaml
 from conftest import REPO, SAMPLE, checkpoint, finetune_settings, train_command
 from fgvctune.dataset import LabelMap
 from fgvctune.errors import UsageError
-from fgvctune.trainer import read_results, train
+from fgvctune.runfiles import read_results
+from fgvctune.trainer import train
 from fgvctune.tree import convert
 
 CHANCE = 1 / 8  # eight variants in the sample
