@@ -41,11 +41,12 @@ class Workers:
         holds the same full model; each worker's own statistics saw only its shard."""
         if self.size == 1:
             return
+        import mindspore as ms
         from mindspore import ops
 
         reduce = ops.AllReduce()
         for param in network.get_parameters():
-            if param.name not in learnable:
+            if param.name not in learnable and param.dtype in (ms.float32, ms.float16, ms.bfloat16):
                 param.set_data(reduce(param) / self.size)
 
 

@@ -75,12 +75,14 @@ def classifier_name(network, model_name: str) -> str:
     return dense[-1]
 
 
-def create_network(model_name: str, num_classes: int, pretrained: bool = False, ckpt_path: str = ""):
-    """A MindCV model with a fresh `num_classes` classifier, weights from a checkpoint or MindCV's download."""
+def create_network(model_name: str, num_classes: int, pretrained: bool = False, ckpt_path: str = "", seed: int = 0):
+    """A MindCV model with a fresh `num_classes` classifier, weights from a checkpoint or MindCV's download.
+
+    fgvctune's swaps (`swaps.py`) are applied after loading; `seed` seeds the dropout masks."""
     network, report = _create_network(model_name, num_classes, pretrained, ckpt_path)
     from fgvctune import swaps
 
-    swaps.apply(network)
+    swaps.apply(network, seed)
     return network, report
 
 
@@ -139,6 +141,8 @@ def load_weights(network, ckpt_path: str, model_name: str) -> LoadReport:
     """
     import mindspore as ms
 
+    from fgvctune.swaps import is_counter
+
     path = Path(ckpt_path)
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist", hint="check --ckpt-path")
@@ -151,8 +155,8 @@ def load_weights(network, ckpt_path: str, model_name: str) -> LoadReport:
     report = LoadReport(source=str(path))
     weights = {}
     for name, value in saved.items():
-        if name.startswith("fgvctune_"):
-            continue  # fgvctune's own bookkeeping, e.g. the epoch
+        if name.startswith("fgvctune_") or is_counter(name):
+            continue  # fgvctune's own bookkeeping: the epoch, how often a dropout layer ran
         if name not in own:
             if name.startswith(OPTIMIZER_STATE):
                 report.optimizer_state += 1

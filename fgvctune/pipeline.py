@@ -1,11 +1,24 @@
 """From a checked dataset to batches: offline (class tree + create_dataset) or online (GeneratorDataset),
-then MindCV's create_transforms and create_loader."""
+then MindCV's create_transforms and create_loader.
+
+Training batches are a function of (seed, epoch) alone, whatever the number of pipeline workers and
+however busy the cores are, so a run repeats exactly and a resumed run sees what the uninterrupted
+one saw. Two things make it so:
+- every epoch's pipeline is seeded from (seed, epoch), so each epoch shuffles and augments anew and
+  epoch k is the same whether or not epochs 0..k-1 ran in this process;
+- MindSpore's C++ random ops are repeatable across workers (each worker has its own generator and
+  rows are dealt out in order), but Python ones (MindCV's auto-augment policies and Mixup,
+  MindSpore's RandomErasing) draw from the process-wide `random` and `numpy.random` in whatever
+  order the workers reach them. Each of those runs seeded from the epoch and its own input.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,9 +101,18 @@ def raw_dataset(dataset: Dataset, split: str, config: TrainConfig, training: boo
 
 
 def loader(
-    dataset: Dataset, split: str, config: TrainConfig, training: bool, shard: Shard = Shard(), tree: Path | None = None
+    dataset: Dataset,
+    split: str,
+    config: TrainConfig,
+    training: bool,
+    shard: Shard = Shard(),
+    tree: Path | None = None,
+    epoch: int = 0,
 ):
-    """Batches of one split. Training drops the last partial batch; evaluation keeps every sample."""
+    """Batches of one split. Training drops the last partial batch and augments as epoch `epoch` of a
+    run seeded `config.seed`; evaluation keeps every sample. Iterate it right away: building it seeds
+    MindSpore's dataset generators for that epoch."""
+    import mindspore.dataset as ds
     from mindcv.data import create_loader
 
     per_shard = len(dataset.splits[split]) // shard.count
@@ -100,19 +122,77 @@ def loader(
             f"{' per worker' if shard.count > 1 else ''} of split {split!r}",
             hint="pass a smaller --batch-size",
         )
-    transform = train_transforms(config) if training else eval_transforms(config)
-    return create_loader(
+    seed = epoch_seed(config.seed, epoch)
+    if training:
+        ds.config.set_seed(seed)  # also seeds `random` and `numpy.random`
+        transform = [op if _is_cpp(op) else SeededPython(op, seed) for op in train_transforms(config)]
+    else:
+        transform = eval_transforms(config)
+    batches = create_loader(
         raw_dataset(dataset, split, config, training, shard, tree),
         batch_size=config.batch_size,
         drop_remainder=training,
         is_training=training,
-        mixup=config.mixup if training else 0.0,
-        cutmix=config.cutmix if training else 0.0,
-        cutmix_prob=config.cutmix_prob,
         num_classes=len(dataset.labels),
         transform=transform,
         num_parallel_workers=config.num_parallel_workers,
     )
+    if training and config.mixup + config.cutmix > 0 and config.batch_size > 1:
+        from mindcv.data.mixup import Mixup
+
+        # As MindCV's create_loader mixes (labels become soft one-hot rows), with its Python draws seeded.
+        mix = Mixup(
+            mixup_alpha=config.mixup,
+            cutmix_alpha=config.cutmix,
+            cutmix_minmax=None,
+            prob=config.cutmix_prob,
+            switch_prob=0.5,
+            label_smoothing=0.0,
+            num_classes=len(dataset.labels),
+        )
+        batches = batches.map(
+            operations=SeededPython(mix, seed),
+            input_columns=["image", "label"],
+            num_parallel_workers=config.num_parallel_workers,
+        )
+    return batches
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The data pipeline's seed for one epoch of a run."""
+    return zlib.crc32(f"{seed}:{epoch}".encode()) & 0x7FFFFFFF
+
+
+def _is_cpp(op) -> bool:
+    from mindspore.dataset.transforms.transforms import Implementation
+
+    return getattr(op, "implementation", None) == Implementation.C
+
+
+_PYTHON_DRAWS = threading.Lock()
+
+
+class SeededPython:
+    """A Python transform run with `random` and `numpy.random` seeded from the epoch and its input.
+
+    Its input is already a function of (seed, epoch, sample), so its draws are too, whichever worker
+    runs it. The lock keeps the seeding and the draws of one call together; Python transforms hold
+    the GIL for most of their work anyway.
+    """
+
+    def __init__(self, op, seed: int):
+        self.op, self.seed = op, seed
+
+    def __call__(self, *columns):
+        import random
+
+        import numpy as np
+
+        state = zlib.crc32(np.ascontiguousarray(columns[0]).data, self.seed)
+        with _PYTHON_DRAWS:
+            random.seed(state)
+            np.random.seed(state)
+            return self.op(*columns)
 
 
 def train_transforms(config: TrainConfig):

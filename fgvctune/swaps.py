@@ -1,8 +1,7 @@
 """Layers fgvctune swaps into MindCV's models, each computing what the layer it replaces computes.
 
-Every swap keeps parameter names, so checkpoints load both ways, and each has a parity test in
-tests/test_swaps.py (outputs, and gradients where the layer trains). Importing this module imports
-MindSpore: only model creation does.
+Every swap keeps the model's parameter names, so checkpoints load both ways, and each has a parity
+test in tests/test_swaps.py. Importing this module imports MindSpore: only model creation does.
 """
 
 from __future__ import annotations
@@ -22,8 +21,9 @@ def replace(network, kind, make) -> int:
     return swapped
 
 
-def apply(network) -> None:
-    """The swaps for the device MindSpore runs on."""
+def apply(network, seed: int = 0) -> None:
+    """The swaps for the device MindSpore runs on; `seed` seeds the dropout masks."""
+    seeded_dropout(network, seed)
     if ms.get_context("device_target") == "CPU":
         faster_pooling(network)
 
@@ -49,3 +49,59 @@ def faster_pooling(network) -> int:
     from mindcv.models.layers.pooling import GlobalAvgPooling
 
     return replace(network, GlobalAvgPooling, lambda old, name: MatMulGlobalAvgPool(old.keep_dims))
+
+
+# -- dropout ---------------------------------------------------------------------------------------
+COUNTER = "dropout_calls"  # the parameter that counts a SeededDropout's training calls
+_MASK32 = 0xFFFFFFFF
+
+
+def is_counter(name: str) -> bool:
+    return name.rsplit(".", 1)[-1] == COUNTER
+
+
+class SeededDropout(nn.Cell):
+    """Dropout whose mask is a hash of (seed, layer, call number, element index).
+
+    MindSpore's CPU Dropout draws its mask in parallel chunks whose split depends on how busy the
+    cores are, so two runs with the same seed drop different units; its generator state also lives
+    inside the kernel, where no checkpoint can keep it. Here the call number is a parameter, saved
+    with the weights, so a resumed run draws the masks the uninterrupted run would have drawn.
+    """
+
+    def __init__(self, p: float, salt: int):
+        super().__init__()
+        self.p, self.keep = float(p), 1.0 - float(p)
+        self.threshold = int(self.keep * 2**32)
+        self.salt = salt & 0x7FFFFFFF
+        self.dropout_calls = ms.Parameter(ms.Tensor(0, ms.int64), name=COUNTER, requires_grad=False)
+
+    def construct(self, x):
+        if not self.training or self.p == 0:
+            return x
+        calls = self.dropout_calls + 1
+        ops.assign(self.dropout_calls, calls)
+        index = ops.arange(0, x.size, dtype=ms.int64).reshape(x.shape)
+        # A 32-bit integer hash (multiply and xor-shift rounds) kept in int64 so nothing overflows.
+        h = (index * 0x9E3779B1 + calls * 0x85EBCA77 + self.salt) & _MASK32
+        h = ops.bitwise_xor(h, ops.bitwise_right_shift(h, 16))
+        h = (h * 0x7FEB352D) & _MASK32
+        h = ops.bitwise_xor(h, ops.bitwise_right_shift(h, 15))
+        h = (h * 0x1B873593) & _MASK32
+        h = ops.bitwise_xor(h, ops.bitwise_right_shift(h, 16))
+        return x * (h < self.threshold).astype(x.dtype) / self.keep
+
+
+def seeded_dropout(network, seed: int) -> int:
+    """Swap every nn.Dropout (MindCV's classifier dropout and DropPath use it) for SeededDropout."""
+    import zlib
+
+    def make(old, name):
+        p = old.p if old.p is not None else 1.0 - old.keep_prob
+        return SeededDropout(p, zlib.crc32(f"{seed}:{name}".encode()))
+
+    swapped = replace(network, nn.Dropout, make)
+    for name, param in network.parameters_and_names():
+        if is_counter(name):
+            param.name = name  # a cell set into a built model gets only its attribute name as prefix
+    return swapped

@@ -139,9 +139,12 @@ class Trainer:
         c, d = self.config, self.dataset
         tree = pipeline.class_tree(d, c) if c.read == "offline" else None
         shard = pipeline.Shard(self.dist.size, self.dist.rank)
-        self.train_loader = pipeline.loader(d, d.train_split, c, training=True, shard=shard, tree=tree)
+        # Each epoch gets a pipeline of its own, seeded from (seed, epoch): see pipeline.py.
+        self.train_batches = lambda epoch: pipeline.loader(
+            d, d.train_split, c, training=True, shard=shard, tree=tree, epoch=epoch
+        ).create_tuple_iterator(num_epochs=1)
         self.val_loader = pipeline.loader(d, d.eval_split, c, training=False, shard=shard, tree=tree)
-        self.steps_per_epoch = self.train_loader.get_dataset_size()
+        self.steps_per_epoch = len(d.splits[d.train_split]) // shard.count // c.batch_size
         self.log(
             f"data: {c.adapter} at {c.data_dir}, {len(d.labels)} classes, "
             f"{len(d.splits[d.train_split])} {d.train_split} / {len(d.splits[d.eval_split])} {d.eval_split} images, "
@@ -154,7 +157,10 @@ class Trainer:
         from fgvctune.model import create_network
 
         c = self.config
-        self.network, report = create_network(c.model, c.num_classes, c.pretrained, c.ckpt_path)
+        # Each worker drops its own units: the dropout seed differs by rank.
+        self.network, report = create_network(
+            c.model, c.num_classes, c.pretrained, c.ckpt_path, seed=c.seed * 1000 + self.dist.rank
+        )
         self.learnable = {p.name for p in self.network.trainable_params()}
         self.log(f"model: {c.model}, {report.summary()}")
         self.loss_fn = mindcv.create_loss(name="CE", label_smoothing=c.label_smoothing)
@@ -229,13 +235,16 @@ class Trainer:
         if self.resume:
             self._load_last()
         best = max((r["val_top1"] for r in rows), default=-1.0)
-        since_best = 0
+        since_best = len(rows) - 1 - next((i for i, r in enumerate(rows) if r["val_top1"] == best), len(rows) - 1)
         run = Run(self.folder, c, rows)
         try:
             for epoch in range(start_epoch, c.epoch_size):
                 if phase_head and epoch >= c.unfreeze_after:
                     phase_head = False
+                    head_state = _carried_over(self.step.parameters_dict())
                     self._build_step(head_only=False, start_step=epoch * self.steps_per_epoch)
+                    # The head keeps its optimizer state, as a run resumed at this epoch does.
+                    self.ms.load_param_into_net(self.step, head_state, strict_load=False)
                 row = self._epoch(epoch)
                 rows.append(row)
                 improved = row["val_top1"] > best
@@ -291,7 +300,7 @@ class Trainer:
             self.steps_per_epoch, f"epoch {epoch + 1}/{c.epoch_size}", self.progress and self.dist.is_writer
         )
         with bar:
-            for images, labels in self.train_loader.create_tuple_iterator(num_epochs=1):
+            for images, labels in self.train_batches(epoch):
                 loss, logits = self.step(images, labels)
                 n = images.shape[0]
                 truth = labels.asnumpy()
@@ -355,12 +364,18 @@ class Trainer:
         if last.is_file():
             params = self.ms.load_checkpoint(str(last))
             params.pop("fgvctune_epoch", None)
-            self.ms.load_param_into_net(self.step, params, strict_load=False)
+            self.ms.load_param_into_net(self.step, _carried_over(params), strict_load=False)
 
     def _after_training(self, run: Run) -> None:
         from fgvctune.plots import training_curves
 
         training_curves(self.folder)
+
+
+def _carried_over(state: dict) -> dict:
+    """A train step's state to go on from: weights, BatchNorm statistics, optimizer moments, step
+    counts. Not the learning-rate schedules: they come from the config, grouped by the phase's plan."""
+    return {name: value for name, value in state.items() if not name.startswith("learning_rate")}
 
 
 def _reclaim_ctrl_c() -> None:
