@@ -422,6 +422,8 @@ def export_command(
             f"checked: same predictions as the checkpoint on {result.checked} images "
             f"(largest logit difference {result.max_difference:.2g})"
         )
+    else:
+        typer.echo("not checked: ONNX Runtime is not installed (pip install 'fgvctune[onnx]' to check ONNX exports)")
     typer.echo(f"wrote {result.path}\nwrote {result.labels}")
 
 

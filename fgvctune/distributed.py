@@ -82,6 +82,7 @@ def launch(train_args: list[str], workers: int, log_dir: Path, log=print) -> Non
         str(msrun),
         f"--worker_num={workers}",
         f"--local_worker_num={workers}",
+        f"--master_port={_free_port()}",  # msrun's fixed default (8118) clashes with any other run
         "--join=True",
         f"--log_dir={log_dir}",
         "python",
@@ -106,6 +107,14 @@ def launch(train_args: list[str], workers: int, log_dir: Path, log=print) -> Non
         raise FgvctuneError(
             f"distributed training failed: {_first_failure(log_dir, workers)}", hint=f"worker logs are in {log_dir}"
         )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _follow(path: Path, done, log) -> None:

@@ -47,18 +47,25 @@ def read_results(folder: str | Path) -> list[dict]:
     path = Path(folder) / RESULTS_FILE
     if not path.is_file():
         return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
-        values = line.split("\t")
-        rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in zip(COLUMNS, values)})
-    return rows
+    return [_parse(line) for line in path.read_text(encoding="utf-8").splitlines()[1:]]
 
 
 def results_text(rows: list[dict]) -> str:
-    lines = ["\t".join(COLUMNS)]
-    for r in rows:
-        lines.append(
-            f"{r['epoch']}\t{r['train_loss']:.4f}\t{r['train_acc']:.4f}\t{r['val_top1']:.4f}\t"
-            f"{r['val_top5']:.4f}\t{r['lr']:.6g}\t{r['seconds']:.1f}"
-        )
-    return "\n".join(lines) + "\n"
+    return "\n".join(["\t".join(COLUMNS)] + [_line(r) for r in rows]) + "\n"
+
+
+def as_written(row: dict) -> dict:
+    """A row with the precision results.txt keeps, so a run that goes on from the file (resumed) decides
+    "better" and "early stop" on exactly the numbers the uninterrupted run decided on."""
+    return {**row, **_parse(_line(row))}
+
+
+def _line(r: dict) -> str:
+    return (
+        f"{r['epoch']}\t{r['train_loss']:.4f}\t{r['train_acc']:.4f}\t{r['val_top1']:.4f}\t"
+        f"{r['val_top5']:.4f}\t{r['lr']:.6g}\t{r['seconds']:.1f}"
+    )
+
+
+def _parse(line: str) -> dict:
+    return {k: (int(v) if k == "epoch" else float(v)) for k, v in zip(COLUMNS, line.split("\t"))}

@@ -22,7 +22,16 @@ from fgvctune.config import TrainConfig
 from fgvctune.dataset import LABELS_FILE, load_dataset
 from fgvctune.errors import FgvctuneError, ModelError, UsageError
 from fgvctune.fileio import atomic_write_text
-from fgvctune.runfiles import BEST, CONFIG_FILE, LAST, RESULTS_FILE, SKIPPED_FILE, read_results, results_text
+from fgvctune.runfiles import (
+    BEST,
+    CONFIG_FILE,
+    LAST,
+    RESULTS_FILE,
+    SKIPPED_FILE,
+    as_written,
+    read_results,
+    results_text,
+)
 
 
 class Interrupted(FgvctuneError):
@@ -97,6 +106,8 @@ class Trainer:
         self.dist = distributed.setup(c.distribute)
         if not self.dist.is_writer:
             self.log = lambda message: None  # rank 0 speaks for all
+        if c.device_target != "CPU":
+            self.log(f"note: --seed repeats runs exactly on the CPU; {c.device_target} kernels are not checked for it")
         random.seed(c.seed)
         np.random.seed(c.seed)
         import mindspore.dataset as ds
@@ -245,7 +256,7 @@ class Trainer:
                     self._build_step(head_only=False, start_step=epoch * self.steps_per_epoch)
                     # The head keeps its optimizer state, as a run resumed at this epoch does.
                     self.ms.load_param_into_net(self.step, head_state, strict_load=False)
-                row = self._epoch(epoch)
+                row = as_written(self._epoch(epoch))
                 rows.append(row)
                 improved = row["val_top1"] > best
                 if improved:

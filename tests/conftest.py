@@ -1,8 +1,15 @@
-"""Tiny datasets made in tmp_path, in each layout the adapters read."""
+"""Tiny datasets made in tmp_path, in each layout the adapters read; real images; child processes."""
 
 from __future__ import annotations
 
 import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -84,7 +91,7 @@ def folder(tmp_path) -> Path:
 
 
 # Training on the bundled sample at a size two CPU cores handle in seconds.
-FAST = dict(image_resize=64, batch_size=16, scale=[0.5, 1.0], num_parallel_workers=2)
+FAST = dict(image_resize=32, batch_size=16, scale=[0.5, 1.0], num_parallel_workers=2)
 
 
 def finetune_settings(base: Path, cache: str, **options) -> dict:
@@ -104,8 +111,6 @@ def finetune_settings(base: Path, cache: str, **options) -> dict:
 
 def train_command(folder: Path, base: Path, cache: str, epochs: int) -> list[str]:
     """The same fine-tuning through the real command, for tests that signal or kill the process."""
-    import sys
-
     return [
         sys.executable,
         "-m",
@@ -127,7 +132,7 @@ def train_command(folder: Path, base: Path, cache: str, epochs: int) -> list[str
         "-o",
         str(folder),
         "--image-resize",
-        "64",
+        "32",
         "--batch-size",
         "16",
     ]
@@ -165,3 +170,123 @@ def base(tmp_path_factory, cache) -> Path:
     )
     assert run.best["val_top1"] > 0.8
     return folder / "best.ckpt"
+
+
+# -- real images ----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory) -> Path:
+    """Real images where a test asserts learning: the 1,797 handwritten digits scikit-learn ships
+    (8x8 greyscale scans, 10 classes), as a class tree train/val of 32x32 PNGs, 25% held out per class."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    root = tmp_path_factory.mktemp("digits")
+    data = load_digits()
+    order = np.random.default_rng(0).permutation(len(data.images))
+    seen: dict[int, int] = {}
+    for index in order:
+        label = int(data.target[index])
+        seen[label] = seen.get(label, 0) + 1
+        split = "val" if seen[label] % 4 == 0 else "train"
+        pixels = (data.images[index] * 255 / 16).astype(np.uint8)
+        path = root / split / str(label) / f"{index:04d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).resize((32, 32), Image.BILINEAR).convert("RGB").save(path)
+    return root
+
+
+DIGITS = dict(adapter="folder", pretrained=False, image_resize=32, batch_size=32, scale=[0.7, 1.0], hflip=0.0)
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory, digits, cache) -> Path:
+    """A run that learns the digits from scratch in three epochs (well above the 10% of chance)."""
+    from fgvctune.trainer import train
+
+    folder = tmp_path_factory.mktemp("runs") / "digits"
+    run = train(
+        data_dir=str(digits),
+        opt="adamw",
+        lr=0.005,
+        epoch_size=3,
+        cache_dir=cache,
+        output=folder,
+        progress=False,
+        **DIGITS,
+    )
+    assert run.best["val_top1"] > 0.6
+    return folder
+
+
+# -- child processes ------------------------------------------------------------------------------
+@contextmanager
+def running(command: list[str], log: Path, **options):
+    """A child process (in its own process group) writing to a log file, so no pipe can fill up;
+    whatever happens in the test, it and its children are killed before the test ends."""
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO, **options
+        )
+        try:
+            yield process
+        finally:
+            stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Kill a child started by `running` and everything it started, sessions of their own included
+    (msrun starts each worker with setsid)."""
+    import psutil
+
+    try:
+        family = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    for member in family:
+        try:
+            member.kill()
+        except psutil.NoSuchProcess:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+    psutil.wait_procs(family, timeout=30)
+
+
+def wait_for(condition, process: subprocess.Popen, seconds: float = 600) -> None:
+    """Wait until `condition()` holds; fail at once if the process ends first, or after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if process.poll() is not None:
+            pytest.fail(f"the process ended (exit {process.returncode}) before the condition held")
+        if time.monotonic() > deadline:
+            pytest.fail(f"the condition did not hold within {seconds} s")
+        time.sleep(0.1)
+
+
+def fgvctune(*args: str, log: Path, timeout: float = 600, **options) -> subprocess.CompletedProcess:
+    """Run `python -m fgvctune ...` to the end, output in `log`; killed with its children on timeout."""
+    with running([sys.executable, "-m", "fgvctune", *args], log, **options) as process:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"fgvctune {' '.join(args[:1])} did not finish within {timeout} s: see {log}")
+    return subprocess.CompletedProcess(process.args, process.returncode, log.read_text(errors="replace"), "")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def busy_core():
+    """Another process keeping one core busy, as on a shared machine (what made runs drift apart)."""
+    process = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+    try:
+        yield
+    finally:
+        stop(process)

@@ -60,10 +60,16 @@ def test_tutorial_config_has_the_tutorials_values():
 
 
 def test_every_key_is_a_flag():
-    result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    import typer
+
+    train = typer.main.get_command(app).commands["train"]
+    flags = {flag for param in train.params for flag in param.opts + param.secondary_opts}
     for name in TrainConfig.__dataclass_fields__:
         if name != "adapter_options":
-            assert "--" + name.replace("_", "-") in result.output, name
+            assert "--" + name.replace("_", "-") in flags, name
+    assert "--no-pretrained" in flags and "--lr" in flags
+    help_text = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).output
+    assert "Layer-wise rate decay" in help_text
 
 
 def test_flags_override_the_file_on_the_command_line(tmp_path):

@@ -1,87 +1,162 @@
-"""Data-parallel training under msrun with two CPU workers on this machine."""
+"""Data-parallel training under msrun with two CPU workers on this machine: one launch, two launches acting
+as two machines, a resumed run, uneven shards."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from conftest import checkpoint, finetune_settings, train_command
-from fgvctune.cli import app
+from conftest import SAMPLE, checkpoint, fgvctune, free_port, running, train_command, wait_for
 from fgvctune.runfiles import read_results
 
 MSRUN = Path(sys.executable).with_name("msrun")
 pytestmark = pytest.mark.skipif(not MSRUN.is_file(), reason="msrun is not installed beside this Python")
+ENV = dict(os.environ, PATH=f"{MSRUN.parent}{os.pathsep}{os.environ['PATH']}")  # msrun starts `python` from PATH
+
+
+def msrun(*args: str, log_dir: Path, workers: int = 2, local: int = 2, port: int, node: int | None = None):
+    return [
+        str(MSRUN),
+        f"--worker_num={workers}",
+        f"--local_worker_num={local}",
+        "--master_addr=127.0.0.1",
+        f"--master_port={port}",
+        *([f"--node_rank={node}"] if node is not None else []),
+        "--join=True",
+        f"--log_dir={log_dir}",
+        *args,
+    ]
+
+
+def test_two_machines_train_one_run_and_two_workers_resume_it(tmp_path, base, cache):
+    """Two msrun launches as two nodes (--node_rank 0 and 1, one worker each, one master address and
+    port) train one run; killed after epoch 1, `fgvctune train --resume RUN --workers 2` finishes it.
+    --scale-lr doubles the rate for two workers; validation scores each test image once."""
+    folder = tmp_path / "run"
+    settings = train_command(folder, base, cache, 3)[4:]  # the arguments after `python -m fgvctune train`
+    settings += ["--scheduler", "constant", "--scale-lr", "--distribute"]  # train_command's lr is 0.02
+    port = free_port()
+    nodes = [
+        msrun(
+            *("python", "-m", "fgvctune", "train", *settings),
+            log_dir=tmp_path / f"node{rank}",
+            local=1,
+            port=port,
+            node=rank,
+        )
+        for rank in (0, 1)
+    ]
+    with (
+        running(nodes[0], tmp_path / "node0.log", env=ENV) as first,
+        running(nodes[1], tmp_path / "node1.log", env=ENV),
+    ):
+        wait_for((folder / "last.ckpt").is_file, first)
+    finished = int(checkpoint(folder / "last.ckpt")["fgvctune_epoch"])  # the kill may land mid-epoch
+    assert 1 <= finished < 3, "the run should be stopped part-way"
+
+    resumed = fgvctune("train", "--resume", str(folder), "--workers", "2", log=tmp_path / "resumed.log", env=ENV)
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert f"resuming {folder} after epoch {finished}" in resumed.stdout
+    rows = read_results(folder)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert {r["lr"] for r in rows} == {0.04}  # 0.02 x 2 workers, from the first launch on
+    assert resumed.stdout.count("best val top-1") == 1  # one final line, from rank 0
+
+    report = fgvctune(
+        "eval", str(folder), "--checkpoint", "last", "--json", "-o", str(tmp_path / "eval"), log=tmp_path / "eval.log"
+    )
+    assert report.returncode == 0, report.stdout[-2000:]
+    scored = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert scored["count"] == 64 and scored["top1"] == pytest.approx(rows[-1]["val_top1"], abs=1e-4)
+
 
 WORKER = """
 import json, sys
+from pathlib import Path
 import mindspore as ms
+from fgvctune import metrics
 from fgvctune.config import resolve
 from fgvctune.trainer import Trainer
 
-config = resolve(**json.loads(sys.argv[1]))
-folder = __import__("pathlib").Path(sys.argv[2])
+config, folder, out = resolve(**json.loads(sys.argv[1])), Path(sys.argv[2]), Path(sys.argv[3])
 trainer = Trainer(config, folder, resume=False, verbose=False, progress=False, log=print)
 trainer.run()
-ms.save_checkpoint(trainer.network, f"{sys.argv[3]}/rank{trainer.dist.rank}.ckpt")
-json.dump({"rank": trainer.dist.rank, "size": trainer.dist.size, "steps": trainer.steps_per_epoch},
-          open(f"{sys.argv[3]}/rank{trainer.dist.rank}.json", "w"))
+logits, labels = metrics.predict(trainer.network, trainer.val_loader, config.batch_size)
+total, correct = trainer.dist.sum([len(labels), metrics.correct_at(logits, labels, 1)])
+rank = trainer.dist.rank
+ms.save_checkpoint(trainer.network, str(out / f"rank{rank}.ckpt"))
+record = dict(size=trainer.dist.size, steps=trainer.steps_per_epoch, scored=len(labels), total=total, correct=correct)
+(out / f"rank{rank}.json").write_text(json.dumps(record))
 """
 
 
-def test_two_workers_end_identical_and_evaluate_the_whole_split(tmp_path, base, cache):
+def test_uneven_shards_count_every_image_once(tmp_path, base, cache):
+    """127 training and 61 test images over two workers with batch 16: each worker trains on 63 (one
+    image left out), the test images are scored 31 + 30, and the summed count and correct answers
+    equal a one-process evaluation of the same weights. Both workers end with identical weights."""
+    rows = []
+    for split in ("trainval", "test"):
+        lines = (SAMPLE / "data" / f"images_variant_{split}.txt").read_text().splitlines()
+        keep = lines[:-1] if split == "trainval" else lines[:-3]
+        rows += [(f"data/images/{line.split()[0]}.jpg", line.split(" ", 1)[1], split) for line in keep]
+    table = tmp_path / "uneven.csv"
+    with open(table, "w", newline="") as f:
+        csv.writer(f).writerows([("filepath", "label", "split"), *rows])
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    settings = finetune_settings(base, cache, epoch_size=2, distribute=True)
-    env = dict(os.environ, PATH=f"{MSRUN.parent}{os.pathsep}{os.environ['PATH']}")
-    result = subprocess.run(
-        [
-            str(MSRUN),
-            "--worker_num=2",
-            "--local_worker_num=2",
-            "--join=True",
-            f"--log_dir={tmp_path / 'logs'}",
-            str(script),
-            json.dumps(settings),
-            str(tmp_path / "run"),
-            str(tmp_path),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    settings = {
+        "adapter": "csv",
+        "data_dir": str(SAMPLE),
+        "adapter_options": {"file": str(table)},
+        "ckpt_path": str(base),
+        "pretrained": False,
+        "epoch_size": 1,
+        "image_resize": 32,
+        "batch_size": 16,
+        "cache_dir": cache,
+        "distribute": True,
+    }
+    folder = tmp_path / "run"
+    command = msrun(
+        str(script), json.dumps(settings), str(folder), str(tmp_path), log_dir=tmp_path / "logs", port=free_port()
     )
+    with running(command, tmp_path / "msrun.log", env=ENV) as process:
+        process.wait(timeout=600)
     logs = "\n".join(p.read_text() for p in (tmp_path / "logs").glob("worker_*.log"))
-    assert result.returncode == 0, logs[-3000:]
+    assert process.returncode == 0, logs[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    assert [r["size"] for r in ranks] == [2, 2] and ranks[0]["steps"] == ranks[1]["steps"] == 128 // 2 // 16
+    assert [r["size"] for r in ranks] == [2, 2] and [r["steps"] for r in ranks] == [63 // 16] * 2
+    assert [r["scored"] for r in ranks] == [31, 30] and {r["total"] for r in ranks} == {61}
     zero, one = checkpoint(tmp_path / "rank0.ckpt"), checkpoint(tmp_path / "rank1.ckpt")
     assert zero.keys() == one.keys()
     for name in zero:
-        np.testing.assert_array_equal(zero[name], one[name], err_msg=name)
-    assert not np.array_equal(zero["classifier.3.weight"], checkpoint(base)["classifier.3.weight"][:1])
-    folder = tmp_path / "run"
-    assert {"best.ckpt", "last.ckpt", "results.txt", "config.yaml", "labels.csv", "curves.png"} <= {
-        p.name for p in folder.iterdir()
-    }
-    rows = read_results(folder)
-    assert [r["epoch"] for r in rows] == [1, 2]
-    # the distributed val top-1 counts every test image once: it equals a one-process evaluation of the same weights
-    last = CliRunner().invoke(app, ["eval", str(folder), "--checkpoint", "last", "--json", "-o", str(tmp_path / "e")])
-    assert last.exit_code == 0, last.output
-    assert json.loads(last.output)["top1"] == pytest.approx(rows[-1]["val_top1"], abs=1e-4)
+        if not name.endswith("dropout_calls"):
+            np.testing.assert_array_equal(zero[name], one[name], err_msg=name)
+    start = checkpoint(base)
+    features = [k for k in start if k.startswith("features.") and k.endswith("weight")]
+    assert all(zero[k].tobytes() != start[k].tobytes() for k in features)  # every worker learned
+
+    report = fgvctune(
+        *("eval", str(folder), "--ckpt-path", str(tmp_path / "rank0.ckpt"), "--json", "-o", str(tmp_path / "eval")),
+        log=tmp_path / "eval.log",
+    )
+    assert report.returncode == 0, report.stdout[-2000:]
+    scored = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert scored["count"] == 61 and round(scored["top1"] * 61) == ranks[0]["correct"]
 
 
 def test_failed_worker_ends_with_a_clear_message(tmp_path, base, cache):
     command = train_command(tmp_path / "run", base, cache, 2) + ["--batch-size", "100", "--workers", "2"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1
-    last = result.stderr.strip().splitlines()[-1]
+    with running(command, tmp_path / "run.log") as process:
+        process.wait(timeout=300)
+    output = (tmp_path / "run.log").read_text()
+    assert process.returncode == 1, output[-2000:]
+    last = output.strip().splitlines()[-1]
     assert last.startswith("error: distributed training failed: worker 0: batch_size 100 is larger than the 64")
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in output

@@ -134,15 +134,78 @@ def test_export_matches_the_checkpoint(run, tmp_path):
 
     exported = nn.GraphCell(ms.load(str(tmp_path / "export" / "mobilenet_v3_small_100.mindir")))
     model = load_model(run)
-    x = ms.Tensor(np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32))
+    size = FAST["image_resize"]
+    x = ms.Tensor(np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32))
     np.testing.assert_allclose(exported(x).asnumpy(), model.network(x).asnumpy(), rtol=1e-4, atol=1e-5)
     assert (tmp_path / "export" / "labels.csv").read_text() == (run / "labels.csv").read_text()
 
 
-def test_plot(run):
-    result = runner.invoke(app, ["plot", str(run)])
+def test_plot_draws_the_curves_anew(run, tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name in ("results.txt", "labels.csv"):
+        (folder / name).write_bytes((run / name).read_bytes())
+    result = runner.invoke(app, ["plot", str(folder)])
     assert result.exit_code == 0, result.output
-    valid_png(run / "curves.png")
+    valid_png(folder / "curves.png")
+    empty = runner.invoke(app, ["plot", str(tmp_path)])
+    assert empty.exit_code == 2 and "no finished epochs to plot" in empty.output
+
+
+def test_eval_json_and_the_most_confused_pairs(digits_run, digits, tmp_path):
+    result = runner.invoke(app, ["eval", str(digits_run), "-o", str(tmp_path / "eval"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert json.loads((tmp_path / "eval" / "eval.json").read_text()) == report
+    assert report["count"] == len(list((digits / "val").glob("*/*.png")))
+    assert report["top1"] > 0.6 and report["k"] == 5 and report["top1"] <= report["top5"]
+    with open(tmp_path / "eval" / "confusion.csv", newline="") as f:
+        table = list(csv.reader(f))
+    names = table[0][1:]
+    cells = [(int(v), row[0], names[j]) for row in table[1:] for j, v in enumerate(row[1:]) if row[0] != names[j]]
+    worst = sorted((c for c in cells if c[0]), key=lambda c: (-c[0], c[1], c[2]))[:10]
+    assert report["confused"] == [[true, predicted, count] for count, true, predicted in worst]
+    assert report["confused"], "three epochs on the digits still confuse a few"
+
+
+def test_checkpoint_best_or_last_scores_what_training_reported(run, tmp_path):
+    """eval --checkpoint best/last scores the checkpoint of the best/last epoch, with the val top-1
+    that epoch's results row holds."""
+    from fgvctune.runfiles import read_results
+
+    rows = read_results(run)
+    best = max(rows, key=lambda r: r["val_top1"])
+    for which, row in (("best", best), ("last", rows[-1])):
+        result = runner.invoke(app, ["eval", str(run), "--checkpoint", which, "--json", "-o", str(tmp_path / which)])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        assert report["checkpoint"].endswith(f"{which}.ckpt")
+        assert int(checkpoint(run / f"{which}.ckpt")["fgvctune_epoch"]) == row["epoch"]
+        assert report["top1"] == pytest.approx(row["val_top1"], abs=1e-4)
+
+
+def test_layers_shows_what_trains_and_each_blocks_rate():
+    result = runner.invoke(
+        app,
+        ["layers", "mobilenet_v3_small_100", "--freeze", "3", "--lr-mult", "classifier=2", "--layer-decay", "0.5"],
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    rows = {}
+    for line in lines[1:-1]:
+        index, rest = line.split(maxsplit=1)
+        prefix, params, trainable, rate = rest.rsplit(maxsplit=3)
+        rows[prefix.strip()] = (index, trainable, rate)
+    for i in range(17):
+        index, trainable, rate = rows[f"features.{i}"]
+        if i in (2, 16):
+            assert (trainable, rate) == ("-", "-")  # an activation and the pooling: no parameters
+        elif i < 3:
+            assert (trainable, rate) == ("no", "-")
+        else:
+            assert (trainable, rate) == ("yes", f"{0.5 ** (17 - i):g}"), i
+    assert rows["classifier.0, classifier.3"] == ("-", "yes", "2")
+    assert lines[-1].startswith("17 feature blocks; classifier classifier.3;")
 
 
 def test_compare_resumes_a_half_finished_comparison(tmp_path, base, cache):
@@ -215,3 +278,37 @@ def test_eval_on_another_dataset_and_from_a_bare_checkpoint(run, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["top1"] == json.loads(same.output)["top1"]
+
+
+def test_onnx_export_is_checked_with_onnx_runtime(run, tmp_path, cache):
+    """mobilenet_v2's operators all export to ONNX: the file predicts what the checkpoint predicts, checked
+    by fgvctune with ONNX Runtime and here again. mobilenet_v3's HSwish does not export: one line says so."""
+    import onnxruntime
+
+    from fgvctune.evaluation import load_model
+
+    folder = tmp_path / "v2"
+    train(
+        adapter="aircraft",
+        data_dir=str(SAMPLE),
+        model="mobilenet_v2_100",
+        pretrained=False,
+        epoch_size=1,
+        lr=0.05,
+        cache_dir=cache,
+        output=folder,
+        progress=False,
+        **{**FAST, "image_resize": 32},
+    )
+    result = runner.invoke(app, ["export", str(folder), "--format", "ONNX", "-o", str(tmp_path / "onnx")])
+    assert result.exit_code == 0, result.output
+    assert "same predictions as the checkpoint on 8 images" in result.output
+    session = onnxruntime.InferenceSession(str(tmp_path / "onnx" / "mobilenet_v2_100.onnx"))
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    import mindspore as ms
+
+    expected = load_model(folder).network(ms.Tensor(x)).asnumpy()
+    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x})[0], expected, rtol=1e-4, atol=1e-5)
+
+    refused = runner.invoke(app, ["export", str(run), "--format", "ONNX", "-o", str(tmp_path / "v3")])
+    assert refused.exit_code == 1 and "cannot export mobilenet_v3_small_100 as ONNX" in refused.output

@@ -67,15 +67,16 @@ def test_checkpoint_of_another_architecture(tmp_path):
         create_network(MODEL, 3, ckpt_path=str(path))
 
 
-def test_offline_download_fails_with_a_hint(monkeypatch, tmp_path):
+def test_offline_download_fails_with_a_hint_and_leaves_no_file(monkeypatch, tmp_path):
     from mindcv.models.registry import _model_pretrained_cfgs
+    from mindcv.utils import download
 
-    monkeypatch.setenv("HOME", str(tmp_path))  # MindCV downloads under ~/.mindspore
+    monkeypatch.setattr(download, "_DEFAULT_DOWNLOAD_ROOT", str(tmp_path))  # where MindCV puts its downloads
     monkeypatch.setitem(_model_pretrained_cfgs[MODEL], "url", "http://127.0.0.1:9/mobilenet.ckpt")
     with pytest.raises(ModelError, match="could not download pretrained weights") as caught:
         create_network(MODEL, 3, pretrained=True)
     assert "--ckpt-path" in caught.value.hint
-    assert not list(tmp_path.rglob("mobilenet.ckpt"))  # no empty file left for the next try to trust
+    assert tmp_path.is_dir() and not list(tmp_path.rglob("mobilenet.ckpt"))  # nothing for the next try to trust
 
 
 def test_unknown_model():

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
-from typer.testing import CliRunner
 
-from conftest import REPO, write_image
+from conftest import REPO, SAMPLE, fgvctune
 from fgvctune import registry
-from fgvctune.cli import app
 from fgvctune.errors import UsageError
+from fgvctune.runfiles import read_results
 
 PLUGIN_SOURCE = REPO / "examples" / "listfile-adapter"
 
@@ -29,38 +32,50 @@ def fresh_registry(monkeypatch):
     monkeypatch.setattr(registry, "_loaded", False)
 
 
-@pytest.fixture
-def plugin_installed(tmp_path, monkeypatch, fresh_registry):
-    site = tmp_path / "site"
-    place_distribution(site, "fgvctune-listfile", "listfile = fgvctune_listfile:ListFileAdapter")
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.syspath_prepend(str(PLUGIN_SOURCE))
-    return site
-
-
 def test_builtins_come_through_entry_points(fresh_registry):
     sources = {info.name: info.source for info in registry.available()}
     assert {"aircraft", "csv", "folder"} <= set(sources)
     assert sources["aircraft"].startswith("fgvctune ")
 
 
-def test_third_party_adapter_is_listed_and_converts(plugin_installed, tmp_path):
-    data = tmp_path / "lists"
-    for split, names in (("train", ["a1", "a2", "b1"]), ("val", ["a3", "b2"])):
-        lines = []
-        for n in names:
-            write_image(data / "img" / f"{n}.png", (ord(n[0]) * 2, 20, 20))
-            lines.append(f"{n}.png class {n[0]}\n")
-        (data / f"{split}.txt").write_text("".join(lines))
-    runner = CliRunner()
-    listed = runner.invoke(app, ["adapters"])
-    assert listed.exit_code == 0 and "listfile  (fgvctune-listfile 0.1.0)" in listed.output
-    assert "--images text" in listed.output
-    result = runner.invoke(
-        app, ["convert", "-a", "listfile", "-d", str(data), "-o", str(tmp_path / "out"), "--images", "img"]
+def test_plugin_installed_by_pip_converts_and_trains(tmp_path, base, cache):
+    """The example plug-in, installed by pip from its own pyproject.toml, is found through its entry
+    point by a fresh fgvctune process, which converts and fine-tunes through it."""
+    site = tmp_path / "site"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
+        + ["--target", str(site), str(PLUGIN_SOURCE)],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "out" / "train").iterdir()) == ["class a", "class b"]
+    assert installed.returncode == 0, installed.stderr
+    assert list(site.glob("fgvctune_listfile-0.1.0.dist-info/entry_points.txt"))
+    data = tmp_path / "lists"
+    data.mkdir()
+    for split, name in (("train", "trainval"), ("val", "test")):
+        lines = (SAMPLE / "data" / f"images_variant_{name}.txt").read_text().splitlines()
+        entries = [line.split(" ", 1) for line in lines]
+        (data / f"{split}.txt").write_text("".join(f"{image}.jpg {label}\n" for image, label in entries))
+    shutil.copytree(SAMPLE / "data" / "images", data / "pictures")
+    images = "pictures"
+    env = dict(os.environ, PYTHONPATH=str(site))
+    listed = fgvctune("adapters", log=tmp_path / "adapters.log", env=env)
+    assert "listfile  (fgvctune-listfile 0.1.0)" in listed.stdout and "--images text" in listed.stdout
+    converted = fgvctune(
+        "convert", "-a", "listfile", "-d", str(data), "-o", str(tmp_path / "tree"), "--mode", "copy",
+        "--images", images, log=tmp_path / "convert.log", env=env,
+    )  # fmt: skip
+    assert converted.returncode == 0, converted.stdout
+    assert len(list((tmp_path / "tree" / "train").glob("*/*.jpg"))) == 128
+    assert (tmp_path / "tree" / "val" / "F_A-18").is_dir()
+    trained = fgvctune(
+        "train", "-a", "listfile", "-d", str(data), "--ckpt-path", str(base), "--no-pretrained", "--epoch-size", "1",
+        "--image-resize", "32", "--batch-size", "16", "--cache-dir", cache, "-o", str(tmp_path / "run"),
+        "--images", images, log=tmp_path / "train.log", env=env,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stdout[-2000:]
+    assert "128 train / 64 val images" in trained.stdout and read_results(tmp_path / "run")
 
 
 def test_broken_plugin_warns_and_the_rest_works(tmp_path, monkeypatch, fresh_registry, caplog):

@@ -1,21 +1,20 @@
-"""The training core end to end: real MindSpore/MindCV training on the bundled sample, tiny images."""
+"""The training core end to end: real MindSpore/MindCV training on the bundled sample and on real digits."""
 
 from __future__ import annotations
 
 import csv
-import os
+import shutil
 import signal
-import subprocess
 import sys
-import time
 
 import pytest
 import yaml
 
-from conftest import REPO, SAMPLE, checkpoint, finetune_settings, train_command
+from conftest import DIGITS, SAMPLE, busy_core, checkpoint, fgvctune, finetune_settings, running, wait_for
 from fgvctune.dataset import LabelMap
-from fgvctune.errors import UsageError
+from fgvctune.errors import DataError, UsageError
 from fgvctune.runfiles import read_results
+from fgvctune.swaps import is_counter
 from fgvctune.trainer import train
 from fgvctune.tree import convert
 
@@ -26,9 +25,34 @@ def finetune(folder, base, cache, **options):
     return train(output=folder, progress=False, **finetune_settings(base, cache, **options))
 
 
+def weights_of(path) -> dict:
+    """A checkpoint's network entries: weights and BatchNorm statistics, no bookkeeping."""
+    return {k: v for k, v in checkpoint(path).items() if k != "fgvctune_epoch" and not is_counter(k)}
+
+
+def finetune_with_snapshots(folder, base, cache, **options) -> list[dict]:
+    """Fine-tune, keeping the network after every epoch: [after epoch 1, after epoch 2, ...]."""
+    snapshots = []
+
+    def log(message: str) -> None:
+        if message.startswith("epoch "):  # logged once the epoch's files are written
+            network = weights_of(folder / "best.ckpt")  # best.ckpt holds the network's entries only
+            last = checkpoint(folder / "last.ckpt")
+            snapshots.append({name: last[name] for name in network})
+
+    train(output=folder, progress=False, log=log, **finetune_settings(base, cache, **options))
+    return snapshots
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    return {k for k in after if k in before and before[k].tobytes() != after[k].tobytes()}
+
+
 def test_full_finetune_writes_a_complete_run_folder(tmp_path, base, cache):
     folder = tmp_path / "full"
-    run = finetune(folder, base, cache)
+    snapshots = finetune_with_snapshots(folder, base, cache)
+    assert len(snapshots) == 5
+    assert changed(snapshots[-2], snapshots[-1]) == set(snapshots[-1])  # every weight and statistic trains
     assert sorted(p.name for p in folder.iterdir()) == [
         "best.ckpt",
         "config.yaml",
@@ -38,9 +62,8 @@ def test_full_finetune_writes_a_complete_run_folder(tmp_path, base, cache):
         "results.txt",
     ]
     rows = read_results(folder)
-    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5] == [r["epoch"] for r in run.rows]
-    assert [r["val_top1"] for r in rows] == pytest.approx([r["val_top1"] for r in run.rows], abs=1e-4)
-    assert max(r["val_top1"] for r in rows) > 3 * CHANCE
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
+    assert max(r["val_top1"] for r in rows) > 2 * CHANCE
     assert all(r["val_top1"] <= r["val_top5"] <= 1 for r in rows)
     config = yaml.safe_load((folder / "config.yaml").read_text())
     assert config["num_classes"] == 8 and config["train_split"] == "trainval" and config["val_split"] == "test"
@@ -54,55 +77,186 @@ def test_full_finetune_writes_a_complete_run_folder(tmp_path, base, cache):
     assert best["classifier.3.weight"].shape == (8, 1024)
 
 
+def test_learns_real_images(digits_run):
+    """Handwritten digits from scratch: well above the 10% of chance after three epochs."""
+    rows = read_results(digits_run)
+    assert rows[-1]["val_top1"] > 0.6 and rows[-1]["train_loss"] < rows[0]["train_loss"]
+
+
+FROZEN_BLOCKS = tuple(f"features.{i}." for i in range(7))
+
+
 @pytest.mark.parametrize(
-    "strategy, frozen_prefixes",
+    "strategy, trains",
     [
-        ({"freeze": "7"}, [f"features.{i}." for i in range(7)]),
-        ({"linear_probe": True}, ["features.", "classifier.0."]),
-        ({"freeze": "all", "lr_mult": ["classifier.3=1.2"]}, ["features."]),
+        ({"linear_probe": True}, lambda name: name.startswith("classifier.3.")),
+        ({"freeze": "all"}, lambda name: name.startswith(("classifier.0.", "classifier.3."))),
+        ({"freeze": "7"}, lambda name: not name.startswith(FROZEN_BLOCKS)),
     ],
-    ids=["freeze-7", "linear-probe", "freeze-all"],
+    ids=["linear-probe", "freeze-all", "freeze-7"],
 )
-def test_frozen_weights_and_batchnorm_statistics_stay_put(tmp_path, base, cache, strategy, frozen_prefixes):
-    run = finetune(tmp_path / "run", base, cache, **strategy)
-    before, after = checkpoint(base), checkpoint(tmp_path / "run" / "last.ckpt")
-    frozen = [k for k in before if k.startswith(tuple(frozen_prefixes))]
-    moving = [k for k in frozen if "moving_" in k]
-    assert frozen and moving
-    for name in frozen:
-        assert before[name].tobytes() == after[name].tobytes(), name
-    learned = [k for k in before if k.startswith("classifier.3.")] + (
-        [k for k in before if k.startswith("features.12.")]
-        if "freeze" in strategy and strategy["freeze"] == "7"
-        else []
+def test_each_strategy_moves_exactly_its_parameters(tmp_path, base, cache, strategy, trains):
+    """Between two epochs every trained weight and BatchNorm statistic changes and every frozen one is
+    byte-identical; frozen ones are also still the starting checkpoint's."""
+    first, second = finetune_with_snapshots(tmp_path / "run", base, cache, epoch_size=2, **strategy)
+    expected = {name for name in first if trains(name)}
+    assert changed(first, second) == expected
+    start = weights_of(base)
+    frozen = set(first) - expected
+    assert not changed(start, first) & frozen
+    assert any("moving_" in name for name in frozen)
+
+
+def test_gradual_unfreezing_trains_the_head_alone_first(tmp_path, base, cache):
+    """--unfreeze-after 2: the feature blocks are the starting checkpoint's, byte for byte, through
+    epoch 2 while the head learns; in epoch 3 they move too."""
+    snapshots = finetune_with_snapshots(tmp_path / "run", base, cache, epoch_size=3, unfreeze_after=2)
+    start = weights_of(base)
+    features = {name for name in start if name.startswith("features.")}
+    for epoch in (0, 1):
+        assert not changed(start, snapshots[epoch]) & features, f"features moved in epoch {epoch + 1}"
+    head = {"classifier.0.weight", "classifier.3.weight"}
+    assert head <= changed(snapshots[0], snapshots[1])
+    assert features <= changed(snapshots[1], snapshots[2])
+
+
+def test_same_seed_same_run_on_a_busy_machine(tmp_path, digits, cache):
+    """The same command twice, with the default two pipeline workers, every random augmentation on
+    and another process taking a core: identical results, labels and checkpoints, byte for byte."""
+    command = [
+        "train",
+        *("-a", "folder", "-d", str(digits), "--no-pretrained", "--cache-dir", cache),
+        *("--image-resize", "32", "--batch-size", "32", "--epoch-size", "1", "--seed", "5"),
+        *("--auto-augment", "randaug-m7-mstd0.5", "--re-prob", "0.25", "--mixup", "0.2", "--color-jitter", "0.3"),
+    ]
+    with busy_core():
+        for name in ("a", "b"):
+            result = fgvctune(*command, "-o", str(tmp_path / name), log=tmp_path / f"{name}.log")
+            assert result.returncode == 0, result.stdout[-2000:]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert [_without_seconds(r) for r in read_results(a)] == [_without_seconds(r) for r in read_results(b)]
+    for name in ("labels.csv", "best.ckpt", "last.ckpt"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def _without_seconds(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "seconds"}
+
+
+def test_resume_after_kill_ends_as_the_uninterrupted_run(tmp_path, base, cache):
+    """kill -9 after epoch 1, resume: the same results rows and the same last.ckpt bytes as a run that was
+    never interrupted (with the phase change of gradual unfreezing, Adam's state and random augmentation)."""
+    settings = [
+        *("train", "-a", "aircraft", "-d", str(SAMPLE), "--ckpt-path", str(base), "--no-pretrained"),
+        *("--cache-dir", cache, "--image-resize", "32", "--batch-size", "16", "--epoch-size", "3"),
+        *("--opt", "adamw", "--lr", "0.002", "--unfreeze-after", "1", "--auto-augment", "randaug-m7-mstd0.5"),
+        *("--mixup", "0.2", "--re-prob", "0.25"),
+    ]
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    assert fgvctune(*settings, "-o", str(whole), log=tmp_path / "whole.log").returncode == 0
+    with running([sys.executable, "-m", "fgvctune", *settings, "-o", str(broken)], tmp_path / "broken.log") as process:
+        wait_for((broken / "last.ckpt").is_file, process)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finished = int(checkpoint(broken / "last.ckpt")["fgvctune_epoch"])  # the kill may land mid-epoch
+    assert 1 <= finished < 3, "the run should be killed part-way"
+    resumed = fgvctune("train", "--resume", str(broken), log=tmp_path / "resumed.log")
+    assert resumed.returncode == 0, resumed.stdout[-2000:]
+    assert f"resuming {broken} after epoch {finished}" in resumed.stdout
+    assert "Traceback" not in resumed.stdout and "Exception ignored" not in resumed.stdout
+    assert [_without_seconds(r) for r in read_results(broken)] == [_without_seconds(r) for r in read_results(whole)]
+    for name in ("last.ckpt", "best.ckpt"):
+        assert (broken / name).read_bytes() == (whole / name).read_bytes(), name
+
+
+def test_ctrl_c_stops_cleanly_with_finished_epochs_saved(tmp_path, base, cache):
+    from conftest import train_command
+
+    folder = tmp_path / "run"
+    with running(train_command(folder, base, cache, 30), tmp_path / "run.log") as process:
+        wait_for(lambda: read_results(folder), process)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=300)
+    output = (tmp_path / "run.log").read_text()
+    assert process.returncode == 130, output[-2000:]
+    last = output.strip().splitlines()[-1]
+    assert "interrupted;" in last and f"--resume {folder}" in last and "Traceback" not in output
+    saved = int(checkpoint(folder / "last.ckpt")["fgvctune_epoch"])
+    assert saved == len(read_results(folder)) >= 1
+
+
+def test_chosen_splits_and_early_stop(tmp_path, base, cache):
+    """Train on `train`, evaluate on `val`; with a learning rate too small to change any prediction,
+    val top-1 never improves after epoch 1, so --early-stop 2 ends the run after epoch 3 of 6."""
+    lines = []
+    run = train(
+        output=tmp_path / "run",
+        progress=False,
+        log=lines.append,
+        **finetune_settings(
+            base, cache, train_split="train", val_split="val", lr=1e-9, scheduler="constant", early_stop=2, epoch_size=6
+        ),
     )
-    changed = [k for k in learned if k.startswith("classifier.3.") or before[k].tobytes() != after[k].tobytes()]
-    assert changed == learned
-    assert run.best["val_top1"] > 2 * CHANCE
+    assert (run.config.train_split, run.config.val_split) == ("train", "val")
+    assert "64 train / 64 val images" in lines[0]
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["val_split"] == "val"
+    assert [r["epoch"] for r in run.rows] == [1, 2, 3] and len({r["val_top1"] for r in run.rows}) == 1
+    assert "early stop: no better val top-1 for 2 epochs" in lines
 
 
-def test_lr_multipliers_layer_decay_and_gradual_unfreezing(tmp_path, base, cache):
-    run = finetune(
-        tmp_path / "run", base, cache, lr_mult=["classifier=1.2", "features.13=1.05"], layer_decay=0.8, unfreeze_after=2
+def test_skip_bad_leaves_a_broken_image_out_of_training(tmp_path, base, cache):
+    data = tmp_path / "sample"
+    shutil.copytree(SAMPLE, data)
+    first = (data / "data" / "images_variant_trainval.txt").read_text().splitlines()[0]
+    victim = data / "data" / "images" / f"{first.split()[0]}.jpg"
+    victim.write_bytes(victim.read_bytes()[:300])
+    options = dict(data_dir=str(data), epoch_size=1, cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(DataError, match=rf"images_variant_trainval.txt:1: truncated image .*{victim.name}"):
+        finetune(tmp_path / "refused", base, cache, **options)
+    lines = []
+    train(
+        output=tmp_path / "run",
+        progress=False,
+        log=lines.append,
+        **finetune_settings(base, cache, **options, skip_bad=True),
     )
-    assert len(run.rows) == 5 and run.best["val_top1"] > 2 * CHANCE
-    before, after = checkpoint(base), checkpoint(tmp_path / "run" / "last.ckpt")
-    assert before["features.0.weight"].tobytes() != after["features.0.weight"].tobytes()  # unfrozen at epoch 3
+    assert "127 trainval / 64 test images" in lines[0]
+    assert victim.name in (tmp_path / "run" / "skipped.txt").read_text()
 
 
-def test_csv_adapter_online_reading(tmp_path, base, cache):
+def test_csv_online_in_memory_with_awkward_image_modes(tmp_path, base, cache):
+    """CSV rows with their own split column name, read online into memory; the images are CMYK and
+    greyscale JPEGs, palette and RGBA PNGs (re-encoded for MindSpore's decoder)."""
+    from PIL import Image
+
+    modes = [("CMYK", ".jpg"), ("L", ".jpg"), ("P", ".png"), ("RGBA", ".png")]
     rows = []
-    for split in ("trainval", "test"):
-        for line in (SAMPLE / "data" / f"images_variant_{split}.txt").read_text().splitlines():
+    for split, subset in (("trainval", "fit"), ("test", "holdout")):
+        for i, line in enumerate((SAMPLE / "data" / f"images_variant_{split}.txt").read_text().splitlines()):
             image, label = line.split(" ", 1)
-            rows.append((f"data/images/{image}.jpg", label, "train" if split == "trainval" else "val"))
-    table = tmp_path / "sample.csv"
-    with open(table, "w", newline="") as f:
-        csv.writer(f).writerows([("filepath", "label", "split"), *rows])
+            mode, suffix = modes[i % len(modes)]
+            target = tmp_path / "data" / f"{image}{suffix}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with Image.open(SAMPLE / "data" / "images" / f"{image}.jpg") as im:
+                im.convert(mode).save(target)
+            rows.append((target.name, label, subset))
+    with open(tmp_path / "data" / "table.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("path", "label", "subset"), *rows])
     run = finetune(
-        tmp_path / "run", base, cache, adapter="csv", adapter_options={"file": str(table)}, read="online", epoch_size=3
+        tmp_path / "run",
+        base,
+        cache,
+        adapter="csv",
+        data_dir=str(tmp_path / "data"),
+        adapter_options={"split_column": "subset"},
+        train_split="fit",
+        val_split="holdout",
+        read="online",
+        in_memory=True,
+        epoch_size=3,
     )
-    assert run.config.train_split == "train" and run.best["val_top1"] > 2 * CHANCE
+    assert (run.config.train_split, run.config.val_split) == ("fit", "holdout")
+    assert run.best["val_top1"] > 2 * CHANCE
 
 
 def test_folder_adapter_in_pynative_mode(tmp_path, base, cache):
@@ -122,31 +276,27 @@ def test_folder_adapter_in_pynative_mode(tmp_path, base, cache):
     assert LabelMap.read(tmp_path / "run" / "labels.csv").classes[5] == "F_A-18"  # the tree's folder names
 
 
-def test_resume_after_kill_continues_at_the_right_epoch(tmp_path, base, cache):
-    folder = tmp_path / "run"
-    command = train_command(folder, base, cache, 6)
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while len(read_results(folder)) < 2 and process.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    done = read_results(folder)
-    assert 2 <= len(done) < 6, "the run should be killed part-way"
-    resumed = subprocess.run(
-        [sys.executable, "-m", "fgvctune", "train", "--resume", str(folder)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
+def test_every_augmentation_trains_on_real_images(tmp_path, digits, cache):
+    """Mixup and CutMix turn labels into soft rows (the one-hot path of the loop); with RandAugment,
+    random erasing, colour jitter and flips on too, the digits are still learnt."""
+    run = train(
+        data_dir=str(digits),
+        output=tmp_path / "run",
+        progress=False,
+        cache_dir=cache,
+        opt="adamw",
+        lr=0.005,
+        epoch_size=3,
+        **{**DIGITS, "hflip": 0.2},
+        vflip=0.1,
+        auto_augment="randaug-m5-mstd0.5",
+        re_prob=0.2,
+        color_jitter=0.3,
+        mixup=0.2,
+        cutmix=0.5,
+        cutmix_prob=0.5,
     )
-    assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming {folder} after epoch" in resumed.stdout
-    rows = read_results(folder)
-    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
-    first = int(resumed.stdout.split("after epoch ")[1].split()[0])
-    assert first >= len(done) - 1 and rows[:first] == done[:first]
-    assert "Exception ignored" not in resumed.stderr and "Traceback" not in resumed.stderr
+    assert run.best["val_top1"] > 0.4 and all(0 <= r["train_acc"] <= 1 for r in run.rows)
 
 
 def test_inconsistent_settings_are_refused(tmp_path, base, cache):
@@ -160,28 +310,17 @@ def test_inconsistent_settings_are_refused(tmp_path, base, cache):
         finetune(tmp_path / "c", base, cache, batch_size=200)
 
 
-def test_same_seed_same_run(tmp_path, base, cache):
-    first = finetune(tmp_path / "a", base, cache, epoch_size=1, seed=7)
-    second = finetune(tmp_path / "b", base, cache, epoch_size=1, seed=7)
-    keys = ("train_loss", "train_acc", "val_top1", "val_top5")
-    assert [first.rows[0][k] for k in keys] == [second.rows[0][k] for k in keys]
-    assert (
-        checkpoint(tmp_path / "a" / "last.ckpt")["classifier.3.weight"].tobytes()
-        == checkpoint(tmp_path / "b" / "last.ckpt")["classifier.3.weight"].tobytes()
-    )
+def test_rows_in_memory_are_the_rows_results_txt_gives_back(tmp_path):
+    """A resumed run reads its earlier rows from results.txt; the uninterrupted run decided "better"
+    on its rows in memory. Both must be the same numbers, or the two pick different best epochs."""
+    from fgvctune.runfiles import RESULTS_FILE, as_written, results_text
 
-
-def test_ctrl_c_stops_cleanly_with_finished_epochs_saved(tmp_path, base, cache):
-    folder = tmp_path / "run"
-    command = train_command(folder, base, cache, 30)
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while not read_results(folder) and process.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == 130, err
-    last = err.strip().splitlines()[-1]
-    assert "interrupted;" in last and f"--resume {folder}" in last and "Traceback" not in err
-    saved = int(checkpoint(folder / "last.ckpt")["fgvctune_epoch"])
-    assert saved == len(read_results(folder)) >= 1
+    rows = [
+        {"epoch": 1, "train_loss": 2 / 3, "train_acc": 0.28125, "val_top1": 9 / 32, "val_top5": 1.0, "lr": 1e-3 / 7},
+        {"epoch": 2, "train_loss": 0.1, "train_acc": 0.5, "val_top1": 0.28125, "val_top5": 0.99999, "lr": 0.002},
+    ]
+    rows = [{**r, "seconds": 1.25, "images_per_second": 3.0} for r in rows]
+    (tmp_path / RESULTS_FILE).write_text(results_text(rows))
+    written = [as_written(r) for r in rows]
+    assert [{k: r[k] for k in read} for r, read in zip(written, read_results(tmp_path))] == read_results(tmp_path)
+    assert written[0]["val_top1"] == read_results(tmp_path)[0]["val_top1"] != rows[0]["val_top1"]
