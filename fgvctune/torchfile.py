@@ -85,7 +85,7 @@ class WeightFile:
 
 
 def read(path: str | Path) -> WeightFile:
-    """The state dict in a `.safetensors`, `.pth`, `.pt` or `.bin` file, as float32/integer numpy arrays."""
+    """The state dict in a `.safetensors`, `.pth`, `.pt` or `.bin` file, as numpy arrays (half precision as float32)."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"weight file {path} does not exist")
@@ -158,12 +158,13 @@ def _offsets(path: Path, item) -> tuple[int, int]:
 
 
 def _as_array(raw, dtype, byteorder: str = "little") -> np.ndarray:
-    """Raw bytes as an array of `dtype`; bfloat16 (which numpy lacks) becomes float32 exactly."""
+    """Raw bytes as an array of `dtype`; half and bfloat16 (which numpy lacks) become float32, exactly."""
     if dtype == "bfloat16":
         half = np.frombuffer(raw, dtype="<u2" if byteorder == "little" else ">u2")
         return (half.astype(np.uint32) << 16).view(np.float32)
     array = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<" if byteorder == "little" else ">"))
-    return array.astype(np.dtype(dtype).newbyteorder("="))
+    native = np.float32 if dtype is np.float16 else np.dtype(dtype).newbyteorder("=")  # half: exact in float32
+    return array.astype(native, copy=False)
 
 
 # -- torch's pickles ---------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ def test_safetensors_with_half_and_bfloat16(tmp_path):
     for name, value in weights.items():
         np.testing.assert_array_equal(read.tensors[name], value)
         assert read.tensors[name].shape == value.shape
+    assert read.tensors["b"].dtype == read.tensors["c"].dtype == np.float32
 
 
 def test_torch_zip_state_dict_under_a_checkpoint_key_with_a_wrapper_prefix(tmp_path):

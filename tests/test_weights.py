@@ -249,6 +249,7 @@ def test_real_torch_files_read_without_torch():
         assert read.container == container and list(read.tensors) == list(expected), name
         for key, value in expected.items():
             np.testing.assert_array_equal(read.tensors[key], value, err_msg=f"{name}: {key}")
+            assert read.tensors[key].dtype == value.dtype, f"{name}: {key}"  # half and bfloat16 as float32
     read = torchfile.read(FIXTURES / "safetensors-torch.safetensors")
     assert read.format == "safetensors"
     for key in ("conv.weight", "half", "bf16", "steps", "param"):
