@@ -77,6 +77,7 @@ class WeightFile:
     container: str = ""  # the checkpoint key holding the state dict, "" for a bare state dict
     stripped: str = ""  # a wrapper prefix removed from every name
     other: list[str] = field(default_factory=list)  # the checkpoint's other keys (epoch, optimizer, ...)
+    stored: dict[str, str] = field(default_factory=dict)  # each tensor's dtype in the file (bfloat16, float16, ..)
 
     def describe(self) -> str:
         where = f" under {self.container!r}" if self.container else ""
@@ -130,7 +131,7 @@ def _read_safetensors(path: Path) -> WeightFile:
         raise ModelError(f"{path} is not a readable safetensors file ({exc})") from None
     body = memoryview(data)[8 + size :]
     header.pop("__metadata__", None)
-    tensors = {}
+    tensors, stored = {}, {}
     # safetensors orders the header by name; the data offsets keep the order the tensors were written in.
     for name, info in sorted(header.items(), key=lambda item: _offsets(path, item)[0]):
         dtype = _SAFETENSORS_DTYPES.get(info.get("dtype"))
@@ -143,7 +144,8 @@ def _read_safetensors(path: Path) -> WeightFile:
         if end > len(body) or end - begin != count * itemsize or min(shape, default=0) < 0:
             raise ModelError(f"{path}: tensor {name} does not fit its bytes (the file is damaged or truncated)")
         tensors[name] = _as_array(body[begin:end], dtype).reshape(shape)
-    return _from_checkpoint(path, "safetensors", tensors)
+        stored[name] = _dtype_name(dtype)
+    return _from_checkpoint(path, "safetensors", tensors, stored)
 
 
 def _offsets(path: Path, item) -> tuple[int, int]:
@@ -155,6 +157,10 @@ def _offsets(path: Path, item) -> tuple[int, int]:
     if not 0 <= begin <= end:
         raise ModelError(f"{path}: tensor {name} has invalid data_offsets {begin}, {end}")
     return begin, end
+
+
+def _dtype_name(dtype) -> str:
+    return "bfloat16" if dtype == "bfloat16" else np.dtype(dtype).name
 
 
 def _as_array(raw, dtype, byteorder: str = "little") -> np.ndarray:
@@ -376,7 +382,7 @@ def _read_legacy(path: Path):
 
 
 # -- finding the state dict --------------------------------------------------------------------------
-def _from_checkpoint(path: Path, fmt: str, loaded) -> WeightFile:
+def _from_checkpoint(path: Path, fmt: str, loaded, stored: dict | None = None) -> WeightFile:
     container, state = "", loaded
     if isinstance(loaded, dict) and not _is_state_dict(loaded):
         for key in CONTAINER_KEYS:
@@ -391,19 +397,21 @@ def _from_checkpoint(path: Path, fmt: str, loaded) -> WeightFile:
             )
     elif not isinstance(loaded, dict):
         raise ModelError(f"{path} is not a state dict: it holds a {type(loaded).__name__}, not tensors by name")
-    tensors = {}
+    tensors, stored = {}, dict(stored or {})
     for name, value in state.items():
         if isinstance(value, _TensorRef):
             tensors[str(name)] = value.materialise(path)
+            stored[str(name)] = _dtype_name(value.storage.dtype)
         elif isinstance(value, np.ndarray):
             tensors[str(name)] = value
     stripped = ""
     for prefix in WRAPPER_PREFIXES:
         if tensors and all(name.startswith(prefix) for name in tensors):
             tensors = {name[len(prefix) :]: value for name, value in tensors.items()}
+            stored = {name[len(prefix) :]: value for name, value in stored.items()}
             stripped += prefix
     other = [str(k) for k in loaded if k != container] if container else []
-    return WeightFile(path, fmt, tensors, container, stripped, other)
+    return WeightFile(path, fmt, tensors, container, stripped, other, stored)
 
 
 def _is_state_dict(value) -> bool:

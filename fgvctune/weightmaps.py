@@ -68,7 +68,7 @@ def identify(shapes: dict[str, tuple]) -> Mapping:
     first = names[0] if names else ""
     if not names:
         raise ModelError("the file holds no tensors")
-    if re.match(r"(resnet|convnext|mobilenet_v2|efficientnet|embeddings|encoder)\.", first):
+    if re.match(r"(resnet|convnext|convnextv2|mobilenet_v2|efficientnet)\.", first):
         raise ModelError(
             f"these weights use Hugging Face transformers' naming ({first}), which fgvctune does not convert",
             hint="use the timm or torchvision weights of the model (e.g. the timm/ repositories on the Hub)",

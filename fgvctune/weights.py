@@ -45,7 +45,7 @@ class Inspection:
 
     def lines(self, every: bool = False) -> list[str]:
         f, m = self.file, self.mapping
-        dtypes = Counter(str(a.dtype) for a in f.tensors.values())
+        dtypes = Counter(f.stored.get(name, str(a.dtype)) for name, a in f.tensors.items())
         out = [
             f"file: {f.path}",
             f"format: {f.describe()}, {self.values:,} values ({', '.join(f'{k} {v}' for k, v in dtypes.items())})",

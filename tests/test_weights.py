@@ -268,4 +268,7 @@ def test_inspect_needs_no_mindspore(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip().endswith("no mindspore"), result.stdout + result.stderr
-    assert "torch zip file, 7 tensors under 'state_dict'" in result.stdout
+    assert (
+        "torch zip file, 7 tensors under 'state_dict', 49 values (float32 4, float16 1, bfloat16 1, int64 1)"
+        in result.stdout
+    )
