@@ -23,6 +23,8 @@ _API = {
     "compare": "fgvctune.comparison",
     "export": "fgvctune.deploy",
     "demo": "fgvctune.tutorial",
+    "import_weights": "fgvctune.weights",
+    "inspect_weights": "fgvctune.weights",
 }
 
 __all__ = sorted(_API)

@@ -33,13 +33,17 @@ class TrainConfig:
         choices=("offline", "online"),
     )
     in_memory: bool = option(False, "Online reading: keep every encoded image in memory.", "Data")
-    cache_dir: str = option("", "Where offline reading builds class trees (default ~/.cache/fgvctune).", "Data")
+    cache_dir: str = option(
+        "", "Where class trees and converted weights are cached (default ~/.cache/fgvctune).", "Data"
+    )
     skip_bad: bool = option(False, "Leave bad samples out (listed in skipped.txt) instead of stopping.", "Data")
     num_parallel_workers: int = option(2, "Threads of the input pipeline.", "Data")
     # model and weights
     model: str = option("mobilenet_v3_small_100", "MindCV model name.", "Model")
     pretrained: bool = option(True, "Start from MindCV's ImageNet weights (downloaded).", "Model")
-    ckpt_path: str = option("", "Start from a local MindSpore checkpoint instead.", "Model")
+    ckpt_path: str = option(
+        "", "Start from a local MindSpore checkpoint, or a PyTorch .safetensors/.pth/.pt/.bin file, instead.", "Model"
+    )
     num_classes: int = option(0, "Class count; taken from the data (0), a contradicting value is an error.", "Model")
     # augmentation and batching (MindCV's create_transforms / create_loader)
     image_resize: int = option(224, "Image size fed to the network.", "Augmentation")

@@ -75,18 +75,27 @@ def classifier_name(network, model_name: str) -> str:
     return dense[-1]
 
 
-def create_network(model_name: str, num_classes: int, pretrained: bool = False, ckpt_path: str = "", seed: int = 0):
+def create_network(
+    model_name: str,
+    num_classes: int,
+    pretrained: bool = False,
+    ckpt_path: str = "",
+    seed: int = 0,
+    cache_dir: str = "",
+):
     """A MindCV model with a fresh `num_classes` classifier, weights from a checkpoint or MindCV's download.
 
-    fgvctune's swaps (`swaps.py`) are applied after loading; `seed` seeds the dropout masks."""
-    network, report = _create_network(model_name, num_classes, pretrained, ckpt_path)
+    fgvctune's swaps (`swaps.py`) are applied after loading; `seed` seeds the dropout masks. `ckpt_path`
+    may also be a PyTorch file (.safetensors, .pth, .pt, .bin): it is converted once into the cache under
+    `cache_dir` (default ~/.cache/fgvctune)."""
+    network, report = _create_network(model_name, num_classes, pretrained, ckpt_path, cache_dir)
     from fgvctune import swaps
 
     swaps.apply(network, seed)
     return network, report
 
 
-def _create_network(model_name: str, num_classes: int, pretrained: bool, ckpt_path: str):
+def _create_network(model_name: str, num_classes: int, pretrained: bool, ckpt_path: str, cache_dir: str):
     import mindcv
     from mindcv.models.registry import is_model, list_models
 
@@ -98,7 +107,7 @@ def _create_network(model_name: str, num_classes: int, pretrained: bool, ckpt_pa
         )
     if ckpt_path:
         network = mindcv.create_model(model_name, num_classes=num_classes)
-        return network, load_weights(network, ckpt_path, model_name)
+        return network, load_weights(network, ckpt_path, model_name, cache_dir)
     if pretrained:
         return _download_pretrained(model_name, num_classes)
     return mindcv.create_model(model_name, num_classes=num_classes), LoadReport(source="random initialisation")
@@ -133,26 +142,36 @@ def _download_pretrained(model_name: str, num_classes: int):
     return network, LoadReport(source=url, loaded=len(network.parameters_dict()))
 
 
-def load_weights(network, ckpt_path: str, model_name: str) -> LoadReport:
+def load_weights(network, ckpt_path: str, model_name: str, cache_dir: str = "") -> LoadReport:
     """Load a checkpoint, dropping a classifier of another class count and any optimizer state.
 
     A missing file or a checkpoint for another architecture is an error, never random weights
-    (MindCV's load_model_checkpoint silently does nothing for a missing path).
+    (MindCV's load_model_checkpoint silently does nothing for a missing path). A PyTorch file is
+    converted first (cached); the network settings a converted checkpoint records (BatchNorm epsilon,
+    padding, GELU: see fgvctune.torchcompat) are applied to the network.
     """
     import mindspore as ms
 
+    from fgvctune import torchcompat
     from fgvctune.swaps import is_counter
+    from fgvctune.torchfile import SUFFIXES
 
     path = Path(ckpt_path)
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist", hint="check --ckpt-path")
+    source = str(path)
+    if path.suffix.lower() in SUFFIXES:
+        from fgvctune.weights import converted_checkpoint
+
+        path = converted_checkpoint(path, model_name, cache_dir)
+        source = f"{source} (converted into {path})"
     try:
         saved = ms.load_checkpoint(str(path))
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelError(f"{path} is not a readable MindSpore checkpoint ({str(exc).splitlines()[0]})") from None
     own = network.parameters_dict()
     head = classifier_name(network, model_name)
-    report = LoadReport(source=str(path))
+    report = LoadReport(source=source)
     weights = {}
     for name, value in saved.items():
         if name.startswith("fgvctune_") or is_counter(name):
@@ -180,6 +199,7 @@ def load_weights(network, ckpt_path: str, model_name: str) -> LoadReport:
             hint="the checkpoint is for another architecture; pass the matching --model",
         )
     ms.load_param_into_net(network, weights, strict_load=False)
+    torchcompat.apply(network, torchcompat.read(saved))
     report.loaded = len(weights)
     report.missing = sorted(set(own) - set(weights) - set(report.dropped))
     return report

@@ -170,7 +170,12 @@ class Trainer:
         c = self.config
         # Each worker drops its own units: the dropout seed differs by rank.
         self.network, report = create_network(
-            c.model, c.num_classes, c.pretrained, c.ckpt_path, seed=c.seed * 1000 + self.dist.rank
+            c.model,
+            c.num_classes,
+            c.pretrained,
+            c.ckpt_path,
+            seed=c.seed * 1000 + self.dist.rank,
+            cache_dir=c.cache_dir,
         )
         self.learnable = {p.name for p in self.network.trainable_params()}
         self.log(f"model: {c.model}, {report.summary()}")
@@ -352,10 +357,16 @@ class Trainer:
 
     # -- files ----------------------------------------------------------------------------------
     def _save(self, cell, name: str, epoch: int) -> None:
-        """Save through a temporary name, so a reader sees the old checkpoint or the new one."""
+        """Save through a temporary name, so a reader sees the old checkpoint or the new one.
+
+        The network's settings from a converted PyTorch checkpoint are recorded in every checkpoint.
+        """
+        from fgvctune import torchcompat
+
         target = self.folder / name
         tmp = self.folder / f".{name}.tmp.ckpt"
-        self.ms.save_checkpoint(cell, str(tmp), append_dict={"fgvctune_epoch": epoch})
+        entries = {"fgvctune_epoch": epoch, **torchcompat.record(self.network)}
+        self.ms.save_checkpoint(cell, str(tmp), append_dict=entries)
         os.replace(tmp, target)
 
     def _restore(self) -> tuple[int, list[dict]]:
@@ -374,7 +385,7 @@ class Trainer:
         last = self.folder / LAST
         if last.is_file():
             params = self.ms.load_checkpoint(str(last))
-            params.pop("fgvctune_epoch", None)
+            params = {k: v for k, v in params.items() if not k.startswith("fgvctune_")}
             self.ms.load_param_into_net(self.step, _carried_over(params), strict_load=False)
 
     def _after_training(self, run: Run) -> None:
