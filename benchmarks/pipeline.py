@@ -1,5 +1,7 @@
 """Input pipeline: images per second and memory for offline reading, online lazy reading and the
-tutorial's read-everything-into-memory ImageClsDataset, at image_resize 224 with randaug-m7-mstd0.5.
+tutorial's read-everything-into-memory ImageClsDataset, at image_resize 224 with randaug-m7-mstd0.5;
+and what repeatable runs cost: fgvctune's seeded pipeline against MindCV's transforms as they come
+(whose Python augmentations draw in whatever order the workers reach them).
 
     .venv/bin/python benchmarks/pipeline.py [--images 10000] [--batches 40]
 """
@@ -7,6 +9,7 @@ tutorial's read-everything-into-memory ImageClsDataset, at image_resize 224 with
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -45,6 +48,16 @@ class ImageClsDataset:
         return len(self._data)
 
 
+MODES = (
+    "empty",
+    "offline",
+    "offline, unseeded",
+    "online lazy",
+    "online lazy, unseeded",
+    "tutorial ImageClsDataset, unseeded",
+)
+
+
 def rss_mb() -> float:
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
@@ -70,11 +83,11 @@ def measure(mode: str, root: Path, batches: int, cache: str) -> dict:
     dataset = load_dataset("aircraft", root, ["trainval"], check_images=False) if mode != "empty" else None
     if mode == "empty":
         held = []
-    elif mode == "online lazy":
+    elif mode.startswith("online lazy"):
         from fgvctune.source import ImageSource
 
         held = ImageSource.from_dataset(dataset, "trainval")
-    elif mode == "tutorial ImageClsDataset":
+    elif mode.startswith("tutorial ImageClsDataset"):
         held = ImageClsDataset(str(root / "data" / "images_variant_trainval.txt"), str(root / "data" / "images") + "/")
     else:
         held = None
@@ -87,21 +100,27 @@ def measure(mode: str, root: Path, batches: int, cache: str) -> dict:
 
 def throughput(mode, dataset, config, source, batches: int) -> float:
     import mindspore.dataset as ds
-    from mindcv.data import create_loader, create_transforms
+    from mindcv.data import create_dataset, create_loader
 
-    from fgvctune.pipeline import class_tree, loader
+    from fgvctune.pipeline import class_tree, loader, train_transforms
 
-    if mode == "offline":
-        dataset.train_split = "trainval"
+    dataset.train_split = "trainval"
+    if mode == "offline":  # fgvctune's repeatable pipeline
         batched = loader(dataset, "trainval", config, training=True, tree=class_tree(dataset, config))
-    else:
-        transform = create_transforms("", image_resize=224, is_training=True, auto_augment="randaug-m7-mstd0.5")
+    elif mode == "online lazy":
+        batched = loader(dataset, "trainval", dataclasses.replace(config, read="online"), training=True)
+    else:  # MindCV's transforms as they come, unseeded
+        if mode.startswith("offline"):
+            tree = class_tree(dataset, config)
+            raw = create_dataset(name="", root=str(tree), split="trainval", shuffle=True, num_parallel_workers=2)
+        else:
+            raw = ds.GeneratorDataset(source, column_names=["image", "label"], shuffle=True)
         batched = create_loader(
-            ds.GeneratorDataset(source, column_names=["image", "label"], shuffle=True),
+            raw,
             batch_size=16,
             drop_remainder=True,
             is_training=True,
-            transform=transform,
+            transform=train_transforms(config),
             num_parallel_workers=2,
         )
     iterator = batched.create_tuple_iterator(num_epochs=1)
@@ -127,7 +146,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = fgvc_tree(Path(tmp) / "fgvc", args.images, classes=100, size=(400, 300))
         results = {}
-        for mode in ("empty", "offline", "online lazy", "tutorial ImageClsDataset"):
+        for mode in MODES:
             out = subprocess.run(
                 [
                     sys.executable,
@@ -152,11 +171,14 @@ def main() -> None:
                 rows.append([mode, "failed", r["error"][:60]])
                 continue
             extra = (
-                "class tree on disk" if mode == "offline" else f"{r['memory_mb'] - results['empty']['memory_mb']:.1f}"
+                "class tree on disk"
+                if mode.startswith("offline")
+                else f"{r['memory_mb'] - results['empty']['memory_mb']:.1f}"
             )
             rows.append([mode, f"{r['images_per_second']:.1f}", extra])
     print(f"{args.images:,} generated 400x300 JPEGs; image_resize 224, randaug-m7-mstd0.5, batch 16, 2 workers")
     print("memory: resident MB added by reading the annotations and building the source, beyond an empty source")
+    print("unseeded: MindCV's create_transforms/create_loader as they come, not repeatable with 2 workers")
     print(table(["reading", "images/s", "MB held beyond an empty source"], rows))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -60,7 +61,10 @@ def test_two_machines_train_one_run_and_two_workers_resume_it(tmp_path, base, ca
     finished = int(checkpoint(folder / "last.ckpt")["fgvctune_epoch"])  # the kill may land mid-epoch
     assert 1 <= finished < 3, "the run should be stopped part-way"
 
-    resumed = fgvctune("train", "--resume", str(folder), "--workers", "2", log=tmp_path / "resumed.log", env=ENV)
+    with socket.socket() as taken:  # msrun's default port is busy, as when another run uses it
+        taken.bind(("127.0.0.1", 8118))
+        taken.listen()
+        resumed = fgvctune("train", "--resume", str(folder), "--workers", "2", log=tmp_path / "resumed.log", env=ENV)
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert f"resuming {folder} after epoch {finished}" in resumed.stdout
     rows = read_results(folder)
