@@ -99,14 +99,35 @@ def launch(train_args: list[str], workers: int, log_dir: Path, log=print) -> Non
         done = threading.Event()
         follower = threading.Thread(target=_follow, args=(log_dir / "worker_0.log", done, log), daemon=True)
         follower.start()
-        code = process.wait()
-        time.sleep(0.3)
-        done.set()
-        follower.join()
+        try:
+            code = _wait(process)
+        finally:
+            time.sleep(0.3)
+            done.set()
+            follower.join()
     if code != 0:
         raise FgvctuneError(
             f"distributed training failed: {_first_failure(log_dir, workers)}", hint=f"worker logs are in {log_dir}"
         )
+
+
+def _wait(process) -> int:
+    """msrun's exit code. Ctrl-C or SIGTERM here reach msrun as Ctrl-C, which stops its workers (they
+    run in sessions of their own, out of the terminal's reach): nothing keeps training unseen."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)
+        process.wait()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _free_port() -> int:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,12 +23,14 @@ pytestmark = pytest.mark.skipif(not MSRUN.is_file(), reason="msrun is not instal
 ENV = dict(os.environ, PATH=f"{MSRUN.parent}{os.pathsep}{os.environ['PATH']}")  # msrun starts `python` from PATH
 
 
-def msrun(*args: str, log_dir: Path, workers: int = 2, local: int = 2, port: int, node: int | None = None):
+def msrun(
+    *args: str, log_dir: Path, workers: int = 2, local: int = 2, port: int, node: int | None = None, master="127.0.0.1"
+):
     return [
         str(MSRUN),
         f"--worker_num={workers}",
         f"--local_worker_num={local}",
-        "--master_addr=127.0.0.1",
+        f"--master_addr={master}",
         f"--master_port={port}",
         *([f"--node_rank={node}"] if node is not None else []),
         "--join=True",
@@ -35,42 +39,95 @@ def msrun(*args: str, log_dir: Path, workers: int = 2, local: int = 2, port: int
     ]
 
 
-def test_two_machines_train_one_run_and_two_workers_resume_it(tmp_path, base, cache):
-    """Two msrun launches as two nodes (--node_rank 0 and 1, one worker each, one master address and
-    port) train one run; killed after epoch 1, `fgvctune train --resume RUN --workers 2` finishes it.
+@pytest.fixture
+def second_host():
+    """A second host on this machine: a network namespace joined to this one by a veth pair, so that
+    msrun there sees the master address as another machine's (on one host both would start a
+    scheduler). Yields (the master's address, the command prefix that runs a program on the second host)."""
+    name = f"fgvctune{os.getpid()}"
+    steps = [
+        ["ip", "netns", "add", name],
+        ["ip", "link", "add", f"{name}a", "type", "veth", "peer", "name", f"{name}b"],
+        ["ip", "link", "set", f"{name}b", "netns", name],
+        ["ip", "addr", "add", "10.77.0.1/24", "dev", f"{name}a"],
+        ["ip", "link", "set", f"{name}a", "up"],
+        ["ip", "netns", "exec", name, "ip", "addr", "add", "10.77.0.2/24", "dev", f"{name}b"],
+        ["ip", "netns", "exec", name, "ip", "link", "set", f"{name}b", "up"],
+        ["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
+    ]
+    try:
+        for step in steps:
+            subprocess.run(step, check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        reason = f"cannot make a second host with ip netns: {getattr(exc, 'stderr', exc)}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield "10.77.0.1", ["ip", "netns", "exec", name]
+    finally:
+        subprocess.run(["ip", "link", "del", f"{name}a"], capture_output=True)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def test_stopped_two_worker_run_is_finished_by_two_machines(tmp_path, base, cache, second_host):
+    """`fgvctune train --workers 2` (msrun's default port taken by someone else) is stopped with SIGTERM
+    after epoch 1: it exits 130 and leaves no worker behind. Two msrun launches on two hosts (this one
+    and a network namespace: --node_rank 0 and 1, one worker each, one master address and port) resume
+    and finish the run.
     --scale-lr doubles the rate for two workers; validation scores each test image once."""
+    import psutil
+
     folder = tmp_path / "run"
     settings = train_command(folder, base, cache, 3)[4:]  # the arguments after `python -m fgvctune train`
-    settings += ["--scheduler", "constant", "--scale-lr", "--distribute"]  # train_command's lr is 0.02
+    settings += ["--scheduler", "constant", "--scale-lr"]  # train_command's lr is 0.02
+    with socket.socket() as taken:
+        try:
+            taken.bind(("127.0.0.1", 8118))
+            taken.listen()
+        except OSError:
+            pass  # busy already
+        command = [sys.executable, "-m", "fgvctune", "train", *settings, "--workers", "2"]
+        with running(command, tmp_path / "launch.log", env=ENV) as launcher:
+            wait_for((folder / "last.ckpt").is_file, launcher)
+            workers = psutil.Process(launcher.pid).children(recursive=True)
+            launcher.send_signal(signal.SIGTERM)
+            launcher.wait(timeout=120)
+    output = (tmp_path / "launch.log").read_text()
+    assert launcher.returncode == 130, output[-3000:]
+    assert "interrupted" in output.strip().splitlines()[-1]
+    _, alive = psutil.wait_procs(workers, timeout=60)
+    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+    finished = int(checkpoint(folder / "last.ckpt")["fgvctune_epoch"])
+    assert 1 <= finished < 3, "the run should be stopped part-way"
+
+    master, on_second_host = second_host
     port = free_port()
     nodes = [
-        msrun(
-            *("python", "-m", "fgvctune", "train", *settings),
+        prefix
+        + msrun(
+            *("python", "-m", "fgvctune", "train", "--resume", str(folder), "--distribute"),
             log_dir=tmp_path / f"node{rank}",
             local=1,
             port=port,
             node=rank,
+            master=master,
         )
-        for rank in (0, 1)
+        for rank, prefix in ((0, []), (1, on_second_host))
     ]
     with (
         running(nodes[0], tmp_path / "node0.log", env=ENV) as first,
-        running(nodes[1], tmp_path / "node1.log", env=ENV),
+        running(nodes[1], tmp_path / "node1.log", env=ENV) as second,
     ):
-        wait_for((folder / "last.ckpt").is_file, first)
-    finished = int(checkpoint(folder / "last.ckpt")["fgvctune_epoch"])  # the kill may land mid-epoch
-    assert 1 <= finished < 3, "the run should be stopped part-way"
-
-    with socket.socket() as taken:  # msrun's default port is busy, as when another run uses it
-        taken.bind(("127.0.0.1", 8118))
-        taken.listen()
-        resumed = fgvctune("train", "--resume", str(folder), "--workers", "2", log=tmp_path / "resumed.log", env=ENV)
-    assert resumed.returncode == 0, resumed.stdout[-3000:]
-    assert f"resuming {folder} after epoch {finished}" in resumed.stdout
+        first.wait(timeout=600)
+        second.wait(timeout=120)
+    logs = "\n".join(p.read_text() for p in tmp_path.glob("node*/worker_*.log"))
+    assert first.returncode == second.returncode == 0, logs[-3000:]
+    assert f"resuming {folder} after epoch {finished}" in (tmp_path / "node0" / "worker_0.log").read_text()
     rows = read_results(folder)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
-    assert {r["lr"] for r in rows} == {0.04}  # 0.02 x 2 workers, from the first launch on
-    assert resumed.stdout.count("best val top-1") == 1  # one final line, from rank 0
+    assert {r["lr"] for r in rows} == {0.04}  # 0.02 x 2 workers, in both launches
 
     report = fgvctune(
         "eval", str(folder), "--checkpoint", "last", "--json", "-o", str(tmp_path / "eval"), log=tmp_path / "eval.log"
