@@ -313,6 +313,8 @@ def encoded_image(sample: Sample, path: Path | None = None) -> bytes:
 
     with Image.open(path) as im:
         im.load()
+        if im.mode == "I" or im.mode.startswith("I;16"):
+            im = im.point(lambda v: v / 256).convert("L")  # 16-bit greys: PIL's own convert clips them to white
         if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
             im = im.convert("RGBA")
             flat = Image.new("RGB", im.size, (255, 255, 255))

@@ -226,10 +226,11 @@ def test_skip_bad_leaves_a_broken_image_out_of_training(tmp_path, base, cache):
 
 def test_csv_online_in_memory_with_awkward_image_modes(tmp_path, base, cache):
     """CSV rows with their own split column name, read online into memory; the images are CMYK and
-    greyscale JPEGs, palette and RGBA PNGs (re-encoded for MindSpore's decoder)."""
+    greyscale JPEGs, GIFs, WebPs and RGBA PNGs (the last three re-encoded: MindSpore decodes neither
+    GIF nor WebP, and would keep the colours under transparent pixels)."""
     from PIL import Image
 
-    modes = [("CMYK", ".jpg"), ("L", ".jpg"), ("P", ".png"), ("RGBA", ".png")]
+    modes = [("CMYK", ".jpg"), ("L", ".jpg"), ("P", ".gif"), ("RGB", ".webp"), ("RGBA", ".png")]
     rows = []
     for split, subset in (("trainval", "fit"), ("test", "holdout")):
         for i, line in enumerate((SAMPLE / "data" / f"images_variant_{split}.txt").read_text().splitlines()):
