@@ -266,6 +266,23 @@ def wait_for(condition, process: subprocess.Popen, seconds: float = 600) -> None
         time.sleep(0.1)
 
 
+def finish(*processes: subprocess.Popen, seconds: float, logs: Path) -> None:
+    """Wait for children started by `running` to end. If one fails while another still runs, or they run
+    past `seconds`, fail with the end of every log under `logs` (msrun writes its scheduler's and workers'
+    there), so that a hang in CI says where it hung."""
+    deadline = time.monotonic() + seconds
+    while any(p.poll() is None for p in processes):
+        failed = any(p.poll() not in (None, 0) for p in processes)
+        if failed or time.monotonic() > deadline:
+            tails = [
+                f"--- {log}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                for log in sorted(logs.rglob("*.log"))
+            ]
+            happened = "one failed while another ran" if failed else f"not finished within {seconds} s"
+            pytest.fail(f"{happened}: {[p.args for p in processes]}\n" + "\n".join(tails))
+        time.sleep(0.2)
+
+
 def fgvctune(*args: str, log: Path, timeout: float = 600, **options) -> subprocess.CompletedProcess:
     """Run `python -m fgvctune ...` to the end, output in `log`; killed with its children on timeout."""
     with running([sys.executable, "-m", "fgvctune", *args], log, **options) as process:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SAMPLE, checkpoint, fgvctune, free_port, running, train_command, wait_for
+from conftest import SAMPLE, checkpoint, fgvctune, finish, free_port, running, train_command, wait_for
 from fgvctune.runfiles import read_results
 
 MSRUN = Path(sys.executable).with_name("msrun")
@@ -54,6 +54,8 @@ def second_host():
         ["ip", "netns", "exec", name, "ip", "addr", "add", "10.77.0.2/24", "dev", f"{name}b"],
         ["ip", "netns", "exec", name, "ip", "link", "set", f"{name}b", "up"],
         ["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
+        # Every address of this host reachable from the second, whichever one MindSpore's workers announce.
+        ["ip", "netns", "exec", name, "ip", "route", "add", "default", "via", "10.77.0.1"],
     ]
     try:
         for step in steps:
@@ -120,8 +122,7 @@ def test_stopped_two_worker_run_is_finished_by_two_machines(tmp_path, base, cach
         running(nodes[0], tmp_path / "node0.log", env=ENV) as first,
         running(nodes[1], tmp_path / "node1.log", env=ENV) as second,
     ):
-        first.wait(timeout=600)
-        second.wait(timeout=120)
+        finish(first, second, seconds=300, logs=tmp_path)
     logs = "\n".join(p.read_text() for p in tmp_path.glob("node*/worker_*.log"))
     assert first.returncode == second.returncode == 0, logs[-3000:]
     assert f"resuming {folder} after epoch {finished}" in (tmp_path / "node0" / "worker_0.log").read_text()
@@ -188,7 +189,7 @@ def test_uneven_shards_count_every_image_once(tmp_path, base, cache):
         str(script), json.dumps(settings), str(folder), str(tmp_path), log_dir=tmp_path / "logs", port=free_port()
     )
     with running(command, tmp_path / "msrun.log", env=ENV) as process:
-        process.wait(timeout=600)
+        finish(process, seconds=300, logs=tmp_path)
     logs = "\n".join(p.read_text() for p in (tmp_path / "logs").glob("worker_*.log"))
     assert process.returncode == 0, logs[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -215,7 +216,7 @@ def test_uneven_shards_count_every_image_once(tmp_path, base, cache):
 def test_failed_worker_ends_with_a_clear_message(tmp_path, base, cache):
     command = train_command(tmp_path / "run", base, cache, 2) + ["--batch-size", "100", "--workers", "2"]
     with running(command, tmp_path / "run.log") as process:
-        process.wait(timeout=300)
+        finish(process, seconds=300, logs=tmp_path)
     output = (tmp_path / "run.log").read_text()
     assert process.returncode == 1, output[-2000:]
     last = output.strip().splitlines()[-1]
