@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -49,7 +50,10 @@ def copy_project(into: Path) -> Path:
 
 def mutate(project: Path, module: str, tests: list[str]) -> dict:
     env = dict(os.environ, PYTHONPATH=str(project))  # the copy's modules come before the installed ones
-    runner = f"{sys.executable} -m pytest -x -q -p no:cacheprovider {' '.join(tests)}"
+    # mutmut 2 counts only exit code 1 as a killed mutant; a mutant that breaks collection (exit 2) would
+    # count as surviving, so every failure is made a 1.
+    pytest = f"{sys.executable} -m pytest -x -q -p no:cacheprovider {shlex.join(tests)}"
+    runner = f"sh -c {shlex.quote(pytest + ' || exit 1')}"
     started = time.monotonic()
     subprocess.run(
         [sys.executable, "-m", "mutmut", "run", "--paths-to-mutate", module, "--runner", runner, "--no-progress"],
