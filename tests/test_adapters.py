@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import SAMPLE, make_csv, write_image
+from conftest import SAMPLE, make_csv, make_folder, write_image
 from fgvctune import registry
 from fgvctune.dataset import encoded_image, load_dataset
 from fgvctune.errors import DataError
@@ -136,3 +136,76 @@ def test_adapter_contract(name, aircraft, folder, tmp_path):
     assert listing.splits
     for samples in listing.splits.values():
         assert samples and all(s.where and s.label and s.path.is_file() for s in samples)
+
+
+def test_aircraft_bad_lines_are_each_reported_and_every_good_line_read(aircraft):
+    """A blank line, a line without a class and an image without a box, in the middle of the files:
+    with --skip-bad each is reported at its line and everything after it is still read."""
+    data = aircraft / "data"
+    path = data / "images_variant_test.txt"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([lines[0], "", "0009999", *lines[1:]]) + "\n", encoding="utf-8")
+    boxes = (data / "images_box.txt").read_text(encoding="utf-8").splitlines()
+    unboxed = lines[1].split()[0]
+    kept = [b for b in boxes if not b.startswith(unboxed)]
+    (data / "images_box.txt").write_text("\n".join([kept[0], "", *kept[1:]]) + "\n", encoding="utf-8")
+    dataset = load_dataset("aircraft", aircraft, ["test"], {"crop_box": True}, skip_bad=True)
+    assert [str(p.where).rsplit(":", 1)[1] for p in dataset.problems] == ["3", "4"]
+    assert "no line in images_box.txt" in str(dataset.problems[1])
+    assert len(dataset.splits["test"]) == len(lines) - 1
+
+
+def test_aircraft_without_trainval_and_test_falls_back_to_train_and_val(aircraft):
+    for level in ("variant", "family", "manufacturer"):
+        for split in ("trainval", "test"):
+            (aircraft / "data" / f"images_{level}_{split}.txt").unlink()
+    dataset = load_dataset("aircraft", aircraft)
+    assert (dataset.train_split, dataset.eval_split) == ("train", "val")
+    assert list(dataset.splits) == ["train", "val"]
+
+
+def test_csv_bad_rows_are_each_reported_and_every_good_row_read(tmp_path):
+    """Rows with an empty path, an empty label (labels such as "NA" and "None" are names, not missing)
+    or an empty split, in the middle of the file: each is reported with its line, the rest are read."""
+    rows = [(f"img/{i}.jpg", label, "train", (30 * i, 0, 0)) for i, label in enumerate(["NA", "None", "x"])]
+    root = make_csv(tmp_path / "csv", rows + [("img/v.jpg", "x", "val", (0, 9, 0))])
+    table = root / "labels.csv"
+    lines = table.read_text(encoding="utf-8").splitlines()
+    bad = [",x,train", "img/0.jpg,,train", "img/1.jpg,x,"]
+    table.write_text("\n".join([lines[0], lines[1], *bad, *lines[2:]]) + "\n", encoding="utf-8")
+    dataset = load_dataset("csv", root, skip_bad=True)
+    assert [(str(p.where).rsplit(":", 1)[1], p.message) for p in dataset.problems] == [
+        ("3", "empty filepath"),
+        ("4", "empty label"),
+        ("5", "empty split"),
+    ]
+    assert dataset.labels.classes == ("NA", "None", "x")
+    assert [len(dataset.splits[s]) for s in ("train", "val")] == [3, 1]
+
+
+@pytest.mark.parametrize("fraction", [0, 1, 1.5])
+def test_csv_val_fraction_outside_zero_to_one_is_refused(tmp_path, fraction):
+    root = make_csv(
+        tmp_path / "csv", [("a.jpg", "x", None, (1, 1, 1)), ("b.jpg", "x", None, (2, 2, 2))], ("path", "label")
+    )
+    with pytest.raises(DataError, match="--val-fraction must be between 0 and 1"):
+        load_dataset("csv", root, options={"val_fraction": fraction})
+
+
+def test_csv_split_keeps_one_image_of_each_class_to_train_on(tmp_path):
+    rows = [("a.jpg", "x", None, (1, 1, 1)), ("b.jpg", "x", None, (2, 2, 2)), ("c.jpg", "y", None, (3, 3, 3))]
+    dataset = load_dataset("csv", make_csv(tmp_path / "csv", rows, ("path", "label")), options={"val_fraction": 0.9})
+    assert sorted(s.label for s in dataset.splits["train"]) == ["x", "y"]
+    assert [s.label for s in dataset.splits["val"]] == ["x"]
+
+
+@pytest.mark.parametrize("adapter", ["csv", "folder"])
+@pytest.mark.parametrize("train, evaluation", [("trainval", "test"), ("train", "validation")])
+def test_csv_and_folder_find_the_usual_split_names(tmp_path, adapter, train, evaluation):
+    if adapter == "folder":
+        root = make_folder(tmp_path / "tree", splits=(train, evaluation))
+    else:
+        rows = [(f"{s}/{c}.jpg", c, s, (k, 0, 0)) for s in (train, evaluation) for k, c in enumerate("pq")]
+        root = make_csv(tmp_path / "csv", rows)
+    dataset = load_dataset(adapter, root)
+    assert (dataset.train_split, dataset.eval_split) == (train, evaluation)
