@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import fgvctune.tree as tree_module
-from conftest import make_csv
+from conftest import make_csv, write_image
 from fgvctune.dataset import LabelMap
 from fgvctune.errors import DataError
 from fgvctune.tree import MANIFEST, convert
@@ -134,3 +134,23 @@ def test_skip_bad_writes_skipped_list(aircraft, tmp_path):
     result = convert("aircraft", aircraft, tmp_path / "out", skip_bad=True)
     assert victim.name in (tmp_path / "out" / "skipped.txt").read_text()
     assert sum(len(s) for s in result.dataset.splits.values()) == 17
+
+
+def test_rerun_of_a_cropped_tree_rewrites_only_the_changed_image(aircraft, tmp_path):
+    out = tmp_path / "out"
+    first = convert("aircraft", aircraft, out, options={"crop_box": True})
+    assert convert("aircraft", aircraft, out, options={"crop_box": True}).placed == 0
+    source = aircraft / "data" / "images" / "0000101.jpg"
+    write_image(source, (0, 0, 255), size=(60, 50))
+    again = convert("aircraft", aircraft, out, options={"crop_box": True})
+    assert (again.placed, again.unchanged) == (1, first.placed - 1)
+
+
+def test_counts_csv_counts_zero_for_a_class_missing_from_a_split(aircraft, tmp_path):
+    path = aircraft / "data" / "images_variant_test.txt"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    missing = lines[0].split(" ", 1)[1]
+    path.write_text("".join(f"{line}\n" for line in lines if not line.endswith(f" {missing}")), encoding="utf-8")
+    convert("aircraft", aircraft, tmp_path / "out")
+    counts = (tmp_path / "out" / "counts.csv").read_text(encoding="utf-8").splitlines()
+    assert f"test,{missing},0" in counts and f"trainval,{missing},4" in counts
