@@ -145,6 +145,16 @@ def _checked(values: dict, origin: str) -> dict:
     return out
 
 
+KIND_WORDS = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "text",
+    list: "a list",
+    dict: "a mapping",
+}
+
+
 def _coerce(name: str, value, origin: str):
     default = FIELDS[name].default
     kind = type(default) if default is not dataclasses.MISSING else type(FIELDS[name].default_factory())
@@ -161,13 +171,11 @@ def _coerce(name: str, value, origin: str):
         if kind is int and isinstance(value, (int, str)) and not isinstance(value, bool):
             return int(value)
     except ValueError:
-        raise UsageError(f"{origin}: {name} needs a {kind.__name__}, got {value!r}") from None
+        raise UsageError(f"{origin}: {name} needs {KIND_WORDS[kind]}, got {value!r}") from None
     if kind is list and isinstance(value, tuple):
         value = list(value)
-    if kind in (list, dict) and not isinstance(value, kind):
-        raise UsageError(f"{origin}: {name} needs a {kind.__name__}, got {value!r}")
-    if not isinstance(value, kind):
-        raise UsageError(f"{origin}: {name} needs a {kind.__name__}, got {value!r}")
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):  # True is an int to Python
+        raise UsageError(f"{origin}: {name} needs {KIND_WORDS[kind]}, got {value!r}")
     choices = FIELDS[name].metadata.get("choices")
     if choices and value not in choices:
         raise UsageError(f"{origin}: {name} must be one of {', '.join(choices)}, got {value!r}")

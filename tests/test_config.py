@@ -25,7 +25,7 @@ def test_layering(tmp_path):
     "text, message",
     [
         ("lrr: 1\n", "unknown config key 'lrr'"),
-        ("lr: fast\n", "lr needs a float"),
+        ("lr: fast\n", "lr needs a number"),
         ("freeze: some\n", "freeze must be a number of blocks or 'all'"),
         ("read: sideways\n", "read must be one of offline, online"),
         ("- just a list\n", "expected a mapping"),
@@ -83,3 +83,39 @@ def test_flags_override_the_file_on_the_command_line(tmp_path):
 
     config = resolved_config(Ctx(), path, {"lr": 0.5, "epoch_size": None})
     assert config.lr == 0.5 and config.adapter_options == {"level": "family", "crop_box": True}
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"batch_size": 0}, "batch_size and epoch_size must be at least 1"),
+        ({"epoch_size": 0}, "batch_size and epoch_size must be at least 1"),
+        ({"image_resize": 7}, "image_resize at least 8"),
+        ({"lr": 0.0}, "lr must be positive"),
+        ({"layer_decay": 0.0}, r"layer_decay must be in \(0, 1\]"),
+        ({"layer_decay": 1.01}, r"layer_decay must be in \(0, 1\]"),
+        ({"epoch_size": 3, "unfreeze_after": 3}, "must be less than epoch_size"),
+        ({"lr": True}, "lr needs a number"),
+        ({"batch_size": False}, "batch_size needs an integer"),
+        ({"scale": "0.5"}, "scale needs a list"),
+    ],
+)
+def test_values_at_and_past_the_limits(values, message):
+    """Each limit refuses the first value past it and takes the last value inside it."""
+    with pytest.raises(UsageError, match=message):
+        resolve(**values)
+    inside = {"batch_size": 1, "epoch_size": 1, "image_resize": 8, "lr": 1e-9, "layer_decay": 1.0}
+    if "unfreeze_after" in values:
+        inside = {"epoch_size": 3, "unfreeze_after": 2}
+    resolve(**{k: v for k, v in inside.items() if k in values or "unfreeze_after" in values})
+
+
+@pytest.mark.parametrize("text, expected", [("yes", True), ("on", True), ("1", True), ("off", False), ("no", False)])
+def test_yes_and_no_words_in_a_config_file(tmp_path, text, expected):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"skip_bad: '{text}'\n")
+    assert resolve(path).skip_bad is expected
+
+
+def test_a_tuple_is_taken_as_a_list():
+    assert resolve(scale=(0.3, 1.0)).scale == [0.3, 1.0]
