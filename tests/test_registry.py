@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
 import subprocess
 import sys
+from typing import get_type_hints
 
 import pytest
 
@@ -111,3 +113,33 @@ def test_parse_options_types_and_errors():
         registry.parse_options(csv, ["--seed", "x"])
     with pytest.raises(UsageError, match="no such option --levl"):
         registry.parse_options(aircraft, ["--levl", "x"])
+
+
+def test_parse_options_flags_with_values_and_the_list_of_options():
+    aircraft = registry.get("aircraft")
+    assert registry.parse_options(aircraft, ["--crop-box=false", "--strip-banner=yes", "--level", "family"]) == {
+        "crop_box": False,
+        "strip_banner": True,
+        "level": "family",
+    }
+    with pytest.raises(UsageError, match="its options: --level, --crop-box, --strip-banner$"):
+        registry.parse_options(aircraft, ["--no-level"])
+    assert [registry.describe_type(get_type_hints(aircraft.cls)[f.name]) for f in aircraft.options()] == [
+        "variant|family|manufacturer",
+        "flag",
+        "flag",
+    ]
+
+
+def test_a_class_that_is_not_an_adapter_is_refused():
+    class NotADataclass:
+        def read(self):
+            return None
+
+    @dataclasses.dataclass
+    class NoRead:
+        data_dir: str = ""
+
+    for cls in (NotADataclass, NoRead):
+        with pytest.raises(TypeError, match="is not an adapter"):
+            registry.register(cls, name="broken")
