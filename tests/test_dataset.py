@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import make_csv, make_folder, write_image
 from fgvctune.dataset import LabelMap, encoded_image, folder_name, load_dataset
-from fgvctune.errors import DataError
+from fgvctune.errors import DataError, UsageError
 
 
 def csv_root(tmp_path, rows):
@@ -134,3 +134,39 @@ def test_label_map_round_trip(tmp_path):
 def test_folder_name_clash_is_an_error():
     with pytest.raises(DataError, match="same folder name"):
         LabelMap.from_names(["A/B", "A_B"])
+
+
+def test_a_class_with_no_training_images_is_left_out_of_the_label_map(tmp_path):
+    root = make_folder(tmp_path / "t", classes=("a", "b"))
+    (root / "train" / "c").mkdir()
+    write_image(root / "val" / "d" / "x.jpg")
+    dataset = load_dataset("folder", root, skip_bad=True)
+    assert dataset.labels.classes == ("a", "b") and len(dataset.splits["val"]) == 6
+
+
+def test_the_first_problem_stops_and_says_how_many_more(tmp_path):
+    root = csv_root(tmp_path, GOOD)
+    os.remove(root / "a1.jpg")
+    with pytest.raises(DataError, match=r"a1.jpg$"):
+        load_dataset("csv", root)
+    os.remove(root / "b0.jpg")
+    with pytest.raises(DataError, match=r"a1.jpg \(and 1 more\)$"):
+        load_dataset("csv", root)
+
+
+def test_truncated_bmp_and_gif(tmp_path):
+    rows = [("a.bmp", "a", "train", (1, 2, 3)), ("b.gif", "a", "train", (5, 5, 5)), ("c.png", "a", "val", (3, 2, 1))]
+    root = make_csv(tmp_path / "d", rows)
+    for name in ("a.bmp", "b.gif"):
+        data = (root / name).read_bytes()
+        (root / name).write_bytes(data[: len(data) // 2])
+    found = problems_of(root)
+    assert any("labels.csv:2:" in p and "a.bmp" in p for p in found)
+    assert any("labels.csv:3:" in p and "b.gif" in p for p in found)
+
+
+@pytest.mark.parametrize("train, evaluation", [("train", "train"), ("train", "")])
+def test_training_needs_two_different_splits(tmp_path, train, evaluation):
+    root = make_folder(tmp_path / "t", splits=("train",))
+    with pytest.raises(UsageError, match="cannot tell which splits to train and evaluate on"):
+        load_dataset("folder", root, roles=True, train_split=train, eval_split=evaluation)
