@@ -391,16 +391,20 @@ def compare_command(
         Optional[list[str]],
         typer.Option("--strategy", help="Strategies to run (repeatable; default: the tutorial's five)."),
     ] = None,
+    seeds: Annotated[
+        int,
+        typer.Option("--seeds", min=1, help="Runs per strategy (seeds seed..seed+K-1); the table gives mean ± std."),
+    ] = 1,
     verbose: VerboseOpt = False,
     options: dict = None,
 ):
-    """Train the tutorial's strategies on the same data and settings; write the table as Markdown and CSV."""
+    """Train the tutorial's strategies on the same data and settings; write the table (Markdown, CSV) and a report."""
     from fgvctune.comparison import compare
 
     verbosity(verbose)
-    compare(resolved_config(ctx, config, options), output, strategy, verbose)
+    compare(resolved_config(ctx, config, options), output, strategy, verbose, seeds=seeds)
     typer.echo((output / "compare.md").read_text(encoding="utf-8"))
-    typer.echo(f"wrote {output / 'compare.md'} and {output / 'compare.csv'}")
+    typer.echo(f"wrote {output / 'compare.md'}, {output / 'compare.csv'} and {output / 'report.html'}")
 
 
 @app.command("export")
@@ -425,6 +429,22 @@ def export_command(
     else:
         typer.echo("not checked: ONNX Runtime is not installed (pip install 'fgvctune[onnx]' to check ONNX exports)")
     typer.echo(f"wrote {result.path}\nwrote {result.labels}")
+
+
+@app.command("report")
+@handles_errors
+def report_command(
+    run: Annotated[Path, typer.Argument(help="A run folder (or a compare folder).")],
+    verbose: VerboseOpt = False,
+):
+    """Write RUN/report.html: the whole run on one self-contained page (evaluates best.ckpt if not done yet)."""
+    from fgvctune.report import rewrite_comparison_report, write_report
+
+    verbosity(verbose)
+    if (run / "compare.csv").is_file() and not (run / "config.yaml").is_file():
+        typer.echo(f"wrote {rewrite_comparison_report(run)}")
+    else:
+        typer.echo(f"wrote {write_report(run, verbose=verbose)}")
 
 
 @app.command("plot")

@@ -25,12 +25,16 @@ from fgvctune.fileio import atomic_write_text
 from fgvctune.runfiles import (
     BEST,
     CONFIG_FILE,
+    COUNTS_FILE,
     LAST,
     RESULTS_FILE,
     SKIPPED_FILE,
+    STRATEGY_FILE,
     as_written,
+    counts_text,
     read_results,
     results_text,
+    strategy_text,
 )
 
 
@@ -141,6 +145,7 @@ class Trainer:
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.folder / CONFIG_FILE, config_module.dump_yaml(self.config))
         atomic_write_text(self.folder / LABELS_FILE, self.dataset.labels.to_csv())
+        atomic_write_text(self.folder / COUNTS_FILE, counts_text(self.dataset.counts(), self.dataset.labels.classes))
         if self.dataset.problems:
             atomic_write_text(self.folder / SKIPPED_FILE, self.dataset.skipped_report())
 
@@ -215,6 +220,8 @@ class Trainer:
         )
         self.frozen_norms = strategy.apply(self.network, plan)
         self.strategy = plan
+        if self.dist.is_writer:
+            atomic_write_text(self.folder / STRATEGY_FILE, strategy_text(plan.rows()))
         groups = strategy.param_groups(self.network, plan, self.lr_steps, c.weight_decay)
         optimizer = mindcv.create_optimizer(
             groups,
@@ -389,9 +396,14 @@ class Trainer:
             self.ms.load_param_into_net(self.step, _carried_over(params), strict_load=False)
 
     def _after_training(self, run: Run) -> None:
+        """Rank 0 alone: the curves, then the report (which evaluates best.ckpt on the eval split)."""
         from fgvctune.plots import training_curves
+        from fgvctune.report import write_report
 
         training_curves(self.folder)
+        if self.dist.size > 1:
+            self.ms.reset_auto_parallel_context()  # the evaluation is this process's alone
+        self.log(f"report: {write_report(self.folder, verbose=self.verbose)}")
 
 
 def _carried_over(state: dict) -> dict:
