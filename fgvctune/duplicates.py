@@ -1,0 +1,228 @@
+"""Duplicates and leakage: the same picture twice in a split, or in both the training and evaluation splits.
+
+Exact duplicates have the same bytes (a BLAKE2 digest of the file). Near duplicates have a 64-bit
+difference hash (dHash: a 9x8 greyscale thumbnail, one bit per horizontal neighbour pair, set where
+brightness rises) within `NEAR` bits of each other, and 8x8 colour thumbnails within `COLOUR` levels
+(of 255) on average. Re-encoded, resized and slightly cropped copies stay within a few bits and about
+one level; different photographs land about 32 bits apart. The hash alone ignores colour and is blind
+in flat regions, so pictures of one object on plain backgrounds (the bundled sample's drawn aircraft
+on a plain sky) share hashes without being copies: the colour thumbnail tells them apart.
+Evaluation images with a copy in the training set inflate accuracy; `--dedupe` leaves those training
+copies out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fgvctune.dataset import Dataset, Problem, Sample
+
+NEAR = 10  # largest Hamming distance between dHashes counted as a near duplicate (of 64 bits)
+COLOUR = 2.0  # largest mean absolute difference of the 8x8 RGB thumbnails (levels of 255)
+SHOWN = 20  # pairs listed per kind before "... and N more"
+
+
+@dataclass(frozen=True)
+class Pair:
+    kind: str  # "exact" or "near"
+    distance: int  # Hamming distance of the dHashes (0 for exact copies)
+    first: Sample
+    first_split: str
+    second: Sample
+    second_split: str
+    colour: float = 0.0  # mean difference of the colour thumbnails, levels of 255
+
+    def line(self, root: Path) -> str:
+        def name(sample, split):
+            try:
+                shown = sample.path.resolve().relative_to(Path(root).resolve())
+            except ValueError:
+                shown = sample.path
+            return f"{split}:{shown}"
+
+        how = (
+            "same bytes" if self.kind == "exact" else f"near: hashes {self.distance}/64 bits, colours {self.colour:.1f}"
+        )
+        return f"{name(self.first, self.first_split)} = {name(self.second, self.second_split)} ({how})"
+
+
+@dataclass
+class Duplicates:
+    within: list[Pair] = field(default_factory=list)  # both files in the same split
+    across: list[Pair] = field(default_factory=list)  # first in the training split, second in the evaluation split
+    train_split: str | None = None
+    eval_split: str | None = None
+    images: int = 0
+
+    @property
+    def leaked(self) -> set[Path]:
+        """Evaluation images that have a copy in the training split."""
+        return {p.second.path for p in self.across}
+
+    def summary(self) -> str:
+        across = f" or across {self.train_split} and {self.eval_split}" if self.train_split and self.eval_split else ""
+        if not self.within and not self.across:
+            return f"no duplicates among {self.images} images (exact or near, inside a split{across})"
+        text = f"duplicates among {self.images} images: {len(self.within)} pair(s) inside a split{_kinds(self.within)}"
+        if across:
+            text += (
+                f"; {len(self.across)} pair(s) across {self.train_split} and {self.eval_split}{_kinds(self.across)}: "
+                f"{len(self.leaked)} {self.eval_split} image(s) with a copy in {self.train_split}"
+            )
+        return text
+
+    def lines(self, root: Path, shown: int = SHOWN) -> list[str]:
+        out = []
+        for title, pairs in (("across splits (leakage)", self.across), ("inside a split", self.within)):
+            if not pairs:
+                continue
+            out.append(f"{title}:")
+            out += [f"  {p.line(root)}" for p in pairs[:shown]]
+            if len(pairs) > shown:
+                out.append(f"  ... and {len(pairs) - shown} more")
+        return out
+
+
+def _kinds(pairs) -> str:
+    exact = sum(p.kind == "exact" for p in pairs)
+    return f" ({exact} exact, {len(pairs) - exact} near)" if pairs else ""
+
+
+def fingerprint(path: Path) -> tuple[bytes, int | None, np.ndarray | None]:
+    """(BLAKE2 digest of the bytes, 64-bit dHash, 8x8 RGB thumbnail); None, None if it cannot be decoded."""
+    import io
+
+    from PIL import Image
+
+    data = Path(path).read_bytes()
+    digest = hashlib.blake2b(data, digest_size=16).digest()
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.draft("RGB", (64, 64))  # JPEG: decode at 1/2..1/8 scale, several times faster
+            rgb = im.convert("RGB")
+        grey = np.asarray(rgb.convert("L").resize((9, 8), Image.Resampling.BOX), dtype=np.int16)
+        thumb = np.asarray(rgb.resize((8, 8), Image.Resampling.BOX), dtype=np.uint8)
+    except (OSError, ValueError):
+        return digest, None, None
+    bits = (grey[:, 1:] > grey[:, :-1]).flatten()
+    return digest, int(np.packbits(bits).view(">u8")[0]), thumb
+
+
+def find_duplicates(dataset: Dataset, near: int = NEAR, colour: float = COLOUR, threads: int = 8) -> Duplicates:
+    """Exact and near duplicates inside each split and across the training and evaluation splits."""
+    train, evaluated = dataset.train_split, dataset.eval_split
+    entries = [(split, s) for split, samples in dataset.splits.items() for s in samples]
+    files = sorted({s.path for _, s in entries})
+    # Decoding runs outside the GIL: threads keep both cores busy.
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        prints = dict(zip(files, pool.map(fingerprint, files)))
+    result = Duplicates(train_split=train, eval_split=evaluated, images=len(files))
+
+    def keep(a, b, kind, distance, difference=0.0):
+        (split_a, sample_a), (split_b, sample_b) = a, b
+        if split_a == split_b:
+            result.within.append(Pair(kind, distance, sample_a, split_a, sample_b, split_b, difference))
+        elif {split_a, split_b} == {train, evaluated}:
+            if split_a != train:
+                (split_a, sample_a), (split_b, sample_b) = (split_b, sample_b), (split_a, sample_a)
+            result.across.append(Pair(kind, distance, sample_a, split_a, sample_b, split_b, difference))
+
+    # The same file listed twice (in two splits) is an exact copy of itself.
+    by_path: dict[Path, list] = {}
+    for entry in entries:
+        by_path.setdefault(entry[1].path, []).append(entry)
+    for listed in by_path.values():
+        for i in range(len(listed)):
+            for j in range(i + 1, len(listed)):
+                keep(listed[i], listed[j], "exact", 0)
+    # Files with the same bytes: every file of a group against the group's first, per split pairing.
+    groups: dict[bytes, list[Path]] = {}
+    for path in files:
+        groups.setdefault(prints[path][0], []).append(path)
+    exact_pairs = set()
+    for members in groups.values():
+        for i in range(len(members)):
+            for j in range(i + 1, len(members)):
+                exact_pairs.add((members[i], members[j]))
+    for a, b in sorted(exact_pairs):
+        for entry_a in by_path[a]:
+            for entry_b in by_path[b]:
+                keep(entry_a, entry_b, "exact", 0)
+    # Near: every pair of distinct files whose hashes differ in at most `near` bits, not already exact.
+    hashed = [p for p in files if prints[p][1] is not None]
+    hashes = np.array([prints[p][1] for p in hashed], dtype=np.uint64)
+    for i, j, distance in near_pairs(hashes, near):
+        a, b = hashed[i], hashed[j]
+        if (a, b) in exact_pairs:
+            continue
+        difference = float(np.abs(prints[a][2].astype(np.float32) - prints[b][2]).mean())
+        if difference > colour:
+            continue
+        for entry_a in by_path[a]:
+            for entry_b in by_path[b]:
+                keep(entry_a, entry_b, "near", int(distance), difference)
+    order = lambda p: (p.kind != "exact", p.distance, str(p.first.path), str(p.second.path))  # noqa: E731
+    result.within.sort(key=order)
+    result.across.sort(key=order)
+    return result
+
+
+def near_pairs(hashes: np.ndarray, near: int, chunk: int = 256):
+    """(i, j, distance) for i < j with popcount(hashes[i] ^ hashes[j]) <= near, in blocks of rows."""
+    n = len(hashes)
+    for start in range(0, n, chunk):
+        block = hashes[start : start + chunk]
+        distances = popcount(block[:, None] ^ hashes[None, start:])
+        rows, columns = np.nonzero(distances <= near)
+        for r, c in zip(rows, columns):
+            i, j = start + int(r), start + int(c)
+            if i < j:
+                yield i, j, distances[r, c]
+
+
+def popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64 (numpy < 2 has no bitwise_count)."""
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return ((x * np.uint64(0x0101010101010101)) >> np.uint64(56)).astype(np.int64)
+
+
+def dedupe(dataset: Dataset, found: Duplicates) -> list[Problem]:
+    """Leave the training copies of evaluation images out of the training split; return what was left out
+    (added to the dataset's problems, so skipped.txt lists them)."""
+    train = found.train_split
+    copies: dict[Path, Pair] = {}
+    for pair in found.across:
+        copies.setdefault(pair.first.path, pair)
+    left_out = [
+        Problem(
+            s.where,
+            f"left out by --dedupe: {'a copy' if copies[s.path].kind == 'exact' else 'a near copy'} of "
+            f"{found.eval_split} image {copies[s.path].second.path}",
+        )
+        for s in dataset.splits[train]
+        if s.path in copies
+    ]
+    dataset.splits[train] = [s for s in dataset.splits[train] if s.path not in copies]
+    dataset.problems = [*dataset.problems, *left_out]
+    return left_out
+
+
+def csv_text(found: Duplicates, root: Path) -> str:
+    """The pairs as CSV (kind, distance, split and path of each), for the run folder and its report."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["where", "kind", "distance", "first_split", "first", "second_split", "second"])
+    for where, pairs in (("across", found.across), ("within", found.within)):
+        for p in pairs:
+            writer.writerow([where, p.kind, p.distance, p.first_split, p.first.path, p.second_split, p.second.path])
+    return buf.getvalue()
