@@ -90,6 +90,13 @@ def info_command(
     data_dir: DataDirOpt,
     split: SplitOpt = None,
     per_class: Annotated[bool, typer.Option("--per-class", help="Show the count of every class.")] = False,
+    duplicates: Annotated[
+        bool,
+        typer.Option("--duplicates/--no-duplicates", help="Look for exact and near duplicates (a few ms per image)."),
+    ] = True,
+    all_pairs: Annotated[
+        bool, typer.Option("--all-pairs", help="List every duplicate pair, not the first 20.")
+    ] = False,
 ):
     """Show what a dataset holds: classes, counts per split and class, imbalance, problems. Adapter options go after."""
     from fgvctune.dataset import load_dataset
@@ -111,6 +118,13 @@ def info_command(
         typer.echo("  " + "class".ljust(width) + "".join(f"  {s:>8}" for s in counts))
         for name in dataset.labels.classes:
             typer.echo("  " + name.ljust(width) + "".join(f"  {counts[s].get(name, 0):>8}" for s in counts))
+    if duplicates:
+        from fgvctune.duplicates import find_duplicates
+
+        found = find_duplicates(dataset)
+        typer.echo(found.summary())
+        for line in found.lines(dataset.root, shown=None if all_pairs else 20):
+            typer.echo(f"  {line}")
     if dataset.problems:
         typer.echo(f"{len(dataset.problems)} problem(s):")
         for problem in dataset.problems[:50]:

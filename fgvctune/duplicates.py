@@ -76,7 +76,9 @@ class Duplicates:
             )
         return text
 
-    def lines(self, root: Path, shown: int = SHOWN) -> list[str]:
+    def lines(self, root: Path, shown: int | None = SHOWN) -> list[str]:
+        """The pairs, leakage first; `shown` pairs of each kind (None: all)."""
+        shown = shown if shown is not None else len(self.within) + len(self.across)
         out = []
         for title, pairs in (("across splits (leakage)", self.across), ("inside a split", self.within)):
             if not pairs:

@@ -214,6 +214,7 @@ def _data(folder: Path, config) -> str:
         parts.append(f"<details><summary>images per class</summary>{every}</details>")
     else:
         parts.append("<p class=muted>No counts.csv in this run (`fgvctune info` shows the data).</p>")
+    parts.append(_duplicates(folder, config))
     skipped = runfiles.read_skipped(folder)
     if skipped:
         shown = "".join(f"<li><code>{_e(line)}</code></li>" for line in skipped[:200])
@@ -222,6 +223,41 @@ def _data(folder: Path, config) -> str:
     else:
         parts.append("<p>No files were left out.</p>")
     return "".join(parts)
+
+
+def _duplicates(folder: Path, config) -> str:
+    pairs = runfiles.read_duplicates(folder)
+    if not pairs:
+        return "<p>No duplicates: no two images are the same or nearly the same, inside a split or across splits.</p>"
+    across = [p for p in pairs if p["where"] == "across"]
+    if across and config.dedupe:
+        verdict = "their training copies were left out (--dedupe)"
+    elif across:
+        verdict = "they were trained on, which inflates the evaluation figures (--dedupe leaves them out)"
+    else:
+        verdict = ""
+    text = f"<h3>Duplicates: {len(across)} pair(s) across training and evaluation, {len(pairs) - len(across)} inside"
+    text += " a split</h3>"
+    if verdict:
+        text += f"<p>Evaluation images with a copy in the training split: {_e(verdict)}.</p>"
+    rows = [
+        [
+            _e(p["where"]),
+            _e(p["kind"]) + ("" if p["kind"] == "exact" else f" ({_e(p['distance'])} bits)"),
+            f"<code>{_e(p['first_split'])}: {_e(_short(p['first'], config))}</code>",
+            f"<code>{_e(p['second_split'])}: {_e(_short(p['second'], config))}</code>",
+        ]
+        for p in pairs[:100]
+    ]
+    more = f"<p>... and {len(pairs) - 100} more in {runfiles.DUPLICATES_FILE}</p>" if len(pairs) > 100 else ""
+    return text + _table(["where", "kind", "first", "second"], rows) + more
+
+
+def _short(path: str, config) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path(config.data_dir).resolve()))
+    except ValueError:
+        return path
 
 
 def _training(folder: Path, rows: list[dict], best: dict | None) -> str:

@@ -8,6 +8,7 @@ is the one place that knows their layout.
     last.ckpt     weights, optimizer state, epoch     best.ckpt    weights with the best val top-1
     counts.csv    images per split and class trained  strategy.csv blocks: parameters, trainable, rate x
     eval-<split>/ eval.json, confusion.csv/.png       report.html  the whole run on one page
+    duplicates.csv  copies found inside a split or across train and eval (when there are any)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ SKIPPED_FILE = "skipped.txt"
 COUNTS_FILE = "counts.csv"
 STRATEGY_FILE = "strategy.csv"
 REPORT_FILE = "report.html"
+DUPLICATES_FILE = "duplicates.csv"
 EVAL_FILE = "eval.json"
 CONFUSION_FILE = "confusion.csv"
 STRATEGY_COLUMNS = ("block", "prefix", "params", "trainable", "lr_mult")
@@ -150,3 +152,11 @@ def read_confusion(folder: str | Path, split: str) -> tuple[list[str], list[list
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     return rows[0][1:], [[int(v) for v in row[1:]] for row in rows[1:]]
+
+
+def read_duplicates(folder: str | Path) -> list[dict]:
+    path = Path(folder) / DUPLICATES_FILE
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))

@@ -26,6 +26,7 @@ from fgvctune.runfiles import (
     BEST,
     CONFIG_FILE,
     COUNTS_FILE,
+    DUPLICATES_FILE,
     LAST,
     RESULTS_FILE,
     SKIPPED_FILE,
@@ -135,14 +136,37 @@ class Trainer:
             )
         c.num_classes = classes
         c.train_split, c.val_split = self.dataset.train_split, self.dataset.eval_split
+        found = self._check_duplicates()
         if self.dist.is_writer:
-            self._write_run_files()
+            self._write_run_files(found)
         self._build_data()
         self._build_model()
         return self._loop()
 
-    def _write_run_files(self) -> None:
+    def _check_duplicates(self):
+        """Warn about copies inside a split and across train and eval; --dedupe leaves the training copies out."""
+        from fgvctune import duplicates
+
+        found = duplicates.find_duplicates(self.dataset)
+        d = self.dataset
+        if found.across and self.config.dedupe:
+            left_out = duplicates.dedupe(d, found)
+            self.log(f"--dedupe: {len(left_out)} {d.train_split} image(s) left out, copies of {d.eval_split} images")
+        elif found.across:
+            self.log(
+                f"warning: {len(found.leaked)} {d.eval_split} image(s) have a copy in {d.train_split}, which inflates "
+                f"val accuracy (pass --dedupe to leave the training copies out; `fgvctune info` lists them)"
+            )
+        if found.within:
+            self.log(f"warning: {len(found.within)} duplicate pair(s) inside a split (`fgvctune info` lists them)")
+        return found
+
+    def _write_run_files(self, found) -> None:
+        from fgvctune import duplicates
+
         self.folder.mkdir(parents=True, exist_ok=True)
+        if found.within or found.across:
+            atomic_write_text(self.folder / DUPLICATES_FILE, duplicates.csv_text(found, self.dataset.root))
         atomic_write_text(self.folder / CONFIG_FILE, config_module.dump_yaml(self.config))
         atomic_write_text(self.folder / LABELS_FILE, self.dataset.labels.to_csv())
         atomic_write_text(self.folder / COUNTS_FILE, counts_text(self.dataset.counts(), self.dataset.labels.classes))
