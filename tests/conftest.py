@@ -276,6 +276,17 @@ def fgvctune(*args: str, log: Path, timeout: float = 600, **options) -> subproce
     return subprocess.CompletedProcess(process.args, process.returncode, log.read_text(errors="replace"), "")
 
 
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """Run the real command in a fresh interpreter; report whether MindSpore got imported."""
+    code = (
+        "import sys, atexit\n"
+        "atexit.register(lambda: print('mindspore imported' if 'mindspore' in sys.modules else 'no mindspore'))\n"
+        f"sys.argv = ['fgvctune', *{list(args)!r}]\n"
+        "from fgvctune.cli import main\nmain()\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
