@@ -104,7 +104,7 @@ def _run_body(folder: Path, config, result: dict | None) -> str:
     rows = runfiles.read_results(folder)
     best = max(rows, key=lambda r: r["val_top1"]) if rows else None
     cards = [
-        ("best val top-1", f"{best['val_top1']:.1%} at epoch {best['epoch']}" if best else "no finished epoch"),
+        (f"best val top-1 (epoch {best['epoch']})", f"{best['val_top1']:.1%}") if best else ("best val top-1", "-"),
         ("epochs", f"{len(rows)} of {config.epoch_size}"),
     ]
     if result:
@@ -117,10 +117,10 @@ def _run_body(folder: Path, config, result: dict | None) -> str:
         [
             _header(f"run: {folder.name}", _setting_line(config)),
             _cards(cards),
-            "<div class=pair>" + _section("Strategy", _strategy(folder, config)),
-            _section("Data", _data(folder, config)) + "</div>",
             _section("Training", _training(folder, rows, best)),
             _section("Evaluation", _evaluation(folder, config, result)),
+            "<div class=pair>" + _section("Strategy", _strategy(folder, config)),
+            _section("Data", _data(folder, config)) + "</div>",
             _section("Configuration", _config_table(config)),
         ]
     )
@@ -434,7 +434,7 @@ section { background: #fff; border: 1px solid var(--line); border-radius: 8px; p
 .card .value { font-size: 20px; font-weight: 600; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; font-size: 14px; }
-th, td { text-align: left; padding: 4px 12px 4px 0; border-bottom: 1px solid var(--line); vertical-align: top; }
+th, td { text-align: left; padding: 3px 12px 3px 0; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { color: var(--muted); font-weight: 600; }
 .num { text-align: right; font-variant-numeric: tabular-nums; }
 img.plot { max-width: 100%; height: auto; display: block; margin: 8px 0; }
