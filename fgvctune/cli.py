@@ -273,7 +273,7 @@ def train_command(
     else:
         run = train(resolved_config(ctx, config, options), output=output, verbose=verbose)
     best = run.best
-    if best:
+    if best and run.writer:  # one final line for a data-parallel run: rank 0's
         typer.echo(f"best val top-1 {best['val_top1']:.1%} at epoch {best['epoch']}; run folder {run.folder}")
 
 
@@ -570,6 +570,7 @@ def launch_workers(ctx, config, output, resume, workers: int, options: dict) -> 
         args = ["-c", str(launch_config), "-o", str(folder)]
         if (folder / CONFIG_FILE).exists() and not (folder / RESULTS_FILE).exists():
             (folder / CONFIG_FILE).unlink()
+    typer.echo(f"launching {workers} data-parallel workers with msrun on this machine; logs in {folder / 'msrun-logs'}")
     launch(args, workers, folder / "msrun-logs", log=typer.echo)
 
 

@@ -18,6 +18,11 @@ def _pyplot():
 
 def training_curves(folder: str | Path) -> Path:
     """Loss and accuracy per epoch from results.txt, as curves.png in the run folder."""
+    return _save(curves_figure(folder), Path(folder) / CURVES_FILE)
+
+
+def curves_figure(folder: str | Path):
+    """The figure of curves.png: train loss (left), train accuracy and val top-1/top-k (right) per epoch."""
     from fgvctune.errors import UsageError
     from fgvctune.runfiles import read_results
 
@@ -43,7 +48,7 @@ def training_curves(folder: str | Path) -> Path:
     _whole_epochs(right)
     figure.suptitle(folder.name)
     figure.tight_layout()
-    return _save(figure, folder / CURVES_FILE)
+    return figure
 
 
 def _whole_epochs(axes) -> None:

@@ -49,6 +49,7 @@ class Run:
     config: TrainConfig
     rows: list[dict] = field(default_factory=list)
     trainable_params: int = 0
+    writer: bool = True  # False on data-parallel workers other than rank 0, which speaks for all
 
     @property
     def best(self) -> dict | None:
@@ -185,6 +186,8 @@ class Trainer:
         ).create_tuple_iterator(num_epochs=1)
         self.val_loader = pipeline.loader(d, d.eval_split, c, training=False, shard=shard, tree=tree)
         self.steps_per_epoch = len(d.splits[d.train_split]) // shard.count // c.batch_size
+        if shard.count > 1:
+            self.log(workers_line(shard.count, len(d.splits[d.train_split]), len(d.splits[d.eval_split]), c, d))
         self.log(
             f"data: {c.adapter} at {c.data_dir}, {len(d.labels)} classes, "
             f"{len(d.splits[d.train_split])} {d.train_split} / {len(d.splits[d.eval_split])} {d.eval_split} images, "
@@ -283,7 +286,7 @@ class Trainer:
             self._load_last()
         best = max((r["val_top1"] for r in rows), default=-1.0)
         since_best = len(rows) - 1 - next((i for i, r in enumerate(rows) if r["val_top1"] == best), len(rows) - 1)
-        run = Run(self.folder, c, rows)
+        run = Run(self.folder, c, rows, writer=self.dist.is_writer)
         try:
             for epoch in range(start_epoch, c.epoch_size):
                 if phase_head and epoch >= c.unfreeze_after:
@@ -428,6 +431,20 @@ class Trainer:
         if self.dist.size > 1:
             self.ms.reset_auto_parallel_context()  # the evaluation is this process's alone
         self.log(f"report: {write_report(self.folder, verbose=self.verbose)}")
+
+
+def workers_line(workers: int, train: int, evaluated: int, c: TrainConfig, d) -> str:
+    """How data-parallel workers share the data, in the words of pipeline.Shard."""
+    per = train // workers
+    left = train - per * workers
+    shares = sorted({len(range(rank, evaluated, workers)) for rank in range(workers)}, reverse=True)
+    return (
+        f"{workers} data-parallel workers: each trains on {per} of the {train} {d.train_split} images per epoch "
+        f"({per // c.batch_size} steps of {c.batch_size}"
+        + (f"; {left} image(s) left out per epoch so that all run the same steps" if left else "")
+        + f") and scores {' or '.join(map(str, shares))} of the {evaluated} {d.eval_split} images; "
+        f"gradients and BatchNorm statistics are averaged, rank 0 writes the files"
+    )
 
 
 def _carried_over(state: dict) -> dict:

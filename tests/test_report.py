@@ -149,3 +149,19 @@ def test_compare_with_seeds_reports_mean_and_spread(tmp_path, base, cache):
     assert "mean ± standard deviation over 2 runs" in text.replace("&plusmn;", "±")
     assert "linear-probe" in text and "seed-43" in text
     assert (out / "linear-probe" / "seed-42" / "report.html").is_file()
+
+
+def test_curves_count_whole_epochs(tmp_path):
+    """Two epochs: matplotlib alone would tick 1.0, 1.2, ... 2.0; epochs are whole numbers."""
+    from fgvctune.plots import curves_figure
+    from fgvctune.runfiles import results_text
+
+    (tmp_path / "labels.csv").write_text("id,name,folder\n0,a,a\n1,b,b\n")
+    row = dict(train_loss=1.0, train_acc=0.5, val_top1=0.5, val_top5=1.0, lr=0.1, seconds=1.0)
+    (tmp_path / "results.txt").write_text(results_text([{**row, "epoch": 1}, {**row, "epoch": 2}]))
+    figure = curves_figure(tmp_path)
+    figure.canvas.draw()
+    for axes in figure.axes:
+        low, high = axes.get_xlim()
+        ticks = [t for t in axes.get_xticks() if low <= t <= high]
+        assert ticks == [1, 2], ticks
