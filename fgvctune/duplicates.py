@@ -18,6 +18,7 @@ training copies out.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,11 +64,8 @@ class Duplicates:
     train_split: str | None = None
     eval_split: str | None = None
     images: int = 0
-
-    @property
-    def leaked(self) -> set[Path]:
-        """Evaluation images that have a copy in the training split."""
-        return {p.second.path for p in self.across}
+    copies: dict[Path, Path] = field(default_factory=dict)  # training file -> an evaluation file it copies
+    leaked: set[Path] = field(default_factory=set)  # evaluation files with a copy in the training split
 
     def summary(self) -> str:
         across = f" or across {self.train_split} and {self.eval_split}" if self.train_split and self.eval_split else ""
@@ -142,7 +140,15 @@ def colour_difference(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 
 
 def find_duplicates(dataset: Dataset, near: int = NEAR, colour: float = COLOUR, threads: int = 8) -> Duplicates:
-    """Exact and near duplicates inside each split and across the training and evaluation splits."""
+    """Exact and near duplicates inside each split and across the training and evaluation splits.
+
+    Files with the same bytes form a group, and near matching runs on one file per group, so a picture
+    repeated a thousand times costs one fingerprint comparison, not half a million. Pairs are listed so
+    that every file of a group appears: within a split each against the split's first, across splits
+    each training file against the first evaluation file and the other way round. Copies of copies
+    count: a training file linked to an evaluation file through any chain of exact groups and near
+    pairs is a copy of it (`Duplicates.copies`).
+    """
     train, evaluated = dataset.train_split, dataset.eval_split
     entries = [(split, s) for split, samples in dataset.splits.items() for s in samples]
     files = sorted({s.path for _, s in entries})
@@ -150,6 +156,16 @@ def find_duplicates(dataset: Dataset, near: int = NEAR, colour: float = COLOUR, 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         prints = dict(zip(files, pool.map(fingerprint, files)))
     result = Duplicates(train_split=train, eval_split=evaluated, images=len(files))
+    by_path: dict[Path, list] = {}
+    for entry in entries:
+        by_path.setdefault(entry[1].path, []).append(entry)
+    parent = {path: path for path in files}  # union-find over files: clusters of copies
+
+    def root(path):
+        while parent[path] != path:
+            parent[path] = parent[parent[path]]
+            path = parent[path]
+        return path
 
     def keep(a, b, kind, distance, difference=0.0):
         (split_a, sample_a), (split_b, sample_b) = a, b
@@ -160,42 +176,56 @@ def find_duplicates(dataset: Dataset, near: int = NEAR, colour: float = COLOUR, 
                 (split_a, sample_a), (split_b, sample_b) = (split_b, sample_b), (split_a, sample_a)
             result.across.append(Pair(kind, distance, sample_a, split_a, sample_b, split_b, difference))
 
-    # The same file listed twice (in two splits) is an exact copy of itself.
-    by_path: dict[Path, list] = {}
-    for entry in entries:
-        by_path.setdefault(entry[1].path, []).append(entry)
-    for listed in by_path.values():
-        for i in range(len(listed)):
-            for j in range(i + 1, len(listed)):
-                keep(listed[i], listed[j], "exact", 0)
-    # Files with the same bytes: every file of a group against the group's first, per split pairing.
+    # Exact: files with the same bytes (a file listed in two splits is a group of one with two entries).
     groups: dict[bytes, list[Path]] = {}
     for path in files:
         groups.setdefault(prints[path][0], []).append(path)
-    exact_pairs = set()
     for members in groups.values():
-        for i in range(len(members)):
-            for j in range(i + 1, len(members)):
-                exact_pairs.add((members[i], members[j]))
-    for a, b in sorted(exact_pairs):
-        for entry_a in by_path[a]:
-            for entry_b in by_path[b]:
-                keep(entry_a, entry_b, "exact", 0)
-    # Near: every pair of distinct files whose hashes differ in at most `near` bits, not already exact.
-    hashed = [p for p in files if prints[p][1] is not None]
+        for path in members[1:]:
+            parent[root(path)] = root(members[0])
+        listed = [entry for path in members for entry in by_path[path]]
+        for split in dict.fromkeys(split for split, _ in listed):
+            inside = [entry for entry in listed if entry[0] == split]
+            for entry in inside[1:]:
+                keep(inside[0], entry, "exact", 0)
+        trained = [entry for entry in listed if entry[0] == train]
+        scored = [entry for entry in listed if entry[0] == evaluated]
+        if trained and scored:
+            for entry in scored:
+                keep(trained[0], entry, "exact", 0)
+            for entry in trained[1:]:
+                keep(entry, scored[0], "exact", 0)
+    # Near: one file per group; hashes within `near` bits, confirmed by the lined-up colour thumbnails.
+    hashed = [members[0] for members in groups.values() if prints[members[0]][1] is not None]
     hashes = np.array([prints[p][1] for p in hashed], dtype=np.uint64)
-    candidates = [(i, j, d) for i, j, d in near_pairs(hashes, near) if (hashed[i], hashed[j]) not in exact_pairs]
     views = np.stack([prints[p][2] for p in hashed]) if hashed else None
-    for start in range(0, len(candidates), 512):
-        block = candidates[start : start + 512]
+    block: list = []
+    for candidate in itertools.chain(near_pairs(hashes, near), [None]):
+        if candidate is not None:
+            block.append(candidate)
+        if not block or (candidate is not None and len(block) < 512):
+            continue
         first = np.array([i for i, _, _ in block])
         second = np.array([j for _, j, _ in block])
-        differences = colour_difference(views[first], views[second])
-        for (i, j, distance), difference in zip(block, differences):
+        for (i, j, distance), difference in zip(block, colour_difference(views[first], views[second])):
             if difference <= colour:
-                for entry_a in by_path[hashed[i]]:
-                    for entry_b in by_path[hashed[j]]:
+                a, b = hashed[i], hashed[j]
+                parent[root(b)] = root(a)
+                for entry_a in by_path[a]:
+                    for entry_b in by_path[b]:
                         keep(entry_a, entry_b, "near", int(distance), float(difference))
+        block = []
+    # Copies: every training file in a cluster that holds an evaluation file.
+    clusters: dict[Path, list] = {}
+    for path in files:
+        clusters.setdefault(root(path), []).extend(by_path[path])
+    for listed in clusters.values():
+        scored = [sample.path for split, sample in listed if split == evaluated]
+        if scored and train:
+            for split, sample in listed:
+                if split == train:
+                    result.copies[sample.path] = scored[0]
+            result.leaked.update(scored if any(split == train for split, _ in listed) else ())
     order = lambda p: (p.kind != "exact", p.distance, str(p.first.path), str(p.second.path))  # noqa: E731
     result.within.sort(key=order)
     result.across.sort(key=order)
@@ -227,19 +257,17 @@ def dedupe(dataset: Dataset, found: Duplicates) -> list[Problem]:
     """Leave the training copies of evaluation images out of the training split; return what was left out
     (added to the dataset's problems, so skipped.txt lists them)."""
     train = found.train_split
-    copies: dict[Path, Pair] = {}
-    for pair in found.across:
-        copies.setdefault(pair.first.path, pair)
+    exact = {(p.first.path, p.second.path) for p in found.across if p.kind == "exact"}
     left_out = [
         Problem(
             s.where,
-            f"left out by --dedupe: {s.path} is {'a copy' if copies[s.path].kind == 'exact' else 'a near copy'} of "
-            f"{found.eval_split} image {copies[s.path].second.path}",
+            f"left out by --dedupe: {s.path} is {'a' if (s.path, found.copies[s.path]) in exact else 'a near'} copy "
+            f"of {found.eval_split} image {found.copies[s.path]}",
         )
         for s in dataset.splits[train]
-        if s.path in copies
+        if s.path in found.copies
     ]
-    dataset.splits[train] = [s for s in dataset.splits[train] if s.path not in copies]
+    dataset.splits[train] = [s for s in dataset.splits[train] if s.path not in found.copies]
     dataset.problems = [*dataset.problems, *left_out]
     return left_out
 

@@ -81,3 +81,22 @@ def test_dedupe_leaves_out_exactly_the_training_copies(tmp_path, cache):
         for row in csv.DictReader(f):
             counts[row["split"]] = counts.get(row["split"], 0) + int(row["count"])
     assert counts == {"trainval": 128 + 5 - 4, "test": 64}
+
+
+def test_a_picture_repeated_is_listed_once_per_file(tmp_path):
+    """One picture 3 times in train and 2 times in val (and distinct pictures besides): every copy is
+    listed in a pair, without a pair for every two of them, and all 3 training copies are copies."""
+    import shutil
+
+    sources = sorted((SAMPLE / "data" / "images").glob("*.jpg"))
+    for split, count in (("train", 3), ("val", 2)):
+        folder = tmp_path / split / "a"
+        folder.mkdir(parents=True)
+        for i in range(count):
+            shutil.copyfile(sources[0], folder / f"copy{i}.jpg")
+        for i, source in enumerate(sources[1 + 10 * count : 4 + 10 * count]):
+            shutil.copyfile(source, folder / f"other{i}.jpg")
+    found = find_duplicates(load_dataset("folder", tmp_path))
+    assert [p.kind for p in found.within] == ["exact"] * 3 and len(found.across) == 4
+    assert sorted(p.name for p in found.copies) == ["copy0.jpg", "copy1.jpg", "copy2.jpg"]
+    assert sorted(p.name for p in found.leaked) == ["copy0.jpg", "copy1.jpg"]
