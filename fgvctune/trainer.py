@@ -186,13 +186,13 @@ class Trainer:
         ).create_tuple_iterator(num_epochs=1)
         self.val_loader = pipeline.loader(d, d.eval_split, c, training=False, shard=shard, tree=tree)
         self.steps_per_epoch = len(d.splits[d.train_split]) // shard.count // c.batch_size
-        if shard.count > 1:
-            self.log(workers_line(shard.count, len(d.splits[d.train_split]), len(d.splits[d.eval_split]), c, d))
         self.log(
             f"data: {c.adapter} at {c.data_dir}, {len(d.labels)} classes, "
             f"{len(d.splits[d.train_split])} {d.train_split} / {len(d.splits[d.eval_split])} {d.eval_split} images, "
             f"read {c.read}" + (f" from {tree}" if tree else "")
         )
+        if shard.count > 1:
+            self.log(workers_line(shard.count, len(d.splits[d.train_split]), len(d.splits[d.eval_split]), c, d))
 
     def _build_model(self) -> None:
         import mindcv
