@@ -149,6 +149,9 @@ def test_compare_with_seeds_reports_mean_and_spread(tmp_path, base, cache):
     assert "mean ± standard deviation over 2 runs" in text.replace("&plusmn;", "±")
     assert "linear-probe" in text and "seed-43" in text
     assert (out / "linear-probe" / "seed-42" / "report.html").is_file()
+    remade = run_cli("report", str(out))  # the comparison's page again, from its files alone
+    assert remade.returncode == 0 and remade.stdout.strip().endswith("no mindspore"), remade.stderr
+    assert "seed-43" in page_text(page)
 
 
 def test_curves_count_whole_epochs(tmp_path):
