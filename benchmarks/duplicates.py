@@ -35,7 +35,7 @@ def make_dataset(root: Path, count: int, classes: int = 100, planted: int = 100)
     val_every = 5  # one in five images is a val image
     paths = []
     for i in range(count):
-        split = "val" if i % val_every == 0 else "train"
+        split = "val" if (i // classes) % val_every == 0 else "train"
         folder = root / split / f"class{i % classes:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         corners = rng.integers(0, 256, size=(2, 2, 3)).astype(np.uint8)
