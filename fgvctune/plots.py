@@ -37,7 +37,7 @@ def curves_figure(folder: str | Path):
     left.set_xlabel("epoch")
     left.set_ylabel("loss")
     left.legend()
-    _whole_epochs(left)
+    _whole_epochs(left, epochs)
     k = _top_k_of(folder)
     for key, label in (("train_acc", "train accuracy"), ("val_top1", "val top-1"), ("val_top5", f"val top-{k}")):
         right.plot(epochs, [100 * r[key] for r in rows], marker="o", label=label)
@@ -45,17 +45,21 @@ def curves_figure(folder: str | Path):
     right.set_ylabel("%")
     right.set_ylim(0, 100)
     right.legend()
-    _whole_epochs(right)
+    _whole_epochs(right, epochs)
     figure.suptitle(folder.name)
     figure.tight_layout()
     return figure
 
 
-def _whole_epochs(axes) -> None:
-    """Epochs are counted: ticks only at whole numbers (matplotlib would put 1.5, 2.5 on short runs)."""
+def _whole_epochs(axes, epochs) -> None:
+    """Epochs are counted: ticks only at whole numbers (matplotlib would put 1.5, 2.5 on short runs, and
+    0.96, 0.98, ... around a single epoch)."""
     from matplotlib.ticker import MaxNLocator
 
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if len(set(epochs)) == 1:  # one epoch: its one tick, a window one epoch wide each side
+        axes.set_xlim(epochs[0] - 1, epochs[0] + 1)
+        axes.set_xticks([epochs[0]])
 
 
 def comparison_curves(runs: dict[str, list[list[dict]]], title: str = "") -> bytes:
@@ -68,11 +72,13 @@ def comparison_curves(runs: dict[str, list[list[dict]]], title: str = "") -> byt
 
     plt = _pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+    drawn = [1]
     for name, row_lists in runs.items():
         length = min((len(rows) for rows in row_lists), default=0)
         if not length:
             continue
         epochs = [r["epoch"] for r in row_lists[0][:length]]
+        drawn += epochs
         for axes, key, scale in ((left, "val_top1", 100), (right, "train_loss", 1)):
             values = np.array([[scale * r[key] for r in rows[:length]] for rows in row_lists])
             mean = values.mean(axis=0)
@@ -85,7 +91,7 @@ def comparison_curves(runs: dict[str, list[list[dict]]], title: str = "") -> byt
     right.set_ylabel("train loss")
     for axes in (left, right):
         axes.set_xlabel("epoch")
-        _whole_epochs(axes)
+        _whole_epochs(axes, drawn[1:] or drawn)
         axes.legend(fontsize=8)
     figure.suptitle(title)
     figure.tight_layout()

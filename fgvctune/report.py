@@ -217,7 +217,8 @@ def _data(folder: Path, config) -> str:
     parts.append(_duplicates(folder, config))
     skipped = runfiles.read_skipped(folder)
     if skipped:
-        shown = "".join(f"<li><code>{_e(line)}</code></li>" for line in skipped[:200])
+        root = str(Path(config.data_dir).resolve()) + "/"  # paths inside the dataset, shown from its folder
+        shown = "".join(f"<li><code>{_e(line.replace(root, ''))}</code></li>" for line in skipped[:200])
         more = f"<li>... and {len(skipped) - 200} more</li>" if len(skipped) > 200 else ""
         parts.append(f"<h3>Left out of this run: {len(skipped)} ({runfiles.SKIPPED_FILE})</h3><ul>{shown}{more}</ul>")
     else:
@@ -427,6 +428,8 @@ header p { margin: 0 0 16px; color: var(--muted); }
 h2 { font-size: 19px; margin: 0 0 10px; }
 h3 { font-size: 15px; margin: 16px 0 8px; }
 section { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 16px 20px; margin: 16px 0; }
+.pair > *, .columns > *, .cards > * { min-width: 0; }
+code { overflow-wrap: anywhere; }
 .pair { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 0 16px; align-items: start; }
 .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 12px; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; }
