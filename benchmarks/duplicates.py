@@ -120,9 +120,19 @@ def main() -> None:
         found = find_duplicates(dataset)
         check = time.perf_counter() - started
         print(found.summary())
-        exact = {(p.first.path, p.second.path) for p in found.across}
-        assert exact == set(planted.items()), "the check did not find exactly the planted copies"
-        assert not found.within, "distinct pictures reported as duplicates"
+        pairs = {(p.first.path, p.second.path) for p in found.across}
+        kinds = {copy: PLANTED[n % len(PLANTED)] for n, copy in enumerate(planted)}
+        recall = [
+            [
+                kind,
+                f"{sum((c, planted[c]) in pairs for c in kinds if kinds[c] == kind)} of "
+                f"{list(kinds.values()).count(kind)}",
+            ]
+            for kind in PLANTED
+        ]
+        print(table(["planted copy", "found"], recall))
+        wrong = len(pairs - set(planted.items())) + len(found.within)
+        print(f"pairs reported that were not planted: {wrong}")
         rate = epoch_rate(root, args.train_images, str(Path(tmp) / "cache"))
         files = found.images
         rows = [
@@ -132,7 +142,7 @@ def main() -> None:
         epoch = len(dataset.splits["train"]) / rate
         rows[1][1] = f"{epoch:.0f}"
         print(table(["task", "seconds", "images/s"], rows))
-        print(f"the check takes {check / epoch:.1%} of one epoch; it found the {len(planted)} planted copies exactly")
+        print(f"the check takes {check / epoch:.1%} of one epoch")
 
 
 if __name__ == "__main__":
