@@ -21,6 +21,8 @@ _API = {
     "predict_images": "fgvctune.evaluation",
     "layers": "fgvctune.strategy",
     "compare": "fgvctune.comparison",
+    "write_report": "fgvctune.report",
+    "find_duplicates": "fgvctune.duplicates",
     "export": "fgvctune.deploy",
     "demo": "fgvctune.tutorial",
     "import_weights": "fgvctune.weights",

@@ -90,6 +90,13 @@ def info_command(
     data_dir: DataDirOpt,
     split: SplitOpt = None,
     per_class: Annotated[bool, typer.Option("--per-class", help="Show the count of every class.")] = False,
+    duplicates: Annotated[
+        bool,
+        typer.Option("--duplicates/--no-duplicates", help="Look for exact and near duplicates (a few ms per image)."),
+    ] = True,
+    all_pairs: Annotated[
+        bool, typer.Option("--all-pairs", help="List every duplicate pair, not the first 20.")
+    ] = False,
 ):
     """Show what a dataset holds: classes, counts per split and class, imbalance, problems. Adapter options go after."""
     from fgvctune.dataset import load_dataset
@@ -111,6 +118,13 @@ def info_command(
         typer.echo("  " + "class".ljust(width) + "".join(f"  {s:>8}" for s in counts))
         for name in dataset.labels.classes:
             typer.echo("  " + name.ljust(width) + "".join(f"  {counts[s].get(name, 0):>8}" for s in counts))
+    if duplicates:
+        from fgvctune.duplicates import find_duplicates
+
+        found = find_duplicates(dataset)
+        typer.echo(found.summary())
+        for line in found.lines(dataset.root, shown=None if all_pairs else 20):
+            typer.echo(f"  {line}")
     if dataset.problems:
         typer.echo(f"{len(dataset.problems)} problem(s):")
         for problem in dataset.problems[:50]:
@@ -259,7 +273,7 @@ def train_command(
     else:
         run = train(resolved_config(ctx, config, options), output=output, verbose=verbose)
     best = run.best
-    if best:
+    if best and run.writer:  # one final line for a data-parallel run: rank 0's
         typer.echo(f"best val top-1 {best['val_top1']:.1%} at epoch {best['epoch']}; run folder {run.folder}")
 
 
@@ -391,16 +405,20 @@ def compare_command(
         Optional[list[str]],
         typer.Option("--strategy", help="Strategies to run (repeatable; default: the tutorial's five)."),
     ] = None,
+    seeds: Annotated[
+        int,
+        typer.Option("--seeds", min=1, help="Runs per strategy (seeds seed..seed+K-1); the table gives mean ± std."),
+    ] = 1,
     verbose: VerboseOpt = False,
     options: dict = None,
 ):
-    """Train the tutorial's strategies on the same data and settings; write the table as Markdown and CSV."""
+    """Train the tutorial's strategies on the same data and settings; write the table (Markdown, CSV) and a report."""
     from fgvctune.comparison import compare
 
     verbosity(verbose)
-    compare(resolved_config(ctx, config, options), output, strategy, verbose)
+    compare(resolved_config(ctx, config, options), output, strategy, verbose, seeds=seeds)
     typer.echo((output / "compare.md").read_text(encoding="utf-8"))
-    typer.echo(f"wrote {output / 'compare.md'} and {output / 'compare.csv'}")
+    typer.echo(f"wrote {output / 'compare.md'}, {output / 'compare.csv'} and {output / 'report.html'}")
 
 
 @app.command("export")
@@ -425,6 +443,22 @@ def export_command(
     else:
         typer.echo("not checked: ONNX Runtime is not installed (pip install 'fgvctune[onnx]' to check ONNX exports)")
     typer.echo(f"wrote {result.path}\nwrote {result.labels}")
+
+
+@app.command("report")
+@handles_errors
+def report_command(
+    run: Annotated[Path, typer.Argument(help="A run folder (or a compare folder).")],
+    verbose: VerboseOpt = False,
+):
+    """Write RUN/report.html: the whole run on one self-contained page (evaluates best.ckpt if not done yet)."""
+    from fgvctune.report import rewrite_comparison_report, write_report
+
+    verbosity(verbose)
+    if (run / "compare.csv").is_file() and not (run / "config.yaml").is_file():
+        typer.echo(f"wrote {rewrite_comparison_report(run)}")
+    else:
+        typer.echo(f"wrote {write_report(run, verbose=verbose)}")
 
 
 @app.command("plot")
@@ -536,6 +570,7 @@ def launch_workers(ctx, config, output, resume, workers: int, options: dict) -> 
         args = ["-c", str(launch_config), "-o", str(folder)]
         if (folder / CONFIG_FILE).exists() and not (folder / RESULTS_FILE).exists():
             (folder / CONFIG_FILE).unlink()
+    typer.echo(f"launching {workers} data-parallel workers with msrun on this machine; logs in {folder / 'msrun-logs'}")
     launch(args, workers, folder / "msrun-logs", log=typer.echo)
 
 

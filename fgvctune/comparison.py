@@ -7,10 +7,11 @@ import dataclasses
 import io
 from pathlib import Path
 
-from fgvctune.config import TrainConfig
+from fgvctune.config import TrainConfig, dump_yaml
 from fgvctune.errors import UsageError
 from fgvctune.fileio import atomic_write_text
 
+COMPARE_CONFIG = "compare.yaml"  # the configuration every strategy starts from
 # The five columns of the tutorial's table, in its order.
 TUTORIAL = ("linear-probe", "freeze-shallow", "full", "full-classifier-lr", "full-deep-lr")
 
@@ -32,16 +33,20 @@ def strategies(config: TrainConfig, blocks: list[str], weighted: list[str]) -> d
     }
 
 
-def compare(config: TrainConfig, output: str | Path, names=None, verbose: bool = False, log=print) -> list[dict]:
-    """Train each strategy into output/<strategy>, evaluate its best checkpoint, write the table.
+def compare(
+    config: TrainConfig, output: str | Path, names=None, verbose: bool = False, log=print, seeds: int = 1
+) -> list[dict]:
+    """Train each strategy into output/<strategy>, evaluate its best checkpoint, write the table and report.html.
 
-    A strategy whose run finished is not trained again; one that stopped part-way is resumed.
+    With `seeds` K > 1 each strategy runs K times (seeds seed..seed+K-1, in output/<strategy>/seed-<seed>) and
+    the table gives the mean and standard deviation of its figures. A run that finished is not trained
+    again; one that stopped part-way is resumed.
     """
     from fgvctune import strategy as strategy_module
-    from fgvctune.evaluation import evaluate
-    from fgvctune.runfiles import LAST, read_results
-    from fgvctune.trainer import train
+    from fgvctune.report import write_comparison_report
 
+    if seeds < 1:
+        raise UsageError(f"--seeds {seeds}: give at least 1 run per strategy")
     output = Path(output)
     base_plan = strategy_module.layers(config.model)
     weighted = [b.name for b in base_plan.blocks if any(p.block == b.name for p in base_plan.params)]
@@ -52,37 +57,85 @@ def compare(config: TrainConfig, output: str | Path, names=None, verbose: bool =
         raise UsageError(f"unknown strategy {unknown[0]!r}; choose from {', '.join(available)}")
     rows = []
     for name in names:
-        overrides = available[name]
-        folder = output / name
-        done = read_results(folder)
-        if len(done) >= config.epoch_size and (folder / "best.ckpt").is_file():
-            log(f"== {name}: finished earlier, kept")
-        elif (folder / LAST).is_file():
-            log(f"== {name}: resuming")
-            train(resume=folder, verbose=verbose, log=log)
-        else:
-            log(f"== {name}: training with {overrides or 'every parameter'}")
-            train(dataclasses.replace(config, **overrides), output=folder, verbose=verbose, log=log)
-        result = evaluate(folder, verbose=verbose)
-        plan = strategy_module.layers(str(folder))
-        rows.append(
-            {
-                "strategy": name,
-                "top1": result.top1,
-                "mean_per_class": result.mean_per_class,
-                "trainable_params": sum(p.size for p in plan.params if p.trainable),
-                "seconds": sum(r["seconds"] for r in read_results(folder)),
-            }
-        )
+        runs = []
+        for seed in range(config.seed, config.seed + seeds):
+            folder = output / name / f"seed-{seed}" if seeds > 1 else output / name
+            label = f"{name} (seed {seed})" if seeds > 1 else name
+            runs.append(_run(dataclasses.replace(config, seed=seed), available[name], folder, label, verbose, log))
+        rows.append(_summary(name, runs, output))
+    atomic_write_text(output / COMPARE_CONFIG, dump_yaml(config))
     atomic_write_text(output / "compare.csv", _csv(rows))
     atomic_write_text(output / "compare.md", _markdown(rows, config))
+    write_comparison_report(output, rows, config)
     return rows
+
+
+def _run(config: TrainConfig, overrides: dict, folder: Path, label: str, verbose: bool, log) -> dict:
+    """One strategy's run (trained, resumed or kept) and its figures."""
+    from fgvctune import strategy as strategy_module
+    from fgvctune.evaluation import evaluate
+    from fgvctune.runfiles import BEST, LAST, read_config, read_eval, read_results
+
+    done = read_results(folder)
+    if len(done) >= config.epoch_size and (folder / BEST).is_file():
+        log(f"== {label}: finished earlier, kept")
+    elif (folder / LAST).is_file():
+        log(f"== {label}: resuming")
+        _train(resume=folder, verbose=verbose, log=log)
+    else:
+        log(f"== {label}: training with {overrides or 'every parameter'}")
+        _train(dataclasses.replace(config, **overrides), output=folder, verbose=verbose, log=log)
+    # The run's report evaluated best.ckpt on the eval split already; evaluate only if that is missing.
+    result = read_eval(folder, read_config(folder).val_split)
+    if result is None:
+        evaluation = evaluate(folder, verbose=verbose)
+        top1, mean_per_class = evaluation.top1, evaluation.mean_per_class
+    else:
+        top1, mean_per_class = result["top1"], result["mean_per_class"]
+    plan = strategy_module.layers(str(folder))
+    return {
+        "folder": folder,
+        "top1": top1,
+        "mean_per_class": mean_per_class,
+        "trainable_params": sum(p.size for p in plan.params if p.trainable),
+        "seconds": sum(r["seconds"] for r in read_results(folder)),
+    }
+
+
+def _train(*args, **kwargs):
+    from fgvctune.trainer import train
+
+    return train(*args, **kwargs)
+
+
+def _summary(name: str, runs: list[dict], output: Path) -> dict:
+    """A strategy's row: the mean of its runs, and their sample standard deviation when there are several."""
+    import numpy as np
+
+    def spread(key):
+        values = np.array([r[key] for r in runs], dtype=float)
+        return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else None
+
+    top1, top1_std = spread("top1")
+    mean_per_class, mean_per_class_std = spread("mean_per_class")
+    return {
+        "strategy": name,
+        "top1": top1,
+        "top1_std": top1_std,
+        "mean_per_class": mean_per_class,
+        "mean_per_class_std": mean_per_class_std,
+        "trainable_params": runs[0]["trainable_params"],
+        "seconds": float(np.mean([r["seconds"] for r in runs])),
+        "runs": [str(Path(r["folder"]).relative_to(output)) for r in runs],
+    }
 
 
 def _csv(rows) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["strategy", "top1", "mean_per_class", "trainable_params", "seconds"])
+    writer.writerow(
+        ["strategy", "top1", "mean_per_class", "trainable_params", "seconds", "runs", "top1_std", "mean_per_class_std"]
+    )
     for r in rows:
         writer.writerow(
             [
@@ -91,22 +144,60 @@ def _csv(rows) -> str:
                 f"{r['mean_per_class']:.4f}",
                 r["trainable_params"],
                 f"{r['seconds']:.1f}",
+                len(r["runs"]),
+                "" if r["top1_std"] is None else f"{r['top1_std']:.4f}",
+                "" if r["mean_per_class_std"] is None else f"{r['mean_per_class_std']:.4f}",
             ]
         )
     return buf.getvalue()
 
 
 def _markdown(rows, config: TrainConfig) -> str:
-    lines = [
+    runs = max((len(r["runs"]) for r in rows), default=1)
+    spread = runs > 1
+    title = (
         f"{config.model} on {config.adapter} ({config.data_dir}), {config.epoch_size} epochs, "
-        f"image_resize {config.image_resize}, lr {config.lr:g}",
+        f"image_resize {config.image_resize}, lr {config.lr:g}"
+    )
+    if spread:
+        title += f"; mean ± standard deviation over {runs} seeds ({config.seed}..{config.seed + runs - 1})"
+    lines = [
+        title,
         "",
         "| strategy | top-1 | mean per-class | trainable parameters | seconds |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['strategy']} | {r['top1']:.2%} | {r['mean_per_class']:.2%} | "
+            f"| {r['strategy']} | {_figure(r['top1'], r['top1_std'])} | "
+            f"{_figure(r['mean_per_class'], r['mean_per_class_std'])} | "
             f"{r['trainable_params']:,} | {r['seconds']:.0f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _figure(mean: float, std: float | None) -> str:
+    return f"{mean:.2%}" if std is None else f"{mean:.2%} ± {100 * std:.2f}"
+
+
+def read_rows(output: str | Path) -> list[dict]:
+    """compare.csv back as rows, with the run folders of each strategy."""
+    output = Path(output)
+    with open(output / "compare.csv", newline="", encoding="utf-8") as f:
+        rows = []
+        for r in csv.DictReader(f):
+            name, count = r["strategy"], int(r.get("runs") or 1)
+            runs = sorted(p.relative_to(output).as_posix() for p in (output / name).glob("seed-*")) if count > 1 else []
+            rows.append(
+                {
+                    "strategy": name,
+                    "top1": float(r["top1"]),
+                    "top1_std": float(r["top1_std"]) if r.get("top1_std") else None,
+                    "mean_per_class": float(r["mean_per_class"]),
+                    "mean_per_class_std": float(r["mean_per_class_std"]) if r.get("mean_per_class_std") else None,
+                    "trainable_params": int(r["trainable_params"]),
+                    "seconds": float(r["seconds"]),
+                    "runs": runs or [name],
+                }
+            )
+    return rows

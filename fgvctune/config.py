@@ -37,6 +37,9 @@ class TrainConfig:
         "", "Where class trees and converted weights are cached (default ~/.cache/fgvctune).", "Data"
     )
     skip_bad: bool = option(False, "Leave bad samples out (listed in skipped.txt) instead of stopping.", "Data")
+    dedupe: bool = option(
+        False, "Leave training images that are (near) copies of evaluation images out (listed in skipped.txt).", "Data"
+    )
     num_parallel_workers: int = option(2, "Threads of the input pipeline.", "Data")
     # model and weights
     model: str = option("mobilenet_v3_small_100", "MindCV model name.", "Model")

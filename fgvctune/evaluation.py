@@ -22,6 +22,7 @@ from fgvctune.errors import DataError, ModelError, UsageError
 from fgvctune.fileio import atomic_write_text
 
 PRED_FILE = "pred.txt"
+MISTAKES = 12  # the most confident wrong predictions kept in eval.json (the report shows them)
 
 
 @dataclass
@@ -153,6 +154,7 @@ class Evaluation:
     mean_per_class: float
     per_class: dict = field(default_factory=dict)  # class -> {correct, total, accuracy}
     confused: list = field(default_factory=list)  # [true class, predicted class, count], most first
+    mistakes: list = field(default_factory=list)  # the most confident wrong predictions, most confident first
     files: list = field(default_factory=list)
 
     def to_json(self) -> str:
@@ -198,14 +200,34 @@ def evaluate(
         mean_per_class=float(np.mean([v["accuracy"] for v in per_class.values()])),
         per_class=per_class,
         confused=[[t, p, c] for c, t, p in sorted(off, key=lambda x: (-x[0], x[1], x[2]))[:10]],
+        mistakes=_mistakes(scores, names, Path(data_dir or model.config.data_dir)),
     )
-    out = Path(output) if output else model.checkpoint.parent / f"eval-{split}"
-    files = [out / "eval.json", out / "confusion.csv", out / "confusion.png"]
+    out = Path(output) if output else runfiles.eval_folder(model.checkpoint.parent, split)
+    files = [out / runfiles.EVAL_FILE, out / runfiles.CONFUSION_FILE, out / "confusion.png"]
     result.files = [str(f) for f in files]
     atomic_write_text(files[1], _confusion_csv(names, confusion))
     plots.confusion_matrix(confusion, names, files[2], title=f"{Path(model.checkpoint).name} on {split}")
     atomic_write_text(files[0], result.to_json())
     return result
+
+
+def _mistakes(scores: Scores, names, root: Path, count: int = MISTAKES) -> list[dict]:
+    """The wrong predictions the model was surest of: image, true and predicted class, confidence."""
+    probabilities = scores.probabilities
+    predicted = scores.predicted
+    wrong = np.flatnonzero(predicted != scores.truth)
+    confidence = probabilities[wrong, predicted[wrong]]
+    order = wrong[np.argsort(-confidence, kind="stable")][:count]
+    return [
+        {
+            "image": _image_id(scores.samples[i], root),
+            "path": str(scores.samples[i].path.resolve()),
+            "true": names[scores.truth[i]],
+            "predicted": names[predicted[i]],
+            "confidence": float(probabilities[i, predicted[i]]),
+        }
+        for i in order
+    ]
 
 
 def _confusion_csv(names, confusion) -> str:

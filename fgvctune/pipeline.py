@@ -60,8 +60,18 @@ def class_tree(dataset: Dataset, config: TrainConfig) -> Path:
     """Hardlink the dataset into a cached class tree (copies across file systems); reruns reuse it."""
     from fgvctune.tree import convert
 
+    # The samples themselves are part of the key: --skip-bad and --dedupe runs leave some out.
+    samples = hashlib.sha1(
+        "\n".join(f"{split}\t{s.path}" for split in sorted(dataset.splits) for s in dataset.splits[split]).encode()
+    ).hexdigest()
     key = json.dumps(
-        [dataset.adapter, str(Path(config.data_dir).resolve()), config.adapter_options, sorted(dataset.splits)],
+        [
+            dataset.adapter,
+            str(Path(config.data_dir).resolve()),
+            config.adapter_options,
+            sorted(dataset.splits),
+            samples,
+        ],
         sort_keys=True,
     )
     out = cache_root(config) / "trees" / f"{dataset.adapter}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"

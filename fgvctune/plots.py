@@ -18,6 +18,11 @@ def _pyplot():
 
 def training_curves(folder: str | Path) -> Path:
     """Loss and accuracy per epoch from results.txt, as curves.png in the run folder."""
+    return _save(curves_figure(folder), Path(folder) / CURVES_FILE)
+
+
+def curves_figure(folder: str | Path):
+    """The figure of curves.png: train loss (left), train accuracy and val top-1/top-k (right) per epoch."""
     from fgvctune.errors import UsageError
     from fgvctune.runfiles import read_results
 
@@ -32,6 +37,7 @@ def training_curves(folder: str | Path) -> Path:
     left.set_xlabel("epoch")
     left.set_ylabel("loss")
     left.legend()
+    _whole_epochs(left, epochs)
     k = _top_k_of(folder)
     for key, label in (("train_acc", "train accuracy"), ("val_top1", "val top-1"), ("val_top5", f"val top-{k}")):
         right.plot(epochs, [100 * r[key] for r in rows], marker="o", label=label)
@@ -39,9 +45,57 @@ def training_curves(folder: str | Path) -> Path:
     right.set_ylabel("%")
     right.set_ylim(0, 100)
     right.legend()
+    _whole_epochs(right, epochs)
     figure.suptitle(folder.name)
     figure.tight_layout()
-    return _save(figure, folder / CURVES_FILE)
+    return figure
+
+
+def _whole_epochs(axes, epochs) -> None:
+    """Epochs are counted: ticks only at whole numbers (matplotlib would put 1.5, 2.5 on short runs, and
+    0.96, 0.98, ... around a single epoch)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if len(set(epochs)) == 1:  # one epoch: its one tick, a window one epoch wide each side
+        axes.set_xlim(epochs[0] - 1, epochs[0] + 1)
+        axes.set_xticks([epochs[0]])
+
+
+def comparison_curves(runs: dict[str, list[list[dict]]], title: str = "") -> bytes:
+    """Val top-1 and train loss per epoch of several strategies on one picture, as PNG bytes.
+
+    runs: strategy -> the results rows of each of its runs (one per seed); several runs are drawn as
+    their mean with a band of one standard deviation.
+    """
+    import numpy as np
+
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+    drawn = [1]
+    for name, row_lists in runs.items():
+        length = min((len(rows) for rows in row_lists), default=0)
+        if not length:
+            continue
+        epochs = [r["epoch"] for r in row_lists[0][:length]]
+        drawn += epochs
+        for axes, key, scale in ((left, "val_top1", 100), (right, "train_loss", 1)):
+            values = np.array([[scale * r[key] for r in rows[:length]] for rows in row_lists])
+            mean = values.mean(axis=0)
+            (line,) = axes.plot(epochs, mean, marker="o", label=name)
+            if len(values) > 1:
+                spread = values.std(axis=0, ddof=1)
+                axes.fill_between(epochs, mean - spread, mean + spread, color=line.get_color(), alpha=0.15)
+    left.set_ylabel("val top-1 %")
+    left.set_ylim(0, 100)
+    right.set_ylabel("train loss")
+    for axes in (left, right):
+        axes.set_xlabel("epoch")
+        _whole_epochs(axes, drawn[1:] or drawn)
+        axes.legend(fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return png(figure)
 
 
 def _top_k_of(folder: Path) -> int:
@@ -110,13 +164,18 @@ def image_grid(tiles, path: Path, title: str = "", columns: int = 4) -> Path:
     return _save(figure, path)
 
 
-def _save(figure, path: Path) -> Path:
+def png(figure) -> bytes:
+    """A figure as PNG bytes (closed afterwards)."""
     import io
-
-    from fgvctune.fileio import atomic_write_bytes
 
     buf = io.BytesIO()
     figure.savefig(buf, format="png")
     _pyplot().close(figure)
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def _save(figure, path: Path) -> Path:
+    from fgvctune.fileio import atomic_write_bytes
+
+    atomic_write_bytes(path, png(figure))
     return path

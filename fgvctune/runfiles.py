@@ -4,12 +4,18 @@
 is the one place that knows their layout.
 
     config.yaml   the resolved configuration         labels.csv   class ids and names
-    results.txt   a row per finished epoch            skipped.txt  samples left out (--skip-bad)
+    results.txt   a row per finished epoch            skipped.txt  samples left out (--skip-bad, --dedupe)
     last.ckpt     weights, optimizer state, epoch     best.ckpt    weights with the best val top-1
+    counts.csv    images per split and class trained  strategy.csv blocks: parameters, trainable, rate x
+    eval-<split>/ eval.json, confusion.csv/.png       report.html  the whole run on one page
+    duplicates.csv  copies found inside a split or across train and eval (when there are any)
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from pathlib import Path
 
 from fgvctune.dataset import LABELS_FILE, LabelMap
@@ -18,6 +24,13 @@ from fgvctune.errors import UsageError
 CONFIG_FILE = "config.yaml"
 RESULTS_FILE = "results.txt"
 SKIPPED_FILE = "skipped.txt"
+COUNTS_FILE = "counts.csv"
+STRATEGY_FILE = "strategy.csv"
+REPORT_FILE = "report.html"
+DUPLICATES_FILE = "duplicates.csv"
+EVAL_FILE = "eval.json"
+CONFUSION_FILE = "confusion.csv"
+STRATEGY_COLUMNS = ("block", "prefix", "params", "trainable", "lr_mult")
 BEST, LAST = "best.ckpt", "last.ckpt"
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_top1", "val_top5", "lr", "seconds")
 
@@ -69,3 +82,81 @@ def _line(r: dict) -> str:
 
 def _parse(line: str) -> dict:
     return {k: (int(v) if k == "epoch" else float(v)) for k, v in zip(COLUMNS, line.split("\t"))}
+
+
+def read_skipped(folder: str | Path) -> list[str]:
+    path = Path(folder) / SKIPPED_FILE
+    return path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+
+
+def counts_text(counts: dict, classes) -> str:
+    """counts: split -> Counter of class names; one row per (split, class), as `convert` writes them."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["split", "class", "count"])
+    for split, counter in counts.items():
+        writer.writerows([split, name, counter.get(name, 0)] for name in classes)
+    return buf.getvalue()
+
+
+def read_counts(folder: str | Path) -> dict[str, dict[str, int]]:
+    """split -> {class: images}, in the order written; empty for a run made before counts.csv existed."""
+    path = Path(folder) / COUNTS_FILE
+    if not path.is_file():
+        return {}
+    counts: dict[str, dict[str, int]] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            counts.setdefault(row["split"], {})[row["class"]] = int(row["count"])
+    return counts
+
+
+def strategy_text(rows: list[dict]) -> str:
+    """The rows of `Strategy.rows()` (what `fgvctune layers` prints) as CSV."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=STRATEGY_COLUMNS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def read_strategy(folder: str | Path) -> list[dict]:
+    path = Path(folder) / STRATEGY_FILE
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{**row, "params": int(row["params"])} for row in csv.DictReader(f)]
+
+
+def eval_folder(folder: str | Path, split: str) -> Path:
+    return Path(folder) / f"eval-{split}"
+
+
+def read_eval(folder: str | Path, split: str) -> dict | None:
+    """eval.json of the run's best checkpoint on a split, if it is newer than that checkpoint."""
+    path = eval_folder(folder, split) / EVAL_FILE
+    best = Path(folder) / BEST
+    if not path.is_file() or not best.is_file() or path.stat().st_mtime < best.stat().st_mtime:
+        return None
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return result if Path(result.get("checkpoint", "")).name == BEST else None
+
+
+def read_confusion(folder: str | Path, split: str) -> tuple[list[str], list[list[int]]] | None:
+    path = eval_folder(folder, split) / CONFUSION_FILE
+    if not path.is_file():
+        return None
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    return rows[0][1:], [[int(v) for v in row[1:]] for row in rows[1:]]
+
+
+def read_duplicates(folder: str | Path) -> list[dict]:
+    path = Path(folder) / DUPLICATES_FILE
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))

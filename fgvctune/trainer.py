@@ -25,12 +25,17 @@ from fgvctune.fileio import atomic_write_text
 from fgvctune.runfiles import (
     BEST,
     CONFIG_FILE,
+    COUNTS_FILE,
+    DUPLICATES_FILE,
     LAST,
     RESULTS_FILE,
     SKIPPED_FILE,
+    STRATEGY_FILE,
     as_written,
+    counts_text,
     read_results,
     results_text,
+    strategy_text,
 )
 
 
@@ -44,6 +49,7 @@ class Run:
     config: TrainConfig
     rows: list[dict] = field(default_factory=list)
     trainable_params: int = 0
+    writer: bool = True  # False on data-parallel workers other than rank 0, which speaks for all
 
     @property
     def best(self) -> dict | None:
@@ -131,16 +137,40 @@ class Trainer:
             )
         c.num_classes = classes
         c.train_split, c.val_split = self.dataset.train_split, self.dataset.eval_split
+        found = self._check_duplicates()
         if self.dist.is_writer:
-            self._write_run_files()
+            self._write_run_files(found)
         self._build_data()
         self._build_model()
         return self._loop()
 
-    def _write_run_files(self) -> None:
+    def _check_duplicates(self):
+        """Warn about copies inside a split and across train and eval; --dedupe leaves the training copies out."""
+        from fgvctune import duplicates
+
+        found = duplicates.find_duplicates(self.dataset)
+        d = self.dataset
+        if found.across and self.config.dedupe:
+            left_out = duplicates.dedupe(d, found)
+            self.log(f"--dedupe: {len(left_out)} {d.train_split} image(s) left out, copies of {d.eval_split} images")
+        elif found.across:
+            self.log(
+                f"warning: {len(found.leaked)} {d.eval_split} image(s) have a copy in {d.train_split}, which inflates "
+                f"val accuracy (pass --dedupe to leave the training copies out; `fgvctune info` lists them)"
+            )
+        if found.within:
+            self.log(f"warning: {len(found.within)} duplicate pair(s) inside a split (`fgvctune info` lists them)")
+        return found
+
+    def _write_run_files(self, found) -> None:
+        from fgvctune import duplicates
+
         self.folder.mkdir(parents=True, exist_ok=True)
+        if found.within or found.across:
+            atomic_write_text(self.folder / DUPLICATES_FILE, duplicates.csv_text(found, self.dataset.root))
         atomic_write_text(self.folder / CONFIG_FILE, config_module.dump_yaml(self.config))
         atomic_write_text(self.folder / LABELS_FILE, self.dataset.labels.to_csv())
+        atomic_write_text(self.folder / COUNTS_FILE, counts_text(self.dataset.counts(), self.dataset.labels.classes))
         if self.dataset.problems:
             atomic_write_text(self.folder / SKIPPED_FILE, self.dataset.skipped_report())
 
@@ -161,6 +191,8 @@ class Trainer:
             f"{len(d.splits[d.train_split])} {d.train_split} / {len(d.splits[d.eval_split])} {d.eval_split} images, "
             f"read {c.read}" + (f" from {tree}" if tree else "")
         )
+        if shard.count > 1:
+            self.log(workers_line(shard.count, len(d.splits[d.train_split]), len(d.splits[d.eval_split]), c, d))
 
     def _build_model(self) -> None:
         import mindcv
@@ -215,6 +247,8 @@ class Trainer:
         )
         self.frozen_norms = strategy.apply(self.network, plan)
         self.strategy = plan
+        if self.dist.is_writer:
+            atomic_write_text(self.folder / STRATEGY_FILE, strategy_text(plan.rows()))
         groups = strategy.param_groups(self.network, plan, self.lr_steps, c.weight_decay)
         optimizer = mindcv.create_optimizer(
             groups,
@@ -252,7 +286,7 @@ class Trainer:
             self._load_last()
         best = max((r["val_top1"] for r in rows), default=-1.0)
         since_best = len(rows) - 1 - next((i for i, r in enumerate(rows) if r["val_top1"] == best), len(rows) - 1)
-        run = Run(self.folder, c, rows)
+        run = Run(self.folder, c, rows, writer=self.dist.is_writer)
         try:
             for epoch in range(start_epoch, c.epoch_size):
                 if phase_head and epoch >= c.unfreeze_after:
@@ -389,9 +423,28 @@ class Trainer:
             self.ms.load_param_into_net(self.step, _carried_over(params), strict_load=False)
 
     def _after_training(self, run: Run) -> None:
+        """Rank 0 alone: the curves, then the report (which evaluates best.ckpt on the eval split)."""
         from fgvctune.plots import training_curves
+        from fgvctune.report import write_report
 
         training_curves(self.folder)
+        if self.dist.size > 1:
+            self.ms.reset_auto_parallel_context()  # the evaluation is this process's alone
+        self.log(f"report: {write_report(self.folder, verbose=self.verbose)}")
+
+
+def workers_line(workers: int, train: int, evaluated: int, c: TrainConfig, d) -> str:
+    """How data-parallel workers share the data, in the words of pipeline.Shard."""
+    per = train // workers
+    left = train - per * workers
+    shares = sorted({len(range(rank, evaluated, workers)) for rank in range(workers)}, reverse=True)
+    return (
+        f"{workers} data-parallel workers: each trains on {per} of the {train} {d.train_split} images per epoch "
+        f"({per // c.batch_size} steps of {c.batch_size}"
+        + (f"; {left} image(s) left out per epoch so that all run the same steps" if left else "")
+        + f") and scores {' or '.join(map(str, shares))} of the {evaluated} {d.eval_split} images; "
+        f"gradients and BatchNorm statistics are averaged, rank 0 writes the files"
+    )
 
 
 def _carried_over(state: dict) -> dict:

@@ -7,9 +7,7 @@ file is placed records where each one comes from, so a rerun completes an interr
 
 from __future__ import annotations
 
-import csv
 import errno
-import io
 import json
 import os
 import shutil
@@ -195,12 +193,9 @@ def _remove_leftovers(out: Path, stale: list[str]) -> None:
 
 
 def _counts_csv(dataset: Dataset) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["split", "class", "count"])
-    for split, counter in dataset.counts().items():
-        writer.writerows([split, name, counter.get(name, 0)] for name in dataset.labels.classes)
-    return buf.getvalue()
+    from fgvctune.runfiles import counts_text
+
+    return counts_text(dataset.counts(), dataset.labels.classes)
 
 
 def _read_manifest(out: Path) -> dict | None:

@@ -82,7 +82,11 @@ def demo(
     )
     rows = compare(config, output / "compare", strategies, verbose=verbose, log=_indent(log))
     log((output / "compare" / "compare.md").read_text(encoding="utf-8"))
-    written += [output / "compare" / "compare.md", output / "compare" / "compare.csv"]
+    written += [
+        output / "compare" / "compare.md",
+        output / "compare" / "compare.csv",
+        output / "compare" / "report.html",
+    ]
 
     best = max(rows, key=lambda r: r["top1"])
     run = output / "compare" / best["strategy"]
@@ -95,7 +99,7 @@ def demo(
     predictions = predict_split(run, verbose=verbose)
     wrong = sum(r["pred"] != r["real"] for r in predictions.rows)
     log(f"   {len(predictions.rows)} test images, {wrong} wrong")
-    written += [Path(f) for f in predictions.files] + [run / "curves.png"]
+    written += [Path(f) for f in predictions.files] + [run / "curves.png", run / "report.html"]
     return written
 
 

@@ -293,6 +293,17 @@ def fgvctune(*args: str, log: Path, timeout: float = 600, **options) -> subproce
     return subprocess.CompletedProcess(process.args, process.returncode, log.read_text(errors="replace"), "")
 
 
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """Run the real command in a fresh interpreter; report whether MindSpore got imported."""
+    code = (
+        "import sys, atexit\n"
+        "atexit.register(lambda: print('mindspore imported' if 'mindspore' in sys.modules else 'no mindspore'))\n"
+        f"sys.argv = ['fgvctune', *{list(args)!r}]\n"
+        "from fgvctune.cli import main\nmain()\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -307,3 +318,47 @@ def busy_core():
         yield
     finally:
         stop(process)
+
+
+# -- planted duplicates ---------------------------------------------------------------------------
+def plant_copies(root: Path) -> dict:
+    """The bundled sample copied to root, with copies of real test images planted in trainval: an exact
+    copy, a re-encoded JPEG, a resized one and a slightly cropped one (2 pixels off each side), plus a
+    resized copy of a trainval image inside trainval. Returns {"across": {planted: source}, "within": ...}."""
+    import shutil
+
+    shutil.copytree(SAMPLE, root)
+    data = root / "data"
+    images = data / "images"
+    labels = dict(line.split(" ", 1) for line in (data / "images_variant_test.txt").read_text().splitlines())
+    train_labels = dict(line.split(" ", 1) for line in (data / "images_variant_trainval.txt").read_text().splitlines())
+    tests, trains = sorted(labels), sorted(train_labels)
+
+    def reencoded(im):
+        return im
+
+    def resized(im):
+        return im.resize((im.width * 3 // 4, im.height * 3 // 4), Image.BILINEAR)
+
+    def cropped(im):
+        return im.crop((2, 2, im.width - 2, im.height - 2))
+
+    planted, lines = {"across": {}, "within": {}}, []
+    for number, (source, change) in enumerate(
+        [(tests[0], None), (tests[9], reencoded), (tests[20], resized), (tests[41], cropped)], start=1
+    ):
+        copy = f"{3000000 + number}"
+        if change is None:
+            shutil.copyfile(images / f"{source}.jpg", images / f"{copy}.jpg")
+        else:
+            with Image.open(images / f"{source}.jpg") as im:
+                change(im.convert("RGB")).save(images / f"{copy}.jpg", quality=80)
+        lines.append(f"{copy} {labels[source]}")
+        planted["across"][images / f"{copy}.jpg"] = images / f"{source}.jpg"
+    with Image.open(images / f"{trains[5]}.jpg") as im:
+        resized(im.convert("RGB")).save(images / "3000009.jpg", quality=90)
+    lines.append(f"3000009 {train_labels[trains[5]]}")
+    planted["within"][images / "3000009.jpg"] = images / f"{trains[5]}.jpg"
+    with open(data / "images_variant_trainval.txt", "a", encoding="utf-8") as f:
+        f.write("".join(f"{line}\n" for line in lines))
+    return planted

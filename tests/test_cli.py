@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from typer.testing import CliRunner
 
-from conftest import REPO
+from conftest import run_cli
 from fgvctune.cli import app
 
 runner = CliRunner()
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """Run the real command in a fresh interpreter; report whether MindSpore got imported."""
-    code = (
-        "import sys, atexit\n"
-        "atexit.register(lambda: print('mindspore imported' if 'mindspore' in sys.modules else 'no mindspore'))\n"
-        f"sys.argv = ['fgvctune', *{list(args)!r}]\n"
-        "from fgvctune.cli import main\nmain()\n"
-    )
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
 
 
 def test_help_and_data_commands_do_not_import_mindspore(aircraft, tmp_path):

@@ -43,7 +43,8 @@ def test_demo_runs_end_to_end(tmp_path):
     table = (out / "compare" / "compare.md").read_text()
     assert "| linear-probe |" in table and "| full |" in table
     written = [line.strip() for line in result.stdout.split("== written:")[1].splitlines() if line.strip()]
-    assert len(written) == 11 and all(Path(p).is_file() for p in written)
+    assert len(written) == 13 and all(Path(p).is_file() for p in written)
+    assert sum(p.endswith("report.html") for p in written) == 2
     for picture in [p for p in written if p.endswith(".png")]:
         with Image.open(picture) as im:
             assert im.format == "PNG" and min(im.size) > 100

@@ -222,3 +222,24 @@ def test_failed_worker_ends_with_a_clear_message(tmp_path, base, cache):
     last = output.strip().splitlines()[-1]
     assert last.startswith("error: distributed training failed: worker 0: batch_size 100 is larger than the 64")
     assert "Traceback" not in output
+
+
+def test_workers_say_how_they_share_the_data_and_rank_0_speaks_for_all(tmp_path, base, cache):
+    """`--workers 2` says how many workers run and how the data was split; one final line, rank 0's; one
+    report, written by rank 0 after the run."""
+    folder = tmp_path / "run"
+    command = train_command(folder, base, cache, 1) + ["--workers", "2"]
+    with running(command, tmp_path / "run.log", env=ENV) as process:
+        process.wait(timeout=600)
+    output = (tmp_path / "run.log").read_text()
+    assert process.returncode == 0, output[-3000:]
+    assert f"launching 2 data-parallel workers with msrun on this machine; logs in {folder / 'msrun-logs'}" in output
+    assert (
+        "2 data-parallel workers: each trains on 64 of the 128 trainval images per epoch (4 steps of 16) "
+        "and scores 32 of the 64 test images" in output
+    )
+    assert output.count("best val top-1") == 1 and output.strip().splitlines()[-1].startswith("best val top-1")
+    assert "best val top-1" not in (folder / "msrun-logs" / "worker_1.log").read_text()
+    assert "report: " in (folder / "msrun-logs" / "worker_0.log").read_text()
+    assert "report: " not in (folder / "msrun-logs" / "worker_1.log").read_text()
+    assert (folder / "report.html").is_file() and (folder / "eval-test" / "eval.json").is_file()

@@ -56,10 +56,14 @@ def test_full_finetune_writes_a_complete_run_folder(tmp_path, base, cache):
     assert sorted(p.name for p in folder.iterdir()) == [
         "best.ckpt",
         "config.yaml",
+        "counts.csv",
         "curves.png",
+        "eval-test",
         "labels.csv",
         "last.ckpt",
+        "report.html",
         "results.txt",
+        "strategy.csv",
     ]
     rows = read_results(folder)
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]

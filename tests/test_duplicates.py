@@ -1,0 +1,102 @@
+"""Duplicates and leakage: planted copies of real images are found, the sample has none, --dedupe
+leaves out exactly the training copies of evaluation images."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+from typer.testing import CliRunner
+
+from conftest import FAST, SAMPLE, fgvctune, plant_copies
+from fgvctune.cli import app
+from fgvctune.dataset import load_dataset
+from fgvctune.duplicates import find_duplicates, popcount
+
+runner = CliRunner()
+
+
+def test_popcount_counts_bits():
+    values = np.array([0, 1, 0xFF, 2**63, 2**64 - 1, 0x5555555555555555], dtype=np.uint64)
+    assert popcount(values).tolist() == [0, 1, 8, 1, 64, 32]
+
+
+def test_the_sample_has_no_duplicates():
+    found = find_duplicates(load_dataset("aircraft", SAMPLE))
+    assert found.images == 192 and not found.within and not found.across
+    result = runner.invoke(app, ["info", "-a", "aircraft", "-d", str(SAMPLE)])
+    assert result.exit_code == 0 and "no duplicates among 192 images" in result.output
+
+
+def test_planted_copies_are_found(tmp_path):
+    planted = plant_copies(tmp_path / "planted")
+    found = find_duplicates(load_dataset("aircraft", tmp_path / "planted"))
+    across = {(p.first.path, p.second.path): p.kind for p in found.across}
+    assert set(across) == set(planted["across"].items())
+    assert sorted(across.values()) == ["exact", "near", "near", "near"]
+    assert all(p.first_split == "trainval" and p.second_split == "test" for p in found.across)
+    assert {(p.first.path, p.second.path) for p in found.within} == {
+        tuple(sorted(pair)) for pair in planted["within"].items()
+    }
+    result = runner.invoke(app, ["info", "-a", "aircraft", "-d", str(tmp_path / "planted")])
+    assert result.exit_code == 0, result.output  # duplicates are a warning, not a problem
+    assert "4 pair(s) across trainval and test (1 exact, 3 near): 4 test image(s) with a copy" in result.output
+    for copy, source in planted["across"].items():
+        assert f"trainval:images/{copy.name} = test:images/{source.name}" in result.output
+
+
+def test_dedupe_leaves_out_exactly_the_training_copies(tmp_path, cache):
+    planted = plant_copies(tmp_path / "planted")
+    run = tmp_path / "run"
+    settings = [f"--{k.replace('_', '-')}" for k in ("image_resize", "batch_size")]
+    result = fgvctune(
+        "train",
+        "-a",
+        "aircraft",
+        "-d",
+        str(tmp_path / "planted"),
+        "--no-pretrained",
+        "--epoch-size",
+        "1",
+        "--dedupe",
+        "--cache-dir",
+        cache,
+        settings[0],
+        str(FAST["image_resize"]),
+        settings[1],
+        str(FAST["batch_size"]),
+        "-o",
+        str(run),
+        log=tmp_path / "train.log",
+    )
+    assert result.returncode == 0, result.stdout
+    assert "--dedupe: 4 trainval image(s) left out, copies of test images" in result.stdout
+    assert "warning: 1 duplicate pair(s) inside a split" in result.stdout
+    skipped = (run / "skipped.txt").read_text().splitlines()
+    assert len(skipped) == 4
+    for copy, source in planted["across"].items():
+        assert any(copy.stem in line and str(source) in line for line in skipped)
+    with open(run / "counts.csv", newline="") as f:
+        counts = {}
+        for row in csv.DictReader(f):
+            counts[row["split"]] = counts.get(row["split"], 0) + int(row["count"])
+    assert counts == {"trainval": 128 + 5 - 4, "test": 64}
+
+
+def test_a_picture_repeated_is_listed_once_per_file(tmp_path):
+    """One picture 3 times in train and 2 times in val (and distinct pictures besides): every copy is
+    listed in a pair, without a pair for every two of them, and all 3 training copies are copies."""
+    import shutil
+
+    sources = sorted((SAMPLE / "data" / "images").glob("*.jpg"))
+    for split, count in (("train", 3), ("val", 2)):
+        folder = tmp_path / split / "a"
+        folder.mkdir(parents=True)
+        for i in range(count):
+            shutil.copyfile(sources[0], folder / f"copy{i}.jpg")
+        for i, source in enumerate(sources[1 + 10 * count : 4 + 10 * count]):
+            shutil.copyfile(source, folder / f"other{i}.jpg")
+    found = find_duplicates(load_dataset("folder", tmp_path))
+    assert [p.kind for p in found.within] == ["exact"] * 3 and len(found.across) == 4
+    assert sorted(p.name for p in found.copies) == ["copy0.jpg", "copy1.jpg", "copy2.jpg"]
+    assert sorted(p.name for p in found.leaked) == ["copy0.jpg", "copy1.jpg"]

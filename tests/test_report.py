@@ -1,0 +1,182 @@
+"""The run report: one self-contained page, loaded by a real browser (headless Chromium)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import FAST, SAMPLE, fgvctune, run_cli
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def browser(page: Path, *how: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Headless Chromium on a page from disk, with a fresh profile and nothing that reaches the network."""
+    if not CHROMIUM:
+        pytest.fail("chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                *how,
+                page.resolve().as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+def page_text(page: Path) -> str:
+    """What the browser shows as text, tags removed."""
+    dom = browser(page, "--dump-dom").stdout
+    assert "<body>" in dom, "chromium did not load the page"
+    dom = re.sub(r"<style>.*?</style>", " ", dom, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+
+
+def screenshot(page: Path, path: Path, height: int = 900) -> Image.Image:
+    browser(page, f"--screenshot={path}", f"--window-size=1366,{height}")
+    assert path.is_file(), "chromium wrote no screenshot"
+    return Image.open(path).convert("RGB")
+
+
+def self_contained(html: str) -> None:
+    assert "<script" not in html
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "the page reaches the network"
+    assert not re.search(r"""src=(?!["']?data:)""", html), "every picture is inline"
+
+
+def test_run_report_in_a_browser(digits_run, tmp_path):
+    """`train` wrote the report; Chromium shows its figures, and its screenshot is a picture, not a blank page."""
+    page = digits_run / "report.html"
+    html = page.read_text(encoding="utf-8")
+    self_contained(html)
+    assert html.count("data:image/png;base64,") >= 3  # curves, confusion matrix, mistakes
+    text = page_text(page)
+    for words in (
+        "run: digits",
+        "best val top-1",
+        "full fine-tuning: every block trains",
+        "features.0",
+        "train on train , evaluate on val",
+        "imbalance",
+        "No files were left out",
+        "Per-class accuracy, worst first",
+        "Confusion matrix",
+        "Worst mistakes",
+        "true:",
+        "mean per-class",
+    ):
+        assert words in text, words
+    result = (digits_run / "eval-val" / "eval.json").read_text()
+    assert '"mistakes"' in result
+    shot = screenshot(page, tmp_path / "shot.png")
+    assert shot.size == (1366, 900)
+    colours = shot.getcolors(maxcolors=1_000_000)
+    assert colours is not None and len(colours) > 500, "the screenshot is (nearly) blank"
+    fits_a_laptop(page, tmp_path)
+
+
+def fits_a_laptop(page: Path, tmp_path: Path) -> None:
+    """No horizontal scrolling at 1366 pixels: in a window taller than the page, the bottom rows show the
+    page's background alone, not a scroll bar."""
+    tall = screenshot(page, tmp_path / "tall.png", height=5000)
+    bottom = tall.crop((0, 5000 - 16, 1366, 5000))
+    assert len(bottom.getcolors(maxcolors=1_000_000)) == 1, "the page is wider than a laptop's screen"
+
+
+def test_report_command_reads_files_only(digits_run, tmp_path):
+    """Re-made from the run folder's files: no MindSpore, the same page (but for its date)."""
+    before = (digits_run / "report.html").read_text(encoding="utf-8")
+    result = run_cli("report", str(digits_run))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("no mindspore")
+    after = (digits_run / "report.html").read_text(encoding="utf-8")
+    made = re.compile(r"made by fgvctune on [0-9: -]+")
+    assert made.sub("", before) == made.sub("", after)
+    missing = run_cli("report", str(tmp_path / "nothing"))
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "is not a run folder" in missing.stderr
+
+
+def test_report_shows_duplicates_and_left_out_files(tmp_path, cache):
+    """A run on data with planted copies: the report lists the pairs and the files --dedupe left out."""
+    from conftest import plant_copies
+
+    plant_copies(tmp_path / "planted")
+    run = tmp_path / "run"
+    result = fgvctune(
+        *("train", "-a", "aircraft", "-d", str(tmp_path / "planted"), "--no-pretrained", "--epoch-size", "1"),
+        *("--image-resize", str(FAST["image_resize"]), "--cache-dir", cache, "--dedupe", "-o", str(run)),
+        log=tmp_path / "train.log",
+    )
+    assert result.returncode == 0, result.stdout
+    text = page_text(run / "report.html")
+    assert "Duplicates: 4 pair(s) across training and evaluation, 1 inside a split" in text
+    assert "their training copies were left out (--dedupe)" in text
+    assert "Left out of this run: 4 (skipped.txt)" in text and "3000004.jpg" in text
+    fits_a_laptop(run / "report.html", tmp_path)
+
+
+def test_compare_with_seeds_reports_mean_and_spread(tmp_path, base, cache):
+    out = tmp_path / "compare"
+    result = fgvctune(
+        *("compare", "-a", "aircraft", "-d", str(SAMPLE), "--ckpt-path", str(base), "--no-pretrained"),
+        *("--epoch-size", "2", "--lr", "0.05", "--image-resize", str(FAST["image_resize"]), "--cache-dir", cache),
+        *("--strategy", "linear-probe", "--strategy", "full", "--seeds", "2", "-o", str(out)),
+        log=tmp_path / "compare.log",
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout
+    table = (out / "compare.md").read_text()
+    assert "mean ± standard deviation over 2 seeds (42..43)" in table
+    assert re.search(r"\| linear-probe \| \d+\.\d\d% ± \d+\.\d\d \|", table) and "| full |" in table
+    assert sorted(p.name for p in (out / "full").iterdir()) == ["seed-42", "seed-43"]
+    seeds = [(out / "full" / s / "config.yaml").read_text() for s in ("seed-42", "seed-43")]
+    assert "seed: 42" in seeds[0] and "seed: 43" in seeds[1]
+    page = out / "report.html"
+    self_contained(page.read_text(encoding="utf-8"))
+    text = page_text(page)
+    assert "mean ± standard deviation over 2 runs" in text.replace("&plusmn;", "±")
+    assert "linear-probe" in text and "seed-43" in text
+    assert (out / "linear-probe" / "seed-42" / "report.html").is_file()
+    remade = run_cli("report", str(out))  # the comparison's page again, from its files alone
+    assert remade.returncode == 0 and remade.stdout.strip().endswith("no mindspore"), remade.stderr
+    assert "seed-43" in page_text(page)
+
+
+def test_curves_count_whole_epochs(tmp_path):
+    """Two epochs: matplotlib alone would tick 1.0, 1.2, ... 2.0; epochs are whole numbers."""
+    from fgvctune.plots import curves_figure
+    from fgvctune.runfiles import results_text
+
+    (tmp_path / "labels.csv").write_text("id,name,folder\n0,a,a\n1,b,b\n")
+    row = dict(train_loss=1.0, train_acc=0.5, val_top1=0.5, val_top5=1.0, lr=0.1, seconds=1.0)
+    (tmp_path / "results.txt").write_text(results_text([{**row, "epoch": 1}, {**row, "epoch": 2}]))
+    figure = curves_figure(tmp_path)
+    figure.canvas.draw()
+    for axes in figure.axes:
+        low, high = axes.get_xlim()
+        ticks = [t for t in axes.get_xticks() if low <= t <= high]
+        assert ticks == [1, 2], ticks
+    (tmp_path / "results.txt").write_text(results_text([{**row, "epoch": 1}]))
+    figure = curves_figure(tmp_path)
+    figure.canvas.draw()
+    for axes in figure.axes:
+        low, high = axes.get_xlim()
+        assert [t for t in axes.get_xticks() if low <= t <= high] == [1]
