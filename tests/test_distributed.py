@@ -230,7 +230,7 @@ def test_workers_say_how_they_share_the_data_and_rank_0_speaks_for_all(tmp_path,
     folder = tmp_path / "run"
     command = train_command(folder, base, cache, 1) + ["--workers", "2"]
     with running(command, tmp_path / "run.log", env=ENV) as process:
-        process.wait(timeout=600)
+        finish(process, seconds=300, logs=tmp_path)
     output = (tmp_path / "run.log").read_text()
     assert process.returncode == 0, output[-3000:]
     assert f"launching 2 data-parallel workers with msrun on this machine; logs in {folder / 'msrun-logs'}" in output

@@ -154,3 +154,14 @@ def test_counts_csv_counts_zero_for_a_class_missing_from_a_split(aircraft, tmp_p
     convert("aircraft", aircraft, tmp_path / "out")
     counts = (tmp_path / "out" / "counts.csv").read_text(encoding="utf-8").splitlines()
     assert f"test,{missing},0" in counts and f"trainval,{missing},4" in counts
+
+
+def test_written_files_get_the_usual_permissions(aircraft, tmp_path):
+    """Files fgvctune writes atomically are readable as any new file is (umask), not private to the writer."""
+    from fgvctune.fileio import UMASK
+
+    convert("aircraft", aircraft, tmp_path / "out", options={"crop_box": True})
+    for name in ("labels.csv", "counts.csv", MANIFEST):
+        assert (tmp_path / "out" / name).stat().st_mode & 0o777 == 0o666 & ~UMASK
+    cropped = next((tmp_path / "out" / "test").glob("*/*.jpg"))
+    assert cropped.stat().st_mode & 0o777 == 0o666 & ~UMASK
