@@ -21,15 +21,15 @@ from machine import describe, load, table  # noqa: E402
 
 
 def op_times(folder: Path) -> dict[str, float]:
-    """Total time per op type from the profiler's CPU op table (microseconds or milliseconds, as written)."""
+    """Total time per op type (ms) from the profiler's CPU op-type table."""
     totals: dict[str, float] = defaultdict(float)
     for path in folder.rglob("*.csv"):
-        if "op_type" not in path.name and "op_statistic" not in path.name and "kernel_details" not in path.name:
+        if not path.name.startswith("cpu_op_type_info"):
             continue
         with open(path, newline="") as f:
             for row in csv.DictReader(f):
-                kind = row.get("op_type") or row.get("Op Type") or row.get("Type")
-                total = row.get("total_time") or row.get("Total Time(us)") or row.get("Duration(us)")
+                kind = row.get("op_type")
+                total = row.get("total_compute_time") or row.get("total_time")
                 if kind and total:
                     totals[kind] += float(total)
         if totals:
@@ -88,13 +88,13 @@ def main() -> None:
     print(describe())
     print(
         f"{args.model}, {args.kind} at 224 px, batch {batch}, {'MindCV plain' if args.plain else 'fgvctune'}, "
-        f"{args.steps} profiled steps, load {load()}; op time per step {whole / args.steps / 1000:.0f} ms"
+        f"{args.steps} profiled steps, load {load()}; op time per step {whole / args.steps:.0f} ms"
     )
     rows = sorted(totals.items(), key=lambda kv: -kv[1])[: args.top]
     print(
         table(
             ["op type", "ms per step", "share"],
-            [[kind, f"{t / args.steps / 1000:.1f}", f"{t / whole:.1%}"] for kind, t in rows],
+            [[kind, f"{t / args.steps:.1f}", f"{t / whole:.1%}"] for kind, t in rows],
         )
     )
 
