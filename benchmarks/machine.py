@@ -31,6 +31,14 @@ def describe() -> str:
     )
 
 
+def load() -> str:
+    """The 1-minute load average now: the cores are shared, so every figure carries it."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "?"
+
+
 def table(headers: list[str], rows: list[list]) -> str:
     cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]

@@ -1,9 +1,14 @@
-"""Training step and inference speed: fgvctune's MindSpore set-up against MindSpore's defaults and against
-PyTorch with timm (eager), side by side in one run, each case in its own process.
+"""Training step and inference speed of the shipped architectures: fgvctune's MindSpore set-up against PyTorch with
+timm (eager), side by side in one run, each case in its own process.
 
-    .venv/bin/python benchmarks/train_step.py [--steps 20]
+    .venv/bin/python benchmarks/train_step.py [--models resnet50 convnext_tiny] [--steps 5] [--kinds train infer]
+        [--defaults] [--pipeline]
 
-PyTorch and timm are optional (`pip install -e ".[bench]"`); without them their rows say so.
+Random tensors at 224 px; training is a whole step (forward, loss, backward, momentum update) at batch 16,
+inference a forward pass in inference mode at batch 32. `--defaults` adds MindSpore's defaults (MindCV's model as it
+is, oneDNN uncapped; slow: minutes per model), `--pipeline` the training step fed by fgvctune's input pipeline.
+PyTorch and timm are optional (`pip install -e ".[bench]"`, or `--torch-python` naming another venv's python);
+without them their column says so.
 """
 
 from __future__ import annotations
@@ -18,14 +23,21 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import describe, table  # noqa: E402
+from machine import describe, load, table  # noqa: E402
 
-MODEL = "mobilenet_v3_small_100"
-TIMM_MODEL = "mobilenetv3_small_100"
-CASES = [("train", 224, 16), ("train", 64, 64), ("infer", 224, 64)]
+# MindCV name -> timm name of the same architecture.
+MODELS = {
+    "mobilenet_v3_small_100": "mobilenetv3_small_100",
+    "mobilenet_v3_large_100": "mobilenetv3_large_100",
+    "resnet50": "resnet50",
+    "resnest50": "resnest50d",
+    "convnext_tiny": "convnext_tiny",
+}
+SIZE, TRAIN_BATCH, INFER_BATCH = 224, 16, 32
+CLASSES = 100
 
 
-def mindspore_case(kind: str, size: int, batch: int, steps: int, tuned: bool, pipeline: bool) -> float:
+def mindspore_case(model: str, kind: str, size: int, batch: int, steps: int, tuned: bool, pipeline: bool) -> float:
     import numpy as np
 
     if tuned:
@@ -40,15 +52,15 @@ def mindspore_case(kind: str, size: int, batch: int, steps: int, tuned: bool, pi
 
     from fgvctune.trainer import TrainStep
 
-    if tuned:  # fgvctune's model: the faster pooling swapped in
+    if tuned:  # fgvctune's model, with its swaps and per-model settings
         from fgvctune.model import create_network
 
-        network, _ = create_network(MODEL, 100)
+        network, _ = create_network(model, CLASSES)
     else:
-        network = mindcv.create_model(MODEL, num_classes=100)
+        network = mindcv.create_model(model, num_classes=CLASSES)
     rng = np.random.default_rng(0)
     images = ms.Tensor(rng.standard_normal((batch, 3, size, size)).astype(np.float32))
-    labels = ms.Tensor(rng.integers(0, 100, batch).astype(np.int32))
+    labels = ms.Tensor(rng.integers(0, CLASSES, batch).astype(np.int32))
     if kind == "infer":
         network.set_train(False)
 
@@ -59,14 +71,12 @@ def mindspore_case(kind: str, size: int, batch: int, steps: int, tuned: bool, pi
         train_step = TrainStep(network, mindcv.create_loss("CE"), optimizer, ms.nn.Identity())
         train_step.set_train(True)
         step = train_step
-    batches = None
-    if pipeline:
-        batches = _real_batches(size, batch)
-    for _ in range(3):  # compile and warm up
+    batches = _real_batches(size, batch) if pipeline else None
+    for _ in range(2):  # compile and warm up
         out = step(images, labels)
     _sync(out)
     started = time.perf_counter()
-    for i in range(steps):
+    for _ in range(steps):
         if batches is not None:
             images, labels = next(batches)
         out = step(images, labels)
@@ -87,7 +97,7 @@ def _real_batches(size: int, batch: int):
     from fgvctune.pipeline import class_tree, loader
 
     tmp = tempfile.mkdtemp()
-    root = fgvc_tree(Path(tmp) / "fgvc", 2000, classes=100, size=(400, 300))
+    root = fgvc_tree(Path(tmp) / "fgvc", 2000, classes=CLASSES, size=(400, 300))
     config = resolve(
         adapter="aircraft",
         data_dir=str(root),
@@ -104,32 +114,32 @@ def _real_batches(size: int, batch: int):
         yield from batches.create_tuple_iterator(num_epochs=1)
 
 
-def torch_case(kind: str, size: int, batch: int, steps: int) -> float:
+def torch_case(model: str, kind: str, size: int, batch: int, steps: int) -> float:
     import timm
     import torch
 
     torch.manual_seed(0)
-    model = timm.create_model(TIMM_MODEL, num_classes=100)
-    images, labels = torch.randn(batch, 3, size, size), torch.randint(0, 100, (batch,))
+    network = timm.create_model(MODELS[model], num_classes=CLASSES)
+    images, labels = torch.randn(batch, 3, size, size), torch.randint(0, CLASSES, (batch,))
     if kind == "infer":
-        model.eval()
+        network.eval()
 
         def step():
             with torch.no_grad():
-                return model(images)
+                return network(images)
     else:
-        model.train()
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        network.train()
+        optimizer = torch.optim.SGD(network.parameters(), lr=0.01, momentum=0.9)
         loss_fn = torch.nn.CrossEntropyLoss()
 
         def step():
             optimizer.zero_grad()
-            loss = loss_fn(model(images), labels)
+            loss = loss_fn(network(images), labels)
             loss.backward()
             optimizer.step()
             return loss
 
-    for _ in range(3):
+    for _ in range(2):
         step()
     started = time.perf_counter()
     for _ in range(steps):
@@ -137,7 +147,7 @@ def torch_case(kind: str, size: int, batch: int, steps: int) -> float:
     return steps * batch / (time.perf_counter() - started)
 
 
-def run_case(args: list[str], env_changes: dict) -> str:
+def run_case(python: str, args: list[str], env_changes: dict) -> tuple[str, float | None]:
     env = dict(os.environ)
     for key, value in env_changes.items():
         if value is None:
@@ -145,48 +155,62 @@ def run_case(args: list[str], env_changes: dict) -> str:
         else:
             env[key] = value
     env.setdefault("GLOG_v", "3")
-    result = subprocess.run([sys.executable, __file__, "--case", *args], capture_output=True, text=True, env=env)
+    result = subprocess.run([python, __file__, "--case", *args], capture_output=True, text=True, env=env)
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if result.returncode != 0 or not lines:
         error = (result.stderr.strip().splitlines() or ["failed"])[-1]
-        return "not installed" if "No module named" in error else f"failed: {error[:60]}"
-    return f"{json.loads(lines[-1])['images_per_second']:.1f}"
+        return ("not installed" if "No module named" in error else f"failed: {error[:60]}"), None
+    rate = json.loads(lines[-1])["images_per_second"]
+    return f"{rate:.1f}", rate
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--case", nargs="+")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--kinds", nargs="+", default=["train", "infer"], choices=["train", "infer"])
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per case, after 2 warm-up steps")
+    parser.add_argument("--defaults", action="store_true", help="add MindSpore's defaults (slow)")
+    parser.add_argument("--pipeline", action="store_true", help="add the training step fed by the input pipeline")
+    parser.add_argument("--torch-python", default=sys.executable, help="the python that has torch and timm")
+    parser.add_argument("--case", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        framework, kind, size, batch = args.case[0], args.case[1], int(args.case[2]), int(args.case[3])
+        framework, model, kind, size, batch = args.case[0], args.case[1], args.case[2], *map(int, args.case[3:5])
         if framework == "torch":
-            rate = torch_case(kind, size, batch, args.steps)
+            rate = torch_case(model, kind, size, batch, args.steps)
         else:
-            rate = mindspore_case(
-                kind, size, batch, args.steps, tuned=framework != "mindspore", pipeline=framework == "fgvctune+pipeline"
-            )
+            tuned, pipeline = framework != "mindspore", framework == "fgvctune+pipeline"
+            rate = mindspore_case(model, kind, size, batch, args.steps, tuned, pipeline)
         print(json.dumps({"images_per_second": rate}))
+        sys.stdout.flush()
         os._exit(0)  # skip MindSpore's noisy teardown
     print(describe())
-    print(f"{MODEL} (timm: {TIMM_MODEL}), images per second, {args.steps} timed steps after 3 warm-up steps")
-    rows = []
-    for kind, size, batch in CASES:
-        case = [kind, str(size), str(batch), "--steps", str(args.steps)]
-        rows.append(
-            [
-                f"{kind} {size} px, batch {batch}",
-                run_case(["mindspore", *case], {"ONEDNN_MAX_CPU_ISA": None}),
-                run_case(["fgvctune", *case], {"ONEDNN_MAX_CPU_ISA": None}),
-                run_case(["fgvctune+pipeline", *case], {"ONEDNN_MAX_CPU_ISA": None})
-                if kind == "train" and size == 224
-                else "-",
-                run_case(["torch", *case], {}),
-            ]
-        )
     print(
-        table(["case", "MindSpore defaults", "fgvctune", "fgvctune + input pipeline", "PyTorch + timm (eager)"], rows)
+        f"images per second at {SIZE} px (training batch {TRAIN_BATCH}, inference batch {INFER_BATCH}), "
+        f"{args.steps} timed steps after 2 warm-up steps; target: fgvctune / PyTorch >= 1.0"
     )
+    headers = ["model (timm)", "case"]
+    headers += ["MindSpore defaults"] if args.defaults else []
+    headers += ["fgvctune"] + (["fgvctune + input pipeline"] if args.pipeline else [])
+    headers += ["PyTorch + timm (eager)", "fgvctune / PyTorch", "load"]
+    rows = []
+    for model in args.models:
+        for kind in args.kinds:
+            batch = TRAIN_BATCH if kind == "train" else INFER_BATCH
+            case = [model, kind, str(SIZE), str(batch), "--steps", str(args.steps)]
+            row = [f"{model} ({MODELS[model]})", f"{kind}, batch {batch}"]
+            if args.defaults:
+                row.append(run_case(sys.executable, ["mindspore", *case], {"ONEDNN_MAX_CPU_ISA": None})[0])
+            ours, ours_rate = run_case(sys.executable, ["fgvctune", *case], {"ONEDNN_MAX_CPU_ISA": None})
+            row.append(ours)
+            if args.pipeline:
+                fed = run_case(sys.executable, ["fgvctune+pipeline", *case], {"ONEDNN_MAX_CPU_ISA": None})[0]
+                row.append(fed if kind == "train" else "-")
+            theirs, theirs_rate = run_case(args.torch_python, ["torch", *case], {})
+            row += [theirs, f"{ours_rate / theirs_rate:.2f}" if ours_rate and theirs_rate else "-", load()]
+            rows.append(row)
+            print(table(headers, [row]).splitlines()[-1], flush=True)  # progress, one row at a time
+    print(table(headers, rows))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,12 @@ class TrainConfig:
         choices=("offline", "online"),
     )
     in_memory: bool = option(False, "Online reading: keep every encoded image in memory.", "Data")
+    downscale: bool = option(
+        False,
+        "Read images downscaled to the short side training needs (image_resize / crop_pct): offline, a cached "
+        "downscaled class tree; online, Pillow's JPEG draft mode. `eval` always reads full-size images.",
+        "Data",
+    )
     cache_dir: str = option(
         "", "Where class trees and converted weights are cached (default ~/.cache/fgvctune).", "Data"
     )

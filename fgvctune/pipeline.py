@@ -57,7 +57,8 @@ def cache_root(config: TrainConfig) -> Path:
 
 
 def class_tree(dataset: Dataset, config: TrainConfig) -> Path:
-    """Hardlink the dataset into a cached class tree (copies across file systems); reruns reuse it."""
+    """Hardlink the dataset into a cached class tree (copies across file systems); reruns reuse it.
+    With `config.downscale`, the tree returned is a cached downscaled copy of it (downscale.py)."""
     from fgvctune.tree import convert
 
     # The samples themselves are part of the key: --skip-bad and --dedupe runs leave some out.
@@ -76,6 +77,10 @@ def class_tree(dataset: Dataset, config: TrainConfig) -> Path:
     )
     out = cache_root(config) / "trees" / f"{dataset.adapter}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
     convert(dataset.adapter, config.data_dir, out, dataset=dataset, mode="hardlink")
+    if config.downscale:
+        from fgvctune.downscale import downscaled_tree, short_side
+
+        return downscaled_tree(out, short_side(config), config.num_parallel_workers)
     return out
 
 
@@ -104,7 +109,12 @@ def raw_dataset(dataset: Dataset, split: str, config: TrainConfig, training: boo
         )
     from fgvctune.source import COLUMNS, ImageSource
 
-    source = ImageSource.from_dataset(dataset, split, in_memory=config.in_memory)
+    short = None
+    if config.downscale:
+        from fgvctune.downscale import short_side
+
+        short = short_side(config)
+    source = ImageSource.from_dataset(dataset, split, in_memory=config.in_memory, short=short)
     if sampler is None:
         return ds.GeneratorDataset(source, column_names=COLUMNS, shuffle=training)
     return ds.GeneratorDataset(source, column_names=COLUMNS, sampler=sampler)

@@ -17,21 +17,34 @@ class ImageSource:
     """(encoded image as a 1-D uint8 array, int32 label) by index.
 
     By default only paths and labels are held and each file is read when asked; `in_memory=True`
-    reads every image once up front, as the tutorial's ImageClsDataset does.
+    reads every image once up front, as the tutorial's ImageClsDataset does. With `short`, images
+    larger than that on their short side come downscaled to it (downscale.py; JPEGs in draft mode).
     """
 
-    def __init__(self, samples: list[Sample], labels: LabelMap, in_memory: bool = False):
+    def __init__(self, samples: list[Sample], labels: LabelMap, in_memory: bool = False, short: int | None = None):
         ids = labels.ids
+        self._short = short
         self._samples = list(samples)
         self._labels = np.array([ids[s.label] for s in self._samples], dtype=np.int32)
         self._bytes = [self._read(i) for i in range(len(self._samples))] if in_memory else None
 
     @classmethod
-    def from_dataset(cls, dataset: Dataset, split: str, in_memory: bool = False) -> ImageSource:
-        return cls(dataset.splits[split], dataset.labels, in_memory=in_memory)
+    def from_dataset(
+        cls, dataset: Dataset, split: str, in_memory: bool = False, short: int | None = None
+    ) -> ImageSource:
+        return cls(dataset.splits[split], dataset.labels, in_memory=in_memory, short=short)
 
     def _read(self, index: int) -> np.ndarray:
-        return np.frombuffer(encoded_image(self._samples[index]), dtype=np.uint8)
+        sample = self._samples[index]
+        if not self._short:
+            return np.frombuffer(encoded_image(sample), dtype=np.uint8)
+        import io
+
+        from fgvctune.downscale import downscaled_bytes
+
+        original = io.BytesIO(encoded_image(sample)) if sample.transformed else sample.path
+        data = downscaled_bytes(original, self._short)
+        return np.frombuffer(data or encoded_image(sample), dtype=np.uint8)
 
     def __len__(self) -> int:
         return len(self._samples)

@@ -21,11 +21,24 @@ def replace(network, kind, make) -> int:
     return swapped
 
 
+def reclass(network, kind, faster) -> int:
+    """Give every sub-cell of type `kind` the class `faster` (a subclass with a faster `construct`): the
+    cell and its parameters stay where they are, so their names do not change; returns how many."""
+    changed = 0
+    for _, cell in network.cells_and_names():
+        if type(cell) is kind:
+            cell.__class__ = faster
+            changed += 1
+    return changed
+
+
 def apply(network, seed: int = 0) -> None:
     """The swaps for the device MindSpore runs on; `seed` seeds the dropout masks."""
     seeded_dropout(network, seed)
     if ms.get_context("device_target") == "CPU":
         faster_pooling(network)
+        faster_gelu(network)
+        faster_split_attention(network)
 
 
 # -- global average pooling ------------------------------------------------------------------------
@@ -105,3 +118,52 @@ def seeded_dropout(network, seed: int) -> int:
         if is_counter(name):
             param.name = name  # a cell set into a built model gets only its attribute name as prefix
     return swapped
+
+
+# -- GELU ------------------------------------------------------------------------------------------
+class ComposedGELU(nn.GELU):
+    """nn.GELU's tanh form written out in elementwise ops, which MindSpore's CPU backend runs about 6x
+    faster (forward and backward) than its GeLU/GeLUGrad kernels. The exact (erf) form, which
+    torchcompat sets for PyTorch-imported weights, runs MindSpore's own kernel as before."""
+
+    def construct(self, x):
+        if self.approximate == "tanh":
+            return 0.5 * x * (1.0 + ops.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+        return ops.gelu(x, approximate=self.approximate)
+
+
+def faster_gelu(network) -> int:
+    """ConvNeXt's GELUs (a third of its training step on CPUs) as ComposedGELU; a subclass, so
+    torchcompat.exact_gelu still switches it to the exact form."""
+    return reclass(network, nn.GELU, ComposedGELU)
+
+
+# -- ResNeSt's split attention ---------------------------------------------------------------------
+_classes: dict = {}
+
+
+def faster_split_attention(network) -> int:
+    """ResNeSt's radix-2 SplitAttn with its sums over the radix as one Add of two channel halves instead of
+    a ReduceSum over a length-2 axis (the same two numbers added; ReduceSum and its gradient's Tile cost
+    about 9% of a resnest50 training step on CPUs)."""
+    from mindcv.models.resnest import SplitAttn
+
+    if "split" not in _classes:
+
+        class PairSplitAttn(SplitAttn):
+            def construct(self, x):
+                x = self.act0(self.bn0(self.conv(x)))
+                b, rc, _, _ = x.shape
+                c = rc // 2
+                first, second = x[:, :c], x[:, c:]
+                x_gap = self.act1(self.bn1(self.fc1(self.pool(first + second))))
+                x_attn = self.rsoftmax(self.fc2(x_gap)).reshape(b, rc, 1, 1)
+                return first * x_attn[:, :c] + second * x_attn[:, c:]
+
+        _classes["split"] = PairSplitAttn
+    changed = 0
+    for _, cell in network.cells_and_names():
+        if type(cell) is SplitAttn and cell.radix == 2:
+            cell.__class__ = _classes["split"]
+            changed += 1
+    return changed
