@@ -23,15 +23,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import describe, load, table  # noqa: E402
+from machine import MODELS, describe, load, table  # noqa: E402
 
-MODELS = {
-    "mobilenet_v3_small_100": "mobilenetv3_small_100",
-    "mobilenet_v3_large_100": "mobilenetv3_large_100",
-    "resnet50": "resnet50",
-    "resnest50": "resnest50d",
-    "convnext_tiny": "convnext_tiny",
-}
 VARIANTS = {
     "plain": ["--read", "offline", "--no-downscale"],
     "downscale": ["--read", "offline", "--downscale"],

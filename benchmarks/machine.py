@@ -7,6 +7,15 @@ import platform
 import subprocess
 import sys
 
+# The five shipped architectures: MindCV name -> timm name of the same architecture.
+MODELS = {
+    "mobilenet_v3_small_100": "mobilenetv3_small_100",
+    "mobilenet_v3_large_100": "mobilenetv3_large_100",
+    "resnet50": "resnet50",
+    "resnest50": "resnest50d",
+    "convnext_tiny": "convnext_tiny",
+}
+
 
 def describe() -> str:
     cpu = "unknown CPU"
