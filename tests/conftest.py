@@ -81,6 +81,15 @@ def make_folder(root: Path, classes=("cat", "dog"), splits=("train", "val"), per
 
 
 @pytest.fixture
+def pynative():
+    """MindSpore in PyNative mode for this test. The mode is process-wide and other tests in the same
+    process set graph mode, so a module that needs PyNative asks for it per test."""
+    from fgvctune import runtime
+
+    runtime.start(mode="pynative")
+
+
+@pytest.fixture
 def aircraft(tmp_path) -> Path:
     return make_aircraft(tmp_path / "fgvc-aircraft-2013b")
 

@@ -12,6 +12,8 @@ from fgvctune.model import create_network
 ms = runtime.start(mode="pynative")
 import mindcv  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("pynative")
+
 MODEL = "mobilenet_v3_small_100"
 
 

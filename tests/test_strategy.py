@@ -11,6 +11,8 @@ from fgvctune.errors import UsageError
 ms = runtime.start(mode="pynative")
 import mindcv  # noqa: E402  (after runtime.start, which must see MindSpore first)
 
+pytestmark = pytest.mark.usefixtures("pynative")
+
 MODEL = "mobilenet_v3_small_100"
 
 

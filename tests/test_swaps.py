@@ -14,6 +14,8 @@ from mindspore import nn  # noqa: E402
 
 from fgvctune import swaps, torchcompat  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("pynative")
+
 
 def pair(name: str, swap, prepare=None):
     """MindCV's model and a copy with the same weights and `swap` applied; `prepare` runs on both first, and

@@ -34,6 +34,8 @@ from weightfiles import (
 )
 
 ms = runtime.start(mode="pynative")
+
+pytestmark = pytest.mark.usefixtures("pynative")
 runner = CliRunner()
 
 # timm and torchvision name and build ResNets alike: their fixtures are the same state dict and logits
