@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from fgvctune.dataset import Listing, Problem, Sample
+from fgvctune import Listing, Problem, Sample
 from fgvctune.errors import DataError
 
 SPLITS = ("train", "val", "trainval", "test")

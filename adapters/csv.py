@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fgvctune.dataset import Listing, Problem, Sample
+from fgvctune import Listing, Problem, Sample
 from fgvctune.errors import DataError
 
 PATH_COLUMNS = ("filepath", "path")

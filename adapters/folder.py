@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fgvctune.dataset import IMAGE_EXTENSIONS, Listing, Sample
+from fgvctune import IMAGE_EXTENSIONS, Listing, Sample
 from fgvctune.errors import DataError
 
 

@@ -38,8 +38,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10000)
     args = parser.parse_args()
-    from fgvctune.dataset import load_dataset
-    from fgvctune.tree import convert
+    from fgvctune.data.dataset import load_dataset
+    from fgvctune.data.tree import convert
 
     print(describe())
     rows = []

@@ -73,7 +73,7 @@ def epoch_rate(root: Path, images: int, cache: str) -> float:
     """Training images per second, input pipeline attached, on `images` training images at 224 px."""
     import shutil
 
-    from fgvctune.trainer import train
+    from fgvctune.training.trainer import train
 
     small = root.parent / "slice"
     for split, count in (("train", images), ("val", 32)):
@@ -105,8 +105,8 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, default=480, help="images for the training-rate measurement")
     args = parser.parse_args()
     print(describe())
-    from fgvctune.dataset import load_dataset
-    from fgvctune.duplicates import find_duplicates
+    from fgvctune.data.dataset import load_dataset
+    from fgvctune.data.duplicates import find_duplicates
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"

@@ -3,7 +3,7 @@ and the adapters. Each module is mutated (mutmut 2) in a copy of the project, ag
 cover it; the script prints the score per module and lists the mutants that survived.
 
     .venv/bin/pip install -e ".[mutation]"
-    .venv/bin/python benchmarks/mutation.py [--module fgvctune/tree.py ...]
+    .venv/bin/python benchmarks/mutation.py [--module fgvctune/data/tree.py ...]
 
 It takes the better part of an hour on two cores; it is a benchmark, not part of the test suite.
 """
@@ -27,10 +27,10 @@ from machine import describe, table  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 # Module -> the tests that cover it and need no training (the plug-in test installs and trains: left out).
 TARGETS = {
-    "fgvctune/registry.py": ["tests/test_registry.py", "-k", "not pip"],
+    "fgvctune/data/registry.py": ["tests/test_registry.py", "-k", "not pip"],
     "fgvctune/config.py": ["tests/test_config.py"],
-    "fgvctune/dataset.py": ["tests/test_dataset.py", "tests/test_adapters.py", "tests/test_source.py"],
-    "fgvctune/tree.py": ["tests/test_tree.py"],
+    "fgvctune/data/dataset.py": ["tests/test_dataset.py", "tests/test_adapters.py", "tests/test_source.py"],
+    "fgvctune/data/tree.py": ["tests/test_tree.py"],
     "adapters/aircraft.py": ["tests/test_adapters.py", "tests/test_tree.py"],
     "adapters/csv.py": ["tests/test_adapters.py", "tests/test_dataset.py"],
     "adapters/folder.py": ["tests/test_adapters.py", "tests/test_dataset.py"],

@@ -64,11 +64,11 @@ def rss_mb() -> float:
 
 
 def measure(mode: str, root: Path, batches: int, cache: str) -> dict:
-    from fgvctune import runtime
+    from fgvctune.models import runtime
 
     runtime.start()
     from fgvctune.config import resolve
-    from fgvctune.dataset import load_dataset
+    from fgvctune.data.dataset import load_dataset
 
     before = rss_mb()
     config = resolve(
@@ -84,7 +84,7 @@ def measure(mode: str, root: Path, batches: int, cache: str) -> dict:
     if mode == "empty":
         held = []
     elif mode.startswith("online lazy"):
-        from fgvctune.source import ImageSource
+        from fgvctune.data.source import ImageSource
 
         held = ImageSource.from_dataset(dataset, "trainval")
     elif mode.startswith("tutorial ImageClsDataset"):
@@ -102,7 +102,7 @@ def throughput(mode, dataset, config, source, batches: int) -> float:
     import mindspore.dataset as ds
     from mindcv.data import create_dataset, create_loader
 
-    from fgvctune.pipeline import class_tree, loader, train_transforms
+    from fgvctune.data.pipeline import class_tree, loader, train_transforms
 
     dataset.train_split = "trainval"
     if mode == "offline":  # fgvctune's repeatable pipeline

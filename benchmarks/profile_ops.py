@@ -47,13 +47,13 @@ def main() -> None:
     args = parser.parse_args()
     import numpy as np
 
-    from fgvctune import runtime
+    from fgvctune.models import runtime
 
     ms = runtime.start()
     import mindcv
 
-    from fgvctune.model import create_network
-    from fgvctune.trainer import TrainStep
+    from fgvctune.models.factory import create_network
+    from fgvctune.training.step import TrainStep
 
     batch = 16 if args.kind == "train" else 32
     if args.plain:

@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--images", type=int, default=512)
     args = parser.parse_args()
-    from fgvctune.runfiles import read_results
+    from fgvctune.results.runfiles import read_results
 
     print(describe())
     rows = []

@@ -33,7 +33,7 @@ def mindspore_case(model: str, kind: str, size: int, batch: int, steps: int, tun
     import numpy as np
 
     if tuned:
-        from fgvctune import runtime
+        from fgvctune.models import runtime
 
         ms = runtime.start()
     else:
@@ -42,10 +42,10 @@ def mindspore_case(model: str, kind: str, size: int, batch: int, steps: int, tun
         ms.set_context(mode=ms.GRAPH_MODE)
     import mindcv
 
-    from fgvctune.trainer import TrainStep
+    from fgvctune.training.step import TrainStep
 
     if tuned:  # fgvctune's model, with its swaps and per-model settings
-        from fgvctune.model import create_network
+        from fgvctune.models.factory import create_network
 
         network, _ = create_network(model, CLASSES)
     else:
@@ -85,8 +85,8 @@ def _real_batches(size: int, batch: int):
     from machine import fgvc_tree
 
     from fgvctune.config import resolve
-    from fgvctune.dataset import load_dataset
-    from fgvctune.pipeline import class_tree, loader
+    from fgvctune.data.dataset import load_dataset
+    from fgvctune.data.pipeline import class_tree, loader
 
     tmp = tempfile.mkdtemp()
     root = fgvc_tree(Path(tmp) / "fgvc", 2000, classes=CLASSES, size=(400, 300))

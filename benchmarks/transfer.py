@@ -23,7 +23,7 @@ def main() -> None:
     args = parser.parse_args()
     from fgvctune.comparison import compare
     from fgvctune.config import resolve
-    from fgvctune.trainer import train
+    from fgvctune.training.trainer import train
     from fgvctune.tutorial import SAMPLE, SETTINGS
 
     print(describe())

@@ -1,7 +1,13 @@
 """fgvctune: fine-tune pretrained MindCV image classifiers on your own datasets.
 
 The library API mirrors the commands; MindSpore is imported only by the functions that need it.
-(Modules are named apart from these functions: importing a submodule would otherwise shadow one.)
+The code lives in rooms by job (see each room's docstring for what it owns and may import):
+
+    data/      adapters' registry, datasets and their checks, class trees, sources, the input pipeline
+    models/    creating networks, loading weights (MindSpore or PyTorch files), the swaps, the runtime
+    training/  the trainer, its step, strategies (freezing, rate multipliers), data-parallel workers
+    results/   run folders' files, evaluation, metrics, plots, the report, export
+    cli/, comparison.py, tutorial.py on top; config.py, errors.py, fileio.py under everything.
 
     import fgvctune
     fgvctune.convert("aircraft", "data/aircraft-sample", "runs/tree")
@@ -10,23 +16,29 @@ The library API mirrors the commands; MindSpore is imported only by the function
 
 __version__ = "0.1.0"
 
+# Names are looked up lazily, so `import fgvctune` stays light. (No room is named after a function
+# here: importing fgvctune.training would otherwise replace `fgvctune.train` by a module.)
 _API = {
-    "load_dataset": "fgvctune.dataset",
-    "convert": "fgvctune.tree",
-    "ImageSource": "fgvctune.source",
+    "load_dataset": "fgvctune.data.dataset",
+    "Listing": "fgvctune.data.dataset",
+    "Sample": "fgvctune.data.dataset",
+    "Problem": "fgvctune.data.dataset",
+    "IMAGE_EXTENSIONS": "fgvctune.data.dataset",
+    "convert": "fgvctune.data.tree",
+    "ImageSource": "fgvctune.data.source",
+    "find_duplicates": "fgvctune.data.duplicates",
     "TrainConfig": "fgvctune.config",
-    "train": "fgvctune.trainer",
-    "evaluate": "fgvctune.evaluation",
-    "predict_split": "fgvctune.evaluation",
-    "predict_images": "fgvctune.evaluation",
-    "layers": "fgvctune.strategy",
+    "train": "fgvctune.training.trainer",
+    "layers": "fgvctune.training.strategy",
+    "evaluate": "fgvctune.results.evaluation",
+    "predict_split": "fgvctune.results.evaluation",
+    "predict_images": "fgvctune.results.evaluation",
+    "write_report": "fgvctune.results.report",
+    "export": "fgvctune.results.export",
     "compare": "fgvctune.comparison",
-    "write_report": "fgvctune.report",
-    "find_duplicates": "fgvctune.duplicates",
-    "export": "fgvctune.deploy",
     "demo": "fgvctune.tutorial",
-    "import_weights": "fgvctune.weights",
-    "inspect_weights": "fgvctune.weights",
+    "import_weights": "fgvctune.models.weights",
+    "inspect_weights": "fgvctune.models.weights",
 }
 
 __all__ = sorted(_API)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 from pathlib import Path
 
 from fgvctune.config import TrainConfig, dump_yaml
 from fgvctune.errors import UsageError
 from fgvctune.fileio import atomic_write_text
+from fgvctune.results.runfiles import COMPARE_CONFIG, COMPARE_TABLE, compare_text
 
-COMPARE_CONFIG = "compare.yaml"  # the configuration every strategy starts from
 # The five columns of the tutorial's table, in its order.
 TUTORIAL = ("linear-probe", "freeze-shallow", "full", "full-classifier-lr", "full-deep-lr")
 
@@ -42,8 +40,8 @@ def compare(
     the table gives the mean and standard deviation of its figures. A run that finished is not trained
     again; one that stopped part-way is resumed.
     """
-    from fgvctune import strategy as strategy_module
-    from fgvctune.report import write_comparison_report
+    from fgvctune.results.report import write_comparison_report
+    from fgvctune.training import strategy as strategy_module
 
     if seeds < 1:
         raise UsageError(f"--seeds {seeds}: give at least 1 run per strategy")
@@ -64,7 +62,7 @@ def compare(
             runs.append(_run(dataclasses.replace(config, seed=seed), available[name], folder, label, verbose, log))
         rows.append(_summary(name, runs, output))
     atomic_write_text(output / COMPARE_CONFIG, dump_yaml(config))
-    atomic_write_text(output / "compare.csv", _csv(rows))
+    atomic_write_text(output / COMPARE_TABLE, compare_text(rows))
     atomic_write_text(output / "compare.md", _markdown(rows, config))
     write_comparison_report(output, rows, config)
     return rows
@@ -72,19 +70,20 @@ def compare(
 
 def _run(config: TrainConfig, overrides: dict, folder: Path, label: str, verbose: bool, log) -> dict:
     """One strategy's run (trained, resumed or kept) and its figures."""
-    from fgvctune import strategy as strategy_module
-    from fgvctune.evaluation import evaluate
-    from fgvctune.runfiles import BEST, LAST, read_config, read_eval, read_results
+    from fgvctune.results.evaluation import evaluate
+    from fgvctune.results.runfiles import BEST, LAST, read_config, read_eval, read_results
+    from fgvctune.training import strategy as strategy_module
+    from fgvctune.training.trainer import train
 
     done = read_results(folder)
     if len(done) >= config.epoch_size and (folder / BEST).is_file():
         log(f"== {label}: finished earlier, kept")
     elif (folder / LAST).is_file():
         log(f"== {label}: resuming")
-        _train(resume=folder, verbose=verbose, log=log)
+        train(resume=folder, verbose=verbose, log=log)
     else:
         log(f"== {label}: training with {overrides or 'every parameter'}")
-        _train(dataclasses.replace(config, **overrides), output=folder, verbose=verbose, log=log)
+        train(dataclasses.replace(config, **overrides), output=folder, verbose=verbose, log=log)
     # The run's report evaluated best.ckpt on the eval split already; evaluate only if that is missing.
     result = read_eval(folder, read_config(folder).val_split)
     if result is None:
@@ -100,12 +99,6 @@ def _run(config: TrainConfig, overrides: dict, folder: Path, label: str, verbose
         "trainable_params": sum(p.size for p in plan.params if p.trainable),
         "seconds": sum(r["seconds"] for r in read_results(folder)),
     }
-
-
-def _train(*args, **kwargs):
-    from fgvctune.trainer import train
-
-    return train(*args, **kwargs)
 
 
 def _summary(name: str, runs: list[dict], output: Path) -> dict:
@@ -128,28 +121,6 @@ def _summary(name: str, runs: list[dict], output: Path) -> dict:
         "seconds": float(np.mean([r["seconds"] for r in runs])),
         "runs": [str(Path(r["folder"]).relative_to(output)) for r in runs],
     }
-
-
-def _csv(rows) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(
-        ["strategy", "top1", "mean_per_class", "trainable_params", "seconds", "runs", "top1_std", "mean_per_class_std"]
-    )
-    for r in rows:
-        writer.writerow(
-            [
-                r["strategy"],
-                f"{r['top1']:.4f}",
-                f"{r['mean_per_class']:.4f}",
-                r["trainable_params"],
-                f"{r['seconds']:.1f}",
-                len(r["runs"]),
-                "" if r["top1_std"] is None else f"{r['top1_std']:.4f}",
-                "" if r["mean_per_class_std"] is None else f"{r['mean_per_class_std']:.4f}",
-            ]
-        )
-    return buf.getvalue()
 
 
 def _markdown(rows, config: TrainConfig) -> str:
@@ -178,26 +149,3 @@ def _markdown(rows, config: TrainConfig) -> str:
 
 def _figure(mean: float, std: float | None) -> str:
     return f"{mean:.2%}" if std is None else f"{mean:.2%} ± {100 * std:.2f}"
-
-
-def read_rows(output: str | Path) -> list[dict]:
-    """compare.csv back as rows, with the run folders of each strategy."""
-    output = Path(output)
-    with open(output / "compare.csv", newline="", encoding="utf-8") as f:
-        rows = []
-        for r in csv.DictReader(f):
-            name, count = r["strategy"], int(r.get("runs") or 1)
-            runs = sorted(p.relative_to(output).as_posix() for p in (output / name).glob("seed-*")) if count > 1 else []
-            rows.append(
-                {
-                    "strategy": name,
-                    "top1": float(r["top1"]),
-                    "top1_std": float(r["top1_std"]) if r.get("top1_std") else None,
-                    "mean_per_class": float(r["mean_per_class"]),
-                    "mean_per_class_std": float(r["mean_per_class_std"]) if r.get("mean_per_class_std") else None,
-                    "trainable_params": int(r["trainable_params"]),
-                    "seconds": float(r["seconds"]),
-                    "runs": runs or [name],
-                }
-            )
-    return rows

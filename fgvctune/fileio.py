@@ -35,3 +35,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def cache_root(cache_dir: str = "") -> Path:
+    """Where fgvctune keeps what it can remake (class trees, converted weights): `cache_dir`, else the user's cache."""
+    if cache_dir:
+        return Path(cache_dir)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fgvctune"

@@ -26,11 +26,11 @@ def demo(
 ) -> list[Path]:
     """Run the tutorial on the sample; return the paths of everything written."""
     from fgvctune.comparison import compare
-    from fgvctune.dataset import load_dataset
-    from fgvctune.evaluation import evaluate, predict_split
-    from fgvctune.source import ImageSource
-    from fgvctune.trainer import train
-    from fgvctune.tree import convert
+    from fgvctune.data.dataset import load_dataset
+    from fgvctune.data.source import ImageSource
+    from fgvctune.data.tree import convert
+    from fgvctune.results.evaluation import evaluate, predict_split
+    from fgvctune.training.trainer import train
 
     output, data_dir = Path(output), Path(data_dir)
     written: list[Path] = []

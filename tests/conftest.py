@@ -84,7 +84,7 @@ def make_folder(root: Path, classes=("cat", "dog"), splits=("train", "val"), per
 def pynative():
     """MindSpore in PyNative mode for this test. The mode is process-wide and other tests in the same
     process set graph mode, so a module that needs PyNative asks for it per test."""
-    from fgvctune import runtime
+    from fgvctune.models import runtime
 
     runtime.start(mode="pynative")
 
@@ -162,7 +162,7 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def base(tmp_path_factory, cache) -> Path:
     """A finished run on a related task (the sample's manufacturers, from scratch); yields its best.ckpt."""
-    from fgvctune.trainer import train
+    from fgvctune.training.trainer import train
 
     folder = tmp_path_factory.mktemp("runs") / "base"
     run = train(
@@ -210,7 +210,7 @@ DIGITS = dict(adapter="folder", pretrained=False, image_resize=32, batch_size=32
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory, digits, cache) -> Path:
     """A run that learns the digits from scratch in three epochs (well above the 10% of chance)."""
-    from fgvctune.trainer import train
+    from fgvctune.training.trainer import train
 
     folder = tmp_path_factory.mktemp("runs") / "digits"
     run = train(

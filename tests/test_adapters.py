@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from conftest import SAMPLE, make_csv, make_folder, write_image
-from fgvctune import registry
-from fgvctune.dataset import encoded_image, load_dataset
+from fgvctune.data import registry
+from fgvctune.data.dataset import encoded_image, load_dataset
 from fgvctune.errors import DataError
 
 

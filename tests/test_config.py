@@ -73,7 +73,7 @@ def test_every_key_is_a_flag():
 
 
 def test_flags_override_the_file_on_the_command_line(tmp_path):
-    from fgvctune.cli import resolved_config
+    from fgvctune.cli.common import resolved_config
 
     path = Path(tmp_path / "c.yaml")
     path.write_text("adapter: aircraft\nadapter_options: {level: family}\nlr: 0.01\n")

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import make_csv, make_folder, write_image
-from fgvctune.dataset import LabelMap, encoded_image, folder_name, load_dataset
+from fgvctune.data.dataset import LabelMap, encoded_image, folder_name, load_dataset
 from fgvctune.errors import DataError, UsageError
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLE, checkpoint, fgvctune, finish, free_port, running, train_command, wait_for
-from fgvctune.runfiles import read_results
+from fgvctune.results.runfiles import read_results
 
 MSRUN = Path(sys.executable).with_name("msrun")
 pytestmark = pytest.mark.skipif(not MSRUN.is_file(), reason="msrun is not installed beside this Python")
@@ -142,9 +142,9 @@ WORKER = """
 import json, sys
 from pathlib import Path
 import mindspore as ms
-from fgvctune import metrics
+from fgvctune.results import metrics
 from fgvctune.config import resolve
-from fgvctune.trainer import Trainer
+from fgvctune.training.trainer import Trainer
 
 config, folder, out = resolve(**json.loads(sys.argv[1])), Path(sys.argv[2]), Path(sys.argv[3])
 trainer = Trainer(config, folder, resume=False, verbose=False, progress=False, log=print)

@@ -9,12 +9,12 @@ import io
 from PIL import Image
 
 from conftest import SAMPLE
-from fgvctune import runtime
 from fgvctune.config import resolve
-from fgvctune.dataset import load_dataset
-from fgvctune.downscale import short_side
-from fgvctune.pipeline import class_tree, loader
-from fgvctune.source import ImageSource
+from fgvctune.data.dataset import load_dataset
+from fgvctune.data.downscale import short_side
+from fgvctune.data.pipeline import class_tree, loader
+from fgvctune.data.source import ImageSource
+from fgvctune.models import runtime
 
 runtime.start()
 

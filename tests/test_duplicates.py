@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from conftest import FAST, SAMPLE, fgvctune, plant_copies
 from fgvctune.cli import app
-from fgvctune.dataset import load_dataset
-from fgvctune.duplicates import find_duplicates, popcount
+from fgvctune.data.dataset import load_dataset
+from fgvctune.data.duplicates import find_duplicates, popcount
 
 runner = CliRunner()
 

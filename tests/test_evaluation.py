@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from conftest import FAST, SAMPLE, checkpoint
 from fgvctune.cli import app
-from fgvctune.trainer import train
+from fgvctune.training.trainer import train
 
 runner = CliRunner()
 
@@ -84,7 +84,7 @@ def test_eval_and_pred_txt_agree(run, tmp_path):
 
 
 def test_eval_every_sample_counts_with_an_awkward_batch(run, tmp_path):
-    from fgvctune.evaluation import load_model, score_split
+    from fgvctune.results.evaluation import load_model, score_split
 
     model = load_model(run)
     split, scores = score_split(model, batch_size=7)  # 64 test images: 9 batches of 7 and one of 1
@@ -110,7 +110,7 @@ def test_predict_images_and_folders(run, tmp_path):
 
 
 def test_layers_agrees_with_what_training_froze(frozen_run, base):
-    from fgvctune.strategy import layers
+    from fgvctune.training.strategy import layers
 
     plan = layers(str(frozen_run))
     before, after = checkpoint(base), checkpoint(frozen_run / "last.ckpt")
@@ -130,7 +130,7 @@ def test_export_matches_the_checkpoint(run, tmp_path):
     import mindspore as ms
     from mindspore import nn
 
-    from fgvctune.evaluation import load_model
+    from fgvctune.results.evaluation import load_model
 
     exported = nn.GraphCell(ms.load(str(tmp_path / "export" / "mobilenet_v3_small_100.mindir")))
     model = load_model(run)
@@ -171,7 +171,7 @@ def test_eval_json_and_the_most_confused_pairs(digits_run, digits, tmp_path):
 def test_checkpoint_best_or_last_scores_what_training_reported(run, tmp_path):
     """eval --checkpoint best/last scores the checkpoint of the best/last epoch, with the val top-1
     that epoch's results row holds."""
-    from fgvctune.runfiles import read_results
+    from fgvctune.results.runfiles import read_results
 
     rows = read_results(run)
     best = max(rows, key=lambda r: r["val_top1"])
@@ -247,7 +247,7 @@ def test_compare_resumes_a_half_finished_comparison(tmp_path, base, cache):
 def test_eval_on_another_dataset_and_from_a_bare_checkpoint(run, tmp_path):
     import shutil
 
-    from fgvctune.tree import convert
+    from fgvctune.data.tree import convert
 
     tree = tmp_path / "tree"
     convert("aircraft", SAMPLE, tree, splits=["test"], options={"level": "manufacturer"})
@@ -285,7 +285,7 @@ def test_onnx_export_is_checked_with_onnx_runtime(run, tmp_path, cache):
     by fgvctune with ONNX Runtime and here again. mobilenet_v3's HSwish does not export: one line says so."""
     import onnxruntime
 
-    from fgvctune.evaluation import load_model
+    from fgvctune.results.evaluation import load_model
 
     folder = tmp_path / "v2"
     train(

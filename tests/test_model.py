@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fgvctune import runtime
 from fgvctune.errors import ModelError
-from fgvctune.model import create_network
+from fgvctune.models import runtime
+from fgvctune.models.factory import create_network
 
 ms = runtime.start(mode="pynative")
 import mindcv  # noqa: E402
@@ -38,7 +38,7 @@ def test_other_class_count_drops_only_the_classifier(source):
 
 
 def test_training_checkpoint_leaves_optimizer_state_out(tmp_path):
-    from fgvctune.trainer import TrainStep
+    from fgvctune.training.step import TrainStep
 
     net = mindcv.create_model(MODEL, num_classes=4)
     optimizer = mindcv.create_optimizer(net.trainable_params(), opt="adamw", lr=0.01)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLE
-from fgvctune import runtime
 from fgvctune.config import resolve
-from fgvctune.dataset import load_dataset
-from fgvctune.pipeline import class_tree, loader
+from fgvctune.data.dataset import load_dataset
+from fgvctune.data.pipeline import class_tree, loader
+from fgvctune.models import runtime
 
 runtime.start()
 

@@ -162,8 +162,8 @@ def test_compare_with_seeds_reports_mean_and_spread(tmp_path, base, cache):
 
 def test_curves_count_whole_epochs(tmp_path):
     """Two epochs: matplotlib alone would tick 1.0, 1.2, ... 2.0; epochs are whole numbers."""
-    from fgvctune.plots import curves_figure
-    from fgvctune.runfiles import results_text
+    from fgvctune.results.plots import curves_figure
+    from fgvctune.results.runfiles import results_text
 
     (tmp_path / "labels.csv").write_text("id,name,folder\n0,a,a\n1,b,b\n")
     row = dict(train_loss=1.0, train_acc=0.5, val_top1=0.5, val_top5=1.0, lr=0.1, seconds=1.0)

@@ -6,12 +6,12 @@ import os
 import subprocess
 import sys
 
-from fgvctune.runtime import onednn_isa
+from fgvctune.models.runtime import onednn_isa
 
 PROBE = (
     "import os, logging, sys\n"
     "logging.basicConfig(level=logging.INFO, format='%(message)s', stream=sys.stdout)\n"
-    "from fgvctune import runtime\n"
+    "from fgvctune.models import runtime\n"
     "runtime.start(verbose=True)\n"
     "print('value', os.environ.get('ONEDNN_MAX_CPU_ISA'))\n"
     "os._exit(0)\n"

@@ -7,9 +7,9 @@ import hashlib
 import numpy as np
 
 from conftest import SAMPLE
-from fgvctune.dataset import LabelMap, encoded_image, load_dataset
-from fgvctune.source import COLUMNS, ImageSource
-from fgvctune.tree import convert
+from fgvctune.data.dataset import LabelMap, encoded_image, load_dataset
+from fgvctune.data.source import COLUMNS, ImageSource
+from fgvctune.data.tree import convert
 
 
 def digest(data: bytes) -> str:
@@ -53,7 +53,7 @@ def test_awkward_images_reach_mindspore_as_they_look(tmp_path):
     import mindspore.dataset.vision as vision
     from PIL import Image
 
-    from fgvctune import runtime
+    from fgvctune.models import runtime
 
     runtime.start()
     photo = Image.open(SAMPLE / "data" / "images" / "1000050.jpg").convert("RGB")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fgvctune import runtime, strategy
 from fgvctune.errors import UsageError
+from fgvctune.models import runtime
+from fgvctune.training import strategy
 
 ms = runtime.start(mode="pynative")
 import mindcv  # noqa: E402  (after runtime.start, which must see MindSpore first)
@@ -108,8 +109,8 @@ def test_layer_decay_grows_with_depth(network):
 
 def one_step(opt: str, weight_decay: float, **strategy_options) -> dict:
     """Every trainable parameter's change in one real training step from the same weights and batch."""
-    from fgvctune.model import create_network
-    from fgvctune.trainer import TrainStep
+    from fgvctune.models.factory import create_network
+    from fgvctune.training.step import TrainStep
 
     ms.set_seed(1)
     net, _ = create_network(MODEL, 3, seed=1)
@@ -154,7 +155,7 @@ def expected_factor(name: str) -> float:
 @pytest.mark.parametrize("opt", ["momentum", "adamw"])
 def test_every_group_moves_at_base_rate_times_its_factor(opt):
     """One real step: each parameter's update equals the update at the base rate times its factor."""
-    from fgvctune.model import create_network
+    from fgvctune.models.factory import create_network
 
     ms.set_seed(1)
     weights = {p.name: p.asnumpy() for p in create_network(MODEL, 3, seed=1)[0].get_parameters()}
@@ -174,7 +175,7 @@ def test_every_group_moves_at_base_rate_times_its_factor(opt):
 def test_weight_decay_skips_biases_and_norms_unless_disabled():
     """The decay's share of one momentum step is -lr * wd * weight, and nothing on 1-D parameters under
     norm_and_bias."""
-    from fgvctune.model import create_network
+    from fgvctune.models.factory import create_network
 
     ms.set_seed(1)
     weights = {p.name: p.asnumpy() for p in create_network(MODEL, 3, seed=1)[0].get_parameters()}

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fgvctune import runtime
+from fgvctune.models import runtime
 
 ms = runtime.start(mode="pynative")
 import mindcv  # noqa: E402
 from mindspore import nn  # noqa: E402
 
-from fgvctune import swaps, torchcompat  # noqa: E402
+from fgvctune.models import swaps, torchcompat  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("pynative")
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from fgvctune import torchfile
 from fgvctune.cli import app
 from fgvctune.errors import ModelError
-from fgvctune.weightmaps import identify
+from fgvctune.models import torchfile
+from fgvctune.models.weightmaps import identify
 from weightfiles import FIXTURES, _Pickle, write_safetensors, write_torch_zip, write_torch_zip_pickle
 
 runner = CliRunner()

@@ -11,12 +11,12 @@ import pytest
 import yaml
 
 from conftest import DIGITS, SAMPLE, busy_core, checkpoint, fgvctune, finetune_settings, running, wait_for
-from fgvctune.dataset import LabelMap
+from fgvctune.data.dataset import LabelMap
+from fgvctune.data.tree import convert
 from fgvctune.errors import DataError, UsageError
-from fgvctune.runfiles import read_results
-from fgvctune.swaps import is_counter
-from fgvctune.trainer import train
-from fgvctune.tree import convert
+from fgvctune.models.swaps import is_counter
+from fgvctune.results.runfiles import read_results
+from fgvctune.training.trainer import train
 
 CHANCE = 1 / 8  # eight variants in the sample
 
@@ -318,7 +318,7 @@ def test_inconsistent_settings_are_refused(tmp_path, base, cache):
 def test_rows_in_memory_are_the_rows_results_txt_gives_back(tmp_path):
     """A resumed run reads its earlier rows from results.txt; the uninterrupted run decided "better"
     on its rows in memory. Both must be the same numbers, or the two pick different best epochs."""
-    from fgvctune.runfiles import RESULTS_FILE, as_written, results_text
+    from fgvctune.results.runfiles import RESULTS_FILE, as_written, results_text
 
     rows = [
         {"epoch": 1, "train_loss": 2 / 3, "train_acc": 0.28125, "val_top1": 9 / 32, "val_top5": 1.0, "lr": 1e-3 / 7},

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-import fgvctune.tree as tree_module
+import fgvctune.data.tree as tree_module
 from conftest import make_csv, write_image
-from fgvctune.dataset import LabelMap
+from fgvctune.data.dataset import LabelMap
+from fgvctune.data.tree import MANIFEST, convert
 from fgvctune.errors import DataError
-from fgvctune.tree import MANIFEST, convert
 
 
 def tree(out: Path) -> dict[str, bytes]:

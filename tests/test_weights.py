@@ -16,12 +16,12 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import FAST, SAMPLE
-from fgvctune import runtime
 from fgvctune.cli import app
 from fgvctune.errors import ModelError
-from fgvctune.model import create_network
-from fgvctune.weightmaps import SUPPORTED, identify
-from fgvctune.weights import TOLERANCE, import_weights, inspect_weights
+from fgvctune.models import runtime
+from fgvctune.models.factory import create_network
+from fgvctune.models.weightmaps import SUPPORTED, identify
+from fgvctune.models.weights import TOLERANCE, import_weights, inspect_weights
 from weightfiles import (
     FIXTURES,
     fixture_path,
@@ -209,8 +209,8 @@ def test_inspect_and_import_commands(tmp_path):
 
 def test_train_from_a_pytorch_file_then_evaluate(tmp_path, cache):
     """Fine-tuning from a torchvision .pth end to end; the run's checkpoints keep the network settings."""
-    from fgvctune.evaluation import evaluate
-    from fgvctune.trainer import train
+    from fgvctune.results.evaluation import evaluate
+    from fgvctune.training.trainer import train
 
     path, *_ = source_file(tmp_path, "mobilenet_v3_small_100", "torchvision")
     run = train(
@@ -234,7 +234,7 @@ def test_train_from_a_pytorch_file_then_evaluate(tmp_path, cache):
 
 def test_real_torch_files_read_without_torch():
     """Files torch.save and safetensors.torch wrote (tests/fixtures/weights/make.py)."""
-    from fgvctune import torchfile
+    from fgvctune.models import torchfile
 
     base = np.arange(12, dtype=np.float32).reshape(3, 4)
     expected = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fgvctune.dataset import Listing, Problem, Sample
+from fgvctune import Listing, Problem, Sample
 
 
 @dataclass

@@ -7,7 +7,9 @@ weight/bias/running_mean/running_var become MindSpore's gamma/beta/moving_mean/m
 LayerNorm's weight/bias gamma/beta, convolution and linear layers keep weight/bias.
 
 What differs beyond names (BatchNorm epsilon, padding, GELU) is listed in `Mapping.network`, which
-`fgvctune.torchcompat` applies to the MindCV network.
+`fgvctune.models.torchcompat` applies to the MindCV network.
+
+(Over 400 lines: one table of name rules per architecture family, read side by side.)
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ SUPPORTED = {
     "efficientnet_b0": {TIMM: "efficientnet_b0", TORCHVISION: "efficientnet_b0"},
 }
 
-# How each MindCV architecture differs from PyTorch beyond names (see fgvctune.torchcompat).
+# How each MindCV architecture differs from PyTorch beyond names (see fgvctune.models.torchcompat).
 _PYTORCH = {"padding": "pytorch"}
 _TV_MOBILENET_V3 = {**_PYTORCH, "bn_eps": 1e-3}
 _CONVNEXT = {**_PYTORCH, "gelu": "exact"}
@@ -48,7 +50,7 @@ class Mapping:
     names: dict[str, str]  # source tensor -> MindCV parameter
     classifier: list[str]  # MindCV names of the final classifier (dropped for another class count)
     num_classes: int | None  # the source classifier's class count; None for a file without one
-    network: dict = field(default_factory=dict)  # settings for fgvctune.torchcompat
+    network: dict = field(default_factory=dict)  # settings for fgvctune.models.torchcompat
     ignored: list[str] = field(default_factory=list)  # bookkeeping tensors (BatchNorm's num_batches_tracked)
     unused: list[str] = field(default_factory=list)  # source tensors with no place in the MindCV model
 

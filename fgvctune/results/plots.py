@@ -24,7 +24,7 @@ def training_curves(folder: str | Path) -> Path:
 def curves_figure(folder: str | Path):
     """The figure of curves.png: train loss (left), train accuracy and val top-1/top-k (right) per epoch."""
     from fgvctune.errors import UsageError
-    from fgvctune.runfiles import read_results
+    from fgvctune.results.runfiles import read_results
 
     folder = Path(folder)
     rows = read_results(folder)
@@ -100,8 +100,8 @@ def comparison_curves(runs: dict[str, list[list[dict]]], title: str = "") -> byt
 
 def _top_k_of(folder: Path) -> int:
     """The k of a run's top-k column: 5, or the class count when smaller."""
-    from fgvctune.dataset import LABELS_FILE, LabelMap
-    from fgvctune.metrics import top_k
+    from fgvctune.data.dataset import LABELS_FILE, LabelMap
+    from fgvctune.results.metrics import top_k
 
     labels = folder / LABELS_FILE
     return top_k(len(LabelMap.read(labels))) if labels.is_file() else 5
@@ -141,7 +141,7 @@ def image_grid(tiles, path: Path, title: str = "", columns: int = 4) -> Path:
 
     from PIL import Image
 
-    from fgvctune.dataset import encoded_image
+    from fgvctune.data.dataset import encoded_image
 
     plt = _pyplot()
     rows = max(1, -(-len(tiles) // columns))

@@ -1,6 +1,8 @@
 """The training core: one loop for every adapter, read mode and strategy.
 
-A run folder holds everything a run makes (`runfiles` names the files). Every file is written
+`Trainer` sets a run up (data, model, strategy), runs its epochs and writes its files; the compiled
+step is in step.py, the terminal's progress in progress.py, clean stopping in interrupts.py. A run
+folder holds everything a run makes (`results/runfiles.py` names the files). Every file is written
 atomically after each epoch, so a killed run loses at most the epoch it was in.
 """
 
@@ -8,9 +10,7 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,10 +19,10 @@ import numpy as np
 
 from fgvctune import config as config_module
 from fgvctune.config import TrainConfig
-from fgvctune.dataset import LABELS_FILE, load_dataset
-from fgvctune.errors import FgvctuneError, ModelError, UsageError
+from fgvctune.data.dataset import LABELS_FILE, load_dataset
+from fgvctune.errors import ModelError, UsageError
 from fgvctune.fileio import atomic_write_text
-from fgvctune.runfiles import (
+from fgvctune.results.runfiles import (
     BEST,
     CONFIG_FILE,
     COUNTS_FILE,
@@ -32,15 +32,13 @@ from fgvctune.runfiles import (
     SKIPPED_FILE,
     STRATEGY_FILE,
     as_written,
-    counts_text,
     read_results,
     results_text,
     strategy_text,
 )
-
-
-class Interrupted(FgvctuneError):
-    exit_code = 130
+from fgvctune.training.interrupts import Interrupted, interrupts_deferred, reclaim_ctrl_c
+from fgvctune.training.progress import Progress, epoch_line
+from fgvctune.training.step import TrainStep, carried_over
 
 
 @dataclass
@@ -103,7 +101,9 @@ class Trainer:
 
     # -- set-up ---------------------------------------------------------------------------------
     def run(self) -> Run:
-        from fgvctune import distributed, runtime
+        from fgvctune.data import duplicates
+        from fgvctune.models import runtime
+        from fgvctune.training import distributed
 
         c = self.config
         if c.ckpt_path and not Path(c.ckpt_path).is_file():
@@ -137,45 +137,27 @@ class Trainer:
             )
         c.num_classes = classes
         c.train_split, c.val_split = self.dataset.train_split, self.dataset.eval_split
-        found = self._check_duplicates()
+        found = duplicates.check(self.dataset, c.dedupe, self.log)
         if self.dist.is_writer:
             self._write_run_files(found)
         self._build_data()
         self._build_model()
         return self._loop()
 
-    def _check_duplicates(self):
-        """Warn about copies inside a split and across train and eval; --dedupe leaves the training copies out."""
-        from fgvctune import duplicates
-
-        found = duplicates.find_duplicates(self.dataset)
-        d = self.dataset
-        if found.across and self.config.dedupe:
-            left_out = duplicates.dedupe(d, found)
-            self.log(f"--dedupe: {len(left_out)} {d.train_split} image(s) left out, copies of {d.eval_split} images")
-        elif found.across:
-            self.log(
-                f"warning: {len(found.leaked)} {d.eval_split} image(s) have a copy in {d.train_split}, which inflates "
-                f"val accuracy (pass --dedupe to leave the training copies out; `fgvctune info` lists them)"
-            )
-        if found.within:
-            self.log(f"warning: {len(found.within)} duplicate pair(s) inside a split (`fgvctune info` lists them)")
-        return found
-
     def _write_run_files(self, found) -> None:
-        from fgvctune import duplicates
+        from fgvctune.data import duplicates
 
         self.folder.mkdir(parents=True, exist_ok=True)
         if found.within or found.across:
             atomic_write_text(self.folder / DUPLICATES_FILE, duplicates.csv_text(found, self.dataset.root))
         atomic_write_text(self.folder / CONFIG_FILE, config_module.dump_yaml(self.config))
         atomic_write_text(self.folder / LABELS_FILE, self.dataset.labels.to_csv())
-        atomic_write_text(self.folder / COUNTS_FILE, counts_text(self.dataset.counts(), self.dataset.labels.classes))
+        atomic_write_text(self.folder / COUNTS_FILE, self.dataset.counts_csv())
         if self.dataset.problems:
             atomic_write_text(self.folder / SKIPPED_FILE, self.dataset.skipped_report())
 
     def _build_data(self) -> None:
-        from fgvctune import pipeline
+        from fgvctune.data import pipeline
 
         c, d = self.config, self.dataset
         tree = pipeline.class_tree(d, c) if c.read == "offline" else None
@@ -192,12 +174,14 @@ class Trainer:
             f"read {c.read}" + (f" from {tree}" if tree else "")
         )
         if shard.count > 1:
+            from fgvctune.training.distributed import workers_line
+
             self.log(workers_line(shard.count, len(d.splits[d.train_split]), len(d.splits[d.eval_split]), c, d))
 
     def _build_model(self) -> None:
         import mindcv
 
-        from fgvctune.model import create_network
+        from fgvctune.models.factory import create_network
 
         c = self.config
         # Each worker drops its own units: the dropout seed differs by rank.
@@ -231,7 +215,7 @@ class Trainer:
         """Strategy, optimizer and compiled train step for one phase of training."""
         import mindcv
 
-        from fgvctune import strategy
+        from fgvctune.training import strategy
 
         c = self.config
         plan = strategy.plan(
@@ -291,7 +275,7 @@ class Trainer:
             for epoch in range(start_epoch, c.epoch_size):
                 if phase_head and epoch >= c.unfreeze_after:
                     phase_head = False
-                    head_state = _carried_over(self.step.parameters_dict())
+                    head_state = carried_over(self.step.parameters_dict())
                     self._build_step(head_only=False, start_step=epoch * self.steps_per_epoch)
                     # The head keeps its optimizer state, as a run resumed at this epoch does.
                     self.ms.load_param_into_net(self.step, head_state, strict_load=False)
@@ -303,12 +287,12 @@ class Trainer:
                 else:
                     since_best += 1
                 if self.dist.is_writer:
-                    with _interrupts_deferred():  # an epoch's files land together or not at all
+                    with interrupts_deferred():  # an epoch's files land together or not at all
                         atomic_write_text(self.folder / RESULTS_FILE, results_text(rows))
                         if improved:
                             self._save(self.network, BEST, epoch + 1)
                         self._save(self.step, LAST, epoch + 1)
-                self.log(self._epoch_line(row, improved))
+                self.log(epoch_line(row, c.epoch_size, self._k, improved))
                 if c.early_stop and since_best >= c.early_stop:
                     self.log(f"early stop: no better val top-1 for {c.early_stop} epochs")
                     break
@@ -323,32 +307,23 @@ class Trainer:
             self._after_training(run)
         return run
 
-    def _epoch_line(self, row: dict, improved: bool) -> str:
-        return (
-            f"epoch {row['epoch']}/{self.config.epoch_size}  loss {row['train_loss']:.4f}  "
-            f"train acc {row['train_acc']:.1%}  val top-1 {row['val_top1']:.1%}  top-{self._k} {row['val_top5']:.1%}  "
-            f"lr {row['lr']:.3g}  {row['images_per_second']:.1f} img/s  {row['seconds']:.1f} s"
-            + ("  *best*" if improved else "")
-        )
-
     @property
     def _k(self) -> int:
-        from fgvctune.metrics import top_k
+        from fgvctune.results.metrics import top_k
 
         return top_k(self.config.num_classes)
 
     def _epoch(self, epoch: int) -> dict:
-        from fgvctune import metrics, strategy
+        from fgvctune.results import metrics
+        from fgvctune.training import strategy
 
         c = self.config
-        _reclaim_ctrl_c()
+        reclaim_ctrl_c()
         self.step.set_train(True)
         strategy.set_train_mode(self.network, True, self.frozen_norms)
         losses, correct, seen = 0.0, 0, 0
         started = time.perf_counter()
-        bar = _Progress(
-            self.steps_per_epoch, f"epoch {epoch + 1}/{c.epoch_size}", self.progress and self.dist.is_writer
-        )
+        bar = Progress(self.steps_per_epoch, f"epoch {epoch + 1}/{c.epoch_size}", self.progress and self.dist.is_writer)
         with bar:
             for images, labels in self.train_batches(epoch):
                 loss, logits = self.step(images, labels)
@@ -395,7 +370,7 @@ class Trainer:
 
         The network's settings from a converted PyTorch checkpoint are recorded in every checkpoint.
         """
-        from fgvctune import torchcompat
+        from fgvctune.models import torchcompat
 
         target = self.folder / name
         tmp = self.folder / f".{name}.tmp.ckpt"
@@ -420,132 +395,14 @@ class Trainer:
         if last.is_file():
             params = self.ms.load_checkpoint(str(last))
             params = {k: v for k, v in params.items() if not k.startswith("fgvctune_")}
-            self.ms.load_param_into_net(self.step, _carried_over(params), strict_load=False)
+            self.ms.load_param_into_net(self.step, carried_over(params), strict_load=False)
 
     def _after_training(self, run: Run) -> None:
         """Rank 0 alone: the curves, then the report (which evaluates best.ckpt on the eval split)."""
-        from fgvctune.plots import training_curves
-        from fgvctune.report import write_report
+        from fgvctune.results.plots import training_curves
+        from fgvctune.results.report import write_report
 
         training_curves(self.folder)
         if self.dist.size > 1:
             self.ms.reset_auto_parallel_context()  # the evaluation is this process's alone
         self.log(f"report: {write_report(self.folder, verbose=self.verbose)}")
-
-
-def workers_line(workers: int, train: int, evaluated: int, c: TrainConfig, d) -> str:
-    """How data-parallel workers share the data, in the words of pipeline.Shard."""
-    per = train // workers
-    left = train - per * workers
-    shares = sorted({len(range(rank, evaluated, workers)) for rank in range(workers)}, reverse=True)
-    return (
-        f"{workers} data-parallel workers: each trains on {per} of the {train} {d.train_split} images per epoch "
-        f"({per // c.batch_size} steps of {c.batch_size}"
-        + (f"; {left} image(s) left out per epoch so that all run the same steps" if left else "")
-        + f") and scores {' or '.join(map(str, shares))} of the {evaluated} {d.eval_split} images; "
-        f"gradients and BatchNorm statistics are averaged, rank 0 writes the files"
-    )
-
-
-def _carried_over(state: dict) -> dict:
-    """A train step's state to go on from: weights, BatchNorm statistics, optimizer moments, step
-    counts. Not the learning-rate schedules: they come from the config, grouped by the phase's plan."""
-    return {name: value for name, value in state.items() if not name.startswith("learning_rate")}
-
-
-def _reclaim_ctrl_c() -> None:
-    """MindSpore's runtime installs a native SIGINT handler (again at every graph run) that turns
-    Ctrl-C into SIGTERM; make SIGTERM (and so Ctrl-C, and a scheduler's stop) raise
-    KeyboardInterrupt, so the run stops cleanly after its last saved epoch."""
-    import signal
-    import threading
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, interrupt)
-
-
-@contextmanager
-def _interrupts_deferred():
-    """Hold Ctrl-C and SIGTERM until the block is done, then raise KeyboardInterrupt."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught = []
-    previous = {
-        sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if caught:
-        raise KeyboardInterrupt
-
-
-class _Progress:
-    """A transient progress bar on stderr with loss, learning rate and images per second."""
-
-    def __init__(self, total: int, title: str, enabled: bool):
-        self.total, self.title, self.done = total, title, 0
-        self.enabled = enabled and sys.stderr.isatty()  # a bar in a log file is just noise
-        self._bar = None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self._bar.__enter__()
-            self._task = self._bar.add_task(self.title, total=self.total, info="")
-        return self
-
-    def advance(self, loss: float, lr: float, rate: float) -> None:
-        self.done += 1
-        if self._bar:
-            self._bar.update(self._task, advance=1, info=f"loss {loss:.4f} lr {lr:.3g} {rate:.1f} img/s")
-
-    def __exit__(self, *exc):
-        if self._bar:
-            self._bar.__exit__(*exc)
-        return False
-
-
-def TrainStep(network, loss_fn, optimizer, reducer):
-    """Forward, loss, gradients (averaged across workers when distributed) and the update, as one cell."""
-    import mindspore as ms
-    from mindspore import nn, ops
-
-    class _TrainStep(nn.Cell):
-        def __init__(self):
-            super().__init__(auto_prefix=False)  # keep parameter names as the network has them
-            self.network, self.loss_fn, self.optimizer, self.reducer = network, loss_fn, optimizer, reducer
-            self.grad_fn = ms.value_and_grad(self.forward, None, optimizer.parameters, has_aux=True)
-
-        def forward(self, images, labels):
-            logits = self.network(images)
-            return self.loss_fn(logits, labels), logits
-
-        def construct(self, images, labels):
-            (loss, logits), grads = self.grad_fn(images, labels)
-            grads = self.reducer(grads)
-            loss = ops.depend(loss, self.optimizer(grads))
-            return loss, logits
-
-    return _TrainStep()

@@ -9,7 +9,7 @@ MindCV's layers differ from PyTorch's in ways that are not weights:
 - `gelu: exact`: MindSpore's `nn.GELU()` is the tanh approximation; PyTorch's is the exact erf form.
 
 A checkpoint converted from PyTorch records what its network needs under RECORD (a JSON string);
-`model.load_weights` applies it, and every checkpoint a run writes records it again, so `train`,
+`checkpoint.load_weights` applies it, and every checkpoint a run writes records it again, so `train`,
 `eval`, `predict` and `export` build the same network. Importing this module imports MindSpore.
 """
 

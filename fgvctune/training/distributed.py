@@ -167,3 +167,17 @@ def _first_failure(log_dir: Path, workers: int) -> str:
         if errors:
             return f"worker {rank}: {errors[-1].removeprefix('error: ')}"
     return "a worker exited with an error"
+
+
+def workers_line(workers: int, train: int, evaluated: int, c, d) -> str:
+    """How data-parallel workers share the data, in the words of pipeline.Shard."""
+    per = train // workers
+    left = train - per * workers
+    shares = sorted({len(range(rank, evaluated, workers)) for rank in range(workers)}, reverse=True)
+    return (
+        f"{workers} data-parallel workers: each trains on {per} of the {train} {d.train_split} images per epoch "
+        f"({per // c.batch_size} steps of {c.batch_size}"
+        + (f"; {left} image(s) left out per epoch so that all run the same steps" if left else "")
+        + f") and scores {' or '.join(map(str, shares))} of the {evaluated} {d.eval_split} images; "
+        f"gradients and BatchNorm statistics are averaged, rank 0 writes the files"
+    )

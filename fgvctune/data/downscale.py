@@ -68,7 +68,7 @@ def downscaled_tree(tree: Path, short: int, workers: int = 2) -> Path:
         if data is not None:
             atomic_write_bytes(target, data)
         else:
-            from fgvctune.tree import _link_or_copy, _via_temp
+            from fgvctune.data.tree import _link_or_copy, _via_temp
 
             _via_temp(target, lambda tmp: _link_or_copy(source, tmp))
 
@@ -85,7 +85,7 @@ def _stamp(tree: Path) -> str:
     """What the full-size tree holds, as its manifest says (rewritten whenever the tree changes)."""
     import hashlib
 
-    from fgvctune.tree import MANIFEST
+    from fgvctune.data.tree import MANIFEST
 
     manifest = tree / MANIFEST
     digest = hashlib.sha1(manifest.read_bytes()).hexdigest() if manifest.is_file() else "no manifest"

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from fgvctune.dataset import LABELS_FILE, Dataset, encoded_image, folder_name, load_dataset, transformed_suffix
+from fgvctune.data.dataset import LABELS_FILE, Dataset, encoded_image, folder_name, load_dataset, transformed_suffix
 from fgvctune.errors import DataError, UsageError
 from fgvctune.fileio import atomic_write_bytes, atomic_write_text
 
@@ -89,7 +89,7 @@ def convert(
             unchanged += 1
 
     atomic_write_text(out / LABELS_FILE, dataset.labels.to_csv())
-    atomic_write_text(out / COUNTS_FILE, _counts_csv(dataset))
+    atomic_write_text(out / COUNTS_FILE, dataset.counts_csv())
     if dataset.problems:
         atomic_write_text(out / SKIPPED_FILE, dataset.skipped_report())
     elif (out / SKIPPED_FILE).exists():
@@ -190,12 +190,6 @@ def _remove_leftovers(out: Path, stale: list[str]) -> None:
     for folder in sorted(out.glob("*/*"), reverse=True):
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
-
-
-def _counts_csv(dataset: Dataset) -> str:
-    from fgvctune.runfiles import counts_text
-
-    return counts_text(dataset.counts(), dataset.labels.classes)
 
 
 def _read_manifest(out: Path) -> dict | None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fgvctune.dataset import Dataset, Problem, Sample
+from fgvctune.data.dataset import Dataset, Problem, Sample
 
 NEAR = 10  # largest Hamming distance between dHashes of candidate near duplicates (of 64 bits)
 COLOUR = 3.0  # largest mean absolute difference of the lined-up 16x16 RGB thumbnails (levels of 255)
@@ -270,6 +270,24 @@ def dedupe(dataset: Dataset, found: Duplicates) -> list[Problem]:
     dataset.splits[train] = [s for s in dataset.splits[train] if s.path not in found.copies]
     dataset.problems = [*dataset.problems, *left_out]
     return left_out
+
+
+def check(dataset: Dataset, dedupe_copies: bool, log=print) -> Duplicates:
+    """What `train` does before it trains: warn about copies inside a split and across train and eval, and with
+    `dedupe_copies` (--dedupe) leave the training copies out of the dataset."""
+    found = find_duplicates(dataset)
+    d = dataset
+    if found.across and dedupe_copies:
+        left_out = dedupe(d, found)
+        log(f"--dedupe: {len(left_out)} {d.train_split} image(s) left out, copies of {d.eval_split} images")
+    elif found.across:
+        log(
+            f"warning: {len(found.leaked)} {d.eval_split} image(s) have a copy in {d.train_split}, which inflates "
+            f"val accuracy (pass --dedupe to leave the training copies out; `fgvctune info` lists them)"
+        )
+    if found.within:
+        log(f"warning: {len(found.within)} duplicate pair(s) inside a split (`fgvctune info` lists them)")
+    return found
 
 
 def csv_text(found: Duplicates, root: Path) -> str:

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from fgvctune.config import TrainConfig
-from fgvctune.dataset import Dataset
+from fgvctune.data.dataset import Dataset
 from fgvctune.errors import UsageError
+from fgvctune.fileio import cache_root
 
 
 @dataclass
@@ -49,17 +49,10 @@ class Shard:
         return ds.SubsetRandomSampler(indices) if training else ds.SubsetSampler(indices)
 
 
-def cache_root(config: TrainConfig) -> Path:
-    if config.cache_dir:
-        return Path(config.cache_dir)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "fgvctune"
-
-
 def class_tree(dataset: Dataset, config: TrainConfig) -> Path:
     """Hardlink the dataset into a cached class tree (copies across file systems); reruns reuse it.
     With `config.downscale`, the tree returned is a cached downscaled copy of it (downscale.py)."""
-    from fgvctune.tree import convert
+    from fgvctune.data.tree import convert
 
     # The samples themselves are part of the key: --skip-bad and --dedupe runs leave some out.
     samples = hashlib.sha1(
@@ -75,10 +68,10 @@ def class_tree(dataset: Dataset, config: TrainConfig) -> Path:
         ],
         sort_keys=True,
     )
-    out = cache_root(config) / "trees" / f"{dataset.adapter}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+    out = cache_root(config.cache_dir) / "trees" / f"{dataset.adapter}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
     convert(dataset.adapter, config.data_dir, out, dataset=dataset, mode="hardlink")
     if config.downscale:
-        from fgvctune.downscale import downscaled_tree, short_side
+        from fgvctune.data.downscale import downscaled_tree, short_side
 
         return downscaled_tree(out, short_side(config), config.num_parallel_workers)
     return out
@@ -107,11 +100,11 @@ def raw_dataset(dataset: Dataset, split: str, config: TrainConfig, training: boo
             num_parallel_workers=config.num_parallel_workers,
             class_indexing=dataset.labels.folder_ids,
         )
-    from fgvctune.source import COLUMNS, ImageSource
+    from fgvctune.data.source import COLUMNS, ImageSource
 
     short = None
     if config.downscale:
-        from fgvctune.downscale import short_side
+        from fgvctune.data.downscale import short_side
 
         short = short_side(config)
     source = ImageSource.from_dataset(dataset, split, in_memory=config.in_memory, short=short)

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from fgvctune import config as config_module
-from fgvctune import runfiles
-from fgvctune.dataset import IMAGE_EXTENSIONS, LABELS_FILE, LabelMap, Sample, load_dataset
+from fgvctune.data.dataset import IMAGE_EXTENSIONS, LABELS_FILE, LabelMap, Sample, load_dataset
 from fgvctune.errors import DataError, ModelError, UsageError
 from fgvctune.fileio import atomic_write_text
+from fgvctune.results import runfiles
 
 PRED_FILE = "pred.txt"
 MISTAKES = 12  # the most confident wrong predictions kept in eval.json (the report shows them)
@@ -43,8 +43,8 @@ def load_model(
     verbose: bool = False,
 ) -> Model:
     """The network of a run folder (best.ckpt by default), or a checkpoint with its config and labels.csv."""
-    from fgvctune import runtime
-    from fgvctune.model import create_network
+    from fgvctune.models import runtime
+    from fgvctune.models.factory import create_network
 
     if run:
         folder = runfiles.require_run(run)
@@ -121,9 +121,9 @@ def _score(model: Model, samples: list[Sample], batch_size: int = 0) -> Scores:
     import mindspore.dataset as ds
     from mindcv.data import create_loader
 
-    from fgvctune import metrics
-    from fgvctune.pipeline import eval_transforms
-    from fgvctune.source import COLUMNS, ImageSource
+    from fgvctune.data.pipeline import eval_transforms
+    from fgvctune.data.source import COLUMNS, ImageSource
+    from fgvctune.results import metrics
 
     c = model.config
     batch_size = batch_size or c.batch_size
@@ -174,7 +174,7 @@ def evaluate(
     verbose: bool = False,
 ) -> Evaluation:
     """Top-1, top-k, mean per-class accuracy and the confusion matrix of a checkpoint on a split."""
-    from fgvctune import metrics, plots
+    from fgvctune.results import metrics, plots
 
     model = load_model(run, checkpoint, ckpt_path, config_file, verbose)
     split, scores = score_split(model, split, adapter, data_dir, options)
@@ -256,7 +256,7 @@ def predict_split(
     verbose: bool = False,
 ) -> Predictions:
     """pred.txt for every image of a split: image, predicted and real id and name, confidence."""
-    from fgvctune import plots
+    from fgvctune.results import plots
 
     model = load_model(run, checkpoint, ckpt_path, config_file, verbose)
     split, scores = score_split(model, split)
@@ -340,8 +340,8 @@ def predict_images(
     verbose: bool = False,
 ) -> Predictions:
     """Top-k class names with probabilities for any image files or folders."""
-    from fgvctune import plots
-    from fgvctune.dataset import inspect_image
+    from fgvctune.data.dataset import inspect_image
+    from fgvctune.results import plots
 
     model = load_model(run, checkpoint, ckpt_path, config_file, verbose)
     paths = image_files(images)

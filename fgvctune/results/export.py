@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fgvctune.dataset import LABELS_FILE
+from fgvctune.data.dataset import LABELS_FILE
 from fgvctune.errors import ModelError, UsageError
 from fgvctune.fileio import atomic_write_bytes
 
@@ -31,7 +31,7 @@ def export(
     check: int = 8,
     verbose: bool = False,
 ) -> Export:
-    from fgvctune.evaluation import load_model
+    from fgvctune.results.evaluation import load_model
 
     fmt = fmt.upper()
     if fmt not in FORMATS:
@@ -86,7 +86,7 @@ def _runner(path: Path, fmt: str):
 
 
 def _check_samples(model, count: int):
-    from fgvctune.dataset import load_dataset
+    from fgvctune.data.dataset import load_dataset
 
     c = model.config
     dataset = load_dataset(c.adapter, c.data_dir, [c.val_split], c.adapter_options, skip_bad=True)
@@ -97,8 +97,8 @@ def _preprocessed(model, samples) -> list[np.ndarray]:
     """The evaluation transforms applied to a few samples, as the network sees them."""
     import mindspore.dataset as ds
 
-    from fgvctune.pipeline import eval_transforms
-    from fgvctune.source import COLUMNS, ImageSource
+    from fgvctune.data.pipeline import eval_transforms
+    from fgvctune.data.source import COLUMNS, ImageSource
 
     c = model.config
     transform = eval_transforms(c)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from fgvctune.errors import UsageError
-from fgvctune.model import Block, classifier_name, feature_blocks
+from fgvctune.models.network import Block, classifier_name, feature_blocks
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,8 @@ def layers(model_or_run: str, **strategy_options) -> Strategy:
     """The plan for a MindCV model name or a run folder, without training: what `fgvctune layers` prints."""
     from pathlib import Path
 
-    from fgvctune import runfiles, runtime
+    from fgvctune.models import runtime
+    from fgvctune.results import runfiles
 
     folder = Path(model_or_run)
     if runfiles.is_run(folder):
@@ -221,7 +222,7 @@ def layers(model_or_run: str, **strategy_options) -> Strategy:
     else:
         model_name, classes = model_or_run, 1000
     runtime.start(mode="pynative")
-    from fgvctune.model import create_network
+    from fgvctune.models.factory import create_network
 
     network, _ = create_network(model_name, classes)
     return plan(network, model_name, **{k: v for k, v in strategy_options.items() if v is not None})

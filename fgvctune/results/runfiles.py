@@ -18,7 +18,7 @@ import io
 import json
 from pathlib import Path
 
-from fgvctune.dataset import LABELS_FILE, LabelMap
+from fgvctune.data.dataset import LABELS_FILE, LabelMap
 from fgvctune.errors import UsageError
 
 CONFIG_FILE = "config.yaml"
@@ -32,6 +32,9 @@ EVAL_FILE = "eval.json"
 CONFUSION_FILE = "confusion.csv"
 STRATEGY_COLUMNS = ("block", "prefix", "params", "trainable", "lr_mult")
 BEST, LAST = "best.ckpt", "last.ckpt"
+# A comparison's folder (fgvctune compare): a run folder per strategy, and these.
+COMPARE_CONFIG = "compare.yaml"  # the configuration every strategy starts from
+COMPARE_TABLE = "compare.csv"
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_top1", "val_top5", "lr", "seconds")
 
 
@@ -87,16 +90,6 @@ def _parse(line: str) -> dict:
 def read_skipped(folder: str | Path) -> list[str]:
     path = Path(folder) / SKIPPED_FILE
     return path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-
-
-def counts_text(counts: dict, classes) -> str:
-    """counts: split -> Counter of class names; one row per (split, class), as `convert` writes them."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["split", "class", "count"])
-    for split, counter in counts.items():
-        writer.writerows([split, name, counter.get(name, 0)] for name in classes)
-    return buf.getvalue()
 
 
 def read_counts(folder: str | Path) -> dict[str, dict[str, int]]:
@@ -160,3 +153,49 @@ def read_duplicates(folder: str | Path) -> list[dict]:
         return []
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+def compare_text(rows: list[dict]) -> str:
+    """compare.csv: a row per strategy, figures as the table shows them."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(
+        ["strategy", "top1", "mean_per_class", "trainable_params", "seconds", "runs", "top1_std", "mean_per_class_std"]
+    )
+    for r in rows:
+        writer.writerow(
+            [
+                r["strategy"],
+                f"{r['top1']:.4f}",
+                f"{r['mean_per_class']:.4f}",
+                r["trainable_params"],
+                f"{r['seconds']:.1f}",
+                len(r["runs"]),
+                "" if r["top1_std"] is None else f"{r['top1_std']:.4f}",
+                "" if r["mean_per_class_std"] is None else f"{r['mean_per_class_std']:.4f}",
+            ]
+        )
+    return buf.getvalue()
+
+
+def read_rows(output: str | Path) -> list[dict]:
+    """compare.csv back as rows, with the run folders of each strategy."""
+    output = Path(output)
+    with open(output / COMPARE_TABLE, newline="", encoding="utf-8") as f:
+        rows = []
+        for r in csv.DictReader(f):
+            name, count = r["strategy"], int(r.get("runs") or 1)
+            runs = sorted(p.relative_to(output).as_posix() for p in (output / name).glob("seed-*")) if count > 1 else []
+            rows.append(
+                {
+                    "strategy": name,
+                    "top1": float(r["top1"]),
+                    "top1_std": float(r["top1_std"]) if r.get("top1_std") else None,
+                    "mean_per_class": float(r["mean_per_class"]),
+                    "mean_per_class_std": float(r["mean_per_class_std"]) if r.get("mean_per_class_std") else None,
+                    "trainable_params": int(r["trainable_params"]),
+                    "seconds": float(r["seconds"]),
+                    "runs": runs or [name],
+                }
+            )
+    return rows

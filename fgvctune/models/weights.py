@@ -1,8 +1,8 @@
 """PyTorch weights (timm, torchvision, Hugging Face files) as MindCV checkpoints that compute the same function.
 
-`import_weights` reads a `.safetensors`/`.pth`/`.pt`/`.bin` file safely (`fgvctune.torchfile`), recognises
-its model and naming (`fgvctune.weightmaps`), renames and reshapes every tensor onto MindCV's model, records
-what MindCV's layers must change to compute what PyTorch's compute (`fgvctune.torchcompat`), and writes a
+`import_weights` reads a `.safetensors`/`.pth`/`.pt`/`.bin` file safely (`fgvctune.models.torchfile`), recognises
+its model and naming (`fgvctune.models.weightmaps`), renames and reshapes every tensor onto MindCV's model, records
+what MindCV's layers must change to compute what PyTorch's compute (`fgvctune.models.torchcompat`), and writes a
 MindSpore checkpoint atomically. When torch (and timm or torchvision) can be imported it then runs the source
 model and the converted network on the same seeded input and fails if their logits differ.
 `converted_checkpoint` does the same, cached, for `--ckpt-path model.pth`. `inspect_weights` needs no
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fgvctune import torchfile, weightmaps
 from fgvctune.errors import ModelError
+from fgvctune.models import torchfile, weightmaps
 
 # The converted network's logits may differ from the source's by this fraction of their largest magnitude.
 TOLERANCE = 1e-4
@@ -118,7 +118,7 @@ def import_weights(
     With `check` and torch importable, the source and converted models must give the same logits
     (largest difference at most TOLERANCE of their scale, same argmax) or nothing is written.
     """
-    from fgvctune import runtime
+    from fgvctune.models import runtime
 
     path = Path(path)
     runtime.start(verbose, mode="pynative")
@@ -149,15 +149,14 @@ def import_weights(
 
 def converted_checkpoint(path: str | Path, model: str, cache_dir: str = "") -> Path:
     """A PyTorch file given to --ckpt-path, converted once into the cache (keyed by its contents)."""
-    from fgvctune.config import TrainConfig
-    from fgvctune.pipeline import cache_root
+    from fgvctune.fileio import cache_root
 
     path = Path(path)
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
-    folder = cache_root(TrainConfig(cache_dir=cache_dir)) / "weights"
+    folder = cache_root(cache_dir) / "weights"
     target = folder / f"{digest.hexdigest()[:16]}-{model}-v{CONVERTER_VERSION}.ckpt"
     if not target.is_file():
         conversion, entries = _convert(path, model)
@@ -233,7 +232,7 @@ def _fit(path: Path, src: str, value: np.ndarray, dst: str, shape: tuple) -> np.
 def _save(entries: dict[str, np.ndarray], mapping: weightmaps.Mapping, target: Path) -> None:
     import mindspore as ms
 
-    from fgvctune.torchcompat import RECORD
+    from fgvctune.models.torchcompat import RECORD
 
     target.parent.mkdir(parents=True, exist_ok=True)
     append = {RECORD: json.dumps(mapping.network, sort_keys=True)} if mapping.network else None
@@ -276,7 +275,9 @@ def _check(path: Path, mapping: weightmaps.Mapping, converted: Path):
     import mindspore as ms
     import torch
 
-    from fgvctune.model import create_network
+    from fgvctune.models import swaps
+    from fgvctune.models.checkpoint import load_weights
+    from fgvctune.models.network import build_network
 
     reference, library = built
     tensors = torchfile.read(path).tensors
@@ -286,7 +287,9 @@ def _check(path: Path, mapping: weightmaps.Mapping, converted: Path):
     x = np.random.default_rng(0).standard_normal(CHECK_INPUT, dtype=np.float32)
     with torch.no_grad():
         expected = reference.eval()(torch.from_numpy(x)).numpy()
-    network, _ = create_network(mapping.model, mapping.num_classes, ckpt_path=str(converted))
+    network = build_network(mapping.model, mapping.num_classes)
+    load_weights(network, converted, mapping.model)
+    swaps.apply(network, seed=0)  # the network as fgvctune runs it
     network.set_train(False)
     actual = network(ms.Tensor(x)).asnumpy()
     return (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fgvctune.dataset import Dataset, LabelMap, Sample, encoded_image
+from fgvctune.data.dataset import Dataset, LabelMap, Sample, encoded_image
 
 COLUMNS = ["image", "label"]  # the names MindCV's create_loader maps over
 
@@ -40,7 +40,7 @@ class ImageSource:
             return np.frombuffer(encoded_image(sample), dtype=np.uint8)
         import io
 
-        from fgvctune.downscale import downscaled_bytes
+        from fgvctune.data.downscale import downscaled_bytes
 
         original = io.BytesIO(encoded_image(sample)) if sample.transformed else sample.path
         data = downscaled_bytes(original, self._short)

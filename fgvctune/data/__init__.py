@@ -1,0 +1,13 @@
+"""The data room: everything between a dataset on disk and batches of tensors.
+
+    registry.py    adapters: found through the `fgvctune.adapters` entry points, options parsed from flags
+    dataset.py     the adapter contract (Sample, Problem, Listing), label maps, checking every image
+    tree.py        the offline class tree (`convert`), written atomically, reruns safe
+    source.py      the online mappable source, images straight from the adapter's listing
+    downscale.py   smaller cached copies of the images (--downscale)
+    duplicates.py  exact and near copies inside a split and across train and eval
+    pipeline.py    MindCV's transforms and loader over a tree or a source, seeded per epoch
+
+May import: fgvctune.config, fgvctune.errors, fgvctune.fileio, and this room. Never models, training,
+results or the commands: a dataset knows nothing of networks or runs.
+"""
