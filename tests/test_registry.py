@@ -12,10 +12,10 @@ from typing import get_type_hints
 
 import pytest
 
-from conftest import REPO, SAMPLE, fgvctune
-from fgvctune import registry
+from conftest import REPO, SAMPLE, fgvctune, write_image
+from fgvctune.data import registry
 from fgvctune.errors import UsageError
-from fgvctune.runfiles import read_results
+from fgvctune.results.runfiles import read_results
 
 PLUGIN_SOURCE = REPO / "examples" / "listfile-adapter"
 
@@ -78,6 +78,44 @@ def test_plugin_installed_by_pip_converts_and_trains(tmp_path, base, cache):
     )  # fmt: skip
     assert trained.returncode == 0, trained.stdout[-2000:]
     assert "128 train / 64 val images" in trained.stdout and read_results(tmp_path / "run")
+
+
+OLD_STYLE_PLUGIN = """
+from dataclasses import dataclass
+from pathlib import Path
+
+from fgvctune.dataset import IMAGE_EXTENSIONS, Listing, Sample  # the import path of the flat layout
+
+
+@dataclass
+class OldStyleAdapter:
+    data_dir: Path
+
+    def read(self) -> Listing:
+        root = Path(self.data_dir)
+        samples = {}
+        for split in ("train", "val"):
+            files = [p for p in sorted((root / split).glob("*/*")) if p.suffix in IMAGE_EXTENSIONS]
+            samples[split] = [Sample(p, p.parent.name, str(p)) for p in files]
+        return Listing(root, samples)
+"""
+
+
+def test_plugin_written_for_the_flat_layout_still_reads(tmp_path, monkeypatch, fresh_registry):
+    """A published plug-in that imports the adapter contract from `fgvctune.dataset` keeps working."""
+    from fgvctune import load_dataset
+
+    site = tmp_path / "site"
+    place_distribution(site, "old-style-plugin", "oldstyle = old_style_plugin:OldStyleAdapter")
+    (site / "old_style_plugin.py").write_text(OLD_STYLE_PLUGIN)
+    monkeypatch.syspath_prepend(str(site))
+    data = tmp_path / "folders"
+    for split, colour in (("train", (200, 0, 0)), ("val", (0, 200, 0))):
+        for name in ("a", "b"):
+            write_image(data / split / name / f"{name}.png", colour)
+    dataset = load_dataset("oldstyle", data)
+    assert dataset.labels.classes == ("a", "b")
+    assert {split: len(samples) for split, samples in dataset.splits.items()} == {"train": 2, "val": 2}
 
 
 def test_broken_plugin_warns_and_the_rest_works(tmp_path, monkeypatch, fresh_registry, caplog):
