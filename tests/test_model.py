@@ -84,3 +84,19 @@ def test_offline_download_fails_with_a_hint_and_leaves_no_file(monkeypatch, tmp_
 def test_unknown_model():
     with pytest.raises(ModelError, match="unknown model 'mobilenet_v9'"):
         create_network("mobilenet_v9", 3)
+
+
+def test_the_seeded_dropout_is_the_one_that_runs():
+    """In training mode the same input comes out differently at every call (a fresh mask each time, p of the
+    units dropped), and identically in inference mode."""
+    from fgvctune.models.swaps import SeededDropout
+
+    network, _ = create_network(MODEL, 4)
+    inner = network.classifier.cell_list  # what the SequentialCell runs
+    assert any(isinstance(c, SeededDropout) for c in inner) and not any(type(c) is ms.nn.Dropout for c in inner)
+    x = ms.Tensor(np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32))
+    network.set_train(True)
+    first, second = network(x).asnumpy(), network(x).asnumpy()
+    assert not np.allclose(first, second)
+    network.set_train(False)
+    np.testing.assert_array_equal(network(x).asnumpy(), network(x).asnumpy())

@@ -99,6 +99,17 @@ FROZEN_BLOCKS = tuple(f"features.{i}." for i in range(7))
     ],
     ids=["linear-probe", "freeze-all", "freeze-7"],
 )
+
+def test_dropout_drops_at_every_training_step(digits_run):
+    """MobileNetV3 keeps its dropout in a SequentialCell, which runs its own list of cells: the seeded dropout
+    swapped in there must be the one that runs, once per step (a swap that missed that list left the model
+    without any dropout, and it learnt worse)."""
+    saved = checkpoint(digits_run / "last.ckpt")
+    counters = {k: int(v) for k, v in saved.items() if k.endswith("dropout_calls")}
+    assert counters == {"classifier.2.dropout_calls": int(saved["global_step"][0])}
+    assert int(saved["global_step"][0]) > 0
+
+
 def test_each_strategy_moves_exactly_its_parameters(tmp_path, base, cache, strategy, trains):
     """Between two epochs every trained weight and BatchNorm statistic changes and every frozen one is
     byte-identical; frozen ones are also still the starting checkpoint's."""

@@ -16,7 +16,13 @@ def replace(network, kind, make) -> int:
     for prefix, cell in list(network.cells_and_names()):
         for name, child in list(cell.name_cells().items()):
             if isinstance(child, kind):
-                setattr(cell, name, make(child, f"{prefix}.{name}" if prefix else name))
+                new = make(child, f"{prefix}.{name}" if prefix else name)
+                if isinstance(cell, (nn.SequentialCell, nn.CellList)):
+                    # Item assignment: a SequentialCell runs its own `cell_list`, which setattr leaves holding the
+                    # old cell (then never set to training mode, so a swapped dropout would silently not drop).
+                    cell[list(cell.name_cells()).index(name)] = new
+                else:
+                    setattr(cell, name, new)
                 swapped += 1
     return swapped
 
