@@ -58,7 +58,7 @@ class CsvAdapter:
                 continue
             sample = Sample(path=self.data_dir / path.strip(), label=label.strip(), where=where)
             rows.append((split.strip(), sample))
-        splits = _by_split(rows) if has_split else self._stratified([s for _, s in rows])
+        splits = _by_split(rows) if has_split else stratified([s for _, s in rows], self.val_fraction, self.seed)
         if not 0 < self.val_fraction < 1 and not has_split:
             raise DataError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
         return Listing(
@@ -81,20 +81,21 @@ class CsvAdapter:
             raise DataError(f"{self.data_dir} has {what}", hint="name the file with --file")
         return found[0]
 
-    def _stratified(self, samples: list[Sample]) -> dict[str, list[Sample]]:
-        """Hold out val_fraction of each class, the same way for the same seed and rows."""
-        by_class = defaultdict(list)
-        for s in samples:
-            by_class[s.label].append(s)
-        rng = random.Random(self.seed)
-        train, val = [], []
-        for label in sorted(by_class):
-            members = sorted(by_class[label], key=lambda s: str(s.path))
-            rng.shuffle(members)
-            held = min(round(len(members) * self.val_fraction), len(members) - 1)  # keep one to train on
-            val += members[:held]
-            train += members[held:]
-        return {"train": train, "val": val}
+
+def stratified(samples: list[Sample], fraction: float, seed: int) -> dict[str, list[Sample]]:
+    """Hold out `fraction` of each class as 'val', the same way for the same seed and samples."""
+    by_class = defaultdict(list)
+    for s in samples:
+        by_class[s.label].append(s)
+    rng = random.Random(seed)
+    train, val = [], []
+    for label in sorted(by_class):
+        members = sorted(by_class[label], key=lambda s: str(s.path))
+        rng.shuffle(members)
+        held = min(round(len(members) * fraction), len(members) - 1)  # keep one to train on
+        val += members[:held]
+        train += members[held:]
+    return {"train": train, "val": val}
 
 
 def _by_split(rows) -> dict[str, list[Sample]]:

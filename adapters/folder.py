@@ -1,21 +1,27 @@
-"""An ImageNet-style class tree: root/<split>/<class>/<image>."""
+"""An ImageNet-style class tree: root/<split>/<class>/<image>, as folders or inside a .tar, .tar.gz or .zip."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from fgvctune import IMAGE_EXTENSIONS, Listing, Sample
+from fgvctune.data.containers import Member, tar_index
 from fgvctune.errors import DataError
+
+ARCHIVES = (".tar", ".tar.gz", ".tgz", ".zip")
 
 
 @dataclass
 class FolderAdapter:
-    """An ImageNet-style tree root/<split>/<class>/<image>; hidden files are ignored."""
+    """An ImageNet-style tree root/<split>/<class>/<image>, or an archive of one; hidden files are ignored."""
 
     data_dir: Path
+    reads_archives = True  # --data-dir may name a .tar, .tar.gz or .zip holding the tree
 
     def read(self) -> Listing:
+        if Path(self.data_dir).is_file():
+            return _archive(Path(self.data_dir))
         splits: dict[str, list[Sample]] = {}
         classes: set[str] = set()
         for split_dir in _visible_dirs(self.data_dir):
@@ -28,14 +34,50 @@ class FolderAdapter:
                         samples.append(Sample(path=path, label=class_dir.name, where=str(path)))
         if not splits:
             raise DataError(f"{self.data_dir} has no split folders", hint="expected <data-dir>/<split>/<class>/<image>")
-        names = list(splits)
-        return Listing(
-            root=self.data_dir,
-            splits=splits,
-            classes=sorted(classes),
-            train_split=next((s for s in ("train", "trainval") if s in names), None),
-            eval_split=next((s for s in ("val", "test", "validation") if s in names), None),
+        return _listing(Path(self.data_dir), splits, classes)
+
+
+def _listing(root: Path, splits: dict, classes: set) -> Listing:
+    names = list(splits)
+    return Listing(
+        root=root,
+        splits=splits,
+        classes=sorted(classes),
+        train_split=next((s for s in ("train", "trainval") if s in names), None),
+        eval_split=next((s for s in ("val", "test", "validation") if s in names), None),
+    )
+
+
+def _archive(path: Path) -> Listing:
+    """The tree inside an archive, read in place (members, never unpacked); a top folder around it is allowed."""
+    import zipfile
+
+    if not path.name.lower().endswith(ARCHIVES):
+        raise DataError(f"{path} is not a folder or an archive", hint=f"pass a folder, or one of {', '.join(ARCHIVES)}")
+    if path.suffix.lower() == ".zip":
+        try:
+            with zipfile.ZipFile(path) as z:
+                names, kind = [i.filename for i in z.infolist() if not i.is_dir()], "zip"
+        except zipfile.BadZipFile as exc:
+            raise DataError(f"{path} is not a readable zip archive ({exc})") from None
+    else:
+        names, kind = list(tar_index(path)), "tar"
+    parts = [PurePosixPath(n).parts for n in names]
+    # <split>/<class>/<image>, or the same under one top folder (an archive of the dataset's folder)
+    depth = 4 if parts and all(len(p) == 4 for p in parts if Path(p[-1]).suffix.lower() in IMAGE_EXTENSIONS) else 3
+    splits: dict[str, list[Sample]] = {}
+    classes: set[str] = set()
+    for name, p in sorted(zip(names, parts)):
+        if len(p) != depth or _hidden(p) or Path(p[-1]).suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        split, label = p[-3], p[-2]
+        classes.add(label)
+        splits.setdefault(split, []).append(
+            Sample(path=Member(path, kind, name, filename=p[-1]), label=label, where=f"{path.name}:{name}")
         )
+    if not splits:
+        raise DataError(f"{path} holds no <split>/<class>/<image> files")
+    return _listing(path.parent, splits, classes)
 
 
 def _hidden(parts) -> bool:

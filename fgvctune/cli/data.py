@@ -66,6 +66,12 @@ def info_command(
             f"  {name}{role}: {sum(sizes)} images, {sum(1 for n in sizes if n)} classes, "
             f"{low}-{high} per class (imbalance {ratio})"
         )
+    shards = dataset.containers()
+    if shards:
+        shown = ", ".join(str(p.relative_to(dataset.root) if p.is_relative_to(dataset.root) else p) for p in shards[:5])
+        typer.echo(
+            f"  inside {len(shards)} file(s): {shown}" + (f" and {len(shards) - 5} more" if len(shards) > 5 else "")
+        )
     if per_class:
         width = max((len(c) for c in dataset.labels.classes), default=5)
         typer.echo("  " + "class".ljust(width) + "".join(f"  {s:>8}" for s in counts))

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from fgvctune.data.containers import Member, read_member
 from fgvctune.errors import DataError, UsageError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -22,7 +23,10 @@ LABELS_FILE = "labels.csv"
 
 @dataclass(frozen=True)
 class Sample:
-    path: Path
+    """One image and its class name. `path` is the image file, or a `Member` of a container file (a Parquet or
+    Arrow row, a tar or zip member: see containers.py) for images that live inside one."""
+
+    path: Path | Member
     label: str
     where: str  # the file and line (or the path) that declared the sample, for messages
     box: tuple[int, int, int, int] | None = None  # crop (left, upper, right, lower), pixels
@@ -140,6 +144,10 @@ class Dataset:
             writer.writerows([split, name, counter.get(name, 0)] for name in self.labels.classes)
         return buf.getvalue()
 
+    def containers(self) -> list[Path]:
+        """The shards and archives the samples live in (none for images in files of their own)."""
+        return sorted({s.path.container for ss in self.splits.values() for s in ss if isinstance(s.path, Member)})
+
     def skipped_report(self) -> str:
         return "".join(f"{p}\n" for p in self.problems)
 
@@ -150,7 +158,9 @@ def open_adapter(adapter: str, data_dir: str | os.PathLike, **options):
 
     info = registry.get(adapter)
     data_dir = Path(data_dir)
-    if not data_dir.is_dir():
+    # An adapter that says so also reads an archive of its layout (the folder adapter's .tar, .tar.gz, .zip).
+    archive = data_dir.is_file() and getattr(info.cls, "reads_archives", False)
+    if not archive and not data_dir.is_dir():
         raise DataError(f"data directory {data_dir} does not exist", hint="pass --data-dir with the dataset's folder")
     names = {f.name for f in info.options()}
     unknown = sorted(set(options) - names)
@@ -263,14 +273,16 @@ def _check_samples(samples, root: Path, relocated, check_images: bool):
     good, problems, seen = [], [], {}
     candidates = []
     for s in samples:
-        here = relocated.get(s.path, s.path)
-        key = os.path.normpath(os.path.abspath(s.path))
-        if not _inside(s.path, root):
-            problems.append(Problem(s.where, f"path {s.path} escapes the dataset root {root}"))
+        inside = isinstance(s.path, Member)
+        here = s.path if inside else relocated.get(s.path, s.path)
+        file = s.path.container if inside else s.path
+        key = str(s.path) if inside else os.path.normpath(os.path.abspath(s.path))
+        if not _inside(file, root):
+            problems.append(Problem(s.where, f"path {file} escapes the dataset root {root}"))
         elif key in seen:
             problems.append(Problem(s.where, f"duplicate entry for {s.path.name} (first at {seen[key]})"))
-        elif not Path(here).is_file():
-            problems.append(Problem(s.where, f"missing file {s.path}"))
+        elif not Path(file if inside else here).is_file():
+            problems.append(Problem(s.where, f"missing file {file}"))
         else:
             seen[key] = s.where
             candidates.append((s, here))
@@ -287,22 +299,31 @@ def _check_samples(samples, root: Path, relocated, check_images: bool):
     return good, problems
 
 
-def inspect_image(path: Path) -> bool | str:
+def inspect_image(source: Path | Member) -> bool | str:
     """True if the image must be re-encoded as RGB before MindSpore decodes it, False if it is
     fine as it is, or a message saying why it cannot be read."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        data = read_member(source, named=False) if isinstance(source, Member) else None
+    except DataError as exc:
+        return exc.message
+    path = source
+    try:
+        with Image.open(_opened(source, data)) as im:
             fmt, mode = im.format, im.mode
             im.verify()  # PNG: checks every chunk's CRC up to IEND
         if fmt == "JPEG":
-            with open(path, "rb") as f:
-                f.seek(max(0, os.path.getsize(path) - 4096))
-                if b"\xff\xd9" not in f.read():
-                    return f"truncated image {path} (no JPEG end marker)"
+            if data is not None:
+                tail = data[-4096:]
+            else:
+                with open(path, "rb") as f:
+                    f.seek(max(0, os.path.getsize(path) - 4096))
+                    tail = f.read()
+            if b"\xff\xd9" not in tail:
+                return f"truncated image {path} (no JPEG end marker)"
         elif fmt != "PNG":
-            with Image.open(path) as im:
+            with Image.open(_opened(source, data)) as im:
                 im.load()
     except UnidentifiedImageError:
         return f"{path} is not an image PIL can read"
@@ -313,14 +334,21 @@ def inspect_image(path: Path) -> bool | str:
     return not (fmt in ("JPEG", "PNG") and mode in ("RGB", "L"))
 
 
+def _opened(source: Path | Member, data: bytes | None = None):
+    """What PIL opens: the file, or a container member's bytes."""
+    if isinstance(source, Member):
+        return io.BytesIO(source.read_bytes() if data is None else data)
+    return source
+
+
 def encoded_image(sample: Sample, path: Path | None = None) -> bytes:
     """The encoded bytes training sees for a sample: the file itself, or a cropped/RGB re-encoding."""
     path = path or sample.path
     if not sample.transformed:
-        return Path(path).read_bytes()
+        return path.read_bytes() if isinstance(path, Member) else Path(path).read_bytes()
     from PIL import Image
 
-    with Image.open(path) as im:
+    with Image.open(_opened(path)) as im:
         im.load()
         if im.mode == "I" or im.mode.startswith("I;16"):
             im = im.point(lambda v: v / 256).convert("L")  # 16-bit greys: PIL's own convert clips them to white
@@ -341,6 +369,16 @@ def encoded_image(sample: Sample, path: Path | None = None) -> bytes:
     else:
         im.save(buf, format="JPEG", quality=95)
     return buf.getvalue()
+
+
+def shown_name(source: Path | Member, root: Path) -> str:
+    """How messages and files show a sample: its path under the dataset's folder (a member as SHARD:KEY)."""
+    if isinstance(source, Member):
+        return f"{shown_name(source.container, root)}:{source.key}"
+    try:
+        return str(Path(source).resolve().relative_to(Path(root).resolve()))
+    except ValueError:
+        return str(source)
 
 
 def transformed_suffix(sample: Sample) -> str:

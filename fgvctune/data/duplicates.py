@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fgvctune.data.dataset import Dataset, Problem, Sample
+from fgvctune.data.containers import Member, sort_key
+from fgvctune.data.dataset import Dataset, Problem, Sample, shown_name
 
 NEAR = 10  # largest Hamming distance between dHashes of candidate near duplicates (of 64 bits)
 COLOUR = 3.0  # largest mean absolute difference of the lined-up 16x16 RGB thumbnails (levels of 255)
@@ -45,11 +46,7 @@ class Pair:
 
     def line(self, root: Path) -> str:
         def name(sample, split):
-            try:
-                shown = sample.path.resolve().relative_to(Path(root).resolve())
-            except ValueError:
-                shown = sample.path
-            return f"{split}:{shown}"
+            return f"{split}:{shown_name(sample.path, root)}"
 
         how = (
             "same bytes" if self.kind == "exact" else f"near: hashes {self.distance}/64 bits, colours {self.colour:.1f}"
@@ -105,7 +102,7 @@ def fingerprint(path: Path) -> tuple[bytes, int | None, np.ndarray | None]:
 
     from PIL import Image
 
-    data = Path(path).read_bytes()
+    data = path.read_bytes() if isinstance(path, Member) else Path(path).read_bytes()
     digest = hashlib.blake2b(data, digest_size=16).digest()
     try:
         with Image.open(io.BytesIO(data)) as im:
@@ -151,7 +148,7 @@ def find_duplicates(dataset: Dataset, near: int = NEAR, colour: float = COLOUR, 
     """
     train, evaluated = dataset.train_split, dataset.eval_split
     entries = [(split, s) for split, samples in dataset.splits.items() for s in samples]
-    files = sorted({s.path for _, s in entries})
+    files = sorted({s.path for _, s in entries}, key=sort_key)  # a shard's rows in the order they are stored
     # Decoding runs outside the GIL: threads keep both cores busy.
     with ThreadPoolExecutor(max_workers=threads) as pool:
         prints = dict(zip(files, pool.map(fingerprint, files)))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import threading
 import zlib
 from dataclasses import dataclass
@@ -77,7 +78,9 @@ def class_tree(dataset: Dataset, config: TrainConfig) -> Path:
     return out
 
 
-def raw_dataset(dataset: Dataset, split: str, config: TrainConfig, training: bool, shard: Shard, tree: Path | None):
+def raw_dataset(
+    dataset: Dataset, split: str, config: TrainConfig, training: bool, shard: Shard, tree: Path | None, seed: int = 0
+):
     """The unbatched ["image", "label"] dataset of one split, read offline or online."""
     import mindspore.dataset as ds
 
@@ -100,6 +103,7 @@ def raw_dataset(dataset: Dataset, split: str, config: TrainConfig, training: boo
             num_parallel_workers=config.num_parallel_workers,
             class_indexing=dataset.labels.folder_ids,
         )
+    from fgvctune.data.containers import in_row_groups, reading_order
     from fgvctune.data.source import COLUMNS, ImageSource
 
     short = None
@@ -108,6 +112,12 @@ def raw_dataset(dataset: Dataset, split: str, config: TrainConfig, training: boo
 
         short = short_side(config)
     source = ImageSource.from_dataset(dataset, split, in_memory=config.in_memory, short=short)
+    samples = [s.path for s in dataset.splits[split]]
+    if training and not config.in_memory and in_row_groups(samples):
+        # Parquet shards are read a row group at a time: shuffle in that grain (see containers.reading_order).
+        order = reading_order(samples, random.Random(seed))
+        mine = order[: len(order) // shard.count * shard.count][shard.index :: shard.count]
+        return ds.GeneratorDataset(source, column_names=COLUMNS, sampler=ds.SubsetSampler(mine))
     if sampler is None:
         return ds.GeneratorDataset(source, column_names=COLUMNS, shuffle=training)
     return ds.GeneratorDataset(source, column_names=COLUMNS, sampler=sampler)
@@ -142,7 +152,7 @@ def loader(
     else:
         transform = eval_transforms(config)
     batches = create_loader(
-        raw_dataset(dataset, split, config, training, shard, tree),
+        raw_dataset(dataset, split, config, training, shard, tree, seed),
         batch_size=config.batch_size,
         drop_remainder=training,
         is_training=training,

@@ -6,6 +6,8 @@ integer labels, without writing a class tree.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from fgvctune.data.dataset import Dataset, LabelMap, Sample, encoded_image
@@ -42,7 +44,8 @@ class ImageSource:
 
         from fgvctune.data.downscale import downscaled_bytes
 
-        original = io.BytesIO(encoded_image(sample)) if sample.transformed else sample.path
+        in_file = not sample.transformed and isinstance(sample.path, Path)
+        original = sample.path if in_file else io.BytesIO(encoded_image(sample))
         data = downscaled_bytes(original, self._short)
         return np.frombuffer(data or encoded_image(sample), dtype=np.uint8)
 

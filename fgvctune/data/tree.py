@@ -14,6 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from fgvctune.data.containers import Member
 from fgvctune.data.dataset import LABELS_FILE, Dataset, encoded_image, folder_name, load_dataset, transformed_suffix
 from fgvctune.errors import DataError, UsageError
 from fgvctune.fileio import atomic_write_bytes, atomic_write_text
@@ -83,7 +84,7 @@ def convert(
     items = list(plan.items())
     for dst, sample in _track(items, "placing images", progress):
         source = relocated.get(sample.path, sample.path)
-        if _place(sample, Path(source), out / dst, mode):
+        if _place(sample, source if isinstance(source, Member) else Path(source), out / dst, mode):
             placed += 1
         else:
             unchanged += 1
@@ -105,17 +106,24 @@ def _plan(dataset: Dataset) -> dict[str, object]:
         for sample in samples:
             folder = f"{split}/{folder_name(sample.label)}"
             name = sample.path.stem + transformed_suffix(sample)
-            if f"{folder}/{name}" in plan:  # same file name from two source folders
-                flat = os.path.relpath(sample.path, dataset.root).replace(os.sep, "__")
-                name = str(Path(flat).with_suffix(transformed_suffix(sample)))
+            if f"{folder}/{name}" in plan:  # same file name from two source folders (or shards)
+                name = str(Path(_flat_name(sample.path, dataset.root)).with_suffix(transformed_suffix(sample)))
             plan[f"{folder}/{name}"] = sample
     return plan
 
 
-def _place(sample, source: Path, dst: Path, mode: str) -> bool:
+def _flat_name(source: Path | Member, root: Path) -> str:
+    """A name unique in the dataset: the source's path under the root (and a member's key), joined by __."""
+    if isinstance(source, Member):
+        return f"{_flat_name(source.container, root)}__{Path(source.name).as_posix().replace('/', '__')}"
+    return os.path.relpath(source, root).replace(os.sep, "__")
+
+
+def _place(sample, source: Path | Member, dst: Path, mode: str) -> bool:
     """Put one file in the tree; False when it was already there."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if sample.transformed:  # cropped or re-encoded: a new file, the original stays where it is
+    # Cropped, re-encoded or inside a container: a new file, the source stays as it is whatever the mode.
+    if sample.transformed or isinstance(source, Member):
         data = encoded_image(sample, source)
         if dst.is_file() and dst.read_bytes() == data:
             return False

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from fgvctune import config as config_module
-from fgvctune.data.dataset import IMAGE_EXTENSIONS, LABELS_FILE, LabelMap, Sample, load_dataset
+from fgvctune.data.containers import Member
+from fgvctune.data.dataset import IMAGE_EXTENSIONS, LABELS_FILE, LabelMap, Sample, load_dataset, shown_name
 from fgvctune.errors import DataError, ModelError, UsageError
 from fgvctune.fileio import atomic_write_text
 from fgvctune.results import runfiles
@@ -221,7 +222,7 @@ def _mistakes(scores: Scores, names, root: Path, count: int = MISTAKES) -> list[
     return [
         {
             "image": _image_id(scores.samples[i], root),
-            "path": str(scores.samples[i].path.resolve()),
+            **_where(scores.samples[i].path),
             "true": names[scores.truth[i]],
             "predicted": names[predicted[i]],
             "confidence": float(probabilities[i, predicted[i]]),
@@ -299,10 +300,14 @@ def predict_split(
 
 
 def _image_id(sample: Sample, root: Path) -> str:
-    try:
-        return str(sample.path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(sample.path)
+    return shown_name(sample.path, root)
+
+
+def _where(source: Path | Member) -> dict:
+    """Where eval.json finds an image again (the report's thumbnails): its file, or its container and key."""
+    if isinstance(source, Member):
+        return {"path": str(source), "member": {**asdict(source), "container": str(source.container)}}
+    return {"path": str(source.resolve())}
 
 
 def image_files(paths) -> list[Path]:

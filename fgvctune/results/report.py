@@ -330,7 +330,7 @@ def _evaluation(folder: Path, config, result: dict | None) -> str:
 
 
 def _mistake(m: dict) -> str:
-    picture = _thumbnail(Path(m["path"]))
+    picture = _thumbnail(m)
     image = (
         f'<img src="data:image/png;base64,{picture}" alt="{page.esc(m["image"])}">'
         if picture
@@ -342,9 +342,21 @@ def _mistake(m: dict) -> str:
     )
 
 
-def _thumbnail(path: Path) -> str:
+def _thumbnail(mistake: dict) -> str:
+    """A small PNG of a mistake's image, read from its file or from inside its container."""
     from PIL import Image
 
+    from fgvctune.data.containers import Member
+    from fgvctune.errors import DataError
+
+    if mistake.get("member"):
+        try:
+            source = Member(**{**mistake["member"], "container": Path(mistake["member"]["container"])})
+            path = io.BytesIO(source.read_bytes())
+        except (DataError, TypeError):
+            return ""
+    else:
+        path = Path(mistake["path"])
     try:
         with Image.open(path) as im:
             im.draft("RGB", (THUMBNAIL, THUMBNAIL))

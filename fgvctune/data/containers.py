@@ -1,0 +1,308 @@
+"""Images that live inside files: rows of Parquet and Arrow shards, members of tar and zip archives.
+
+A `Member` names one image inside one container; `read_member` returns its encoded bytes. Everything after an
+adapter (the checks, the class tree, the online source, the duplicate search) sees only those bytes, so a
+sample inside a shard behaves as a sample in a file does.
+
+Reading is random access with bounded memory: a Parquet reader keeps one row group of the image column decoded,
+an Arrow file is memory-mapped, a tar shard is read at its members' offsets (an index of them is built once per
+shard and process), a zip archive through its own directory. No shard is ever held whole, and nothing is
+extracted to disk.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import tarfile
+import threading
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from fgvctune.errors import DataError
+
+KINDS = ("parquet", "arrow", "tar", "zip")
+WINDOW = 4  # Parquet row groups whose rows a training epoch shuffles together (see reading_order)
+# The first bytes of each image format fgvctune reads, for members whose name says nothing.
+MAGIC = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG", ".png"), (b"GIF8", ".gif"), (b"BM", ".bmp"), (b"II*\x00", ".tif"),
+         (b"MM\x00*", ".tif"))  # fmt: skip
+
+
+@dataclass(frozen=True, order=True)
+class Member:
+    """One image inside a container file.
+
+    `key` is the row number (Parquet, Arrow) or the member's name (tar, zip); `column` is the image column of a
+    table; `filename` is the name the image had, if the container kept one (HF's image path, a member's name).
+    """
+
+    container: Path
+    kind: str
+    key: str
+    column: str = ""
+    filename: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.container}:{self.key}"
+
+    @property
+    def name(self) -> str:
+        """A file name for the image: its own, else the container's stem and the row."""
+        base = Path(self.filename).name if self.filename else f"{self.container.stem}-{self.key}"
+        return base if Path(base).suffix.lower() in SUFFIXES else base + self.suffix
+
+    @property
+    def stem(self) -> str:
+        return Path(self.name).stem
+
+    @property
+    def suffix(self) -> str:
+        own = Path(self.filename).suffix.lower() if self.filename else ""
+        return own if own in SUFFIXES else sniff_suffix(read_member(self)[:16])
+
+    def read_bytes(self) -> bytes:
+        return read_member(self)
+
+    def resolve(self) -> Member:
+        return self
+
+
+SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def sniff_suffix(head: bytes) -> str:
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ".webp"
+    return next((suffix for magic, suffix in MAGIC if head.startswith(magic)), ".jpg")
+
+
+def block(source) -> tuple:
+    """The piece of storage a sample is read with: a Parquet row group; any other sample is a piece of its own."""
+    if isinstance(source, Member) and source.kind == "parquet":
+        return (str(source.container), _reader(source.container, "parquet").group(int(source.key)))
+    return (str(source),)
+
+
+def reading_order(sources: list, rng) -> list[int]:
+    """A training order that reads Parquet shards a row group at a time: the row groups in random order, the rows
+    of each run of WINDOW consecutive groups shuffled together (as webdataset's shuffle buffer does). Samples with
+    cheap random access (files, tar, zip and Arrow members) are each a group of their own, so for them this is a
+    plain shuffle. `rng` is a random.Random."""
+    blocks: dict[tuple, list[int]] = {}
+    for i, source in enumerate(sources):
+        blocks.setdefault(block(source), []).append(i)
+    keys = list(blocks)
+    rng.shuffle(keys)
+    order = []
+    for start in range(0, len(keys), WINDOW):
+        window = [i for key in keys[start : start + WINDOW] for i in blocks[key]]
+        rng.shuffle(window)
+        order += window
+    return order
+
+
+def in_row_groups(sources: list) -> bool:
+    """True when some sample lives in a Parquet shard, whose rows are read a row group at a time."""
+    return any(isinstance(s, Member) and s.kind == "parquet" for s in sources)
+
+
+def sort_key(source) -> tuple:
+    """Storage order: a container's rows and members in the order they are stored, files by path."""
+    if isinstance(source, Member):
+        return (str(source.container), int(source.key) if source.key.isdigit() else 0, source.key)
+    return (str(source), 0, "")
+
+
+def read_member(member: Member, named: bool = True) -> bytes:
+    """The encoded bytes of one image; a missing or unreadable one is a DataError that names it (or, with
+    `named=False`, only says what is wrong, for messages that name the sample already)."""
+    if member.kind not in KINDS:
+        raise DataError(f"{member}: unknown container kind {member.kind!r}")
+    try:
+        return _reader(member.container, member.kind).read(member)
+    except Unreadable as exc:
+        raise DataError(f"{member}: {exc.message}" if named else exc.message) from None
+
+
+class Unreadable(DataError):
+    """What is wrong with one member (its container is fine)."""
+
+
+# -- readers, one per (container, process) ----------------------------------------------------------------
+_readers: dict[tuple[Path, str], object] = {}
+_lock = threading.Lock()
+
+
+def _reader(container: Path, kind: str):
+    key = (container, kind)
+    with _lock:
+        if key not in _readers:
+            _readers[key] = {"parquet": ParquetReader, "arrow": ArrowReader, "tar": TarReader, "zip": ZipReader}[kind](
+                container
+            )
+        return _readers[key]
+
+
+def forget_readers() -> None:
+    """Close every open container (a converted or rewritten shard is then read afresh)."""
+    with _lock:
+        for reader in _readers.values():
+            getattr(reader, "close", lambda: None)()
+        _readers.clear()
+
+
+def _image_bytes(value) -> bytes:
+    """A table cell as image bytes: HF's image struct {bytes, path} or plain binary."""
+    if isinstance(value, dict):
+        data = value.get("bytes")
+        if data is None and value.get("path"):
+            raise Unreadable(f"the image is a path ({value['path']}), not bytes in the file")
+    else:
+        data = value
+    if data is None:
+        raise Unreadable("the image is null")
+    return bytes(data)
+
+
+class ParquetReader:
+    """Row access to one column of a Parquet file, a few row groups decoded at a time (the Hub writes image
+    datasets in row groups of 100 rows). Training reads them in that grain: see `reading_order`."""
+
+    KEPT = WINDOW + 2  # row groups held decoded: reading_order's window, and a little more
+
+    def __init__(self, path: Path):
+        import pyarrow.parquet as pq
+
+        try:
+            self.file = pq.ParquetFile(path)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path} is not a readable Parquet file ({exc})") from None
+        self.starts = [0]
+        for i in range(self.file.num_row_groups):
+            self.starts.append(self.starts[-1] + self.file.metadata.row_group(i).num_rows)
+        self.groups: OrderedDict[tuple[int, str], list] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def group(self, row: int) -> int:
+        return bisect.bisect_right(self.starts, row) - 1
+
+    def read(self, member: Member) -> bytes:
+        row = int(member.key)
+        if not 0 <= row < self.starts[-1]:
+            raise Unreadable(f"no row {row}: the file has {self.starts[-1]} rows")
+        group = self.group(row)
+        key = (group, member.column)
+        with self.lock:
+            if key in self.groups:
+                self.groups.move_to_end(key)
+            else:
+                self.groups[key] = self.file.read_row_group(group, columns=[member.column]).column(0).to_pylist()
+                while len(self.groups) > self.KEPT:
+                    self.groups.popitem(last=False)
+            return _image_bytes(self.groups[key][row - self.starts[group]])
+
+
+class ArrowReader:
+    """Row access to an Arrow IPC file (what `datasets`' save_to_disk writes), memory-mapped."""
+
+    def __init__(self, path: Path):
+        import pyarrow as pa
+
+        try:
+            source = pa.memory_map(str(path))
+            try:
+                self.table = pa.ipc.open_stream(source).read_all()
+            except pa.ArrowInvalid:
+                self.table = pa.ipc.open_file(source).read_all()
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise DataError(f"{path} is not a readable Arrow file ({exc})") from None
+
+    def read(self, member: Member) -> bytes:
+        return _image_bytes(self.table.column(member.column)[int(member.key)].as_py())
+
+
+class TarReader:
+    """A tar shard read at its members' offsets (uncompressed), or through tarfile (compressed archives)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.compressed = not _plain_tar(path)
+        self.lock = threading.Lock()
+        self.index = tar_index(path)
+        if self.compressed:
+            self.tar = tarfile.open(path)
+        else:
+            self.fd = os.open(path, os.O_RDONLY)
+
+    def read(self, member: Member) -> bytes:
+        if member.key not in self.index:
+            raise Unreadable(f"no such member in {self.path.name}")
+        if self.compressed:
+            with self.lock:
+                return self.tar.extractfile(member.key).read()
+        offset, size = self.index[member.key]
+        data = os.pread(self.fd, size, offset)
+        if len(data) != size:
+            raise Unreadable(f"cut short: {self.path.name} ends before this member does")
+        return data
+
+    def close(self) -> None:
+        if self.compressed:
+            self.tar.close()
+        else:
+            os.close(self.fd)
+
+
+class ZipReader:
+    def __init__(self, path: Path):
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{path} is not a readable zip archive ({exc})") from None
+        self.lock = threading.Lock()
+
+    def read(self, member: Member) -> bytes:
+        with self.lock:
+            try:
+                return self.zip.read(member.key)
+            except KeyError:
+                raise Unreadable(f"no such member in {Path(self.zip.filename).name}") from None
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise Unreadable(f"unreadable ({exc})") from None
+
+    def close(self) -> None:
+        self.zip.close()
+
+
+def _plain_tar(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(3)
+    return not (head[:2] == b"\x1f\x8b" or head == b"BZh" or head[:3] == b"\xfd7z")
+
+
+_indexes: dict[tuple[Path, int, int], dict[str, tuple[int, int]]] = {}
+
+
+def tar_index(path: Path) -> dict[str, tuple[int, int]]:
+    """Member name -> (offset of its data, size), for the regular files of a tar; built once per shard and
+    process. A shard cut short is a DataError naming it."""
+    stat = os.stat(path)
+    key = (Path(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _indexes:
+        index = {}
+        try:
+            with tarfile.open(path) as tar:
+                for info in tar:
+                    if info.isfile():
+                        if not _plain_tar(path) or info.offset_data + info.size <= stat.st_size:
+                            index[info.name] = (info.offset_data, info.size)
+                        else:
+                            raise tarfile.ReadError(f"{info.name} ends past the end of the file")
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise DataError(
+                f"{path} is not a complete tar archive ({exc})", hint="download or write it again"
+            ) from None
+        _indexes[key] = index
+    return _indexes[key]
