@@ -42,6 +42,17 @@ def test_each_epoch_shuffles_and_augments_anew_and_repeats_exactly(cache, read):
     assert sum(len(b[1]) for b in first) == 128
 
 
+def test_random_flips_are_drawn_per_image(cache):
+    """With hflip 0.5 about half of an epoch's images are mirrored, in every batch a mix (a flip drawn once for
+    all, as MindSpore's flip gives when called from Python, mirrors all or none)."""
+    plain = batches(cache, **PLAIN)
+    flipped = batches(cache, **{**PLAIN, "hflip": 0.5})
+    mirrored = [[bool(np.array_equal(x, y[..., ::-1])) for x, y in zip(f[0], p[0])] for f, p in zip(flipped, plain)]
+    share = np.mean([m for batch in mirrored for m in batch])
+    assert 0.3 < share < 0.7, share
+    assert all(0 < sum(batch) < len(batch) for batch in mirrored)
+
+
 @pytest.mark.parametrize(
     "flag",
     [

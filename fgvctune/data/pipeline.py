@@ -187,9 +187,13 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def _is_cpp(op) -> bool:
-    from mindspore.dataset.transforms.transforms import Implementation
+    """True for MindSpore's own operations that the pipeline runs in C++ on its numpy rows, with its per-worker
+    generators. Ops such as RandomHorizontalFlip leave `implementation` unset (it follows the input's type):
+    run from Python instead, each call would draw from a freshly seeded generator, the same flip for every
+    image of an epoch."""
+    from mindspore.dataset.transforms.transforms import Implementation, TensorOperation
 
-    return getattr(op, "implementation", None) == Implementation.C
+    return isinstance(op, TensorOperation) and getattr(op, "implementation", None) != Implementation.PY
 
 
 _PYTHON_DRAWS = threading.Lock()
