@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -62,13 +63,19 @@ def _archive(path: Path) -> Listing:
             raise DataError(f"{path} is not a readable zip archive ({exc})") from None
     else:
         names, kind = list(tar_index(path)), "tar"
-    parts = [PurePosixPath(n).parts for n in names]
-    # <split>/<class>/<image>, or the same under one top folder (an archive of the dataset's folder)
-    depth = 4 if parts and all(len(p) == 4 for p in parts if Path(p[-1]).suffix.lower() in IMAGE_EXTENSIONS) else 3
+    # Image files, hidden ones (and macOS's __MACOSX copies) left out, at <split>/<class>/<image>, or one folder
+    # deeper when the archive holds the dataset's folder: the depth most of them have.
+    images = [
+        (name, PurePosixPath(name).parts)
+        for name in sorted(names)
+        if Path(name).suffix.lower() in IMAGE_EXTENSIONS and not _hidden(PurePosixPath(name).parts)
+    ]
+    depths = Counter(len(p) for _, p in images if len(p) in (3, 4))
+    depth = depths.most_common(1)[0][0] if depths else 3
     splits: dict[str, list[Sample]] = {}
     classes: set[str] = set()
-    for name, p in sorted(zip(names, parts)):
-        if len(p) != depth or _hidden(p) or Path(p[-1]).suffix.lower() not in IMAGE_EXTENSIONS:
+    for name, p in images:
+        if len(p) != depth:
             continue
         split, label = p[-3], p[-2]
         classes.add(label)
@@ -81,7 +88,7 @@ def _archive(path: Path) -> Listing:
 
 
 def _hidden(parts) -> bool:
-    return any(part.startswith(".") for part in parts)
+    return any(part.startswith(".") or part == "__MACOSX" for part in parts)
 
 
 def _visible_dirs(folder: Path) -> list[Path]:

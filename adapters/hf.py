@@ -23,7 +23,7 @@ ALIASES = {
     **dict.fromkeys(("validation", "valid", "val", "dev"), "validation"),
     **dict.fromkeys(("test", "testing", "eval", "evaluation"), "test"),
 }
-SHARD = re.compile(r"^(?P<split>[A-Za-z]+)(?:[-_.].*)?$")
+HUB_SHARD = re.compile(r"^(?P<split>.+?)-\d{5}-of-\d{5}$")  # the Hub's data/{split}-00000-of-00002.parquet
 
 
 @dataclass
@@ -37,10 +37,11 @@ class HfAdapter:
 
     def read(self) -> Listing:
         root = Path(self.data_dir)
+        config = self.subset
         if (root / "dataset_dict.json").is_file() or (root / "state.json").is_file():
             tables = _arrow_tables(root)
         elif list(root.rglob("*.parquet")):
-            tables = _parquet_tables(root, self.subset)
+            tables, config = _parquet_tables(root, self.subset)
         elif _metadata_files(root):
             return _imagefolder(root, self.label_column)
         else:
@@ -57,7 +58,7 @@ class HfAdapter:
             for path, kind in files:
                 schema, features = _schema(path, kind)
                 image, label = _columns(path, schema, features, self.image_column, self.label_column)
-                names = _class_names(features.get(label)) or _readme_names(root, label, self.subset)
+                names = _class_names(features.get(label)) or _readme_names(root, label, config)
                 classes = classes or names
                 rows = _rows(path, kind, image, label)
                 for row, (cell, value) in enumerate(rows):
@@ -99,11 +100,20 @@ def _source(root: Path, path: Path, kind: str, row: int, column: str, cell):
 
 # -- finding the files --------------------------------------------------------------------------------------
 def split_name(name: str) -> str | None:
-    match = SHARD.match(name)
-    return ALIASES.get(match.group("split").lower()) if match else None
+    """A shard's or folder's split: the Hub's `{split}-00000-of-00002` (any split name, aliases mapped), else the
+    first alias among the name's words, digits ignored (`imagenet-train-000001`, `val2017`), else None."""
+    stem = name.split(".")[0]
+    hub = HUB_SHARD.match(stem)
+    if hub:
+        return ALIASES.get(hub.group("split").lower(), hub.group("split"))
+    for word in re.split(r"[^A-Za-z0-9]+", stem.lower()):
+        word = word.rstrip("0123456789")
+        if word in ALIASES:
+            return ALIASES[word]
+    return None
 
 
-def _parquet_tables(root: Path, subset: str) -> dict[str, list]:
+def _parquet_tables(root: Path, subset: str) -> tuple[dict[str, list], str]:
     """Split -> [(shard, 'parquet')]: `data/train-00000-of-00002.parquet`, `<subset>/train-*.parquet`,
     `<subset>/train/*.parquet` and the like, the split from the file name or its folder."""
     shards = sorted(root.rglob("*.parquet"))
@@ -124,20 +134,20 @@ def _parquet_tables(root: Path, subset: str) -> dict[str, list]:
         if split is None:
             raise DataError(f"{path}: cannot tell its split from its name", hint="name shards like train-00000.parquet")
         tables.setdefault(split, []).append((path, "parquet"))
-    return tables
+    return tables, chosen
 
 
 def _config(root: Path, path: Path) -> str:
     """The subset a shard belongs to: its first folder under the dataset, unless that folder is a split or data/."""
     parts = path.relative_to(root).parts[:-1]
-    parts = [p for p in parts if p != "data" and split_name(p) is None]
+    parts = [p for p in parts if p != "data" and p.lower() not in ALIASES]
     return parts[0] if parts else "default"
 
 
 def _arrow_tables(root: Path) -> dict[str, list]:
     """save_to_disk: dataset_dict.json with a folder per split, or one split's folder (state.json)."""
     if (root / "dataset_dict.json").is_file():
-        names = json.loads((root / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
+        names = _json(root / "dataset_dict.json").get("splits") or []
         folders = [(ALIASES.get(name.lower(), name), root / name) for name in names]
     else:
         info = _json(root / "dataset_info.json")
@@ -192,6 +202,8 @@ def _columns(path: Path, schema, features: dict, image: str, label: str) -> tupl
         declared = (features.get(name) or {}).get("_type") == "Image"
         return declared or (pa.types.is_struct(kind) and {"bytes", "path"} <= {f.name for f in kind})
 
+    if image and not (is_image(image) or pa.types.is_binary(schema.field(image).type)):
+        raise DataError(f"{path}: column {image!r} holds {schema.field(image).type}, not images")
     images = [image] if image else [n for n in names if is_image(n)]
     if not images:
         raise DataError(f"{path} is not a dataset of images: no image column among {', '.join(names)}")
@@ -225,29 +237,32 @@ def _class_names(feature) -> list[str] | None:
 
 
 def _readme_names(root: Path, label: str, subset: str) -> list[str] | None:
-    """Class names from the README's YAML `dataset_info` (the Hub's dataset card)."""
+    """Class names from the README's YAML `dataset_info` (the Hub's dataset card); None if it has none."""
     readme = root / "README.md"
     if not readme.is_file():
         return None
     import yaml
 
-    text = readme.read_text(encoding="utf-8")
-    if not text.startswith("---"):
-        return None
+    match = re.match(r"\ufeff?---\s*\n(.*?)\n---\s*(\n|$)", readme.read_text(encoding="utf-8"), re.S)
     try:
-        card = yaml.safe_load(text.split("---", 2)[1]) or {}
+        card = yaml.safe_load(match.group(1)) if match else None
     except yaml.YAMLError:
         return None
-    infos = card.get("dataset_info") or []
-    infos = infos if isinstance(infos, list) else [infos]
-    for info in infos:
-        if subset and info.get("config_name", "default") != subset:
+    infos = card.get("dataset_info") if isinstance(card, dict) else None
+    for info in infos if isinstance(infos, list) else [infos]:
+        if not isinstance(info, dict) or (subset and info.get("config_name", "default") != subset):
             continue
         for feature in info.get("features") or []:
-            names = ((feature.get("dtype") or {}) if isinstance(feature.get("dtype"), dict) else {}).get("class_label")
-            if feature.get("name") == label and names:
-                ordered = names.get("names") or {}
-                return [str(ordered[k]) for k in sorted(ordered, key=int)]
+            dtype = feature.get("dtype") if isinstance(feature, dict) else None
+            names = dtype.get("class_label", {}).get("names") if isinstance(dtype, dict) else None
+            if feature.get("name") != label or not names:
+                continue
+            if isinstance(names, dict):
+                try:
+                    return [str(names[k]) for k in sorted(names, key=int)]
+                except ValueError:
+                    return None
+            return [str(n) for n in names] if isinstance(names, list) else None
     return None
 
 
@@ -266,11 +281,11 @@ def _rows(path: Path, kind: str, image: str, label: str):
                 None if n else {"path": p, "bytes": b"" if has else None} for p, has, n in zip(paths, present, null)
             ]
         else:
-            shown = [None if v is None else b"" for v in images.is_valid().to_pylist()]
+            shown = [b"" if valid else None for valid in images.is_valid().to_pylist()]
         return zip(shown, batch.column(label).to_pylist())
 
     if kind == "parquet":
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024, columns=[image, label]):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=128, columns=[image, label]):
             yield from cells(batch)
     else:
         with pa.memory_map(str(path)) as source:
@@ -297,8 +312,15 @@ def _imagefolder(root: Path, label_column: str) -> Listing:
         label = label_column or _metadata_label(meta, columns)
         for line, row in rows:
             where = f"{meta.relative_to(root)}:{line}"
+            if not row.get("file_name"):
+                problems.append(Problem(where, "no file_name"))
+                continue
             path = meta.parent / str(row["file_name"])
-            relative = path.relative_to(root).parts
+            try:
+                relative = path.relative_to(root).parts
+            except ValueError:
+                problems.append(Problem(where, f"{row['file_name']} is outside the dataset folder"))
+                continue
             split = next((ALIASES[p.lower()] for p in relative[:-1] if p.lower() in ALIASES), None)
             if split is None:
                 split = "train"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fgvctune import Listing, Problem, Sample
-from fgvctune.data.containers import Member, TarReader, tar_index
+from fgvctune.data.containers import Member, read_member, tar_index
 from fgvctune.errors import DataError
 from fgvctune_adapters.csv import stratified
 from fgvctune_adapters.hf import split_name
@@ -84,7 +84,6 @@ class WdsAdapter:
             match = re.match(r"^((?:.*/|)[^./]+)\.([^/]*)$", member)
             if match:
                 groups.setdefault(match.group(1), {})[match.group(2).lower()] = member
-        reader = TarReader(path)
         samples, problems = [], []
         shown = path.relative_to(root) if path.is_relative_to(root) else path
         for key, members in groups.items():
@@ -98,12 +97,11 @@ class WdsAdapter:
             if key_kind not in members:
                 problems.append(Problem(where, f"an image but no .{key_kind} label"))
                 continue
-            raw = reader.read(Member(path, "tar", members[key_kind])).decode("utf-8", "replace").strip()
+            raw = read_member(Member(path, "tar", members[key_kind])).decode("utf-8", "replace").strip()
             label = self._label(raw, key_kind, json_field, names, where, problems)
             if label is not None:
                 image = members[images[0]]
                 samples.append(Sample(path=Member(path, "tar", image, filename=image), label=label, where=where))
-        reader.close()
         return samples, problems
 
     @staticmethod
@@ -119,6 +117,8 @@ class WdsAdapter:
                 return None
             return str(value)
         if kind == "txt":
+            if not raw:
+                problems.append(Problem(where, "the .txt label is empty"))
             return raw or None
         if not re.fullmatch(r"-?\d+", raw):
             problems.append(Problem(where, f"the .cls is not an integer ({raw[:20]!r})"))
@@ -145,4 +145,4 @@ def expand(root: Path, pattern: str) -> list[Path]:
         if missing:
             raise DataError(f"shard {root / missing[0]} of {pattern!r} does not exist")
         return [root / n for n in names]
-    return sorted(Path(p) for p in glob.glob(str(root / pattern)) if Path(p).is_file())
+    return sorted(Path(p) for p in glob.glob(str(Path(glob.escape(str(root))) / pattern)) if Path(p).is_file())

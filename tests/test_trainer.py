@@ -99,7 +99,6 @@ FROZEN_BLOCKS = tuple(f"features.{i}." for i in range(7))
     ],
     ids=["linear-probe", "freeze-all", "freeze-7"],
 )
-
 def test_dropout_drops_at_every_training_step(digits_run):
     """MobileNetV3 keeps its dropout in a SequentialCell, which runs its own list of cells: the seeded dropout
     swapped in there must be the one that runs, once per step (a swap that missed that list left the model

@@ -17,6 +17,7 @@ import os
 import tarfile
 import threading
 import zipfile
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,27 +131,32 @@ class Unreadable(DataError):
     """What is wrong with one member (its container is fine)."""
 
 
-# -- readers, one per (container, process) ----------------------------------------------------------------
-_readers: dict[tuple[Path, str], object] = {}
+# -- readers, one per open container ------------------------------------------------------------------------
+OPEN_AT_ONCE = 64  # containers kept open; beyond that the least recently used is closed (file descriptors)
+_readers: OrderedDict[tuple[Path, str], object] = OrderedDict()
 _lock = threading.Lock()
 
 
 def _reader(container: Path, kind: str):
     key = (container, kind)
     with _lock:
-        if key not in _readers:
-            _readers[key] = {"parquet": ParquetReader, "arrow": ArrowReader, "tar": TarReader, "zip": ZipReader}[kind](
-                container
-            )
-        return _readers[key]
+        if key in _readers:
+            _readers.move_to_end(key)
+            return _readers[key]
+        make = {"parquet": ParquetReader, "arrow": ArrowReader, "tar": TarReader, "zip": ZipReader}[kind]
+        reader = _readers[key] = make(container)
+        while len(_readers) > OPEN_AT_ONCE:
+            _readers.popitem(last=False)[1].close()
+        return reader
 
 
 def forget_readers() -> None:
-    """Close every open container (a converted or rewritten shard is then read afresh)."""
+    """Close every open container and drop what was decoded (a rewritten shard is then read afresh)."""
     with _lock:
         for reader in _readers.values():
-            getattr(reader, "close", lambda: None)()
+            reader.close()
         _readers.clear()
+        _groups.clear()
 
 
 def _image_bytes(value) -> bytes:
@@ -166,11 +172,15 @@ def _image_bytes(value) -> bytes:
     return bytes(data)
 
 
-class ParquetReader:
-    """Row access to one column of a Parquet file, a few row groups decoded at a time (the Hub writes image
-    datasets in row groups of 100 rows). Training reads them in that grain: see `reading_order`."""
+# Decoded Parquet row groups, for all shards together: reading_order's window and a little more.
+KEPT = WINDOW + 2
+_groups: OrderedDict[tuple[Path, int, str], list] = OrderedDict()
 
-    KEPT = WINDOW + 2  # row groups held decoded: reading_order's window, and a little more
+
+class ParquetReader:
+    """Row access to one column of a Parquet file, a row group decoded at a time (the Hub writes image datasets
+    in row groups of 100 rows); at most KEPT groups are held decoded across all shards. Training reads them in
+    that grain: see `reading_order`. A file written as one huge row group is decoded whole, once per visit."""
 
     def __init__(self, path: Path):
         import pyarrow.parquet as pq
@@ -179,10 +189,10 @@ class ParquetReader:
             self.file = pq.ParquetFile(path)
         except (OSError, ValueError) as exc:
             raise DataError(f"{path} is not a readable Parquet file ({exc})") from None
+        self.path = path
         self.starts = [0]
         for i in range(self.file.num_row_groups):
             self.starts.append(self.starts[-1] + self.file.metadata.row_group(i).num_rows)
-        self.groups: OrderedDict[tuple[int, str], list] = OrderedDict()
         self.lock = threading.Lock()
 
     def group(self, row: int) -> int:
@@ -193,15 +203,27 @@ class ParquetReader:
         if not 0 <= row < self.starts[-1]:
             raise Unreadable(f"no row {row}: the file has {self.starts[-1]} rows")
         group = self.group(row)
-        key = (group, member.column)
-        with self.lock:
-            if key in self.groups:
-                self.groups.move_to_end(key)
-            else:
-                self.groups[key] = self.file.read_row_group(group, columns=[member.column]).column(0).to_pylist()
-                while len(self.groups) > self.KEPT:
-                    self.groups.popitem(last=False)
-            return _image_bytes(self.groups[key][row - self.starts[group]])
+        key = (self.path, group, member.column)
+        with self.lock:  # one decode of a group at a time per shard
+            with _lock:
+                cells = _groups.get(key)
+                if cells is not None:
+                    _groups.move_to_end(key)
+            if cells is None:
+                import pyarrow as pa
+
+                try:
+                    cells = self.file.read_row_group(group, columns=[member.column]).column(0).to_pylist()
+                except (OSError, KeyError, pa.ArrowException) as exc:
+                    raise Unreadable(f"row group {group} is unreadable ({exc})") from None
+                with _lock:
+                    _groups[key] = cells
+                    while len(_groups) > KEPT:
+                        _groups.popitem(last=False)
+        return _image_bytes(cells[row - self.starts[group]])
+
+    def close(self) -> None:
+        self.file.close()
 
 
 class ArrowReader:
@@ -220,39 +242,48 @@ class ArrowReader:
             raise DataError(f"{path} is not a readable Arrow file ({exc})") from None
 
     def read(self, member: Member) -> bytes:
-        return _image_bytes(self.table.column(member.column)[int(member.key)].as_py())
+        try:
+            cell = self.table.column(member.column)[int(member.key)].as_py()
+        except (KeyError, IndexError) as exc:
+            raise Unreadable(f"no such row or column ({exc})") from None
+        return _image_bytes(cell)
+
+    def close(self) -> None:
+        self.table = None
 
 
 class TarReader:
-    """A tar shard read at its members' offsets (uncompressed), or through tarfile (compressed archives)."""
+    """A tar shard read at its members' offsets. Compressed archives (.tar.gz) are read through tarfile, which
+    must decompress from the start for every backward jump: fine in storage order (convert, the checks), slow
+    at random (online training), where converting them first pays off."""
 
     def __init__(self, path: Path):
         self.path = path
+        self.index = tar_index(path)
         self.compressed = not _plain_tar(path)
         self.lock = threading.Lock()
-        self.index = tar_index(path)
-        if self.compressed:
-            self.tar = tarfile.open(path)
-        else:
-            self.fd = os.open(path, os.O_RDONLY)
+        try:
+            self.file = tarfile.open(path) if self.compressed else open(path, "rb")
+        except (OSError, tarfile.TarError) as exc:
+            raise DataError(f"cannot open {path} ({exc})") from None
 
     def read(self, member: Member) -> bytes:
-        if member.key not in self.index:
+        info = self.index.get(member.key)
+        if info is None:
             raise Unreadable(f"no such member in {self.path.name}")
         if self.compressed:
             with self.lock:
-                return self.tar.extractfile(member.key).read()
-        offset, size = self.index[member.key]
-        data = os.pread(self.fd, size, offset)
-        if len(data) != size:
+                try:
+                    return self.file.extractfile(info).read()
+                except (OSError, tarfile.TarError, EOFError) as exc:
+                    raise Unreadable(f"unreadable ({exc})") from None
+        data = os.pread(self.file.fileno(), info.size, info.offset_data)
+        if len(data) != info.size:
             raise Unreadable(f"cut short: {self.path.name} ends before this member does")
         return data
 
     def close(self) -> None:
-        if self.compressed:
-            self.tar.close()
-        else:
-            os.close(self.fd)
+        self.file.close()
 
 
 class ZipReader:
@@ -269,7 +300,7 @@ class ZipReader:
                 return self.zip.read(member.key)
             except KeyError:
                 raise Unreadable(f"no such member in {Path(self.zip.filename).name}") from None
-            except (zipfile.BadZipFile, OSError) as exc:
+            except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, zlib.error) as exc:
                 raise Unreadable(f"unreadable ({exc})") from None
 
     def close(self) -> None:
@@ -277,32 +308,37 @@ class ZipReader:
 
 
 def _plain_tar(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(3)
-    return not (head[:2] == b"\x1f\x8b" or head == b"BZh" or head[:3] == b"\xfd7z")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as exc:
+        raise DataError(f"cannot read {path} ({exc.strerror})") from None
+    return not (head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00")
 
 
-_indexes: dict[tuple[Path, int, int], dict[str, tuple[int, int]]] = {}
+_indexes: dict[tuple[Path, int, int], dict[str, tarfile.TarInfo]] = {}
 
 
-def tar_index(path: Path) -> dict[str, tuple[int, int]]:
-    """Member name -> (offset of its data, size), for the regular files of a tar; built once per shard and
-    process. A shard cut short is a DataError naming it."""
-    stat = os.stat(path)
+def tar_index(path: Path) -> dict[str, tarfile.TarInfo]:
+    """Member name -> its header (offset of its data, size), for the regular files of a tar; built once per shard
+    and process. A shard cut short is a DataError naming it."""
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise DataError(f"cannot read {path} ({exc.strerror})") from None
     key = (Path(path), stat.st_size, stat.st_mtime_ns)
     if key not in _indexes:
+        plain = _plain_tar(path)
         index = {}
         try:
-            with tarfile.open(path) as tar:
+            with tarfile.open(path, "r:" if plain else "r:*") as tar:
                 for info in tar:
-                    if info.isfile():
-                        if not _plain_tar(path) or info.offset_data + info.size <= stat.st_size:
-                            index[info.name] = (info.offset_data, info.size)
-                        else:
-                            raise tarfile.ReadError(f"{info.name} ends past the end of the file")
-        except (tarfile.TarError, EOFError, OSError) as exc:
-            raise DataError(
-                f"{path} is not a complete tar archive ({exc})", hint="download or write it again"
-            ) from None
+                    if not info.isfile():
+                        continue
+                    if plain and info.offset_data + info.size > stat.st_size:
+                        raise tarfile.ReadError(f"{info.name} ends past the end of the file")
+                    index[info.name] = info
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+            raise DataError(f"{path} is not a complete tar archive ({exc})", hint="download it again") from None
         _indexes[key] = index
     return _indexes[key]

@@ -12,10 +12,18 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from fgvctune.data.containers import Member
-from fgvctune.data.dataset import LABELS_FILE, Dataset, encoded_image, folder_name, load_dataset, transformed_suffix
+from fgvctune.data.dataset import (
+    IMAGE_EXTENSIONS,
+    LABELS_FILE,
+    Dataset,
+    encoded_image,
+    folder_name,
+    load_dataset,
+    transformed_suffix,
+)
 from fgvctune.errors import DataError, UsageError
 from fgvctune.fileio import atomic_write_bytes, atomic_write_text
 
@@ -107,16 +115,19 @@ def _plan(dataset: Dataset) -> dict[str, object]:
             folder = f"{split}/{folder_name(sample.label)}"
             name = sample.path.stem + transformed_suffix(sample)
             if f"{folder}/{name}" in plan:  # same file name from two source folders (or shards)
-                name = str(Path(_flat_name(sample.path, dataset.root)).with_suffix(transformed_suffix(sample)))
+                name = _flat_name(sample.path, dataset.root, transformed_suffix(sample))
             plan[f"{folder}/{name}"] = sample
     return plan
 
 
-def _flat_name(source: Path | Member, root: Path) -> str:
+def _flat_name(source: Path | Member, root: Path, suffix: str) -> str:
     """A name unique in the dataset: the source's path under the root (and a member's key), joined by __."""
     if isinstance(source, Member):
-        return f"{_flat_name(source.container, root)}__{Path(source.name).as_posix().replace('/', '__')}"
-    return os.path.relpath(source, root).replace(os.sep, "__")
+        key = PurePosixPath(source.key)
+        key = key.with_suffix("") if key.suffix.lower() in IMAGE_EXTENSIONS else key
+        container = os.path.relpath(source.container, root).replace(os.sep, "__")
+        return f"{container}__{key.as_posix().replace('/', '__')}{suffix}"
+    return str(Path(os.path.relpath(source, root).replace(os.sep, "__")).with_suffix(suffix))
 
 
 def _place(sample, source: Path | Member, dst: Path, mode: str) -> bool:

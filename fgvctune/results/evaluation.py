@@ -306,7 +306,8 @@ def _image_id(sample: Sample, root: Path) -> str:
 def _where(source: Path | Member) -> dict:
     """Where eval.json finds an image again (the report's thumbnails): its file, or its container and key."""
     if isinstance(source, Member):
-        return {"path": str(source), "member": {**asdict(source), "container": str(source.container)}}
+        container = source.container.resolve()
+        return {"path": f"{container}:{source.key}", "member": {**asdict(source), "container": str(container)}}
     return {"path": str(source.resolve())}
 
 

@@ -353,7 +353,7 @@ def _thumbnail(mistake: dict) -> str:
         try:
             source = Member(**{**mistake["member"], "container": Path(mistake["member"]["container"])})
             path = io.BytesIO(source.read_bytes())
-        except (DataError, TypeError):
+        except (DataError, TypeError, OSError):
             return ""
     else:
         path = Path(mistake["path"])
