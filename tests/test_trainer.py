@@ -90,15 +90,6 @@ def test_learns_real_images(digits_run):
 FROZEN_BLOCKS = tuple(f"features.{i}." for i in range(7))
 
 
-@pytest.mark.parametrize(
-    "strategy, trains",
-    [
-        ({"linear_probe": True}, lambda name: name.startswith("classifier.3.")),
-        ({"freeze": "all"}, lambda name: name.startswith(("classifier.0.", "classifier.3."))),
-        ({"freeze": "7"}, lambda name: not name.startswith(FROZEN_BLOCKS)),
-    ],
-    ids=["linear-probe", "freeze-all", "freeze-7"],
-)
 def test_dropout_drops_at_every_training_step(digits_run):
     """MobileNetV3 keeps its dropout in a SequentialCell, which runs its own list of cells: the seeded dropout
     swapped in there must be the one that runs, once per step (a swap that missed that list left the model
@@ -109,6 +100,15 @@ def test_dropout_drops_at_every_training_step(digits_run):
     assert int(saved["global_step"][0]) > 0
 
 
+@pytest.mark.parametrize(
+    "strategy, trains",
+    [
+        ({"linear_probe": True}, lambda name: name.startswith("classifier.3.")),
+        ({"freeze": "all"}, lambda name: name.startswith(("classifier.0.", "classifier.3."))),
+        ({"freeze": "7"}, lambda name: not name.startswith(FROZEN_BLOCKS)),
+    ],
+    ids=["linear-probe", "freeze-all", "freeze-7"],
+)
 def test_each_strategy_moves_exactly_its_parameters(tmp_path, base, cache, strategy, trains):
     """Between two epochs every trained weight and BatchNorm statistic changes and every frozen one is
     byte-identical; frozen ones are also still the starting checkpoint's."""
