@@ -78,10 +78,11 @@ def measure(mode: str, root: Path, batches: int, cache: str) -> dict:
     from fgvctune.models import runtime
 
     runtime.start()
+    import pyarrow.parquet  # noqa: F401  loaded before measuring in every mode: the library is not the data
+
     from fgvctune.config import resolve
     from fgvctune.data.dataset import load_dataset
 
-    import pyarrow.parquet  # noqa: F401  loaded before measuring in every mode: the library is not the data
     before = rss_mb()
     config = resolve(
         adapter="aircraft",

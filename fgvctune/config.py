@@ -47,6 +47,13 @@ class TrainConfig:
         False, "Leave training images that are (near) copies of evaluation images out (listed in skipped.txt).", "Data"
     )
     num_parallel_workers: int = option(2, "Threads of the input pipeline.", "Data")
+    sampler: str = option(
+        "",
+        "balanced: each epoch draws every class equally often (with replacement, repeatable by seed); "
+        "read online. Default: every image once per epoch.",
+        "Data",
+        choices=("", "balanced"),
+    )
     # model and weights
     model: str = option("mobilenet_v3_small_100", "MindCV model name.", "Model")
     pretrained: bool = option(True, "Start from MindCV's ImageNet weights (downloaded).", "Model")
@@ -54,6 +61,12 @@ class TrainConfig:
         "", "Start from a local MindSpore checkpoint, or a PyTorch .safetensors/.pth/.pt/.bin file, instead.", "Model"
     )
     num_classes: int = option(0, "Class count; taken from the data (0), a contradicting value is an error.", "Model")
+    drop_rate: float = option(
+        -1.0, "Classifier dropout for models whose MindCV constructor takes it (-1: the model's).", "Model"
+    )
+    drop_path_rate: float = option(
+        -1.0, "Stochastic depth for models whose MindCV constructor takes it (-1: the model's).", "Model"
+    )
     # augmentation and batching (MindCV's create_transforms / create_loader)
     image_resize: int = option(224, "Image size fed to the network.", "Augmentation")
     scale: list = option(lambda: [0.08, 1.0], "RandomResizedCrop scale range.", "Augmentation")
@@ -88,7 +101,28 @@ class TrainConfig:
     decay_epochs: int = option(0, "Epochs of decay (0: all epochs after warm-up).")
     decay_rate: float = option(0.9, "Decay rate of step/exponential schedules.")
     label_smoothing: float = option(0.0, "Label smoothing.")
-    loss_scale: float = option(1.0, "Static loss scale.")
+    class_weights: str = option(
+        "", "balanced (inverse class frequency) or a CSV FILE of class name,weight: weights in the loss."
+    )
+    loss_scale: float = option(1.0, "Loss scale (the starting one when loss_scale_type is dynamic).")
+    loss_scale_type: str = option(
+        "fixed",
+        "fixed, dynamic (halve on overflow, skipping the step; double after 2000 good steps) or auto "
+        "(dynamic when amp_level is not O0).",
+        choices=("fixed", "dynamic", "auto"),
+    )
+    amp_level: str = option(
+        "O0",
+        "Mixed precision (MindSpore's levels): O0 float32; O1 listed ops, O2 all but norms, O3 all in float16.",
+        choices=("O0", "O1", "O2", "O3"),
+    )
+    gradient_accumulation_steps: int = option(
+        1, "Update once per this many batches, with their mean gradient (an effective batch that many times larger)."
+    )
+    clip_grad: bool = option(False, "Clip the gradients' global norm to clip_value.")
+    clip_value: float = option(15.0, "Largest global gradient norm when clip_grad is on.")
+    ema: bool = option(False, "Keep an exponential moving average of the weights; evaluate and save it as best.")
+    ema_decay: float = option(0.9999, "EMA decay, warmed up as decay * (1 - exp(-updates / 2000)), as in MindCV.")
     # fine-tuning strategy
     freeze: str = option(
         "0", "Freeze the first N feature blocks, or 'all' of them (`fgvctune layers` shows them).", "Strategy"
@@ -99,6 +133,13 @@ class TrainConfig:
     lr_mult: list = option(list, "PATTERN=FACTOR: scale the rate of parameters under PATTERN (repeatable).", "Strategy")
     layer_decay: float = option(1.0, "Layer-wise rate decay: block i of L gets lr * decay^(L-i) (1: off).", "Strategy")
     unfreeze_after: int = option(0, "Gradual unfreezing: train only the head for this many epochs first.", "Strategy")
+    # evaluation
+    tta: str = option(
+        "",
+        "Test-time augmentation when evaluating the run: flip (the image and its mirror) or crops (five crops).",
+        "Evaluation",
+        choices=("", "flip", "crops"),
+    )
     # the loop
     mode: str = option(
         "graph", "graph (compiled, fast) or pynative (eager, debuggable).", "Run", choices=("graph", "pynative")
@@ -200,6 +241,18 @@ def _validate(config: TrainConfig) -> None:
         raise UsageError("--linear-probe already freezes every layer but the classifier; drop --freeze")
     if not 0 < config.layer_decay <= 1:
         raise UsageError(f"layer_decay must be in (0, 1], got {config.layer_decay}")
+    if config.gradient_accumulation_steps < 1:
+        raise UsageError(f"gradient_accumulation_steps must be at least 1, got {config.gradient_accumulation_steps}")
+    if config.clip_value <= 0:
+        raise UsageError(f"clip_value must be positive, got {config.clip_value}")
+    if not 0 < config.ema_decay < 1:
+        raise UsageError(f"ema_decay must be between 0 and 1, got {config.ema_decay}")
+    if config.loss_scale <= 0:
+        raise UsageError(f"loss_scale must be positive, got {config.loss_scale}")
+    for name in ("drop_rate", "drop_path_rate"):
+        value = getattr(config, name)
+        if value != -1.0 and not 0 <= value < 1:
+            raise UsageError(f"{name} must be in [0, 1) (or -1 for the model's own), got {value}")
     if config.unfreeze_after >= config.epoch_size:
         raise UsageError(f"unfreeze_after ({config.unfreeze_after}) must be less than epoch_size ({config.epoch_size})")
 

@@ -2,7 +2,7 @@
 
 The commands live by job, like the library's rooms:
     data.py         adapters, info, convert
-    training.py     train, layers (and the msrun launch behind `train --workers`)
+    training.py     train, lr-find, layers (and the msrun launch behind `train --workers`)
     results.py      eval, predict, export, report, plot
     experiments.py  compare, demo
     weights.py      weights import, weights inspect
@@ -40,6 +40,7 @@ app.command("train", context_settings=WITH_ADAPTER_OPTIONS)(training.train_comma
 app.command("eval", context_settings=WITH_ADAPTER_OPTIONS)(results.eval_command)
 app.command("predict")(results.predict_command)
 app.command("layers")(training.layers_command)
+app.command("lr-find", context_settings=WITH_ADAPTER_OPTIONS)(training.lr_find_command)
 app.command("compare", context_settings=WITH_ADAPTER_OPTIONS)(experiments.compare_command)
 app.command("export")(results.export_command)
 app.command("report")(results.report_command)

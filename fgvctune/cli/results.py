@@ -14,6 +14,18 @@ CheckpointOpt = Annotated[str, typer.Option("--checkpoint", help="Which checkpoi
 CkptPathOpt = Annotated[
     Optional[Path], typer.Option("--ckpt-path", help="A checkpoint outside a run folder (with --config).")
 ]
+TtaOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--tta",
+        help="Test-time augmentation: flip (the image and its mirror), crops (four corners and the centre), "
+        "none (default: the run's tta setting).",
+    ),
+]
+
+
+def _tta(value: Optional[str]) -> Optional[str]:
+    return "" if value == "none" else value
 
 
 @handles_errors
@@ -34,6 +46,7 @@ def eval_command(
     ] = "",
     data_dir: Annotated[str, typer.Option("--data-dir", "-d", help="That dataset's folder.")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print eval.json instead of the summary.")] = False,
+    tta: TtaOpt = None,
     verbose: VerboseOpt = False,
 ):
     """Evaluate a checkpoint: top-1, top-5, mean per-class accuracy, confusion matrix (CSV and PNG)."""
@@ -41,7 +54,9 @@ def eval_command(
 
     verbosity(verbose)
     options = adapter_options(ctx, adapter) if ctx.args else None
-    result = evaluate(run, split, output, checkpoint, ckpt_path, config, adapter, data_dir, options, verbose)
+    result = evaluate(
+        run, split, output, checkpoint, ckpt_path, config, adapter, data_dir, options, verbose, tta=_tta(tta)
+    )
     if as_json:
         typer.echo(result.to_json())
         return
@@ -49,6 +64,12 @@ def eval_command(
         f"{result.checkpoint} on {result.split} ({result.count} images): top-1 {result.top1:.2%}  "
         f"top-{result.k} {result.top5:.2%}  mean per-class {result.mean_per_class:.2%}"
     )
+    if result.tta:
+        plain = result.plain
+        typer.echo(
+            f"  with {result.tta} test-time augmentation; without: top-1 {plain['top1']:.2%}  "
+            f"top-{result.k} {plain['top5']:.2%}  mean per-class {plain['mean_per_class']:.2%}"
+        )
     for true, predicted, count in result.confused[:5]:
         typer.echo(f"  confused: {true} -> {predicted} ({count}x)")
     for path in result.files:
@@ -72,6 +93,7 @@ def predict_command(
     checkpoint: CheckpointOpt = "best",
     ckpt_path: CkptPathOpt = None,
     config: ConfigOpt = None,
+    tta: TtaOpt = None,
     verbose: VerboseOpt = False,
 ):
     """Predict a split (pred.txt with true and predicted labels) or any image files, with a picture grid."""
@@ -79,13 +101,13 @@ def predict_command(
 
     verbosity(verbose)
     if images:
-        result = predict_images(run, images, output, top, checkpoint, ckpt_path, config, grid, verbose)
+        result = predict_images(run, images, output, top, checkpoint, ckpt_path, config, grid, verbose, _tta(tta))
         width = max(len(r["image"]) for r in result.rows)
         for r in result.rows:
             ranked = "  ".join(f"{name} {p:.1%}" for name, p in r["top"])
             typer.echo(f"{r['image'].ljust(width)}  {ranked}")
     else:
-        result = predict_split(run, split, output, checkpoint, ckpt_path, config, grid, verbose)
+        result = predict_split(run, split, output, checkpoint, ckpt_path, config, grid, verbose, _tta(tta))
         right = sum(r["pred"] == r["real"] for r in result.rows)
         typer.echo(f"{len(result.rows)} images, {right} predicted right ({right / len(result.rows):.2%})")
     for path in result.files:

@@ -1,4 +1,4 @@
-"""Training commands: `train` (with the msrun launch behind `--workers`) and `layers`."""
+"""Training commands: `train` (with the msrun launch behind `--workers`), `lr-find` and `layers`."""
 
 from __future__ import annotations
 
@@ -62,6 +62,41 @@ def launch_workers(ctx, config, output, resume, workers: int, options: dict) -> 
             (folder / CONFIG_FILE).unlink()
     typer.echo(f"launching {workers} data-parallel workers with msrun on this machine; logs in {folder / 'msrun-logs'}")
     launch(args, workers, folder / "msrun-logs", log=typer.echo)
+
+
+@handles_errors
+@config_flags
+def lr_find_command(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Folder for lr-find.csv and lr-find.png.")
+    ] = None,
+    steps: Annotated[int, typer.Option("--steps", help="Steps of the sweep (fewer if the loss diverges).")] = 100,
+    start_lr: Annotated[float, typer.Option("--start-lr", help="The sweep's first learning rate.")] = 1e-7,
+    end_lr: Annotated[float, typer.Option("--end-lr", help="The sweep's last learning rate.")] = 10.0,
+    verbose: VerboseOpt = False,
+    options: dict = None,
+):
+    """Sweep the learning rate over ~100 steps of training (as fastai's lr_find) and suggest one. Writes only
+    lr-find.csv and lr-find.png: no checkpoint is saved or changed."""
+    from fgvctune.training.lrfind import lr_find
+    from fgvctune.training.trainer import default_output
+
+    verbosity(verbose)
+    resolved = resolved_config(ctx, config, options)
+    if not resolved.adapter or not resolved.data_dir:
+        from fgvctune.errors import UsageError
+
+        raise UsageError("no dataset given", hint="pass --adapter and --data-dir (or set them in --config)")
+    folder = output or default_output(resolved).with_name("lr-find-" + default_output(resolved).name)
+    sweep = lr_find(resolved, folder, steps, start_lr, end_lr, verbose=verbose, log=typer.echo)
+    typer.echo(
+        f"{len(sweep.rates)} steps from {sweep.rates[0]:.2g} to {sweep.rates[-1]:.2g}; lowest smoothed loss at "
+        f"{sweep.lowest:.2g}; suggested lr {sweep.suggestion:.2g} (steepest descent)"
+    )
+    for path in sweep.files:
+        typer.echo(f"wrote {path}")
 
 
 @handles_errors

@@ -84,6 +84,14 @@ def raw_dataset(
     """The unbatched ["image", "label"] dataset of one split, read offline or online."""
     import mindspore.dataset as ds
 
+    if training and config.sampler == "balanced":
+        # Drawn from the samples, so read through the source whatever --read says (a tree's order is its own).
+        from fgvctune.data.source import COLUMNS, ImageSource
+
+        source = ImageSource.from_dataset(dataset, split, in_memory=config.in_memory, short=_short_side(config))
+        order = balanced_order([s.label for s in dataset.splits[split]], random.Random(seed))
+        mine = order[: len(order) // shard.count * shard.count][shard.index :: shard.count]
+        return ds.GeneratorDataset(source, column_names=COLUMNS, sampler=ds.SubsetSampler(mine))
     sampler = shard.sampler(len(dataset.splits[split]), training)
     if tree is not None:
         if sampler is None:
@@ -106,12 +114,7 @@ def raw_dataset(
     from fgvctune.data.containers import in_row_groups, reading_order
     from fgvctune.data.source import COLUMNS, ImageSource
 
-    short = None
-    if config.downscale:
-        from fgvctune.data.downscale import short_side
-
-        short = short_side(config)
-    source = ImageSource.from_dataset(dataset, split, in_memory=config.in_memory, short=short)
+    source = ImageSource.from_dataset(dataset, split, in_memory=config.in_memory, short=_short_side(config))
     samples = [s.path for s in dataset.splits[split]]
     if training and not config.in_memory and in_row_groups(samples):
         # Parquet shards are read a row group at a time: shuffle in that grain (see containers.reading_order).
@@ -121,6 +124,37 @@ def raw_dataset(
     if sampler is None:
         return ds.GeneratorDataset(source, column_names=COLUMNS, shuffle=training)
     return ds.GeneratorDataset(source, column_names=COLUMNS, sampler=sampler)
+
+
+def _short_side(config: TrainConfig) -> int | None:
+    """With --downscale, the short side online reading decodes to (Pillow's draft mode); else None."""
+    if not config.downscale:
+        return None
+    from fgvctune.data.downscale import short_side
+
+    return short_side(config)
+
+
+def balanced_order(labels: list[str], rng: random.Random) -> list[int]:
+    """One epoch of `--sampler balanced`: as many draws as there are samples, every class drawn equally
+    often (the remainder to classes chosen at random), each class's samples dealt out in shuffled rounds
+    (every one before any twice), the whole shuffled."""
+    by_class: dict[str, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_class.setdefault(label, []).append(index)
+    classes = sorted(by_class)
+    share, extra = divmod(len(labels), len(classes))
+    lucky = set(rng.sample(classes, extra))
+    order = []
+    for name in classes:
+        wanted = share + (name in lucky)
+        members = by_class[name]
+        while wanted > 0:
+            round_ = rng.sample(members, len(members))[:wanted]
+            order += round_
+            wanted -= len(round_)
+    rng.shuffle(order)
+    return order
 
 
 def loader(

@@ -23,18 +23,19 @@ def create_network(
     ckpt_path: str = "",
     seed: int = 0,
     cache_dir: str = "",
+    **model_options,
 ):
     """A MindCV model with a fresh `num_classes` classifier, weights from a checkpoint or MindCV's download.
 
     fgvctune's swaps (`swaps.py`) are applied after loading; `seed` seeds the dropout masks. `ckpt_path`
     may also be a PyTorch file (.safetensors, .pth, .pt, .bin): it is converted once into the cache under
-    `cache_dir` (default ~/.cache/fgvctune)."""
+    `cache_dir` (default ~/.cache/fgvctune). `model_options` go to MindCV's model constructor (drop_rate, ...)."""
     from fgvctune.models import swaps
 
     if pretrained and not ckpt_path:
-        network, report = _download_pretrained(model_name, num_classes)
+        network, report = _download_pretrained(model_name, num_classes, **model_options)
     else:
-        network = build_network(model_name, num_classes)
+        network = build_network(model_name, num_classes, **model_options)
         if ckpt_path:
             report = _load(network, Path(ckpt_path), model_name, cache_dir)
         else:
@@ -54,12 +55,14 @@ def _load(network, path: Path, model_name: str, cache_dir: str) -> LoadReport:
     return load_weights(network, path, model_name)
 
 
-def _download_pretrained(model_name: str, num_classes: int):
+def _download_pretrained(model_name: str, num_classes: int, **model_options):
     import mindcv
     from mindcv.models.helpers import get_checkpoint_download_root
     from mindcv.models.registry import _model_pretrained_cfgs
 
     require_model(model_name)
+    if model_options:
+        build_network(model_name, num_classes, **model_options)  # an option the model does not take fails offline
     url = (_model_pretrained_cfgs.get(model_name) or {}).get("url")
     if not url:
         raise ModelError(
@@ -71,7 +74,7 @@ def _download_pretrained(model_name: str, num_classes: int):
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(60)
     try:
-        network = mindcv.create_model(model_name, num_classes=num_classes, pretrained=True)
+        network = mindcv.create_model(model_name, num_classes=num_classes, pretrained=True, **model_options)
     except Exception as exc:  # urllib, SSL and file errors all mean: no weights
         if target.is_file():
             target.unlink()

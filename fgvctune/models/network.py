@@ -10,12 +10,22 @@ from dataclasses import dataclass
 from fgvctune.errors import ModelError
 
 
-def build_network(model_name: str, num_classes: int):
-    """MindCV's `model_name` with a `num_classes` classifier, randomly initialised."""
+def build_network(model_name: str, num_classes: int, **model_options):
+    """MindCV's `model_name` with a `num_classes` classifier, randomly initialised. `model_options` (such as
+    drop_rate, drop_path_rate) go to the model's constructor; one it does not take is an error naming it."""
     import mindcv
 
     require_model(model_name)
-    return mindcv.create_model(model_name, num_classes=num_classes)
+    try:
+        return mindcv.create_model(model_name, num_classes=num_classes, **model_options)
+    except TypeError as exc:
+        unknown = [name for name in model_options if repr(name) in str(exc)]
+        if not unknown:
+            raise
+        raise ModelError(
+            f"{model_name} does not take {unknown[0]} (MindCV's constructor for it has no such argument)",
+            hint=f"drop --{unknown[0].replace('_', '-')} for this model",
+        ) from None
 
 
 def require_model(model_name: str) -> None:

@@ -72,7 +72,6 @@ def faster_pooling(network) -> int:
 
 # -- dropout ---------------------------------------------------------------------------------------
 COUNTER = "dropout_calls"  # the parameter that counts a SeededDropout's training calls
-_MASK32 = 0xFFFFFFFF
 
 
 def is_counter(name: str) -> bool:
@@ -93,6 +92,7 @@ class SeededDropout(nn.Cell):
         self.p, self.keep = float(p), 1.0 - float(p)
         self.threshold = int(self.keep * 2**32)
         self.salt = salt & 0x7FFFFFFF
+        self.mask = 0xFFFFFFFF  # an attribute, not a module constant: amp_level O1 recompiles construct elsewhere
         self.dropout_calls = ms.Parameter(ms.Tensor(0, ms.int64), name=COUNTER, requires_grad=False)
 
     def construct(self, x):
@@ -102,11 +102,11 @@ class SeededDropout(nn.Cell):
         ops.assign(self.dropout_calls, calls)
         index = ops.arange(0, x.size, dtype=ms.int64).reshape(x.shape)
         # A 32-bit integer hash (multiply and xor-shift rounds) kept in int64 so nothing overflows.
-        h = (index * 0x9E3779B1 + calls * 0x85EBCA77 + self.salt) & _MASK32
+        h = (index * 0x9E3779B1 + calls * 0x85EBCA77 + self.salt) & self.mask
         h = ops.bitwise_xor(h, ops.bitwise_right_shift(h, 16))
-        h = (h * 0x7FEB352D) & _MASK32
+        h = (h * 0x7FEB352D) & self.mask
         h = ops.bitwise_xor(h, ops.bitwise_right_shift(h, 15))
-        h = (h * 0x1B873593) & _MASK32
+        h = (h * 0x1B873593) & self.mask
         h = ops.bitwise_xor(h, ops.bitwise_right_shift(h, 16))
         return x * (h < self.threshold).astype(x.dtype) / self.keep
 

@@ -78,8 +78,9 @@ def load_model(
 @dataclass
 class Scores:
     samples: list[Sample]
-    logits: np.ndarray
+    logits: np.ndarray  # with test-time augmentation, the log of the views' mean probabilities
     truth: np.ndarray  # label ids in the model's label map
+    plain: np.ndarray | None = None  # with test-time augmentation, the logits of the plain view alone
 
     @property
     def predicted(self) -> np.ndarray:
@@ -87,9 +88,7 @@ class Scores:
 
     @property
     def probabilities(self) -> np.ndarray:
-        shifted = self.logits - self.logits.max(axis=1, keepdims=True)
-        e = np.exp(shifted)
-        return e / e.sum(axis=1, keepdims=True)
+        return _softmax(self.logits)
 
 
 def score_split(
@@ -99,6 +98,7 @@ def score_split(
     data_dir: str = "",
     options: dict | None = None,
     batch_size: int = 0,
+    tta: str = "",
 ) -> tuple[str, Scores]:
     """Run the model over a split of its own dataset, or of another whose classes match by name."""
     c = model.config
@@ -115,10 +115,16 @@ def score_split(
             f"split {split!r} has classes the model does not know: {', '.join(map(repr, unknown[:5]))}",
             hint="evaluate on data whose class names match the run's labels.csv",
         )
-    return split, _score(model, samples, batch_size)
+    return split, _score(model, samples, batch_size, tta)
 
 
-def _score(model: Model, samples: list[Sample], batch_size: int = 0) -> Scores:
+TTA = ("flip", "crops")
+
+
+def _score(model: Model, samples: list[Sample], batch_size: int = 0, tta: str = "") -> Scores:
+    """The model's logits for samples, in order. With test-time augmentation (`flip`: the image and its
+    mirror; `crops`: the four corners and the centre of the image resized to its evaluation size divided
+    by crop_pct), each view is one forward pass and a sample's score is the mean of its views' softmax."""
     import mindspore.dataset as ds
     from mindcv.data import create_loader
 
@@ -126,10 +132,16 @@ def _score(model: Model, samples: list[Sample], batch_size: int = 0) -> Scores:
     from fgvctune.data.source import COLUMNS, ImageSource
     from fgvctune.results import metrics
 
+    if tta and tta not in TTA:
+        raise UsageError(f"--tta {tta!r}: use flip, crops or none")
     c = model.config
     batch_size = batch_size or c.batch_size
     source = ImageSource(samples, model.labels)
-    transform = eval_transforms(c)
+    size = c.image_resize
+    if tta == "crops":  # the whole resized square; the crops are cut from it below
+        transform = eval_transforms(replace(c, image_resize=int(size / c.crop_pct), crop_pct=1.0))
+    else:
+        transform = eval_transforms(c)
     loader = create_loader(
         ds.GeneratorDataset(source, column_names=COLUMNS, shuffle=False),
         batch_size=batch_size,
@@ -138,10 +150,30 @@ def _score(model: Model, samples: list[Sample], batch_size: int = 0) -> Scores:
         num_classes=len(model.labels),
         num_parallel_workers=c.num_parallel_workers,
     )
-    logits, truth = metrics.predict(model.network, loader, batch_size)
+    logits, truth = metrics.predict(model.network, loader, batch_size, views=lambda x: views(x, tta, size))
     if len(truth) != len(samples):
         raise RuntimeError(f"scored {len(truth)} of {len(samples)} samples")
-    return Scores(samples, logits, truth)
+    if not tta:
+        return Scores(samples, logits[0], truth)
+    mean = np.mean([_softmax(x) for x in logits], axis=0)
+    return Scores(samples, np.log(np.maximum(mean, 1e-30)), truth, plain=logits[0])
+
+
+def views(images: np.ndarray, tta: str, size: int) -> list[np.ndarray]:
+    """The views of a batch (N, C, H, W) a test-time augmentation scores, the plain one first."""
+    if tta == "flip":
+        return [images, np.ascontiguousarray(images[..., ::-1])]
+    if tta == "crops":
+        height, width = images.shape[2:]
+        top, left = (height - size) // 2, (width - size) // 2
+        corners = [(top, left), (0, 0), (0, width - size), (height - size, 0), (height - size, width - size)]
+        return [np.ascontiguousarray(images[:, :, y : y + size, x : x + size]) for y, x in corners]
+    return [images]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 @dataclass
@@ -157,6 +189,8 @@ class Evaluation:
     confused: list = field(default_factory=list)  # [true class, predicted class, count], most first
     mistakes: list = field(default_factory=list)  # the most confident wrong predictions, most confident first
     files: list = field(default_factory=list)
+    tta: str = ""  # the test-time augmentation the figures above are of ("": none)
+    plain: dict = field(default_factory=dict)  # with tta: top1, top5 and mean_per_class of the plain view
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, ensure_ascii=False)
@@ -173,35 +207,32 @@ def evaluate(
     data_dir: str = "",
     options: dict | None = None,
     verbose: bool = False,
+    tta: str | None = None,
 ) -> Evaluation:
-    """Top-1, top-k, mean per-class accuracy and the confusion matrix of a checkpoint on a split."""
+    """Top-1, top-k, mean per-class accuracy and the confusion matrix of a checkpoint on a split.
+    `tta` (flip or crops) scores each image over several views; None: the run's own setting."""
     from fgvctune.results import metrics, plots
 
     model = load_model(run, checkpoint, ckpt_path, config_file, verbose)
-    split, scores = score_split(model, split, adapter, data_dir, options)
+    tta = model.config.tta if tta is None else tta
+    split, scores = score_split(model, split, adapter, data_dir, options, tta=tta)
     names = model.labels.classes
     n = len(names)
-    confusion = np.zeros((n, n), dtype=np.int64)
-    np.add.at(confusion, (scores.truth, scores.predicted), 1)
-    per_class = {}
-    for i, name in enumerate(names):
-        total = int(confusion[i].sum())
-        if total:
-            per_class[name] = {"correct": int(confusion[i, i]), "total": total, "accuracy": confusion[i, i] / total}
+    confusion = _confusion(scores.truth, scores.predicted, n)
+    per_class = _per_class(confusion, names)
     off = [(int(confusion[i, j]), names[i], names[j]) for i in range(n) for j in range(n) if i != j and confusion[i, j]]
     k = metrics.top_k(n)
-    count = len(scores.truth)
     result = Evaluation(
         split=split,
         checkpoint=str(model.checkpoint),
-        count=count,
-        top1=metrics.correct_at(scores.logits, scores.truth, 1) / count,
-        top5=metrics.correct_at(scores.logits, scores.truth, k) / count,
+        count=len(scores.truth),
+        **_figures(scores.logits, scores.truth, names, k),
         k=k,
-        mean_per_class=float(np.mean([v["accuracy"] for v in per_class.values()])),
         per_class=per_class,
         confused=[[t, p, c] for c, t, p in sorted(off, key=lambda x: (-x[0], x[1], x[2]))[:10]],
         mistakes=_mistakes(scores, names, Path(data_dir or model.config.data_dir)),
+        tta=tta,
+        plain=_figures(scores.plain, scores.truth, names, k) if tta else {},
     )
     out = Path(output) if output else runfiles.eval_folder(model.checkpoint.parent, split)
     files = [out / runfiles.EVAL_FILE, out / runfiles.CONFUSION_FILE, out / "confusion.png"]
@@ -210,6 +241,33 @@ def evaluate(
     plots.confusion_matrix(confusion, names, files[2], title=f"{Path(model.checkpoint).name} on {split}")
     atomic_write_text(files[0], result.to_json())
     return result
+
+
+def _confusion(truth: np.ndarray, predicted: np.ndarray, n: int) -> np.ndarray:
+    confusion = np.zeros((n, n), dtype=np.int64)
+    np.add.at(confusion, (truth, predicted), 1)
+    return confusion
+
+
+def _per_class(confusion: np.ndarray, names) -> dict:
+    per_class = {}
+    for i, name in enumerate(names):
+        total = int(confusion[i].sum())
+        if total:
+            per_class[name] = {"correct": int(confusion[i, i]), "total": total, "accuracy": confusion[i, i] / total}
+    return per_class
+
+
+def _figures(logits: np.ndarray, truth: np.ndarray, names, k: int) -> dict:
+    """Top-1, top-k and mean per-class accuracy of logits."""
+    from fgvctune.results import metrics
+
+    per_class = _per_class(_confusion(truth, logits.argmax(axis=1), len(names)), names)
+    return {
+        "top1": metrics.correct_at(logits, truth, 1) / len(truth),
+        "top5": metrics.correct_at(logits, truth, k) / len(truth),
+        "mean_per_class": float(np.mean([v["accuracy"] for v in per_class.values()])),
+    }
 
 
 def _mistakes(scores: Scores, names, root: Path, count: int = MISTAKES) -> list[dict]:
@@ -255,12 +313,13 @@ def predict_split(
     config_file: str | Path | None = None,
     grid: int = 16,
     verbose: bool = False,
+    tta: str | None = None,
 ) -> Predictions:
     """pred.txt for every image of a split: image, predicted and real id and name, confidence."""
     from fgvctune.results import plots
 
     model = load_model(run, checkpoint, ckpt_path, config_file, verbose)
-    split, scores = score_split(model, split)
+    split, scores = score_split(model, split, tta=model.config.tta if tta is None else tta)
     names = model.labels.classes
     probabilities = scores.probabilities
     rows = []
@@ -344,6 +403,7 @@ def predict_images(
     config_file: str | Path | None = None,
     grid: int = 16,
     verbose: bool = False,
+    tta: str | None = None,
 ) -> Predictions:
     """Top-k class names with probabilities for any image files or folders."""
     from fgvctune.data.dataset import inspect_image
@@ -357,7 +417,7 @@ def predict_images(
         if isinstance(verdict, str):
             raise DataError(verdict)
         samples.append(Sample(path=path, label=model.labels.classes[0], where=str(path), reencode=verdict))
-    scores = _score(model, samples)
+    scores = _score(model, samples, tta=model.config.tta if tta is None else tta)
     names = model.labels.classes
     top = max(1, min(top, len(names)))
     rows = []

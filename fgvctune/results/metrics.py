@@ -9,11 +9,12 @@ def top_k(num_classes: int) -> int:
     return min(5, num_classes)
 
 
-def predict(network, loader, batch_size: int, distributed=None) -> tuple[np.ndarray, np.ndarray]:
+def predict(network, loader, batch_size: int, views=None):
     """Logits and labels for every sample of a loader, in loader order.
 
     The last partial batch is padded to the full batch size and the padding cut off again, so a
-    compiled network sees one shape and no sample is dropped.
+    compiled network sees one shape and no sample is dropped. `views` turns a batch into the batches
+    a test-time augmentation scores (one forward pass each); then the logits are a list, one per view.
     """
     import mindspore as ms
 
@@ -24,12 +25,14 @@ def predict(network, loader, batch_size: int, distributed=None) -> tuple[np.ndar
         if count < batch_size:
             pad = np.zeros((batch_size - count,) + images.shape[1:], dtype=images.dtype)
             images = np.concatenate([images, pad])
-        logits = network(ms.Tensor(images)).asnumpy()[:count]
-        all_logits.append(logits.astype(np.float32))
+        batch_views = views(images) if views else [images]
+        all_logits.append([network(ms.Tensor(v)).asnumpy()[:count].astype(np.float32) for v in batch_views])
         all_labels.append(labels.argmax(axis=1) if labels.ndim == 2 else labels)
     if not all_logits:
-        return np.zeros((0, 0), np.float32), np.zeros((0,), np.int64)
-    return np.concatenate(all_logits), np.concatenate(all_labels).astype(np.int64)
+        empty = np.zeros((0, 0), np.float32)
+        return ([empty] if views else empty), np.zeros((0,), np.int64)
+    per_view = [np.concatenate(logits) for logits in zip(*all_logits)]
+    return (per_view if views else per_view[0]), np.concatenate(all_labels).astype(np.int64)
 
 
 def correct_at(logits: np.ndarray, labels: np.ndarray, k: int) -> int:

@@ -51,6 +51,24 @@ def curves_figure(folder: str | Path):
     return figure
 
 
+def lr_find_plot(rates, losses, smoothed, suggestion: float, path: Path) -> Path:
+    """lr-find.png: the loss (raw and smoothed) against the learning rate on a log axis, the suggestion marked."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
+    axes.plot(rates, losses, color="#bbb", label="loss")
+    axes.plot(rates, smoothed, color="#1f77b4", label="smoothed loss")
+    axes.axvline(suggestion, color="#d62728", linestyle="--", label=f"suggested {suggestion:.2g}")
+    axes.set_xscale("log")
+    axes.set_xlabel("learning rate")
+    axes.set_ylabel("loss")
+    top = max(smoothed[0], min(smoothed)) * 1.5 if smoothed else None
+    if top:
+        axes.set_ylim(min(min(losses), min(smoothed)) * 0.9, top)
+    axes.legend()
+    figure.tight_layout()
+    return _save(figure, path)
+
+
 def _whole_epochs(axes, epochs) -> None:
     """Epochs are counted: ticks only at whole numbers (matplotlib would put 1.5, 2.5 on short runs, and
     0.96, 0.98, ... around a single epoch)."""

@@ -107,7 +107,7 @@ def _run_body(folder: Path, config, result: dict | None) -> str:
     ]
     if result:
         cards += [
-            (f"{result['split']} top-1", f"{result['top1']:.1%}"),
+            (f"{result['split']} top-1", f"{result['top1']:.1%}" + _plain(result, "top1", ".1%")),
             (f"top-{result['k']}", f"{result['top5']:.1%}"),
             ("mean per-class", f"{result['mean_per_class']:.1%}"),
         ]
@@ -291,6 +291,13 @@ def _training(folder: Path, rows: list[dict], best: dict | None) -> str:
     )
 
 
+def _plain(result: dict, key: str, form: str) -> str:
+    """' (tta; plain X)' beside a figure of an evaluation made with test-time augmentation."""
+    if not result.get("tta"):
+        return ""
+    return f" ({result['tta']} TTA; plain {format(result['plain'][key], form)})"
+
+
 def _evaluation(folder: Path, config, result: dict | None) -> str:
     if not result:
         return "<p class=muted>Not evaluated yet: <code>fgvctune report RUN</code> evaluates best.ckpt.</p>"
@@ -300,6 +307,12 @@ def _evaluation(folder: Path, config, result: dict | None) -> str:
         f"top-1 <b>{result['top1']:.2%}</b>, top-{result['k']} <b>{result['top5']:.2%}</b>, "
         f"mean per-class <b>{result['mean_per_class']:.2%}</b>.</p>"
     ]
+    if result.get("tta"):
+        plain = result["plain"]
+        parts.append(
+            f"<p>With test-time augmentation ({page.esc(result['tta'])}); without it: top-1 {plain['top1']:.2%}, "
+            f"top-{result['k']} {plain['top5']:.2%}, mean per-class {plain['mean_per_class']:.2%}.</p>"
+        )
     picture = runfiles.eval_folder(folder, result["split"]) / "confusion.png"
     per_class = sorted(result["per_class"].items(), key=lambda item: (item[1]["accuracy"], item[0]))
     table = [

@@ -39,15 +39,20 @@ class Workers:
     def average_statistics(self, network, learnable: set[str]) -> None:
         """Average the BatchNorm moving statistics across workers, so every worker (and every checkpoint)
         holds the same full model; each worker's own statistics saw only its shard."""
+        import mindspore as ms
+
+        floats = (ms.float32, ms.float16, ms.bfloat16)
+        self.average([p for p in network.get_parameters() if p.name not in learnable and p.dtype in floats])
+
+    def average(self, params) -> None:
+        """Set each parameter to its mean across workers."""
         if self.size == 1:
             return
-        import mindspore as ms
         from mindspore import ops
 
         reduce = ops.AllReduce()
-        for param in network.get_parameters():
-            if param.name not in learnable and param.dtype in (ms.float32, ms.float16, ms.bfloat16):
-                param.set_data(reduce(param) / self.size)
+        for param in params:
+            param.set_data(reduce(param) / self.size)
 
 
 def setup(distribute: bool) -> Workers:

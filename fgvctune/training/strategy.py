@@ -173,6 +173,23 @@ def apply(network, strategy: Strategy) -> list[str]:
     return frozen_norms
 
 
+def changing(network, strategy: Strategy, frozen_norms: list[str]) -> frozenset[str]:
+    """The parameters training changes: the trainable ones and the moving statistics of BatchNorm layers
+    that are not frozen (what --ema averages; a frozen block stays exactly as loaded)."""
+    trainable = set(strategy.trainable)
+    learnable = {p.name for p in strategy.params}
+    frozen = tuple(name + "." for name in frozen_norms)
+    return frozenset(
+        p.name
+        for p in network.get_parameters()
+        if p.name in trainable or (p.name not in learnable and _is_statistic(p.name) and not p.name.startswith(frozen))
+    )
+
+
+def _is_statistic(name: str) -> bool:
+    return name.rsplit(".", 1)[-1] in ("moving_mean", "moving_variance")
+
+
 def set_train_mode(network, training: bool, frozen_norms: list[str]) -> None:
     """Training mode everywhere except frozen BatchNorm layers, whose moving statistics must not move."""
     network.set_train(training)

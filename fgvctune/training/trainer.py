@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +39,7 @@ from fgvctune.results.runfiles import (
 )
 from fgvctune.training.interrupts import Interrupted, interrupts_deferred, reclaim_ctrl_c
 from fgvctune.training.progress import Progress, epoch_line
+from fgvctune.training.step import EMA_PREFIX as EMA
 from fgvctune.training.step import TrainStep, carried_over
 
 
@@ -95,12 +97,20 @@ def train(
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, folder: Path, resume: bool, verbose: bool, progress: bool, log):
+    def __init__(
+        self, config: TrainConfig, folder: Path, resume: bool, verbose: bool, progress: bool, log, writes: bool = True
+    ):
         self.config, self.folder, self.resume = config, folder, resume
         self.verbose, self.progress, self.log = verbose, progress, log
+        self.writes = writes  # False: set up and step without writing a run folder (lr-find)
 
     # -- set-up ---------------------------------------------------------------------------------
     def run(self) -> Run:
+        self.set_up()
+        return self._loop()
+
+    def set_up(self) -> None:
+        """Data, model and loss; the run's files (config, labels, counts) when it writes them."""
         from fgvctune.data import duplicates
         from fgvctune.models import runtime
         from fgvctune.training import distributed
@@ -137,12 +147,26 @@ class Trainer:
             )
         c.num_classes = classes
         c.train_split, c.val_split = self.dataset.train_split, self.dataset.eval_split
+        self._note_imbalance()
         found = duplicates.check(self.dataset, c.dedupe, self.log)
-        if self.dist.is_writer:
+        if self.dist.is_writer and self.writes:
             self._write_run_files(found)
         self._build_data()
         self._build_model()
-        return self._loop()
+
+    def _note_imbalance(self) -> None:
+        """Say so when the largest training class has more than 5x the images of the smallest."""
+        c = self.config
+        if c.class_weights or c.sampler:
+            return
+        counts = self.dataset.counts()[self.dataset.train_split]
+        small, large = min(counts, key=counts.get), max(counts, key=counts.get)
+        fewest, most = counts[small], counts[large]
+        if most > 5 * fewest:
+            self.log(
+                f"note: the classes are imbalanced: {large!r} has {most} training images, {small!r} {fewest} "
+                f"({most / fewest:.1f}x); consider --class-weights balanced or --sampler balanced"
+            )
 
     def _write_run_files(self, found) -> None:
         from fgvctune.data import duplicates
@@ -167,11 +191,22 @@ class Trainer:
             d, d.train_split, c, training=True, shard=shard, tree=tree, epoch=epoch
         ).create_tuple_iterator(num_epochs=1)
         self.val_loader = pipeline.loader(d, d.eval_split, c, training=False, shard=shard, tree=tree)
-        self.steps_per_epoch = len(d.splits[d.train_split]) // shard.count // c.batch_size
+        batches = len(d.splits[d.train_split]) // shard.count // c.batch_size
+        k = c.gradient_accumulation_steps
+        if batches < k:
+            raise UsageError(
+                f"gradient_accumulation_steps {k} is more than the {batches} batches of an epoch",
+                hint="pass a smaller --gradient-accumulation-steps or --batch-size",
+            )
+        # An epoch is whole accumulation cycles (its last batches % k batches are left out), so no
+        # half-accumulated gradient crosses an epoch's end, where checkpoints are written.
+        self.steps_per_epoch = batches // k  # optimizer updates; the rate schedule counts these
         self.log(
             f"data: {c.adapter} at {c.data_dir}, {len(d.labels)} classes, "
             f"{len(d.splits[d.train_split])} {d.train_split} / {len(d.splits[d.eval_split])} {d.eval_split} images, "
-            f"read {c.read}" + (f" from {tree}" if tree else "")
+            f"read {c.read}"
+            + (f" from {tree}" if tree else "")
+            + (", training batches drawn class-balanced from the source" if c.sampler == "balanced" else "")
         )
         if shard.count > 1:
             from fgvctune.training.distributed import workers_line
@@ -192,10 +227,19 @@ class Trainer:
             c.ckpt_path,
             seed=c.seed * 1000 + self.dist.rank,
             cache_dir=c.cache_dir,
+            **{k: getattr(c, k) for k in ("drop_rate", "drop_path_rate") if getattr(c, k) >= 0},
         )
         self.learnable = {p.name for p in self.network.trainable_params()}
         self.log(f"model: {c.model}, {report.summary()}")
-        self.loss_fn = mindcv.create_loss(name="CE", label_smoothing=c.label_smoothing)
+        self._mixed_precision()
+        weights = None
+        if c.class_weights:
+            from fgvctune.training.balance import class_weights
+
+            found = class_weights(c.class_weights, self.dataset, self.dataset.train_split)
+            self.log("class weights: " + ", ".join(f"{n} {w:.3g}" for n, w in zip(self.dataset.labels.classes, found)))
+            weights = self.ms.Tensor(found, self.ms.float32)
+        self.loss_fn = mindcv.create_loss(name="CE", label_smoothing=c.label_smoothing, weight=weights)
         lr = c.lr * (self.dist.size if c.scale_lr else 1)
         self.lr_steps = list(
             mindcv.create_scheduler(
@@ -211,7 +255,19 @@ class Trainer:
             )
         )
 
-    def _build_step(self, head_only: bool, start_step: int = 0):
+    def _mixed_precision(self) -> None:
+        """amp_level: MindSpore casts the network's ops to float16 (O1: a list of ops, O2: all but BatchNorm,
+        O3: all); the loss stays float32."""
+        c = self.config
+        if c.amp_level == "O0":
+            return
+        from mindspore import amp
+
+        amp.auto_mixed_precision(self.network, c.amp_level)
+        if c.device_target == "CPU":
+            self.log(f"note: amp_level {c.amp_level} on the CPU runs float16 kernels, slower than float32 here")
+
+    def build_step(self, head_only: bool, start_step: int = 0):
         """Strategy, optimizer and compiled train step for one phase of training."""
         import mindcv
 
@@ -231,7 +287,7 @@ class Trainer:
         )
         self.frozen_norms = strategy.apply(self.network, plan)
         self.strategy = plan
-        if self.dist.is_writer:
+        if self.dist.is_writer and self.writes:
             atomic_write_text(self.folder / STRATEGY_FILE, strategy_text(plan.rows()))
         groups = strategy.param_groups(self.network, plan, self.lr_steps, c.weight_decay)
         optimizer = mindcv.create_optimizer(
@@ -242,12 +298,23 @@ class Trainer:
             momentum=c.momentum,
             nesterov=c.nesterov,
             weight_decay_filter="auto",
-            loss_scale=c.loss_scale,
         )
         if start_step:
             optimizer.global_step.set_data(self.ms.Tensor([start_step], self.ms.int32))
         self.optimizer = optimizer
-        self.step = TrainStep(self.network, self.loss_fn, optimizer, self.dist.reducer(optimizer.parameters))
+        dynamic = c.loss_scale_type == "dynamic" or (c.loss_scale_type == "auto" and c.amp_level != "O0")
+        self.step = TrainStep(
+            self.network,
+            self.loss_fn,
+            optimizer,
+            self.dist.reducer(optimizer.parameters),
+            accumulate=c.gradient_accumulation_steps,
+            clip=c.clip_value if c.clip_grad else 0.0,
+            loss_scale=c.loss_scale,
+            dynamic_scale=dynamic,
+            ema_decay=c.ema_decay if c.ema else 0.0,
+            ema_names=strategy.changing(self.network, plan, self.frozen_norms),
+        )
         trainable = sum(p.size for p in plan.params if p.trainable)
         total = sum(p.size for p in plan.params)
         phase = "head only (gradual unfreezing)" if head_only else "strategy"
@@ -265,7 +332,7 @@ class Trainer:
         if self.resume:
             start_epoch, rows = self._restore()
         phase_head = c.unfreeze_after > start_epoch
-        self._build_step(head_only=phase_head, start_step=start_epoch * self.steps_per_epoch)
+        self.build_step(head_only=phase_head, start_step=start_epoch * self.steps_per_epoch)
         if self.resume:
             self._load_last()
         best = max((r["val_top1"] for r in rows), default=-1.0)
@@ -276,7 +343,7 @@ class Trainer:
                 if phase_head and epoch >= c.unfreeze_after:
                     phase_head = False
                     head_state = carried_over(self.step.parameters_dict())
-                    self._build_step(head_only=False, start_step=epoch * self.steps_per_epoch)
+                    self.build_step(head_only=False, start_step=epoch * self.steps_per_epoch)
                     # The head keeps its optimizer state, as a run resumed at this epoch does.
                     self.ms.load_param_into_net(self.step, head_state, strict_load=False)
                 row = as_written(self._epoch(epoch))
@@ -290,7 +357,8 @@ class Trainer:
                     with interrupts_deferred():  # an epoch's files land together or not at all
                         atomic_write_text(self.folder / RESULTS_FILE, results_text(rows))
                         if improved:
-                            self._save(self.network, BEST, epoch + 1)
+                            with self._evaluated_weights():
+                                self._save(self.network, BEST, epoch + 1)
                         self._save(self.step, LAST, epoch + 1)
                 self.log(epoch_line(row, c.epoch_size, self._k, improved))
                 if c.early_stop and since_best >= c.early_stop:
@@ -323,17 +391,21 @@ class Trainer:
         strategy.set_train_mode(self.network, True, self.frozen_norms)
         losses, correct, seen = 0.0, 0, 0
         started = time.perf_counter()
-        bar = Progress(self.steps_per_epoch, f"epoch {epoch + 1}/{c.epoch_size}", self.progress and self.dist.is_writer)
+        k = c.gradient_accumulation_steps
+        batches = self.steps_per_epoch * k
+        bar = Progress(batches, f"epoch {epoch + 1}/{c.epoch_size}", self.progress and self.dist.is_writer)
         with bar:
-            for images, labels in self.train_batches(epoch):
-                loss, logits = self.step(images, labels)
+            for index, (images, labels) in enumerate(self.train_batches(epoch)):
+                if index == batches:
+                    break  # the batches of an unfinished accumulation cycle
+                loss, logits = self.step(images, labels, (index + 1) % k == 0) if k > 1 else self.step(images, labels)
                 n = images.shape[0]
                 truth = labels.asnumpy()
                 truth = truth.argmax(axis=1) if truth.ndim == 2 else truth
                 losses += float(loss.asnumpy()) * n
                 correct += int((logits.asnumpy().argmax(axis=1) == truth).sum())
                 seen += n
-                step_index = epoch * self.steps_per_epoch + min(bar.done, self.steps_per_epoch - 1)
+                step_index = epoch * self.steps_per_epoch + min(bar.done // k, self.steps_per_epoch - 1)
                 bar.advance(
                     loss=losses / seen,
                     lr=self.lr_steps[step_index],
@@ -341,7 +413,11 @@ class Trainer:
                 )
         train_seconds = time.perf_counter() - started
         self.dist.average_statistics(self.network, self.learnable)
-        logits, labels = metrics.predict(self.network, self.val_loader, c.batch_size)
+        if c.ema:
+            # the averages of the BatchNorm statistics, like the statistics themselves
+            self.dist.average([p for p in self.step.averages if p.name[len(EMA) :] not in self.learnable])
+        with self._evaluated_weights():
+            logits, labels = metrics.predict(self.network, self.val_loader, c.batch_size)
         counts = self.dist.sum(
             [
                 metrics.correct_at(logits, labels, 1),
@@ -363,6 +439,23 @@ class Trainer:
             "seconds": time.perf_counter() - started,
             "images_per_second": seen / max(train_seconds, 1e-9),  # all workers together
         }
+
+    @contextmanager
+    def _evaluated_weights(self):
+        """The weights validation and best.ckpt see: with --ema the moving average, put in the network
+        for the moment and the training weights put back exactly after."""
+        if not self.config.ema:
+            yield
+            return
+        followed = list(self.step.followed)
+        raw = [p.asnumpy().copy() for p in followed]
+        for param, average in zip(followed, self.step.averages):
+            param.set_data(self.ms.Tensor(average.asnumpy()))
+        try:
+            yield
+        finally:
+            for param, values in zip(followed, raw):
+                param.set_data(self.ms.Tensor(values))
 
     # -- files ----------------------------------------------------------------------------------
     def _save(self, cell, name: str, epoch: int) -> None:
