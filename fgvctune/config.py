@@ -228,7 +228,8 @@ def _coerce(name: str, value, origin: str):
         raise UsageError(f"{origin}: {name} needs {KIND_WORDS[kind]}, got {value!r}")
     choices = FIELDS[name].metadata.get("choices")
     if choices and value not in choices:
-        raise UsageError(f"{origin}: {name} must be one of {', '.join(choices)}, got {value!r}")
+        shown = ", ".join(choice or "''" for choice in choices)
+        raise UsageError(f"{origin}: {name} must be one of {shown}, got {value!r}")
     return value
 
 

@@ -72,6 +72,20 @@ def test_every_key_is_a_flag():
     assert "Layer-wise rate decay" in help_text
 
 
+def test_every_key_is_in_the_readmes_configuration_table_and_a_runs_config_file():
+    import re
+
+    import yaml
+
+    from fgvctune.config import dump_yaml
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Configuration", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"`([a-z_0-9]+)`", "".join(line for line in section.splitlines() if line.startswith("| "))))
+    assert set(TrainConfig.__dataclass_fields__) <= listed
+    assert set(yaml.safe_load(dump_yaml(resolve()))) == set(TrainConfig.__dataclass_fields__)
+
+
 def test_flags_override_the_file_on_the_command_line(tmp_path):
     from fgvctune.cli.common import resolved_config
 
@@ -98,6 +112,13 @@ def test_flags_override_the_file_on_the_command_line(tmp_path):
         ({"lr": True}, "lr needs a number"),
         ({"batch_size": False}, "batch_size needs an integer"),
         ({"scale": "0.5"}, "scale needs a list"),
+        ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps must be at least 1"),
+        ({"clip_value": 0.0}, "clip_value must be positive"),
+        ({"ema_decay": 1.0}, "ema_decay must be between 0 and 1"),
+        ({"loss_scale": 0.0}, "loss_scale must be positive"),
+        ({"drop_rate": 1.0}, r"drop_rate must be in \[0, 1\)"),
+        ({"amp_level": "O4"}, "amp_level must be one of O0, O1, O2, O3"),
+        ({"sampler": "even"}, "sampler must be one of '', balanced"),
     ],
 )
 def test_values_at_and_past_the_limits(values, message):
@@ -105,6 +126,8 @@ def test_values_at_and_past_the_limits(values, message):
     with pytest.raises(UsageError, match=message):
         resolve(**values)
     inside = {"batch_size": 1, "epoch_size": 1, "image_resize": 8, "lr": 1e-9, "layer_decay": 1.0}
+    inside |= {"gradient_accumulation_steps": 1, "clip_value": 1e-9, "ema_decay": 0.99999, "loss_scale": 1e-9}
+    inside |= {"drop_rate": 0.0, "amp_level": "O3", "sampler": "balanced"}
     if "unfreeze_after" in values:
         inside = {"epoch_size": 3, "unfreeze_after": 2}
     resolve(**{k: v for k, v in inside.items() if k in values or "unfreeze_after" in values})

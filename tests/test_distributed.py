@@ -153,15 +153,18 @@ logits, labels = metrics.predict(trainer.network, trainer.val_loader, config.bat
 total, correct = trainer.dist.sum([len(labels), metrics.correct_at(logits, labels, 1)])
 rank = trainer.dist.rank
 ms.save_checkpoint(trainer.network, str(out / f"rank{rank}.ckpt"))
+ms.save_checkpoint(trainer.step, str(out / f"rank{rank}-step.ckpt"))
 record = dict(size=trainer.dist.size, steps=trainer.steps_per_epoch, scored=len(labels), total=total, correct=correct)
 (out / f"rank{rank}.json").write_text(json.dumps(record))
 """
 
 
-def test_uneven_shards_count_every_image_once(tmp_path, base, cache):
+@pytest.mark.parametrize("features", [{}, {"ema": True, "sampler": "balanced"}], ids=["plain", "ema-balanced"])
+def test_uneven_shards_count_every_image_once(tmp_path, base, cache, features):
     """127 training and 61 test images over two workers with batch 16: each worker trains on 63 (one
     image left out), the test images are scored 31 + 30, and the summed count and correct answers
-    equal a one-process evaluation of the same weights. Both workers end with identical weights."""
+    equal a one-process evaluation of the same weights. Both workers end with identical weights (and,
+    with --ema and --sampler balanced, identical averages and optimizer state)."""
     rows = []
     for split in ("trainval", "test"):
         lines = (SAMPLE / "data" / f"images_variant_{split}.txt").read_text().splitlines()
@@ -183,6 +186,7 @@ def test_uneven_shards_count_every_image_once(tmp_path, base, cache):
         "batch_size": 16,
         "cache_dir": cache,
         "distribute": True,
+        **features,
     }
     folder = tmp_path / "run"
     command = msrun(
@@ -197,6 +201,11 @@ def test_uneven_shards_count_every_image_once(tmp_path, base, cache):
     assert [r["scored"] for r in ranks] == [31, 30] and {r["total"] for r in ranks} == {61}
     zero, one = checkpoint(tmp_path / "rank0.ckpt"), checkpoint(tmp_path / "rank1.ckpt")
     assert zero.keys() == one.keys()
+    steps = [checkpoint(tmp_path / f"rank{r}-step.ckpt") for r in (0, 1)]
+    assert any(k.startswith("ema.") for k in steps[0]) == bool(features)
+    for name in steps[0]:
+        if not name.endswith("dropout_calls"):
+            np.testing.assert_array_equal(steps[0][name], steps[1][name], err_msg=name)
     for name in zero:
         if not name.endswith("dropout_calls"):
             np.testing.assert_array_equal(zero[name], one[name], err_msg=name)

@@ -157,14 +157,28 @@ def _without_seconds(row: dict) -> dict:
     return {k: v for k, v in row.items() if k != "seconds"}
 
 
-def test_resume_after_kill_ends_as_the_uninterrupted_run(tmp_path, base, cache):
+RESUMED = {
+    # the phase change of gradual unfreezing, Adam's state, random augmentation, the EMA of the weights
+    "unfreezing": (
+        *("--opt", "adamw", "--lr", "0.002", "--unfreeze-after", "1", "--auto-augment", "randaug-m7-mstd0.5"),
+        *("--mixup", "0.2", "--re-prob", "0.25", "--ema"),
+    ),
+    # class-balanced draws, gradients accumulated over two batches and clipped, a dynamic loss scale
+    "balanced": (
+        *("--sampler", "balanced", "--class-weights", "balanced", "--gradient-accumulation-steps", "2"),
+        *("--batch-size", "8", "--clip-grad", "--clip-value", "1", "--loss-scale-type", "dynamic", "--ema"),
+    ),
+}
+
+
+@pytest.mark.parametrize("features", RESUMED)
+def test_resume_after_kill_ends_as_the_uninterrupted_run(tmp_path, base, cache, features):
     """kill -9 after epoch 1, resume: the same results rows and the same last.ckpt bytes as a run that was
-    never interrupted (with the phase change of gradual unfreezing, Adam's state and random augmentation)."""
+    never interrupted."""
     settings = [
         *("train", "-a", "aircraft", "-d", str(SAMPLE), "--ckpt-path", str(base), "--no-pretrained"),
         *("--cache-dir", cache, "--image-resize", "32", "--batch-size", "16", "--epoch-size", "3"),
-        *("--opt", "adamw", "--lr", "0.002", "--unfreeze-after", "1", "--auto-augment", "randaug-m7-mstd0.5"),
-        *("--mixup", "0.2", "--re-prob", "0.25"),
+        *RESUMED[features],
     ]
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     assert fgvctune(*settings, "-o", str(whole), log=tmp_path / "whole.log").returncode == 0

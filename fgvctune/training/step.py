@@ -59,6 +59,7 @@ def TrainStep(
             self.weights = optimizer.parameters
             self.grad_fn = ms.value_and_grad(self.forward, None, self.weights, has_aux=True)
             self.accumulate, self.clip, self.dynamic = accumulate, clip, dynamic_scale
+            self.scaled = dynamic_scale or loss_scale != 1.0  # a scale of 1 costs no multiplications
             self.hyper_map = ops.HyperMap()
             # The optimizer divides by its own loss_scale; this cell divides instead, so the two never stack.
             self.scale = Parameter(Tensor(loss_scale, ms.float32), name="loss_scale", requires_grad=False)
@@ -79,7 +80,7 @@ def TrainStep(
         def forward(self, images, labels):
             logits = self.network(images)
             loss = self.loss_fn(logits, labels)
-            return loss * self.scale, (loss, logits)
+            return (loss * self.scale if self.scaled else loss), (loss, logits)
 
         def construct(self, images, labels, update=True):
             (_, (loss, logits)), grads = self.grad_fn(images, labels)
@@ -89,7 +90,8 @@ def TrainStep(
                     return loss, logits
                 grads = self.hyper_map(ops.partial(divided, self.count), self.sums)
             grads = self.reducer(grads)
-            grads = self.hyper_map(ops.partial(divided, self.scale), grads)
+            if self.scaled:
+                grads = self.hyper_map(ops.partial(divided, self.scale), grads)
             if self.clip > 0:
                 grads = ops.clip_by_global_norm(grads, self.clip)
             if self.dynamic:
