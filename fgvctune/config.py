@@ -122,7 +122,10 @@ class TrainConfig:
     clip_grad: bool = option(False, "Clip the gradients' global norm to clip_value.")
     clip_value: float = option(15.0, "Largest global gradient norm when clip_grad is on.")
     ema: bool = option(False, "Keep an exponential moving average of the weights; evaluate and save it as best.")
-    ema_decay: float = option(0.9999, "EMA decay, warmed up as decay * (1 - exp(-updates / 2000)), as in MindCV.")
+    ema_decay: float = option(0.9999, "EMA decay, warmed up as decay * (1 - exp(-updates / ema_warmup)).")
+    ema_warmup: int = option(
+        2000, "Updates over which the EMA decay warms up (MindCV's 2000; 0: the full decay from the first update)."
+    )
     # fine-tuning strategy
     freeze: str = option(
         "0", "Freeze the first N feature blocks, or 'all' of them (`fgvctune layers` shows them).", "Strategy"
@@ -248,6 +251,8 @@ def _validate(config: TrainConfig) -> None:
         raise UsageError(f"clip_value must be positive, got {config.clip_value}")
     if not 0 < config.ema_decay < 1:
         raise UsageError(f"ema_decay must be between 0 and 1, got {config.ema_decay}")
+    if config.ema_warmup < 0:
+        raise UsageError(f"ema_warmup must be 0 or more, got {config.ema_warmup}")
     if config.loss_scale <= 0:
         raise UsageError(f"loss_scale must be positive, got {config.loss_scale}")
     for name in ("drop_rate", "drop_path_rate"):

@@ -116,6 +116,7 @@ def test_flags_override_the_file_on_the_command_line(tmp_path):
         ({"clip_value": 0.0}, "clip_value must be positive"),
         ({"ema_decay": 1.0}, "ema_decay must be between 0 and 1"),
         ({"loss_scale": 0.0}, "loss_scale must be positive"),
+        ({"ema_warmup": -1}, "ema_warmup must be 0 or more"),
         ({"drop_rate": 1.0}, r"drop_rate must be in \[0, 1\)"),
         ({"amp_level": "O4"}, "amp_level must be one of O0, O1, O2, O3"),
         ({"sampler": "even"}, "sampler must be one of '', balanced"),
@@ -127,7 +128,7 @@ def test_values_at_and_past_the_limits(values, message):
         resolve(**values)
     inside = {"batch_size": 1, "epoch_size": 1, "image_resize": 8, "lr": 1e-9, "layer_decay": 1.0}
     inside |= {"gradient_accumulation_steps": 1, "clip_value": 1e-9, "ema_decay": 0.99999, "loss_scale": 1e-9}
-    inside |= {"drop_rate": 0.0, "amp_level": "O3", "sampler": "balanced"}
+    inside |= {"drop_rate": 0.0, "amp_level": "O3", "sampler": "balanced", "ema_warmup": 0}
     if "unfreeze_after" in values:
         inside = {"epoch_size": 3, "unfreeze_after": 2}
     resolve(**{k: v for k, v in inside.items() if k in values or "unfreeze_after" in values})

@@ -161,12 +161,13 @@ RESUMED = {
     # the phase change of gradual unfreezing, Adam's state, random augmentation, the EMA of the weights
     "unfreezing": (
         *("--opt", "adamw", "--lr", "0.002", "--unfreeze-after", "1", "--auto-augment", "randaug-m7-mstd0.5"),
-        *("--mixup", "0.2", "--re-prob", "0.25", "--ema"),
+        *("--mixup", "0.2", "--re-prob", "0.25", "--ema", "--ema-decay", "0.9", "--ema-warmup", "0"),
     ),
     # class-balanced draws, gradients accumulated over two batches and clipped, a dynamic loss scale
     "balanced": (
         *("--sampler", "balanced", "--class-weights", "balanced", "--gradient-accumulation-steps", "2"),
-        *("--batch-size", "8", "--clip-grad", "--clip-value", "1", "--loss-scale-type", "dynamic", "--ema"),
+        *("--batch-size", "8", "--clip-grad", "--clip-value", "1", "--loss-scale-type", "dynamic"),
+        *("--ema", "--ema-decay", "0.9", "--ema-warmup", "0"),
     ),
 }
 

@@ -9,7 +9,8 @@ MindCV's TrainStep options, in the order they act on one update:
   k batches of b train as one batch of k*b (BatchNorm statistics aside);
 - the gradients are averaged across data-parallel workers, then clipped to a global norm: every worker
   clips the same averaged gradient (MindCV clips each worker's own before averaging);
-- the EMA of the weights follows each update (MindCV's warm-up of the decay), kept in `ema.<name>`
+- the EMA of the weights follows each update (with MindCV's warm-up of the decay over `ema_warmup`
+  updates, 2000 by default), kept in `ema.<name>`
   parameters beside the network's, so last.ckpt holds both and a resumed run goes on exactly.
 """
 
@@ -30,6 +31,7 @@ def TrainStep(
     loss_scale: float = 1.0,
     dynamic_scale: bool = False,
     ema_decay: float = 0.0,
+    ema_warmup: int = 2000,
     ema_names: frozenset = frozenset(),
 ):
     """Forward, loss, gradients and (when `update` is true) the update, as one cell.
@@ -69,7 +71,7 @@ def TrainStep(
                 self.count = Tensor(accumulate, ms.float32)
             self.ema = ema_decay > 0
             if self.ema:
-                self.ema_decay = ema_decay
+                self.ema_decay, self.ema_warmup = ema_decay, float(ema_warmup)
                 followed = [p for p in network.get_parameters() if p.name in ema_names]
                 self.followed = ms.ParameterTuple(followed)
                 self.averages = ms.ParameterTuple(
@@ -109,7 +111,9 @@ def TrainStep(
             done = self.optimizer(grads)
             if self.ema:
                 self.updates += 1
-                decay = self.ema_decay * (1 - ops.exp(-self.updates / 2000))
+                decay = self.ema_decay
+                if self.ema_warmup > 0:
+                    decay = decay * (1 - ops.exp(-self.updates / self.ema_warmup))
                 done = ops.depend(done, self.hyper_map(ops.partial(averaged, decay), self.averages, self.followed))
             return done
 

@@ -313,6 +313,7 @@ class Trainer:
             loss_scale=c.loss_scale,
             dynamic_scale=dynamic,
             ema_decay=c.ema_decay if c.ema else 0.0,
+            ema_warmup=c.ema_warmup,
             ema_names=strategy.changing(self.network, plan, self.frozen_norms),
         )
         trainable = sum(p.size for p in plan.params if p.trainable)
