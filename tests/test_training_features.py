@@ -42,8 +42,9 @@ def first_batches(t: Trainer, count: int) -> list:
 
 
 # -- model EMA ------------------------------------------------------------------------------------------------
-def test_ema_follows_each_update_and_is_what_validation_sees(tmp_path, base, cache):
-    t = trainer(tmp_path, base, cache, ema=True, ema_decay=0.9, freeze="3")
+@pytest.mark.parametrize("warmup", [2000, 0])
+def test_ema_follows_each_update_and_is_what_validation_sees(tmp_path, base, cache, warmup):
+    t = trainer(tmp_path, base, cache, ema=True, ema_decay=0.9, ema_warmup=warmup, freeze="3")
     followed = [p.name for p in t.step.followed]
     assert followed and not any(name.startswith(tuple(f"features.{i}." for i in range(3))) for name in followed)
     assert "classifier.3.weight" in followed and any(n.endswith("moving_mean") for n in followed)
@@ -51,7 +52,7 @@ def test_ema_follows_each_update_and_is_what_validation_sees(tmp_path, base, cac
     (images, labels), *_ = first_batches(t, 1)
     t.step(images, labels)
     after = values(t.step.followed)
-    decay = 0.9 * (1 - np.exp(-1 / 2000))  # MindCV's warm-up of the decay, after one update
+    decay = 0.9 * (1 - np.exp(-1 / warmup)) if warmup else 0.9  # MindCV's warm-up of the decay, or none
     averages = {p.name[len("ema.") :]: p.asnumpy() for p in t.step.averages}
     for name in followed:
         expected = decay * before[name] + (1 - decay) * after[name]

@@ -71,7 +71,8 @@ def TrainStep(
                 self.count = Tensor(accumulate, ms.float32)
             self.ema = ema_decay > 0
             if self.ema:
-                self.ema_decay, self.ema_warmup = ema_decay, float(ema_warmup)
+                # a Tensor: the averaging function is registered for Tensors (a float would match nothing)
+                self.ema_decay, self.ema_warmup = Tensor(ema_decay, ms.float32), float(ema_warmup)
                 followed = [p for p in network.get_parameters() if p.name in ema_names]
                 self.followed = ms.ParameterTuple(followed)
                 self.averages = ms.ParameterTuple(
