@@ -88,8 +88,13 @@ def evaluated(run: Path, tta: str) -> dict:
 def ema_and_tta(root: Path, seeds: list[int], epochs: int) -> None:
     tree = digits_tree(root / "digits")
     rows, tta = [], {"none": [], "flip": [], "crops": []}
-    for name, extra in (("EMA off", ()), ("EMA on (decay 0.9999, MindCV's warm-up)", ("--ema",))):
-        found = [train(tree, root / f"EMA-{'on' if extra else 'off'}-{s}", s, epochs, *extra) for s in seeds]
+    variants = {
+        "off": ("EMA off", ()),
+        "mindcv": ("--ema (decay 0.9999, MindCV's warm-up over 2000 updates)", ("--ema",)),
+        "short": ("--ema --ema-decay 0.99 --ema-warmup 0", ("--ema", "--ema-decay", "0.99", "--ema-warmup", "0")),
+    }
+    for key, (name, extra) in variants.items():
+        found = [train(tree, root / f"EMA-{key}-{s}", s, epochs, *extra) for s in seeds]
         rows.append([name, mean_sd([r["final"] for r in found]), mean_sd([r["top1"] for r in found])])
         if not extra:
             for s in seeds:

@@ -11,6 +11,12 @@ from fgvctune.models.network import classifier_name
 # Names a MindSpore training checkpoint gives optimizer and loop state, never network weights.
 OPTIMIZER_STATE = (
     "moments.",
+    # fgvctune's train step (training/step.py): loss scale, gradient accumulation, the EMA (best.ckpt holds it
+    # as the network's own weights)
+    "loss_scale",
+    "accumulated.",
+    "ema.",
+    "ema_updates",
     "moment1.",
     "moment2.",
     "accum.",

@@ -193,7 +193,7 @@ class Trainer:
         self.val_loader = pipeline.loader(d, d.eval_split, c, training=False, shard=shard, tree=tree)
         batches = len(d.splits[d.train_split]) // shard.count // c.batch_size
         k = c.gradient_accumulation_steps
-        if batches < k:
+        if k > 1 and batches < k:  # (no batch at all is the pipeline's error: batch_size too large)
             raise UsageError(
                 f"gradient_accumulation_steps {k} is more than the {batches} batches of an epoch",
                 hint="pass a smaller --gradient-accumulation-steps or --batch-size",
