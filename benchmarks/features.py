@@ -91,7 +91,7 @@ def ema_and_tta(root: Path, seeds: list[int], epochs: int) -> None:
     variants = {
         "off": ("EMA off", ()),
         "mindcv": ("--ema (decay 0.9999, MindCV's warm-up over 2000 updates)", ("--ema",)),
-        "short": ("--ema --ema-decay 0.99 --ema-warmup 0", ("--ema", "--ema-decay", "0.99", "--ema-warmup", "0")),
+        "short": ("--ema --ema-decay 0.99 --ema-warmup 50", ("--ema", "--ema-decay", "0.99", "--ema-warmup", "50")),
     }
     for key, (name, extra) in variants.items():
         found = [train(tree, root / f"EMA-{key}-{s}", s, epochs, *extra) for s in seeds]
