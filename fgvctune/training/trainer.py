@@ -263,7 +263,18 @@ class Trainer:
             return
         from mindspore import amp
 
-        amp.auto_mixed_precision(self.network, c.amp_level)
+        from fgvctune.fileio import cache_root
+
+        # O1 rewrites the network's code into ./rewritten_network/ and imports it from there (graph mode then
+        # compiles it from that file): made in the cache folder, never in the user's working directory.
+        rewritten = cache_root(c.cache_dir) / "amp"
+        rewritten.mkdir(parents=True, exist_ok=True)
+        here = os.getcwd()
+        os.chdir(rewritten)
+        try:
+            amp.auto_mixed_precision(self.network, c.amp_level)
+        finally:
+            os.chdir(here)
         if c.device_target == "CPU":
             self.log(f"note: amp_level {c.amp_level} on the CPU runs float16 kernels, slower than float32 here")
 
