@@ -21,37 +21,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+import parity  # noqa: E402
 from machine import describe, load, table  # noqa: E402
 from parity import RECIPE, mean_sd  # noqa: E402
 
 SETTINGS = {**RECIPE, "image_resize": 32}
 
 
-def digits_tree(root: Path, train: int = 30, val: int = 15, small_class: int | None = None) -> Path:
-    """Real digits as a class tree of 32 px PNGs; `small_class` keeps a tenth of its training images."""
-    import numpy as np
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    order = np.random.default_rng(0).permutation(len(digits.target))
-    taken: dict[int, int] = {}
-    for i in order:
-        label = int(digits.target[i])
-        n = taken.get(label, 0)
-        wanted = train // 10 if label == small_class else train
-        if n >= train + val:
-            continue
-        taken[label] = n + 1
-        if n < train and n >= wanted:
-            continue  # left out of the small class
-        split = "train" if n < train else "val"
-        pixels = (digits.images[i] * (255 / 16)).astype(np.uint8)
-        image = Image.fromarray(pixels).resize((32, 32), Image.BILINEAR).convert("RGB")
-        path = root / split / str(label) / f"{i}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        image.save(path)
-    return root
+def digits_tree(root: Path, small_class: int | None = None) -> Path:
+    """Real digits, 30 training and 15 validation images per class, as a class tree of 32 px PNGs."""
+    return parity.digits_tree(root, 30, 15, size=32, small_class=small_class)
 
 
 def fgvctune(*args: str) -> str:

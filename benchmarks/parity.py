@@ -59,8 +59,11 @@ T95 = {1: 12.71, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 
 
 
 # -- data ------------------------------------------------------------------------------------------------
-def digits_tree(root: Path, per_class_train: int = 16, per_class_val: int = 8) -> Path:
-    """scikit-learn's real handwritten digits (8x8), 10 classes, upscaled to 64 px RGB PNGs."""
+def digits_tree(
+    root: Path, per_class_train: int = 16, per_class_val: int = 8, size: int = 64, small_class: int | None = None
+) -> Path:
+    """scikit-learn's real handwritten digits (8x8), 10 classes, upscaled to `size` px RGB PNGs; `small_class`
+    keeps only a tenth of its training images (the validation split stays balanced)."""
     import numpy as np
     from PIL import Image
     from sklearn.datasets import load_digits
@@ -74,9 +77,11 @@ def digits_tree(root: Path, per_class_train: int = 16, per_class_val: int = 8) -
         if n >= per_class_train + per_class_val:
             continue
         taken[label] = n + 1
+        if label == small_class and per_class_train // 10 <= n < per_class_train:
+            continue  # left out of the small class
         split = "train" if n < per_class_train else "val"
         pixels = (digits.images[i] * (255 / 16)).astype(np.uint8)
-        image = Image.fromarray(pixels).resize((64, 64), Image.BILINEAR).convert("RGB")
+        image = Image.fromarray(pixels).resize((size, size), Image.BILINEAR).convert("RGB")
         path = root / split / str(label) / f"{i}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         image.save(path)

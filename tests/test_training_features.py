@@ -4,6 +4,7 @@ clipping, precision, dropout rates) and the learning-rate finder, each on the re
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -155,8 +156,6 @@ def _val_samples(model):
 
 def test_tta_through_eval_predict_and_the_report(tmp_path, digits_run):
     run = tmp_path / "run"
-    import shutil
-
     shutil.copytree(digits_run, run)
     shown = fgvctune("eval", str(run), "--tta", "flip", log=tmp_path / "eval.log")
     assert shown.returncode == 0, shown.stdout[-2000:]

@@ -85,11 +85,8 @@ def lr_find_command(
 
     verbosity(verbose)
     resolved = resolved_config(ctx, config, options)
-    if not resolved.adapter or not resolved.data_dir:
-        from fgvctune.errors import UsageError
-
-        raise UsageError("no dataset given", hint="pass --adapter and --data-dir (or set them in --config)")
-    folder = output or default_output(resolved).with_name("lr-find-" + default_output(resolved).name)
+    run_folder = default_output(resolved)
+    folder = output or run_folder.with_name("lr-find-" + run_folder.name)
     sweep = lr_find(resolved, folder, steps, start_lr, end_lr, verbose=verbose, log=typer.echo)
     typer.echo(
         f"{len(sweep.rates)} steps from {sweep.rates[0]:.2g} to {sweep.rates[-1]:.2g}; lowest smoothed loss at "

@@ -47,6 +47,8 @@ def lr_find(
     from fgvctune.training import strategy
     from fgvctune.training.trainer import Trainer
 
+    if not config.adapter or not config.data_dir:
+        raise UsageError("no dataset given", hint="pass --adapter and --data-dir (or set them in --config)")
     if not 0 < start < end:
         raise UsageError(f"the sweep needs 0 < --start-lr < --end-lr, got {start:g} and {end:g}")
     if steps < 10:
