@@ -18,17 +18,21 @@ from typer.testing import CliRunner
 from conftest import FAST, SAMPLE
 from fgvctune.cli import app
 from fgvctune.errors import ModelError
-from fgvctune.models import runtime
+from fgvctune.models import runtime, weightmaps
 from fgvctune.models.factory import create_network
 from fgvctune.models.weightmaps import SUPPORTED, identify
-from fgvctune.models.weights import TOLERANCE, import_weights, inspect_weights
+from fgvctune.models.weights import TOLERANCE, Reference, import_weights, inspect_weights
 from weightfiles import (
     FIXTURES,
+    expanded,
     fixture_path,
     load_fixture,
     seeded_input,
     seeded_weights,
     tap_summary,
+    timm_convnext,
+    timm_efficientnet,
+    timm_resnet,
     write_safetensors,
     write_torch_zip,
 )
@@ -172,6 +176,71 @@ def test_another_architecture_is_one_line(tmp_path):
     result = runner.invoke(app, ["weights", "import", str(path), "-o", str(tmp_path / "o.ckpt")])
     assert result.exit_code == 1 and result.output.count("\n") == 1
     assert "neither timm's nor torchvision's" in result.output
+
+
+def refuses_a_wrong_conversion(folder, monkeypatch, reference: Reference | None = None) -> None:
+    """The self-check of `weights import`: the right conversion passes and is written; the same conversion with
+    torchvision's BatchNorm epsilon forgotten (a converter bug, made on purpose) is refused and nothing is written.
+    `reference`: the source's logits; None runs the source model with torch."""
+    path, *_ = source_file(folder, "mobilenet_v3_small_100", "torchvision")
+    right = import_weights(path, output=folder / "right.ckpt", reference=reference)
+    assert right.check is not None and right.check.passed and (folder / "right.ckpt").is_file(), right.check_note
+    assert right.check.library == "torchvision"
+    monkeypatch.setattr(weightmaps, "_TV_MOBILENET_V3", {"padding": "pytorch"})
+    with pytest.raises(ModelError, match=r"does not compute what torchvision's mobilenet_v3_small computes") as error:
+        import_weights(path, output=folder / "wrong.ckpt", reference=reference)
+    assert "nothing was written" in error.value.hint and not list(folder.glob("*wrong*"))
+
+
+def test_self_check_refuses_a_wrong_conversion(tmp_path, monkeypatch):
+    """Without torch: the source's logits are the fixture's, computed by the real torchvision model."""
+    _, expected, _ = load_fixture(fixture_path("mobilenet_v3_small_100", "torchvision"))
+    refuses_a_wrong_conversion(tmp_path, monkeypatch, Reference("torchvision", seeded_input(), expected))
+
+
+def test_self_check_with_torch_refuses_a_wrong_conversion(tmp_path, monkeypatch):
+    """The check as `weights import` runs it where torch is installed (the bench extra); skipped without torch."""
+    pytest.importorskip("torch")
+    pytest.importorskip("torchvision")
+    refuses_a_wrong_conversion(tmp_path, monkeypatch)
+
+
+def test_state_dict_builders_match_timms_models():
+    """tests/weightfiles.py builds timm's state dicts as timm does: the real models' names, shapes and order."""
+    built = {
+        "resnet18": timm_resnet((2, 2, 2, 2), bottleneck=False),
+        "resnet101": timm_resnet((3, 4, 23, 3)),
+        "convnext_tiny": timm_convnext((3, 3, 9, 3), (96, 192, 384, 768)),
+        "efficientnet_b0": timm_efficientnet(),
+    }
+    for model, entries in built.items():
+        meta, _, _ = load_fixture(fixture_path(model, "timm"))
+        assert entries == [(name, tuple(shape), dtype) for name, shape, dtype in meta["entries"]], model
+
+
+RESNETS_INSTEAD = "resnet18, resnet34, resnet50, resnet101"
+VARIANTS = {  # timm's name: (its state dict, the naming family in the error, what fgvctune converts instead)
+    "resnet50d": (timm_resnet((3, 4, 6, 3), stem_width=32, stem="deep", avg_down=True), "timm", RESNETS_INSTEAD),
+    "resnet26t": (timm_resnet((2, 2, 2, 2), stem_width=32, stem="deep_tiered", avg_down=True), "timm", RESNETS_INSTEAD),
+    "resnet152": (timm_resnet((3, 8, 36, 3)), "timm or torchvision", RESNETS_INSTEAD),
+    "resnext50_32x4d": (timm_resnet((3, 4, 6, 3), groups=32, base_width=4), "timm or torchvision", RESNETS_INSTEAD),
+    "convnext_small": (timm_convnext((3, 3, 27, 3), (96, 192, 384, 768)), "timm", "convnext_tiny"),
+    "convnext_base": (timm_convnext((3, 3, 27, 3), (128, 256, 512, 1024)), "timm", "convnext_tiny"),
+    "convnextv2_tiny": (timm_convnext((3, 3, 9, 3), (96, 192, 384, 768), v2=True), "timm", "convnext_tiny"),
+    "efficientnet_b1": (timm_efficientnet(1.0, 1.1), "timm", "efficientnet_b0"),
+    "efficientnet_b3": (timm_efficientnet(1.2, 1.4), "timm", "efficientnet_b0"),
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_variants_not_converted_are_named_in_one_line(variant, tmp_path):
+    entries, family, instead = VARIANTS[variant]
+    path = write_torch_zip(tmp_path / f"{variant}.pth", expanded(entries))
+    result = runner.invoke(app, ["weights", "import", str(path), "-o", str(tmp_path / "o.ckpt")])
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert f"{path}: these {family} weights are {variant} (" in result.output
+    assert f"which fgvctune does not convert (of this architecture fgvctune converts {instead})" in result.output
+    assert not (tmp_path / "o.ckpt").exists()
 
 
 def test_ckpt_path_takes_a_pytorch_file_and_caches_the_conversion(tmp_path):

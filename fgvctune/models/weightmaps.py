@@ -75,8 +75,8 @@ def identify(shapes: dict[str, tuple]) -> Mapping:
             f"these weights use Hugging Face transformers' naming ({first}), which fgvctune does not convert",
             hint="use the timm or torchvision weights of the model (e.g. the timm/ repositories on the Hub)",
         )
-    if "layer1.0.conv1.weight" in shapes and "conv1.weight" in shapes:
-        return _resnet(shapes)
+    if "layer1.0.conv1.weight" in shapes and ("conv1.weight" in shapes or "conv1.0.weight" in shapes):
+        return _resnet(shapes)  # conv1.0: timm's deep stems (resnet50d, ...)
     if "conv_stem.weight" in shapes and any(n.startswith("blocks.0.0.") for n in names):
         return _timm_mobile(shapes)
     if "stem.0.weight" in shapes and any(n.startswith("stages.0.blocks.0.conv_dw.") for n in names):
@@ -145,10 +145,13 @@ def _indices(names, pattern: str) -> list[int]:
     return sorted(found)
 
 
-def _unsupported(what: str, signature, family: str):
+def _unsupported(what: str, family: str, architecture: str):
+    """Refuse a variant of an architecture fgvctune converts, naming it and the variants it converts instead."""
+    naming = TIMM if family == TIMM else TORCHVISION
+    instead = [source[naming] for model, source in SUPPORTED.items() if model.startswith(architecture)]
     raise ModelError(
-        f"these {family} weights are a {what} {signature}, which fgvctune does not convert",
-        hint="supported: " + ", ".join(SUPPORTED),
+        f"these {family} weights are {what}, which fgvctune does not convert",
+        hint=f"of this architecture fgvctune converts {', '.join(instead)}",
     )
 
 
@@ -158,22 +161,50 @@ def _model_for(family: str, model: str) -> str:
 
 
 # -- ResNet: timm and torchvision name it alike ----------------------------------------------------------
-_RESNETS = {
-    ("basic", (2, 2, 2, 2)): "resnet18",
-    ("basic", (3, 4, 6, 3)): "resnet34",
-    ("bottleneck", (3, 4, 6, 3)): "resnet50",
-    ("bottleneck", (3, 4, 23, 3)): "resnet101",
-}
+# timm's deep stems (timm/models/resnet.py): three 3x3 convolutions, conv1.0/.3/.6, named by the first one's width
+# and by whether shortcuts downsample by average pooling (their convolution then sits at downsample.1).
+_DEEP_STEMS = {(32, False): "c", (32, True): "d", (64, False): "s", (64, True): "e"}
+
+
+def _resnet_name(shapes, kind: str, depths: tuple) -> tuple[str, str, str]:
+    """timm's name for the ResNet the shapes describe (resnet50, resnet50d, resnext50_32x4d, seresnet152, ...),
+    that name with the structure in words, and the naming family (only timm has deep stems and attention)."""
+    depth = (3 if kind == "bottleneck" else 2) * sum(depths) + 2
+    words = f"a ResNet with {kind} blocks {depths}"
+    width, per_group = shapes["layer1.0.conv2.weight"][:2]
+    base, suffix = "resnet", ""
+    if width // per_group > 1:
+        base, suffix = "resnext", f"_{width // per_group}x{per_group}d"
+        words += f", {width // per_group} groups of {per_group} channels"
+    elif width != 64:
+        base, suffix = "wide_resnet", f"_{width // 64}"
+        words += f", {width} channels wide in layer1"
+    attention = next((a for key, a in (("fc1", "se"), ("conv", "eca")) if f"layer1.0.se.{key}.weight" in shapes), "")
+    if attention:
+        words += f", {attention.upper()} attention"
+    letter = ""
+    if "conv1.0.weight" in shapes:
+        first, second = shapes["conv1.0.weight"][0], shapes["conv1.3.weight"][0]
+        average = "layer2.0.downsample.2.running_mean" in shapes
+        letter = "t" if first != second else _DEEP_STEMS.get((first, average), "")
+        if not letter:
+            return "", f"{words} and a deep stem of widths {first}, {second}", TIMM
+        words += f", a {'tiered ' if letter == 't' else ''}deep stem"
+        if average:
+            words += ", average-pool downsampling"
+    elif shapes["conv1.weight"] != (64, 3, 7, 7):
+        return "", f"{words} and a stem of shape {shapes['conv1.weight']}", EITHER
+    name = f"{attention}{base}{depth}{letter}{suffix}"
+    return name, f"{name} ({words})", TIMM if letter or attention else EITHER
 
 
 def _resnet(shapes) -> Mapping:
     b = _Builder(shapes)
     kind = "bottleneck" if b.has("layer1.0.conv3.weight") else "basic"
     depths = tuple(len(_indices(shapes, rf"layer{s}\.(\d+)\.")) for s in range(1, 5))
-    model = _RESNETS.get((kind, depths))
-    width = shapes["layer1.0.conv2.weight"]
-    if shapes["conv1.weight"] != (64, 3, 7, 7) or width[0] != width[1] or model is None:
-        _unsupported("ResNet", f"with {kind} blocks {depths} and layer1 width {width[:2]}", EITHER)
+    model, what, family = _resnet_name(shapes, kind, depths)
+    if model not in SUPPORTED:
+        _unsupported(what, family, "resnet")
     b.module("conv1", "conv1")
     b.module("bn1", "bn1")
     for s in range(1, 5):
@@ -185,6 +216,9 @@ def _resnet(shapes) -> Mapping:
             b.module(f"{block}.downsample.0", f"{block}.down_sample.0", required=False)
             b.module(f"{block}.downsample.1", f"{block}.down_sample.1", required=False)
     b.module("fc", "classifier", required=False)
+    extra = [name for name in shapes if name.startswith("layer") and name not in b.names and name not in b.ignored]
+    if extra:  # a block with more than MindCV's has (another kind of attention, ...)
+        _unsupported(f"a ResNet with layers {model} lacks ({extra[0]}, ...)", EITHER, "resnet")
     return b.finish(EITHER, model, model, "fc.weight", ["classifier.weight", "classifier.bias"], _PYTORCH)
 
 
@@ -228,7 +262,7 @@ def _timm_mobile(shapes) -> Mapping:
             elif f"{p}.conv.weight" in shapes and head is None:  # ConvBnAct: MobileNetV3's last 1x1 conv
                 head = (f"{p}.conv", f"{p}.bn1")
             else:
-                _unsupported("model", f"with a block {p} of a kind MindCV's MobileNets lack", TIMM)
+                _unsupported(f"a model with a block {p} of a kind MindCV's MobileNets lack", TIMM, "mobilenet")
         if stage:
             stages.append(stage)
     if head is not None:  # MobileNetV3: conv_head is a 1x1 convolution with bias after pooling
@@ -304,14 +338,31 @@ def _mobile_signature(shapes, mobile: _Mobile, arch: str) -> str | None:
         )
     if arch == "mobilenet_v2":
         return "mobilenet_v2_100" if (sum(depths), stem, head) == (17, 32, 1280) else None
-    return "efficientnet_b0" if (depths, stem, head) == ((1, 2, 2, 3, 3, 4, 1), 32, 1280) else None
+    return _EFFICIENTNETS.get((depths, head))
+
+
+# EfficientNet-B0 to B7 by (blocks per stage, head width): B1 and up scale B0's depth and width (timm and
+# torchvision alike). Only B0 converts; the others are named in the error.
+_EFFICIENTNETS = {
+    ((1, 2, 2, 3, 3, 4, 1), 1280): "efficientnet_b0",
+    ((2, 3, 3, 4, 4, 5, 2), 1280): "efficientnet_b1",
+    ((2, 3, 3, 4, 4, 5, 2), 1408): "efficientnet_b2",
+    ((2, 3, 3, 5, 5, 6, 2), 1536): "efficientnet_b3",
+    ((2, 4, 4, 6, 6, 8, 2), 1792): "efficientnet_b4",
+    ((3, 5, 5, 7, 7, 9, 3), 2048): "efficientnet_b5",
+    ((3, 6, 6, 8, 8, 11, 3), 2304): "efficientnet_b6",
+    ((4, 7, 7, 10, 10, 13, 4), 2560): "efficientnet_b7",
+}
+
+
+_ARCHITECTURES = {"mobilenet_v3": "a MobileNetV3", "mobilenet_v2": "a MobileNetV2", "efficientnet": "an EfficientNet"}
 
 
 def _mobile_mapping(shapes, mobile: _Mobile, arch: str, family: str) -> Mapping:
     model = _mobile_signature(shapes, mobile, arch)
-    if model is None:
-        depths = tuple(len(stage) for stage in mobile.stages)
-        _unsupported(arch.replace("_", " "), f"with blocks per stage {depths}", family)
+    if model not in SUPPORTED:
+        words = f"{_ARCHITECTURES[arch]} with blocks per stage {tuple(len(stage) for stage in mobile.stages)}"
+        _unsupported(f"{model} ({words})" if model else words, family, arch)
     b = _Builder(shapes)
     b.module(mobile.stem[0], "features.0")
     b.module(mobile.stem[1], "features.1")
@@ -356,20 +407,36 @@ def _mobile_mapping(shapes, mobile: _Mobile, arch: str, family: str) -> Mapping:
 
 
 # -- ConvNeXt -------------------------------------------------------------------------------------------
-_CONVNEXTS = {((3, 3, 9, 3), 96): "convnext_tiny"}
+# The sizes timm and torchvision build, by (blocks per stage, first stage's width); only tiny converts.
+_CONVNEXTS = {
+    ((2, 2, 6, 2), 40): "atto",
+    ((2, 2, 6, 2), 48): "femto",
+    ((2, 2, 6, 2), 64): "pico",
+    ((2, 2, 8, 2), 80): "nano",
+    ((3, 3, 9, 3), 96): "tiny",
+    ((3, 3, 27, 3), 96): "small",
+    ((3, 3, 27, 3), 128): "base",
+    ((3, 3, 27, 3), 192): "large",
+    ((3, 3, 27, 3), 256): "xlarge",
+    ((3, 3, 27, 3), 352): "huge",
+    ((3, 4, 30, 3), 384): "xxlarge",
+}
 
 
-def _convnext_model(depths, dim, family) -> str:
-    model = _CONVNEXTS.get((depths, dim))
-    if model is None:
-        _unsupported("ConvNeXt", f"with depths {depths} and width {dim}", family)
+def _convnext_model(depths, dim, family, v2: bool = False) -> str:
+    size = _CONVNEXTS.get((depths, dim))
+    model = f"{'convnextv2' if v2 else 'convnext'}_{size}" if size else ""
+    if model not in SUPPORTED:
+        words = f"a {'ConvNeXt V2' if v2 else 'ConvNeXt'} with depths {depths} and width {dim}"
+        _unsupported(f"{model} ({words})" if model else words, family, "convnext")
     return model
 
 
 def _timm_convnext(shapes) -> Mapping:
     names = list(shapes)
     depths = tuple(len(_indices(names, rf"stages\.{s}\.blocks\.(\d+)\.")) for s in range(4))
-    model = _convnext_model(depths, shapes["stem.0.weight"][0], TIMM)
+    v2 = "stages.0.blocks.0.mlp.grn.weight" in shapes  # ConvNeXt V2's global response norm
+    model = _convnext_model(depths, shapes["stem.0.weight"][0], TIMM, v2)
     b = _Builder(shapes)
     b.module("stem.0", "feature.0.0")
     b.module("stem.1", "feature.0.1")

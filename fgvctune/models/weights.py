@@ -3,10 +3,11 @@
 `import_weights` reads a `.safetensors`/`.pth`/`.pt`/`.bin` file safely (`fgvctune.models.torchfile`), recognises
 its model and naming (`fgvctune.models.weightmaps`), renames and reshapes every tensor onto MindCV's model, records
 what MindCV's layers must change to compute what PyTorch's compute (`fgvctune.models.torchcompat`), and writes a
-MindSpore checkpoint atomically. When torch (and timm or torchvision) can be imported it then runs the source
-model and the converted network on the same seeded input and fails if their logits differ.
-`converted_checkpoint` does the same, cached, for `--ckpt-path model.pth`. `inspect_weights` needs no
-MindSpore: it reports what a file holds and which MindCV model it matches.
+MindSpore checkpoint atomically, after checking that the converted network gives the source model's logits:
+`torch_reference` runs the source model when torch (and timm or torchvision) can be imported, `compare` runs the
+converted network on the same input, and the conversion fails if their logits differ.
+`converted_checkpoint` converts the same way, cached and unchecked, for `--ckpt-path model.pth`.
+`inspect_weights` needs no MindSpore: it reports what a file holds and which MindCV model it matches.
 """
 
 from __future__ import annotations
@@ -95,6 +96,15 @@ class Check:
 
 
 @dataclass
+class Reference:
+    """What the source model computed on an input: the logits the converted network must reproduce."""
+
+    library: str  # timm or torchvision
+    input: np.ndarray  # (N, 3, H, W) float32
+    logits: np.ndarray
+
+
+@dataclass
 class Conversion:
     source: Path
     output: Path
@@ -112,11 +122,13 @@ def import_weights(
     output: str | Path | None = None,
     check: bool = True,
     verbose: bool = False,
+    reference: Reference | None = None,
 ) -> Conversion:
     """Convert a PyTorch weight file into a MindCV checkpoint (default: beside it, `<name>-<model>.ckpt`).
 
-    With `check` and torch importable, the source and converted models must give the same logits
-    (largest difference at most TOLERANCE of their scale, same argmax) or nothing is written.
+    With `check`, the converted network must give the source model's logits on the same input (largest
+    difference at most TOLERANCE of their scale, same argmax) or nothing is written. The source's logits are
+    `reference` when given (computed elsewhere), else computed here when torch is importable (`torch_reference`).
     """
     from fgvctune.models import runtime
 
@@ -131,15 +143,17 @@ def import_weights(
     _save(entries, conversion.mapping, tmp)
     try:
         if check:
-            conversion.check, conversion.check_note = _check(path, conversion.mapping, tmp)
-            if conversion.check and not conversion.check.passed:
-                c = conversion.check
-                raise ModelError(
-                    f"the converted {conversion.mapping.model} does not compute what {c.library}'s "
-                    f"{conversion.mapping.source} computes: largest logit difference {c.max_difference:.3g} "
-                    f"(tolerance {TOLERANCE * c.scale:.3g}){'' if c.same_argmax else ', other predictions'}",
-                    hint="nothing was written; please report this file's source",
-                )
+            if reference is None:
+                reference, conversion.check_note = torch_reference(path, conversion.mapping)
+            if reference is not None:
+                c = conversion.check = compare(conversion.mapping, tmp, reference)
+                if not c.passed:
+                    raise ModelError(
+                        f"the converted {conversion.mapping.model} does not compute what {c.library}'s "
+                        f"{conversion.mapping.source} computes: largest logit difference {c.max_difference:.3g} "
+                        f"(tolerance {TOLERANCE * c.scale:.3g}){'' if c.same_argmax else ', other predictions'}",
+                        hint="nothing was written; please report this file's source",
+                    )
         os.replace(tmp, output)
     finally:
         if tmp.exists():
@@ -266,38 +280,42 @@ def source_model(mapping: weightmaps.Mapping, num_classes: int):
     return None, f"{' or '.join(libraries)} is not installed"
 
 
-def _check(path: Path, mapping: weightmaps.Mapping, converted: Path):
+def torch_reference(path: Path, mapping: weightmaps.Mapping) -> tuple[Reference | None, str]:
+    """The source model's logits for a seeded CHECK_INPUT, run with torch; or (None, why there are none)."""
     if not mapping.num_classes:
         return None, "the file has no classifier, so there are no logits to compare"
     built, note = source_model(mapping, mapping.num_classes)
     if built is None:
         return None, note
-    import mindspore as ms
     import torch
+
+    source, library = built
+    tensors = torchfile.read(path).tensors
+    missing, _ = source.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}, False)
+    if missing:
+        return None, f"{library}'s {mapping.source} needs tensors the file lacks ({missing[0]}, ...)"
+    x = np.random.default_rng(0).standard_normal(CHECK_INPUT, dtype=np.float32)
+    with torch.no_grad():
+        return Reference(library, x, source.eval()(torch.from_numpy(x)).numpy()), ""
+
+
+def compare(mapping: weightmaps.Mapping, converted: Path, reference: Reference) -> Check:
+    """The converted checkpoint's network, as fgvctune runs it, on the reference's input against its logits."""
+    import mindspore as ms
 
     from fgvctune.models import swaps
     from fgvctune.models.checkpoint import load_weights
     from fgvctune.models.network import build_network
 
-    reference, library = built
-    tensors = torchfile.read(path).tensors
-    missing, _ = reference.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}, False)
-    if missing:
-        return None, f"{library}'s {mapping.source} needs tensors the file lacks ({missing[0]}, ...)"
-    x = np.random.default_rng(0).standard_normal(CHECK_INPUT, dtype=np.float32)
-    with torch.no_grad():
-        expected = reference.eval()(torch.from_numpy(x)).numpy()
     network = build_network(mapping.model, mapping.num_classes)
     load_weights(network, converted, mapping.model)
-    swaps.apply(network, seed=0)  # the network as fgvctune runs it
+    swaps.apply(network, seed=0)
     network.set_train(False)
-    actual = network(ms.Tensor(x)).asnumpy()
-    return (
-        Check(
-            library,
-            float(np.abs(actual - expected).max()),
-            float(np.abs(expected).max()),
-            bool((actual.argmax(1) == expected.argmax(1)).all()),
-        ),
-        "",
+    actual = network(ms.Tensor(reference.input)).asnumpy()
+    expected = reference.logits
+    return Check(
+        reference.library,
+        float(np.abs(actual - expected).max()),
+        float(np.abs(expected).max()),
+        bool((actual.argmax(1) == expected.argmax(1)).all()),
     )
