@@ -243,6 +243,16 @@ def test_variants_not_converted_are_named_in_one_line(variant, tmp_path):
     assert not (tmp_path / "o.ckpt").exists()
 
 
+def test_resnet_blocks_with_attention_are_refused():
+    """timm's ResNets with attention in their blocks: SE named, any other kind caught by its extra tensors."""
+    shapes = {name: shape for name, shape, _ in timm_resnet((2, 2, 2, 2), bottleneck=False)}
+    squeeze = {"layer1.0.se.fc1.weight": (8, 64, 1, 1), "layer1.0.se.fc2.weight": (64, 8, 1, 1)}
+    with pytest.raises(ModelError, match=r"timm weights are seresnet18 \(.*, SE attention\)"):
+        identify({**shapes, **squeeze})
+    with pytest.raises(ModelError, match=r"a ResNet with layers resnet18 lacks \(layer1\.0\.se\.channel\.fc1\.weight"):
+        identify({**shapes, "layer1.0.se.channel.fc1.weight": (8, 64, 1, 1)})  # CBAM's channel attention
+
+
 def test_ckpt_path_takes_a_pytorch_file_and_caches_the_conversion(tmp_path):
     path, meta, expected, _ = source_file(tmp_path, "mobilenet_v3_small_100", "timm")
     cache = tmp_path / "cache"
