@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 import signal
 import sys
@@ -10,7 +11,18 @@ import sys
 import pytest
 import yaml
 
-from conftest import DIGITS, SAMPLE, busy_core, checkpoint, fgvctune, finetune_settings, running, wait_for
+from conftest import (
+    DIGITS,
+    FAST,
+    SAMPLE,
+    busy_core,
+    checkpoint,
+    fgvctune,
+    finetune_settings,
+    plant_copies,
+    running,
+    wait_for,
+)
 from fgvctune.data.dataset import LabelMap
 from fgvctune.data.tree import convert
 from fgvctune.errors import DataError, UsageError
@@ -251,6 +263,28 @@ def test_skip_bad_leaves_a_broken_image_out_of_training(tmp_path, base, cache):
     )
     assert "127 trainval / 64 test images" in lines[0]
     assert victim.name in (tmp_path / "run" / "skipped.txt").read_text()
+
+
+def test_without_dedupe_train_warns_how_many_evaluation_images_have_a_training_copy(tmp_path):
+    """Copies of test images planted in trainval: before training (set_up, what `train` does first), the warning
+    counts them, duplicates.csv lists the pairs, and without --dedupe every image stays in training."""
+    from fgvctune import config as config_module
+    from fgvctune.training.trainer import Trainer
+
+    planted = plant_copies(tmp_path / "planted")
+    settings = dict(adapter="aircraft", data_dir=str(tmp_path / "planted"), pretrained=False, **FAST)
+    config = config_module.resolve(None, cache_dir=str(tmp_path / "cache"), **settings)
+    lines = []
+    Trainer(config, tmp_path / "run", resume=False, verbose=False, progress=False, log=lines.append).set_up()
+    warnings = [re.match(r"warning: (\d+) test image\(s\) have a copy in trainval", line) for line in lines]
+    counts = [int(found.group(1)) for found in warnings if found]
+    assert counts == [len(set(planted["across"].values()))], lines
+    assert "--dedupe" in next(line for line, found in zip(lines, warnings) if found)
+    with open(tmp_path / "run" / "duplicates.csv", newline="") as f:
+        across = {(row["first"], row["second"]) for row in csv.DictReader(f) if row["where"] == "across"}
+    assert across == {(str(copy), str(source)) for copy, source in planted["across"].items()}
+    assert any("133 trainval / 64 test images" in line for line in lines), lines  # 128 + 5 planted: none left out
+    assert not (tmp_path / "run" / "skipped.txt").exists()
 
 
 def test_csv_online_in_memory_with_awkward_image_modes(tmp_path, base, cache):
