@@ -241,6 +241,10 @@ def test_variants_not_converted_are_named_in_one_line(variant, tmp_path):
     assert f"{path}: these {family} weights are {variant} (" in result.output
     assert f"which fgvctune does not convert (of this architecture fgvctune converts {instead})" in result.output
     assert not (tmp_path / "o.ckpt").exists()
+    inspected = runner.invoke(app, ["weights", "inspect", str(path)])
+    assert inspected.exit_code == 0, inspected.output
+    assert f"matches no MindCV model fgvctune converts: these {family} weights are {variant} (" in inspected.output
+    assert f"fgvctune converts {instead})" in inspected.output
 
 
 def test_resnet_blocks_with_attention_are_refused():

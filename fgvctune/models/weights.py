@@ -78,7 +78,7 @@ def inspect_weights(path: str | Path) -> Inspection:
     try:
         return Inspection(file, weightmaps.identify(_shapes(file)))
     except ModelError as exc:
-        return Inspection(file, None, exc.message)
+        return Inspection(file, None, f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
 
 
 @dataclass
