@@ -129,7 +129,7 @@ def test_copies_of_small_images_are_found_and_lookalikes_are_not(tmp_path, digit
     sources = [path for path, split in originals.items() if split == "val"]
     planted = {}
     for n, (kind, change) in enumerate(changes.items()):
-        for source in sources[n :: 10][:2]:  # two copies of each kind, of different digits
+        for source in sources[n::10][:2]:  # two copies of each kind, of different digits
             copy = tmp_path / "train" / source.parent.name / f"copy-{n}-{source.stem}.jpg"
             if change is None:
                 copy = copy.with_suffix(".png")
