@@ -2,9 +2,8 @@
 
 Exact duplicates have the same bytes (a BLAKE2 digest of the file). Near duplicates are found in two
 steps. First a 64-bit difference hash (dHash: a 9x8 greyscale thumbnail, one bit per horizontal
-neighbour pair, set where brightness rises by more than `RISE` levels, so that the flat background of
-small images, which re-encoding makes flicker, reads as no rise) within `NEAR` bits: re-encoded, resized
-and slightly cropped copies stay within a few bits, different photographs land about 32 bits apart. The
+neighbour pair, set where brightness rises) within `NEAR` bits: re-encoded, resized and slightly
+cropped copies stay within a few bits, different photographs land about 32 bits apart. The
 hash ignores colour and is blind in flat regions, so pictures of one object on a plain background (the
 bundled sample's drawn aircraft on a plain sky, a data set of 28-pixel garments) share hashes without
 being copies. So, second, the candidates' 24x24 colour thumbnails are compared, the one image also
@@ -15,8 +14,9 @@ which a mean would average away; the mean catches a difference spread thin over 
 sky of another shade). 24 pixels is the scale of the smallest images the check is for (28 and 32
 pixels, copies resized down to 24), so a thumbnail holds no detail a small copy lacks; thumbnails are
 made with an interpolating, antialiasing filter and blurred by `BLUR` of a pixel, so that copies
-resized with different filters (bilinear, bicubic, area) agree pixel by pixel. Found: exact, re-encoded and resized copies and centred crops up to
-about 5% a side; not found: off-centre crops beyond a percent or two, flips, colour changes.
+resized with different filters (bilinear, bicubic, area) agree pixel by pixel. Found: exact,
+re-encoded and resized copies and centred crops up to about 5% a side, of large and of small images;
+not found: off-centre crops beyond a percent or two, flips, colour changes.
 
 Evaluation images with a copy in the training set inflate accuracy; `--dedupe` leaves those
 training copies out.
@@ -35,7 +35,6 @@ from fgvctune.data.containers import Member, sort_key
 from fgvctune.data.dataset import Dataset, Problem, Sample, shown_name
 
 NEAR = 10  # largest Hamming distance between dHashes of candidate near duplicates (of 64 bits)
-RISE = 2  # brightness rise (levels of 255) between neighbours that sets a dHash bit
 SIDE = 24  # thumbnail side, the scale of the smallest images checked
 BLUR = 0.7  # Gaussian blur of the thumbnails (pixels), so copies resized with different filters agree
 PEAK = 22  # largest difference of any pixel of the lined-up thumbnails of a copy (levels of 255)
@@ -135,7 +134,7 @@ def fingerprint(path: Path) -> tuple[bytes, int | None, np.ndarray | None]:
         )
     except (OSError, ValueError):
         return digest, None, None
-    bits = (grey[:, 1:] > grey[:, :-1] + RISE).flatten()
+    bits = (grey[:, 1:] > grey[:, :-1]).flatten()
     return digest, int(np.packbits(bits).view(">u8")[0]), views
 
 
