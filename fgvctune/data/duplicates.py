@@ -119,8 +119,9 @@ def fingerprint(path: Path) -> tuple[bytes, int | None, np.ndarray | None]:
         with Image.open(io.BytesIO(data)) as im:
             im.draft("RGB", (128, 128))  # JPEG: decode at 1/2..1/8 scale, several times faster
             rgb = im.convert("RGB")
-        if min(rgb.size) >= 4 * SIDE:  # a fast box reduction first, to 2 to 4 times the thumbnail
-            rgb = rgb.reduce(min(rgb.size) // (2 * SIDE))
+        if min(rgb.size) > 4 * SIDE:  # a fast area average first, to 4 times the thumbnail, edges kept in place
+            scale = 4 * SIDE / min(rgb.size)
+            rgb = rgb.resize((round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.BOX)
         grey = np.asarray(rgb.convert("L").resize((9, 8), smooth), dtype=np.int16)
         width, height = rgb.size
         views = blur(
