@@ -13,8 +13,8 @@ catches two lookalikes that differ in one small place (two pairs of trousers but
 which a mean would average away; the mean catches a difference spread thin over the whole picture (a
 sky of another shade). 24 pixels is the scale of the smallest images the check is for (28 and 32
 pixels, copies resized down to 24), so a thumbnail holds no detail a small copy lacks; thumbnails are
-made with an interpolating, antialiasing filter and blurred (`blur`, about 0.7 of a pixel), so that copies
-resized with different filters (bilinear, bicubic, area) agree pixel by pixel. Found: exact,
+made with an interpolating, antialiasing filter and blurred by about 0.7 of a pixel (`blur`), so that
+copies resized with different filters (bilinear, bicubic, area) agree pixel by pixel. Found: exact,
 re-encoded and resized copies and centred crops up to about 5% a side, of large and of small images;
 not found: off-centre crops beyond a percent or two, flips, colour changes.
 
@@ -228,7 +228,11 @@ def find_duplicates(
     # A 3x3 block's summed difference is at most 9 times its largest pixel difference, and their mean 9 times
     # the pixels' mean: comparing block sums first rejects most lookalikes (many, among small images on a
     # plain background) at a ninth of the cost, and never a copy.
-    blocks = views.reshape(*views.shape[:2], SIDE // 3, 3, SIDE // 3, 3, 3).sum(axis=(3, 5)) if hashed else None
+    blocks = (
+        views.reshape(*views.shape[:2], SIDE // 3, 3, SIDE // 3, 3, 3).sum(axis=(3, 5), dtype=np.int16)
+        if hashed
+        else None
+    )
     for first, second, distances in near_pairs(hashes, near):
         close = thumbnail_difference(blocks[first], blocks[second], 9 * mean) <= 9 * peak
         first, second, distances = first[close], second[close], distances[close]
