@@ -4,8 +4,11 @@ leaves out exactly the training copies of evaluation images."""
 from __future__ import annotations
 
 import csv
+import shutil
 
 import numpy as np
+import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from conftest import FAST, SAMPLE, fgvctune, plant_copies
@@ -86,8 +89,6 @@ def test_dedupe_leaves_out_exactly_the_training_copies(tmp_path, cache):
 def test_a_picture_repeated_is_listed_once_per_file(tmp_path):
     """One picture 3 times in train and 2 times in val (and distinct pictures besides): every copy is
     listed in a pair, without a pair for every two of them, and all 3 training copies are copies."""
-    import shutil
-
     sources = sorted((SAMPLE / "data" / "images").glob("*.jpg"))
     for split, count in (("train", 3), ("val", 2)):
         folder = tmp_path / split / "a"
@@ -100,3 +101,56 @@ def test_a_picture_repeated_is_listed_once_per_file(tmp_path):
     assert [p.kind for p in found.within] == ["exact"] * 3 and len(found.across) == 4
     assert sorted(p.name for p in found.copies) == ["copy0.jpg", "copy1.jpg", "copy2.jpg"]
     assert sorted(p.name for p in found.leaked) == ["copy0.jpg", "copy1.jpg"]
+
+
+@pytest.mark.parametrize("side", [28, 32])
+def test_copies_of_small_images_are_found_and_lookalikes_are_not(tmp_path, side):
+    """Real handwritten digits at Fashion-MNIST's and CIFAR's size (200 of them, many near-identical
+    strokes within a class), with copies of validation images planted in train: exact, re-encoded,
+    resized up and down with different filters and centre-cropped by a pixel. Each copy is found,
+    and no two distinct digits are taken for copies, not even the set's closest two (two scans of a 1
+    that differ by at most 3 of 16 levels, in a few pixels), one in each split. The digits are enlarged
+    without smoothing: sharp edges, like MNIST's strokes, are where resampling filters disagree most."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    taken: dict[int, int] = {}
+    chosen = {}
+    for index, label in enumerate(digits.target):
+        taken[label] = taken.get(label, 0) + 1
+        if taken[label] <= 20:
+            chosen[index] = "train" if taken[label] <= 15 else "val"
+    lookalikes = {1585: "train", 1648: "val"}
+    originals = {}
+    for index, split in {**chosen, **lookalikes}.items():
+        path = tmp_path / split / str(digits.target[index]) / f"{index:04d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image = Image.fromarray((digits.images[index] * 255 / 16).astype(np.uint8)).convert("RGB")
+        image.resize((side, side), Image.NEAREST).save(path)
+        originals[index] = path
+    changes = {
+        "exact": None,
+        "re-encoded": lambda im: im,
+        "enlarged twice, bilinear": lambda im: im.resize((2 * side, 2 * side), Image.BILINEAR),
+        "enlarged to 40 px, bicubic": lambda im: im.resize((40, 40), Image.BICUBIC),
+        "shrunk to 24 px": lambda im: im.resize((24, 24), Image.BILINEAR),
+        "cropped a pixel a side": lambda im: im.crop((1, 1, side - 1, side - 1)),
+    }
+    sources = [originals[index] for index, split in chosen.items() if split == "val"]
+    planted = {}
+    for n, (kind, change) in enumerate(changes.items()):
+        for source in sources[n::10][:2]:  # two copies of each kind, of different digits
+            copy = tmp_path / "train" / source.parent.name / f"copy-{n}-{source.stem}.jpg"
+            if change is None:
+                copy = copy.with_suffix(".png")
+                shutil.copyfile(source, copy)
+            else:
+                with Image.open(source) as im:
+                    change(im.convert("RGB")).save(copy, quality=90)
+            planted[copy] = (source, kind)
+    found = find_duplicates(load_dataset("folder", tmp_path))
+    across = {(p.first.path, p.second.path) for p in found.across}
+    missed = [kind for copy, (source, kind) in planted.items() if (copy, source) not in across]
+    assert not missed, f"planted copies not found: {missed}"
+    assert across == {(copy, source) for copy, (source, _) in planted.items()}, "distinct digits paired"
+    assert not found.within

@@ -3,13 +3,20 @@
 Exact duplicates have the same bytes (a BLAKE2 digest of the file). Near duplicates are found in two
 steps. First a 64-bit difference hash (dHash: a 9x8 greyscale thumbnail, one bit per horizontal
 neighbour pair, set where brightness rises) within `NEAR` bits: re-encoded, resized and slightly
-cropped copies stay within a few bits, different photographs land about 32 bits apart. The hash
-ignores colour and is blind in flat regions, so pictures of one object on a plain background (the
-bundled sample's drawn aircraft on a plain sky) share hashes without being copies. So, second, the
-candidates' 16x16 colour thumbnails are compared, the one image also centre-cropped by 0 to 6% a
-side to line up with a cropped copy: a copy stays within `COLOUR` levels (of 255) on average. Found:
-exact, re-encoded and resized copies and centred crops up to about 5% a side; not found: off-centre
-crops beyond a percent or two, flips, colour changes.
+cropped copies stay within a few bits, different photographs land about 32 bits apart. The
+hash ignores colour and is blind in flat regions, so pictures of one object on a plain background (the
+bundled sample's drawn aircraft on a plain sky, a data set of 28-pixel garments) share hashes without
+being copies. So, second, the candidates' 24x24 colour thumbnails are compared, the one image also
+centre-cropped by 0 to 6% a side to line up with a cropped copy: in a copy every thumbnail pixel stays
+within `PEAK` levels (of 255) and the thumbnails within `MEAN` on average. The largest difference
+catches two lookalikes that differ in one small place (two pairs of trousers but for the waistband),
+which a mean would average away; the mean catches a difference spread thin over the whole picture (a
+sky of another shade). 24 pixels is the scale of the smallest images the check is for (28 and 32
+pixels, copies resized down to 24), so a thumbnail holds no detail a small copy lacks; thumbnails are
+made with an interpolating, antialiasing filter and blurred by about 0.7 of a pixel (`blur`), so that
+copies resized with different filters (bilinear, bicubic, area) agree pixel by pixel. Found: exact,
+re-encoded and resized copies and centred crops up to about 5% a side, of large and of small images;
+not found: off-centre crops beyond a percent or two, flips, colour changes.
 
 Evaluation images with a copy in the training set inflate accuracy; `--dedupe` leaves those
 training copies out.
@@ -18,7 +25,6 @@ training copies out.
 from __future__ import annotations
 
 import hashlib
-import itertools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +35,9 @@ from fgvctune.data.containers import Member, sort_key
 from fgvctune.data.dataset import Dataset, Problem, Sample, shown_name
 
 NEAR = 10  # largest Hamming distance between dHashes of candidate near duplicates (of 64 bits)
-COLOUR = 3.0  # largest mean absolute difference of the lined-up 16x16 RGB thumbnails (levels of 255)
+SIDE = 24  # thumbnail side, the scale of the smallest images checked
+PEAK = 22  # largest difference of any pixel of the lined-up thumbnails of a copy (levels of 255)
+MEAN = 5.0  # largest mean difference of the lined-up thumbnails of a copy (levels of 255)
 CROPS = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06)  # centre crops a side tried to line up a cropped copy
 SHOWN = 20  # pairs listed per kind before "... and N more"
 
@@ -42,14 +50,16 @@ class Pair:
     first_split: str
     second: Sample
     second_split: str
-    colour: float = 0.0  # mean difference of the colour thumbnails, levels of 255
+    peak: int = 0  # largest difference of the lined-up colour thumbnails, levels of 255
 
     def line(self, root: Path) -> str:
         def name(sample, split):
             return f"{split}:{shown_name(sample.path, root)}"
 
         how = (
-            "same bytes" if self.kind == "exact" else f"near: hashes {self.distance}/64 bits, colours {self.colour:.1f}"
+            "same bytes"
+            if self.kind == "exact"
+            else f"near: hashes {self.distance}/64 bits, thumbnails within {self.peak}"
         )
         return f"{name(self.first, self.first_split)} = {name(self.second, self.second_split)} ({how})"
 
@@ -96,7 +106,7 @@ def _kinds(pairs) -> str:
 
 
 def fingerprint(path: Path) -> tuple[bytes, int | None, np.ndarray | None]:
-    """(BLAKE2 digest of the bytes, 64-bit dHash, 16x16 RGB thumbnails of each of CROPS); None, None if the
+    """(BLAKE2 digest of the bytes, 64-bit dHash, SIDExSIDE RGB thumbnails of each of CROPS); None, None if the
     file cannot be decoded as an image."""
     import io
 
@@ -104,21 +114,25 @@ def fingerprint(path: Path) -> tuple[bytes, int | None, np.ndarray | None]:
 
     data = path.read_bytes() if isinstance(path, Member) else Path(path).read_bytes()
     digest = hashlib.blake2b(data, digest_size=16).digest()
+    smooth = Image.Resampling.BILINEAR  # interpolates when it enlarges a small image, averages when it shrinks
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.draft("RGB", (128, 128))  # JPEG: decode at 1/2..1/8 scale, several times faster
             rgb = im.convert("RGB")
-        grey = np.asarray(rgb.convert("L").resize((9, 8), Image.Resampling.BOX), dtype=np.int16)
+        if min(rgb.size) > 4 * SIDE:  # a fast area average first, to 4 times the thumbnail, edges kept in place
+            scale = 4 * SIDE / min(rgb.size)
+            rgb = rgb.resize((round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.BOX)
+        grey = np.asarray(rgb.convert("L").resize((9, 8), smooth), dtype=np.int16)
         width, height = rgb.size
-        views = np.stack(
-            [
-                np.asarray(
-                    rgb.resize(
-                        (16, 16), Image.Resampling.BOX, box=(width * c, height * c, width * (1 - c), height * (1 - c))
+        views = blur(
+            np.stack(
+                [
+                    np.asarray(
+                        rgb.resize((SIDE, SIDE), smooth, box=(width * c, height * c, width * (1 - c), height * (1 - c)))
                     )
-                )
-                for c in CROPS
-            ]
+                    for c in CROPS
+                ]
+            )
         )
     except (OSError, ValueError):
         return digest, None, None
@@ -126,17 +140,32 @@ def fingerprint(path: Path) -> tuple[bytes, int | None, np.ndarray | None]:
     return digest, int(np.packbits(bits).view(">u8")[0]), views
 
 
-def colour_difference(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Mean absolute difference of lined-up thumbnails for pairs of `fingerprint` views (n, crops, 16, 16, 3):
-    each full view against every crop of the other, the best match."""
+def blur(views: np.ndarray) -> np.ndarray:
+    """Thumbnails (..., side, side, 3) smoothed by a [1, 2, 1] / 4 kernel down and across (a Gaussian of 0.7
+    pixels), edges repeated; so that copies resized with different filters (bilinear, bicubic, area) agree."""
+    out = np.pad(views.astype(np.uint16), [(0, 0)] * (views.ndim - 3) + [(1, 1), (1, 1), (0, 0)], mode="edge")
+    out = (out[..., :-2, :, :] + 2 * out[..., 1:-1, :, :] + out[..., 2:, :, :] + 2) // 4  # down
+    out = (out[..., :-2, :] + 2 * out[..., 1:-1, :] + out[..., 2:, :] + 2) // 4  # across
+    return out.astype(np.uint8)
+
+
+def thumbnail_difference(first: np.ndarray, second: np.ndarray, mean: float = MEAN) -> np.ndarray:
+    """For pairs of `fingerprint` views (n, crops, side, side, 3), lined up each full view against every crop of
+    the other: the smallest largest pixel difference among the alignments that differ by at most `mean` levels
+    on average (int16 max where none does)."""
     a = first.astype(np.int16)
     b = second.astype(np.int16)
-    one = np.abs(a[:, :1] - b).mean(axis=(2, 3, 4)).min(axis=1)
-    other = np.abs(b[:, :1] - a).mean(axis=(2, 3, 4)).min(axis=1)
-    return np.minimum(one, other)
+    differences = np.concatenate([np.abs(a[:, :1] - b), np.abs(b[:, :1] - a)], axis=1)
+    pixels = int(np.prod(differences.shape[2:]))
+    differences = differences.reshape(*differences.shape[:2], pixels)
+    largest = differences.max(axis=2, initial=0)
+    within = differences.sum(axis=2, dtype=np.int64) <= mean * pixels
+    return np.where(within, largest, np.iinfo(np.int16).max).min(axis=1)
 
 
-def find_duplicates(dataset: Dataset, near: int = NEAR, colour: float = COLOUR, threads: int = 8) -> Duplicates:
+def find_duplicates(
+    dataset: Dataset, near: int = NEAR, peak: int = PEAK, mean: float = MEAN, threads: int = 8
+) -> Duplicates:
     """Exact and near duplicates inside each split and across the training and evaluation splits.
 
     Files with the same bytes form a group, and near matching runs on one file per group, so a picture
@@ -164,7 +193,7 @@ def find_duplicates(dataset: Dataset, near: int = NEAR, colour: float = COLOUR, 
             path = parent[path]
         return path
 
-    def keep(a, b, kind, distance, difference=0.0):
+    def keep(a, b, kind, distance, difference=0):
         (split_a, sample_a), (split_b, sample_b) = a, b
         if split_a == split_b:
             result.within.append(Pair(kind, distance, sample_a, split_a, sample_b, split_b, difference))
@@ -196,22 +225,26 @@ def find_duplicates(dataset: Dataset, near: int = NEAR, colour: float = COLOUR, 
     hashed = [members[0] for members in groups.values() if prints[members[0]][1] is not None]
     hashes = np.array([prints[p][1] for p in hashed], dtype=np.uint64)
     views = np.stack([prints[p][2] for p in hashed]) if hashed else None
-    block: list = []
-    for candidate in itertools.chain(near_pairs(hashes, near), [None]):
-        if candidate is not None:
-            block.append(candidate)
-        if not block or (candidate is not None and len(block) < 512):
-            continue
-        first = np.array([i for i, _, _ in block])
-        second = np.array([j for _, j, _ in block])
-        for (i, j, distance), difference in zip(block, colour_difference(views[first], views[second])):
-            if difference <= colour:
+    # A 3x3 block's summed difference is at most 9 times its largest pixel difference, and their mean 9 times
+    # the pixels' mean: comparing block sums first rejects most lookalikes (many, among small images on a
+    # plain background) at a ninth of the cost, and never a copy.
+    blocks = (
+        views.reshape(*views.shape[:2], SIDE // 3, 3, SIDE // 3, 3, 3).sum(axis=(3, 5), dtype=np.int16)
+        if hashed
+        else None
+    )
+    for first, second, distances in near_pairs(hashes, near):
+        close = thumbnail_difference(blocks[first], blocks[second], 9 * mean) <= 9 * peak
+        first, second, distances = first[close], second[close], distances[close]
+        for i, j, distance, difference in zip(
+            first, second, distances, thumbnail_difference(views[first], views[second], mean)
+        ):
+            if difference <= peak:
                 a, b = hashed[i], hashed[j]
                 parent[root(b)] = root(a)
                 for entry_a in by_path[a]:
                     for entry_b in by_path[b]:
-                        keep(entry_a, entry_b, "near", int(distance), float(difference))
-        block = []
+                        keep(entry_a, entry_b, "near", int(distance), int(difference))
     # Copies: every training file in a cluster that holds an evaluation file.
     clusters: dict[Path, list] = {}
     for path in files:
@@ -229,17 +262,17 @@ def find_duplicates(dataset: Dataset, near: int = NEAR, colour: float = COLOUR, 
     return result
 
 
-def near_pairs(hashes: np.ndarray, near: int, chunk: int = 256):
-    """(i, j, distance) for i < j with popcount(hashes[i] ^ hashes[j]) <= near, in blocks of rows."""
-    n = len(hashes)
-    for start in range(0, n, chunk):
-        block = hashes[start : start + chunk]
-        distances = popcount(block[:, None] ^ hashes[None, start:])
-        rows, columns = np.nonzero(distances <= near)
-        for r, c in zip(rows, columns):
-            i, j = start + int(r), start + int(c)
-            if i < j:
-                yield i, j, distances[r, c]
+def near_pairs(hashes: np.ndarray, near: int, rows: int = 64, most: int = 1024):
+    """Arrays (i, j, distance), i < j, of the pairs with popcount(hashes[i] ^ hashes[j]) <= near, at most `most`
+    pairs at a time."""
+    for start in range(0, len(hashes), rows):
+        distances = popcount(hashes[start : start + rows, None] ^ hashes[None, start:])
+        first, second = np.nonzero(distances <= near)
+        later = second > first  # the block's columns start at its first row: the diagonal and below are i >= j
+        first, second = first[later], second[later]
+        found = distances[first, second]
+        for at in range(0, len(first), most):
+            yield start + first[at : at + most], start + second[at : at + most], found[at : at + most]
 
 
 def popcount(x: np.ndarray) -> np.ndarray:
