@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
+from dataclasses import asdict
 
+import numpy as np
 from PIL import Image
 
 from conftest import SAMPLE
-from fgvctune.config import resolve
+from fgvctune.config import dump_yaml, resolve
 from fgvctune.data.dataset import load_dataset
 from fgvctune.data.downscale import short_side
 from fgvctune.data.pipeline import class_tree, loader
@@ -82,3 +85,30 @@ def test_online_reads_draft_decoded_downscaled_images(cache):
     )
     batches = list(loader(dataset, "trainval", config, training=True).create_tuple_iterator(num_epochs=1))
     assert sum(len(b[1]) for b in batches) == 128 and batches[0][0].shape[1:] == (3, 32, 32)
+
+
+def test_eval_reads_full_size_images_of_a_downscaled_run(digits_run, tmp_path):
+    """`fgvctune eval` reads the files as they are, whatever --downscale says: a run made with it scores images
+    larger than its short side exactly as the same run without it (downscaled and re-encoded, noise scores
+    otherwise)."""
+    from fgvctune.results.evaluation import evaluate
+
+    data = tmp_path / "noise"
+    rng = np.random.default_rng(0)
+    for name in map(str, range(10)):  # the digits' classes, two 96x96 images of noise each
+        for i in range(2):
+            (data / "val" / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(data / "val" / name / f"{i}.png")
+    scored = {}
+    for downscale in (False, True):
+        run = tmp_path / f"downscale-{downscale}"
+        run.mkdir()
+        for name in ("best.ckpt", "labels.csv"):
+            shutil.copy(digits_run / name, run / name)
+        config = resolve(digits_run / "config.yaml", data_dir=str(data), downscale=downscale)
+        (run / "config.yaml").write_text(dump_yaml(config), encoding="utf-8")
+        result = asdict(evaluate(run))
+        scored[downscale] = {k: v for k, v in result.items() if k not in ("checkpoint", "files")}
+    assert short_side(config) == 36 < 96
+    assert scored[True]["mistakes"], "noise: most predictions are wrong, each with its own confidence"
+    assert scored[True] == scored[False]

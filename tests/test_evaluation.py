@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from typer.testing import CliRunner
 
 from conftest import FAST, SAMPLE, checkpoint
 from fgvctune.cli import app
+from fgvctune.results import runfiles
+from fgvctune.results.evaluation import MISTAKES
 from fgvctune.training.trainer import train
 
 runner = CliRunner()
@@ -81,6 +84,14 @@ def test_eval_and_pred_txt_agree(run, tmp_path):
     assert sum(int(v) for row in table[1:] for v in row[1:]) == report["count"]
     valid_png(tmp_path / "eval" / "confusion.png")
     valid_png(tmp_path / "pred" / "predictions.png")
+
+
+def test_top_k_is_capped_at_the_class_count(run):
+    """Three classes: top-5 becomes top-3 (always 100%), in eval.json and on the report page."""
+    evaluation = runfiles.read_eval(run, runfiles.read_config(run).val_split)
+    assert evaluation["k"] == 3 and evaluation["top5"] == 1.0
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert "top-3" in page and "top-5" not in page
 
 
 def test_eval_every_sample_counts_with_an_awkward_batch(run, tmp_path):
@@ -312,3 +323,93 @@ def test_onnx_export_is_checked_with_onnx_runtime(run, tmp_path, cache):
 
     refused = runner.invoke(app, ["export", str(run), "--format", "ONNX", "-o", str(tmp_path / "v3")])
     assert refused.exit_code == 1 and "cannot export mobilenet_v3_small_100 as ONNX" in refused.output
+
+
+# -- what predict and eval write about each image, on the digits run -------------------------------
+GRID = 40  # tiles in predictions.png: enough that some show mistakes (about 1 prediction in 11 is wrong)
+COLUMNS = 4  # the grid's columns (plots.image_grid)
+
+
+@pytest.fixture(scope="module")
+def digits_predicted(digits_run, tmp_path_factory):
+    """`fgvctune predict` over the digits run's val split: pred.txt and a grid of GRID tiles."""
+    out = tmp_path_factory.mktemp("digits-predict")
+    result = runner.invoke(app, ["predict", str(digits_run), "-o", str(out), "--grid", str(GRID)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def digits_eval(digits_run) -> dict:
+    """eval.json of the digits run's best.ckpt on val, written by `train` at the end of the run."""
+    return json.loads((digits_run / "eval-val" / "eval.json").read_text(encoding="utf-8"))
+
+
+def test_pred_txt_names_each_prediction_and_its_confidence(digits_run, digits_predicted):
+    """The image, the predicted and real ids and names, and the confidence: the probability of the predicted
+    class, as eval.json gives it for the mistakes."""
+    names = runfiles.read_labels(digits_run).classes
+    rows = read_pred(digits_predicted / "pred.txt")
+    evaluation = digits_eval(digits_run)
+    assert len(rows) == evaluation["count"]
+    for r in rows:
+        assert r["real_name"] == Path(r["image"]).parent.name  # the class folder the image is in
+        assert (r["real_name"], r["pred_name"]) == (names[int(r["real"])], names[int(r["pred"])])
+        assert 1 / len(names) <= float(r["confidence"]) <= 1  # the largest of ten probabilities
+    assert sum(r["pred"] == r["real"] for r in rows) / len(rows) == pytest.approx(evaluation["top1"])
+    by_image = {r["image"]: r for r in rows}
+    assert evaluation["mistakes"]
+    for m in evaluation["mistakes"]:
+        r = by_image[m["image"]]
+        assert (r["real_name"], r["pred_name"]) == (m["true"], m["predicted"])
+        assert float(r["confidence"]) == pytest.approx(m["confidence"], abs=5e-5)
+
+
+def test_eval_json_keeps_the_mistakes_it_was_surest_of_in_order(digits_run, digits_predicted):
+    """The 12 wrong predictions with the highest confidence, most confident first, found again from pred.txt."""
+    wrong = [r for r in read_pred(digits_predicted / "pred.txt") if r["pred"] != r["real"]]
+    assert len(wrong) > MISTAKES, "more mistakes than eval.json keeps, so that keeping 12 is a choice"
+    surest = sorted(((float(r["confidence"]), r["image"], r["real_name"], r["pred_name"]) for r in wrong), reverse=True)
+    mistakes = digits_eval(digits_run)["mistakes"]
+    confidences = [m["confidence"] for m in mistakes]
+    assert confidences == sorted(confidences, reverse=True)
+    kept = [(round(m["confidence"], 4), m["image"], m["true"], m["predicted"]) for m in mistakes]
+    # pred.txt rounds to 4 decimals: mistakes as close as that are compared as a set, not in order
+    assert sorted(kept, reverse=True) == surest[:MISTAKES]
+
+
+def test_predictions_png_frames_the_wrong_predictions_in_red(digits_predicted):
+    """Red frames (lines much longer than any caption's letters) around exactly the tiles of wrong predictions."""
+    rows = read_pred(digits_predicted / "pred.txt")
+    chosen = np.linspace(0, len(rows) - 1, num=GRID).round().astype(int)  # the grid's tiles, spread over the split
+    wrong = {divmod(tile, COLUMNS) for tile, i in enumerate(chosen) if rows[i]["pred"] != rows[i]["real"]}
+    assert 0 < len(wrong) < GRID, "the grid shows both right and wrong predictions"
+    with Image.open(digits_predicted / "predictions.png") as im:
+        pixels = np.asarray(im.convert("RGB")).astype(int)
+    red = (pixels[..., 0] > 200) & (pixels[..., 1] < 80) & (pixels[..., 2] < 80)
+    assert red_frames(red, cell=(pixels.shape[0] / (GRID // COLUMNS), pixels.shape[1] / COLUMNS)) == wrong
+
+
+def red_frames(red: np.ndarray, cell: tuple[float, float]) -> set[tuple[int, int]]:
+    """The grid cells (row, column) holding a red rectangle: red lines down its two sides, much longer than any
+    caption's letters, joined at their ends by red lines across."""
+    sides: dict[tuple[int, int], list] = {}
+    for x, start, end in long_runs(red, 100):
+        sides.setdefault((int((start + end) / 2 // cell[0]), int(x // cell[1])), []).append((x, start, end))
+    framed = set()
+    for where, runs in sides.items():
+        left, right = min(x for x, _, _ in runs), max(x for x, _, _ in runs)
+        top, bottom = min(start for _, start, _ in runs), max(end for _, _, end in runs)
+        columns = slice(left, right + 1)
+        across = red[top : top + 3, columns].any(axis=0), red[bottom - 3 : bottom, columns].any(axis=0)
+        if right - left > 100 and all(line.all() for line in across):
+            framed.add(where)
+    return framed
+
+
+def long_runs(mask: np.ndarray, least: int) -> list[tuple[int, int, int]]:
+    """(column, first row, row after the last) of every vertical run of True at least `least` pixels long."""
+    found = []
+    for x in range(mask.shape[1]):
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], mask[:, x].astype(np.int8), [0]])))
+        found += [(x, start, end) for start, end in zip(edges[::2], edges[1::2]) if end - start >= least]
+    return found

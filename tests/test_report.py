@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -10,8 +12,12 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
 from conftest import FAST, SAMPLE, fgvctune, run_cli
+from fgvctune.cli import app
+
+runner = CliRunner()
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -101,17 +107,45 @@ def fits_a_laptop(page: Path, tmp_path: Path) -> None:
     assert len(bottom.getcolors(maxcolors=1_000_000)) == 1, "the page is wider than a laptop's screen"
 
 
-def test_report_command_reads_files_only(digits_run, tmp_path):
-    """Re-made from the run folder's files: no MindSpore, the same page (but for its date)."""
-    before = (digits_run / "report.html").read_text(encoding="utf-8")
-    result = run_cli("report", str(digits_run))
+def test_report_command_remakes_the_page_from_the_files(digits_run, tmp_path):
+    """Re-made from the run folder's files, without MindSpore: the same page (but for its date) from the same
+    files, a changed page from a changed file."""
+    from fgvctune.results.runfiles import read_results, results_text
+
+    run = Path(shutil.copytree(digits_run, tmp_path / digits_run.name))  # copy2: eval.json stays newer than best.ckpt
+    before = (run / "report.html").read_text(encoding="utf-8")
+    result = run_cli("report", str(run))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("no mindspore")
-    after = (digits_run / "report.html").read_text(encoding="utf-8")
+    after = (run / "report.html").read_text(encoding="utf-8")
     made = re.compile(r"made by fgvctune on [0-9: -]+")
     assert made.sub("", before) == made.sub("", after)
+    rows = read_results(run)
+    rows[0]["val_top1"] = 0.9999  # the first epoch now the best
+    (run / "results.txt").write_text(results_text(rows), encoding="utf-8")
+    result = run_cli("report", str(run))
+    assert result.returncode == 0 and result.stdout.strip().endswith("no mindspore"), result.stderr
+    assert "Best val top-1 100.0% at epoch 1" in (run / "report.html").read_text(encoding="utf-8")
     missing = run_cli("report", str(tmp_path / "nothing"))
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "is not a run folder" in missing.stderr
+
+
+def test_report_evaluates_again_when_best_ckpt_is_newer_than_its_evaluation(digits_run, tmp_path):
+    """An eval.json newer than best.ckpt is shown as it is; once best.ckpt is newer, `report` evaluates it again."""
+    run = Path(shutil.copytree(digits_run, tmp_path / digits_run.name))
+    path = run / "eval-val" / "eval.json"
+    real = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**real, "top1": 0.0123}), encoding="utf-8")
+    result = runner.invoke(app, ["report", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "top-1 <b>1.23%</b>" in (run / "report.html").read_text(encoding="utf-8")
+    written = (run / "best.ckpt").stat().st_mtime
+    os.utime(path, (written - 60, written - 60))  # evaluated before best.ckpt was written
+    result = runner.invoke(app, ["report", str(run)])
+    assert result.exit_code == 0, result.output
+    again = json.loads(path.read_text(encoding="utf-8"))
+    assert again["top1"] == pytest.approx(real["top1"]) and again["checkpoint"] == str(run / "best.ckpt")
+    assert f"top-1 <b>{real['top1']:.2%}</b>" in (run / "report.html").read_text(encoding="utf-8")
 
 
 def test_report_shows_duplicates_and_left_out_files(tmp_path, cache):
@@ -134,6 +168,8 @@ def test_report_shows_duplicates_and_left_out_files(tmp_path, cache):
 
 
 def test_compare_with_seeds_reports_mean_and_spread(tmp_path, base, cache):
+    from fgvctune.results.runfiles import compare_text, read_rows
+
     out = tmp_path / "compare"
     result = fgvctune(
         *("compare", "-a", "aircraft", "-d", str(SAMPLE), "--ckpt-path", str(base), "--no-pretrained"),
@@ -155,9 +191,12 @@ def test_compare_with_seeds_reports_mean_and_spread(tmp_path, base, cache):
     assert "mean ± standard deviation over 2 runs" in text.replace("&plusmn;", "±")
     assert "linear-probe" in text and "seed-43" in text
     assert (out / "linear-probe" / "seed-42" / "report.html").is_file()
+    rows = read_rows(out)
+    rows[0]["top1"] = 0.0123  # linear-probe's mean top-1, changed in compare.csv
+    (out / "compare.csv").write_text(compare_text(rows), encoding="utf-8")
     remade = run_cli("report", str(out))  # the comparison's page again, from its files alone
     assert remade.returncode == 0 and remade.stdout.strip().endswith("no mindspore"), remade.stderr
-    assert "seed-43" in page_text(page)
+    assert re.search(r"linear-probe 1\.2% ± \d", page_text(page).replace("&plusmn;", "±"))
 
 
 def test_curves_count_whole_epochs(tmp_path):
