@@ -204,6 +204,20 @@ def digits(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def few_digits(tmp_path_factory, digits) -> Path:
+    """Digits 0-2, 4 training and 8 validation images each: a whole epoch is one batch of 12 or a few small ones."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("few-digits")
+    for split, count in (("train", 4), ("val", 8)):
+        for label in ("0", "1", "2"):
+            for path in sorted((digits / split / label).iterdir())[:count]:
+                (root / split / label).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, root / split / label / path.name)
+    return root
+
+
 DIGITS = dict(adapter="folder", pretrained=False, image_resize=32, batch_size=32, scale=[0.7, 1.0], hflip=0.0)
 
 
