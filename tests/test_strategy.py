@@ -172,25 +172,6 @@ def test_every_group_moves_at_base_rate_times_its_factor(opt):
     assert moved > 100
 
 
-def test_weight_decay_skips_biases_and_norms_unless_disabled():
-    """The decay's share of one momentum step is -lr * wd * weight, and nothing on 1-D parameters under
-    norm_and_bias."""
-    from fgvctune.models.factory import create_network
-
-    ms.set_seed(1)
-    weights = {p.name: p.asnumpy() for p in create_network(MODEL, 3, seed=1)[0].get_parameters()}
-    without = one_step("momentum", 0.0)
-    for filter_ in ("norm_and_bias", "disable"):
-        decayed = one_step("momentum", 0.5, weight_decay_filter=filter_)
-        for name, delta in without.items():
-            if "moving_" in name or name.endswith("dropout_calls"):
-                continue
-            decays = filter_ == "disable" or weights[name].ndim > 1
-            share = decayed[name] - delta
-            expected = -LR * 0.5 * weights[name] if decays else np.zeros_like(share)
-            assert_update(share, expected, weights[name], f"{filter_}: {name}")
-
-
 def test_bad_strategies_are_refused(network):
     with pytest.raises(UsageError, match="has 17 feature blocks"):
         strategy.plan(network, MODEL, freeze="30")
