@@ -204,6 +204,21 @@ def digits(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def few_digits(tmp_path_factory, digits) -> Path:
+    """Digits 0-2, 4 training images each (an epoch is one batch of 12, or a few small ones) and 4, 8 and 12
+    validation images (unequal, so that top-1 and mean per-class accuracy differ)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("few-digits")
+    for split, counts in (("train", (4, 4, 4)), ("val", (4, 8, 12))):
+        for label, count in zip(("0", "1", "2"), counts):
+            for path in sorted((digits / split / label).iterdir())[:count]:
+                (root / split / label).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, root / split / label / path.name)
+    return root
+
+
 DIGITS = dict(adapter="folder", pretrained=False, image_resize=32, batch_size=32, scale=[0.7, 1.0], hflip=0.0)
 
 

@@ -172,25 +172,6 @@ def test_every_group_moves_at_base_rate_times_its_factor(opt):
     assert moved > 100
 
 
-def test_weight_decay_skips_biases_and_norms_unless_disabled():
-    """The decay's share of one momentum step is -lr * wd * weight, and nothing on 1-D parameters under
-    norm_and_bias."""
-    from fgvctune.models.factory import create_network
-
-    ms.set_seed(1)
-    weights = {p.name: p.asnumpy() for p in create_network(MODEL, 3, seed=1)[0].get_parameters()}
-    without = one_step("momentum", 0.0)
-    for filter_ in ("norm_and_bias", "disable"):
-        decayed = one_step("momentum", 0.5, weight_decay_filter=filter_)
-        for name, delta in without.items():
-            if "moving_" in name or name.endswith("dropout_calls"):
-                continue
-            decays = filter_ == "disable" or weights[name].ndim > 1
-            share = decayed[name] - delta
-            expected = -LR * 0.5 * weights[name] if decays else np.zeros_like(share)
-            assert_update(share, expected, weights[name], f"{filter_}: {name}")
-
-
 def test_bad_strategies_are_refused(network):
     with pytest.raises(UsageError, match="has 17 feature blocks"):
         strategy.plan(network, MODEL, freeze="30")
@@ -198,3 +179,53 @@ def test_bad_strategies_are_refused(network):
         strategy.plan(network, MODEL, lr_mult=["feature.1=2"])
     with pytest.raises(UsageError, match="PATTERN=FACTOR"):
         strategy.plan(network, MODEL, lr_mult=["classifier:2"])
+
+
+def test_rates_and_weight_decay_through_fgvctune_train(tmp_path, base, few_digits, cache):
+    """`fgvctune train` with --layer-decay, --lr-mult and each --weight-decay-filter, one plain SGD step (the
+    12 training images in one batch, constant rate): each parameter moves by -lr * factor * (gradient + decay),
+    the gradient worked out again here at the starting checkpoint on the same batch; decay is wd * weight on
+    every parameter under `disable`, on none of the biases and norm parameters under norm_and_bias. PyNative
+    mode, twice as fast here: the optimizer, which applies the groups, is compiled in either mode."""
+    from typer.testing import CliRunner
+
+    from conftest import checkpoint
+    from fgvctune.cli import app
+    from fgvctune.config import resolve
+    from fgvctune.training.trainer import Trainer
+
+    wd = 0.5
+    runs = {}
+    for filter_ in ("norm_and_bias", "disable"):
+        runs[filter_] = tmp_path / filter_
+        result = CliRunner().invoke(
+            app,
+            [
+                *("train", "-a", "folder", "-d", str(few_digits), "--ckpt-path", str(base), "--no-pretrained"),
+                *("--cache-dir", cache, "--image-resize", "32", "--batch-size", "12", "--epoch-size", "1"),
+                *("--mode", "pynative", "--opt", "sgd", "--momentum", "0", "--scheduler", "constant", "--lr", str(LR)),
+                *("--weight-decay", str(wd), "--weight-decay-filter", filter_, "--layer-decay", "0.8"),
+                *("--lr-mult", "classifier=3", "--lr-mult", "features.13=2", "-o", str(runs[filter_])),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+
+    # The gradient of the run's first step: its network as set up (starting checkpoint, seeded dropout) and batch.
+    config = resolve(runs["disable"] / "config.yaml")
+    trainer = Trainer(config, tmp_path / "unused", resume=False, verbose=False, progress=False, log=print, writes=False)
+    trainer.set_up()
+    (images, labels), *_ = list(trainer.train_batches(0))
+    trainer.network.set_train(True)
+    params = trainer.network.trainable_params()
+    loss = mindcv.create_loss("CE")
+    _, grads = ms.value_and_grad(lambda x, y: loss(trainer.network(x), y), None, params)(images, labels)
+    gradient = {p.name: g.asnumpy() for p, g in zip(params, grads)}
+
+    start = checkpoint(base)
+    assert len({round(expected_factor(name), 12) for name in gradient}) > 10  # many distinct rates are checked
+    for filter_, folder in runs.items():
+        after = checkpoint(folder / "last.ckpt")
+        for name, g in gradient.items():
+            decays = filter_ == "disable" or g.ndim > 1
+            expected = -LR * expected_factor(name) * (g + (wd * start[name] if decays else 0))
+            assert_update(after[name] - start[name], expected, start[name], f"{filter_}: {name}")
