@@ -174,7 +174,5 @@ def test_cutmix_prob_is_the_share_of_batches_mixed(cache):
     plain = batches(cache, **PLAIN)
     for probability, mixed_batches in ((0.0, 0), (1.0, len(plain))):
         cut = batches(cache, **{**PLAIN, "cutmix": 1.0, "cutmix_prob": probability})
-        mixed = [
-            a[0].tobytes() != b[0].tobytes() or bool((b[1].max(axis=1) < 1).any()) for a, b in zip(plain, cut)
-        ]
+        mixed = [a[0].tobytes() != b[0].tobytes() or bool((b[1].max(axis=1) < 1).any()) for a, b in zip(plain, cut)]
         assert sum(mixed) == mixed_batches, (probability, mixed)
