@@ -395,14 +395,18 @@ def test_drop_rates_reach_the_models_that_take_them_through_the_seeded_dropout(p
 
 # -- lr-find --------------------------------------------------------------------------------------------------
 def test_lr_find_sweeps_suggests_and_leaves_the_checkpoint_alone(tmp_path, base, cache):
+    """The sweep writes its two files and prints a suggestion; the starting checkpoint is unchanged. --verbose
+    shows MindCV's own messages (its warning about the weight decay filter)."""
     before = base.read_bytes()
     out = tmp_path / "sweep"
     found = fgvctune(
         *("lr-find", "-a", "aircraft", "-d", str(SAMPLE), "--ckpt-path", str(base), "--no-pretrained"),
         *("--cache-dir", cache, "--image-resize", "32", "--batch-size", "16", "--steps", "30", "-o", str(out)),
+        "--verbose",
         log=tmp_path / "lr-find.log",
     )
     assert found.returncode == 0, found.stdout[-2000:]
+    assert "You are using AUTO weight decay filter" in found.stdout
     assert base.read_bytes() == before
     assert sorted(p.name for p in out.iterdir()) == ["lr-find.csv", "lr-find.png"]
     rows = [line.split(",") for line in (out / "lr-find.csv").read_text().splitlines()[1:]]
