@@ -252,7 +252,9 @@ if os.environ.get("MS_ROLE") == "MS_WORKER":
                 isinstance(flags, int) and flags & _changing
             ):
                 return
-        elif event in ("os.rename", "os.remove", "os.rmdir", "os.mkdir"):
+        elif event == "os.rename":  # also os.replace: what it makes is the target
+            path = args[1]
+        elif event in ("os.remove", "os.rmdir", "os.mkdir"):
             path = args[0]
         else:
             return
