@@ -302,8 +302,8 @@ def test_folder_adapter_in_pynative_mode(tmp_path, base, cache):
     trainer = Trainer(config, tmp_path / "run", resume=False, verbose=False, progress=False, log=print)
     run = trainer.run()
     assert run.config.train_split == "trainval" and len(run.rows) == 1
-    assert ms.get_context("mode") == ms.PYNATIVE_MODE
     assert not trainer.step.compile_cache and not trainer.network.compile_cache
+    assert ms.get_context("mode") == ms.PYNATIVE_MODE
     assert LabelMap.read(tmp_path / "run" / "labels.csv").classes[5] == "F_A-18"  # the tree's folder names
 
 
