@@ -1,4 +1,4 @@
-"""The command line: fast help, one-line errors, and the data commands end to end."""
+"""The command line: fast help, one-line errors, the data commands end to end, and training from a config file."""
 
 from __future__ import annotations
 
