@@ -30,6 +30,7 @@ _API = {
     "TrainConfig": "fgvctune.config",
     "train": "fgvctune.training.trainer",
     "layers": "fgvctune.training.strategy",
+    "lr_find": "fgvctune.training.lrfind",
     "evaluate": "fgvctune.results.evaluation",
     "predict_split": "fgvctune.results.evaluation",
     "predict_images": "fgvctune.results.evaluation",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import SAMPLE, checkpoint, fgvctune, finish, free_port, running, train_command, wait_for
 from fgvctune.results.runfiles import read_results
@@ -233,12 +234,54 @@ def test_failed_worker_ends_with_a_clear_message(tmp_path, base, cache):
     assert "Traceback" not in output
 
 
+# Put on PYTHONPATH as sitecustomize.py: every process msrun starts as a worker records what it writes (opens for
+# writing, renames, removes, makes) under $WATCHED into $RECORDS/rank<RANK_ID>-<pid>.txt, through Python's audit hooks.
+WRITE_RECORDER = """
+import os
+import sys
+
+if os.environ.get("MS_ROLE") == "MS_WORKER":
+    _watched = os.environ["WATCHED"] + os.sep
+    _record = os.path.join(os.environ["RECORDS"], f"rank{os.environ.get('RANK_ID')}-{os.getpid()}.txt")
+    _changing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+    def _record_writes(event, args):
+        if event == "open":
+            path, mode, flags = args
+            if not (isinstance(mode, str) and any(c in mode for c in "wax+")) and not (
+                isinstance(flags, int) and flags & _changing
+            ):
+                return
+        elif event == "os.rename":  # also os.replace: what it makes is the target
+            path = args[1]
+        elif event in ("os.remove", "os.rmdir", "os.mkdir"):
+            path = args[0]
+        else:
+            return
+        if isinstance(path, (str, bytes, os.PathLike)):
+            path = os.path.abspath(os.fsdecode(path))
+            if path.startswith(_watched):
+                with open(_record, "a") as f:
+                    f.write(f"{event} {os.path.relpath(path, _watched)}\\n")
+
+    sys.addaudithook(_record_writes)
+"""
+
+
 def test_workers_say_how_they_share_the_data_and_rank_0_speaks_for_all(tmp_path, base, cache):
     """`--workers 2` says how many workers run and how the data was split; one final line, rank 0's; one
-    report, written by rank 0 after the run."""
+    report, written by rank 0 after the run. Only rank 0 writes into the run folder (every write each
+    worker makes there is recorded), and the folder holds a run's files and msrun's logs, nothing per rank.
+    Without --scale-lr the rate is the one given."""
     folder = tmp_path / "run"
-    command = train_command(folder, base, cache, 1) + ["--workers", "2"]
-    with running(command, tmp_path / "run.log", env=ENV) as process:
+    hooks, records = tmp_path / "hooks", tmp_path / "records"
+    hooks.mkdir()
+    records.mkdir()
+    (hooks / "sitecustomize.py").write_text(WRITE_RECORDER)
+    path = os.pathsep.join(p for p in (str(hooks), os.environ.get("PYTHONPATH")) if p)
+    env = dict(ENV, PYTHONPATH=path, WATCHED=str(folder), RECORDS=str(records))
+    command = train_command(folder, base, cache, 1) + ["--workers", "2", "--scheduler", "constant"]
+    with running(command, tmp_path / "run.log", env=env) as process:
         finish(process, seconds=300, logs=tmp_path)
     output = (tmp_path / "run.log").read_text()
     assert process.returncode == 0, output[-3000:]
@@ -252,3 +295,22 @@ def test_workers_say_how_they_share_the_data_and_rank_0_speaks_for_all(tmp_path,
     assert "report: " in (folder / "msrun-logs" / "worker_0.log").read_text()
     assert "report: " not in (folder / "msrun-logs" / "worker_1.log").read_text()
     assert (folder / "report.html").is_file() and (folder / "eval-test" / "eval.json").is_file()
+
+    written: dict[str, set[str]] = {}
+    for record in records.iterdir():
+        rank = record.name.split("-")[0]
+        written.setdefault(rank, set()).update(line.split(" ", 1)[1] for line in record.read_text().splitlines())
+    assert set(written) == {"rank0"}, written  # rank 1 wrote nothing there
+    assert {"config.yaml", "results.txt", "best.ckpt", "last.ckpt", "report.html"} <= written["rank0"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        *("best.ckpt", "config.yaml", "counts.csv", "curves.png", "eval-test", "labels.csv", "last.ckpt"),
+        *("launch.yaml", "msrun-logs", "report.html", "results.txt", "strategy.csv"),
+    ]
+    assert sorted(p.name for p in (folder / "msrun-logs").iterdir()) == [
+        "msrun.log",
+        "scheduler.log",
+        "worker_0.log",
+        "worker_1.log",
+    ]
+    assert yaml.safe_load((folder / "config.yaml").read_text())["lr"] == 0.02  # train_command's
+    assert [r["lr"] for r in read_results(folder)] == [0.02]  # the rate trained with: not 0.02 x 2 workers

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import SAMPLE
 from fgvctune.config import resolve
 from fgvctune.data.dataset import load_dataset
-from fgvctune.data.pipeline import class_tree, loader
+from fgvctune.data.pipeline import class_tree, eval_transforms, loader, train_transforms
 from fgvctune.models import runtime
 
 runtime.start()
@@ -96,3 +98,81 @@ def test_in_memory_reads_every_image_once_up_front(cache, tmp_path):
     batched = loader(dataset, "trainval", config, training=True)
     shutil.rmtree(data / "data" / "images")
     assert sum(len(b[1]) for b in batched.create_tuple_iterator(num_epochs=1, output_numpy=True)) == 128
+
+
+# -- what MindCV's transforms do with the flags ------------------------------------------------------------------
+def through(transforms, image: Image.Image, copies: int = 1) -> np.ndarray:
+    """`copies` of one PNG through a list of MindCV transforms in a MindSpore pipeline (each copy draws its own
+    random crop); the outputs as (copies, H, W, 3) pixel values, MindCV's normalisation undone."""
+    import mindspore.dataset as ds
+    from mindcv.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    encoded = np.frombuffer(buffer.getvalue(), dtype=np.uint8)
+    data = ds.NumpySlicesDataset({"image": np.stack([encoded] * copies)}, shuffle=False)
+    data = data.map(operations=transforms, input_columns="image")
+    rows = [row["image"] for row in data.create_dict_iterator(num_epochs=1, output_numpy=True)]
+    return np.stack(rows).transpose(0, 2, 3, 1) * IMAGENET_DEFAULT_STD + IMAGENET_DEFAULT_MEAN
+
+
+def coordinates(size: int) -> Image.Image:
+    """Red is the pixel's column, green its row: an output pixel tells where in the source it was read."""
+    x, y = np.meshgrid(np.arange(size), np.arange(size))
+    return Image.fromarray(np.stack([x, y, np.zeros_like(x)], axis=-1).astype(np.uint8))
+
+
+def spans(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The source width and height each output image covers (from its first to its last pixel centre)."""
+    width = (images[:, :, -1, 0] - images[:, :, 0, 0]).mean(axis=1)
+    height = (images[:, -1, :, 1] - images[:, 0, :, 1]).mean(axis=1)
+    return width, height
+
+
+def test_ratio_bounds_the_aspect_of_the_random_crops():
+    """--ratio 2 3: every random crop is two to three times as wide as it is tall (MindCV's default range,
+    3/4 to 4/3, gives nearly square ones)."""
+    config = resolve(image_resize=32, scale=[0.1, 0.2], ratio=[2.0, 3.0], hflip=0.0)
+    width, height = spans(through(train_transforms(config), coordinates(240), copies=16))
+    aspect = width / height  # the 31 pixel gaps of each output side span the same share of its crop side
+    assert np.all((aspect > 2.0 * 0.95) & (aspect < 3.0 * 1.05)), aspect
+    assert aspect.max() - aspect.min() > 0.2  # drawn anew for every image
+
+
+def test_crop_pct_sets_the_evaluation_centre_crop():
+    """Evaluation resizes the short side to floor(image_resize / crop_pct) and crops the centre: with crop_pct
+    0.5 the output covers the middle half of the image, with 1.0 all of it."""
+    source = coordinates(256)
+    for crop_pct in (0.5, 1.0):
+        config = resolve(image_resize=32, crop_pct=crop_pct)
+        width, height = spans(through(eval_transforms(config), source))
+        resized = int(32 / crop_pct)  # 64 or 32 pixels; the 31 gaps between the kept pixel centres cover:
+        expected = 31 * 256 / resized
+        assert width[0] == pytest.approx(expected, abs=1.5) and height[0] == pytest.approx(expected, abs=1.5)
+
+
+def test_interpolation_reaches_the_training_and_evaluation_resize():
+    """A black and white checkerboard enlarged with --interpolation nearest stays black and white; bilinear
+    (the default) blends grey at the edges, in training crops and in the evaluation resize alike."""
+    squares = np.kron((np.indices((8, 8)).sum(axis=0) % 2) * 255, np.ones((3, 3)))
+    board = Image.fromarray(squares.astype(np.uint8)).convert("RGB")  # 24 x 24: both paths enlarge it
+
+    def grey_share(interpolation: str) -> list[float]:
+        config = resolve(image_resize=32, interpolation=interpolation, scale=[0.5, 1.0], hflip=0.0)
+        shares = []
+        for transforms in (train_transforms(config), eval_transforms(config)):
+            pixels = through(transforms, board, copies=4)
+            shares.append(float(np.mean((pixels > 1) & (pixels < 254))))
+        return shares
+
+    assert grey_share("nearest") == [0.0, 0.0]
+    assert all(share > 0.05 for share in grey_share("bilinear"))
+
+
+def test_cutmix_prob_is_the_share_of_batches_mixed(cache):
+    """With CutMix on, --cutmix-prob 0 leaves every batch as it was (one-hot labels) and 1 mixes every batch."""
+    plain = batches(cache, **PLAIN)
+    for probability, mixed_batches in ((0.0, 0), (1.0, len(plain))):
+        cut = batches(cache, **{**PLAIN, "cutmix": 1.0, "cutmix_prob": probability})
+        mixed = [a[0].tobytes() != b[0].tobytes() or bool((b[1].max(axis=1) < 1).any()) for a, b in zip(plain, cut)]
+        assert sum(mixed) == mixed_batches, (probability, mixed)

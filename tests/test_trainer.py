@@ -23,12 +23,13 @@ from conftest import (
     running,
     wait_for,
 )
+from fgvctune.config import resolve
 from fgvctune.data.dataset import LabelMap
 from fgvctune.data.tree import convert
 from fgvctune.errors import DataError, UsageError
 from fgvctune.models.swaps import is_counter
 from fgvctune.results.runfiles import read_results
-from fgvctune.training.trainer import train
+from fgvctune.training.trainer import Trainer, train
 
 CHANCE = 1 / 8  # eight variants in the sample
 
@@ -268,12 +269,11 @@ def test_skip_bad_leaves_a_broken_image_out_of_training(tmp_path, base, cache):
 def test_without_dedupe_train_warns_how_many_evaluation_images_have_a_training_copy(tmp_path):
     """Copies of test images planted in trainval: before training (set_up, what `train` does first), the warning
     counts them, duplicates.csv lists the pairs, and without --dedupe every image stays in training."""
-    from fgvctune import config as config_module
     from fgvctune.training.trainer import Trainer
 
     planted = plant_copies(tmp_path / "planted")
     settings = dict(adapter="aircraft", data_dir=str(tmp_path / "planted"), pretrained=False, **FAST)
-    config = config_module.resolve(None, cache_dir=str(tmp_path / "cache"), **settings)
+    config = resolve(None, cache_dir=str(tmp_path / "cache"), **settings)
     lines = []
     Trainer(config, tmp_path / "run", resume=False, verbose=False, progress=False, log=lines.append).set_up()
     warnings = [re.match(r"warning: (\d+) test image\(s\) have a copy in trainval", line) for line in lines]
@@ -324,19 +324,19 @@ def test_csv_online_in_memory_with_awkward_image_modes(tmp_path, base, cache):
 
 
 def test_folder_adapter_in_pynative_mode(tmp_path, base, cache):
+    """--mode pynative runs eagerly: neither the train step nor the network is ever compiled into a graph (in
+    graph mode both are, at their first call)."""
+    import mindspore as ms
+
     tree = tmp_path / "tree"
     convert("aircraft", SAMPLE, tree)
-    run = finetune(
-        tmp_path / "run",
-        base,
-        cache,
-        adapter="folder",
-        data_dir=str(tree),
-        mode="pynative",
-        epoch_size=1,
-        batch_size=32,
-    )
+    settings = finetune_settings(base, cache, adapter="folder", data_dir=str(tree), mode="pynative", epoch_size=1)
+    config = resolve(**{**settings, "batch_size": 32})
+    trainer = Trainer(config, tmp_path / "run", resume=False, verbose=False, progress=False, log=print)
+    run = trainer.run()
     assert run.config.train_split == "trainval" and len(run.rows) == 1
+    assert not trainer.step.compile_cache and not trainer.network.compile_cache
+    assert ms.get_context("mode") == ms.PYNATIVE_MODE
     assert LabelMap.read(tmp_path / "run" / "labels.csv").classes[5] == "F_A-18"  # the tree's folder names
 
 

@@ -325,6 +325,51 @@ def test_loss_scale_is_divided_out_and_a_dynamic_scale_skips_overflow(tmp_path, 
     assert all(start[n].tobytes() != after[n].tobytes() for n in start) and int(t.step.good_updates.asnumpy()) == 1
 
 
+@pytest.fixture(scope="module")
+def smoothed_nesterov_step(tmp_path_factory, base, cache) -> dict:
+    """One real step with label smoothing 0.1 and Nesterov momentum 0.9 at a constant rate: the batch, the
+    loss and logits it gave, the weights before and after, the momentum buffers after."""
+    settings = dict(label_smoothing=0.1, nesterov=True, momentum=0.9, scheduler="constant", lr=0.05, min_lr=0.05)
+    t = trainer(tmp_path_factory.mktemp("step"), base, cache, **settings)
+    (images, labels), *_ = first_batches(t, 1)
+    before = values(t.optimizer.parameters)
+    loss, logits = t.step(images, labels)
+    return {
+        "labels": labels.asnumpy(),
+        "loss": float(loss.asnumpy()),
+        "logits": logits.asnumpy(),
+        "before": before,
+        "after": values(t.optimizer.parameters),
+        "moments": {p.name[len("moments.") :]: p.asnumpy() for p in t.optimizer.moments},
+        "lr": t.lr_steps[0],
+    }
+
+
+def test_label_smoothing_is_the_loss_of_a_real_step(smoothed_nesterov_step):
+    """The step's loss is the cross-entropy against labels smoothed by 0.1: (1 - 0.1) on the true class plus
+    0.1 / K on every class, K = 8."""
+    step = smoothed_nesterov_step
+    logits, labels = step["logits"].astype(np.float64), step["labels"]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    target = np.full(log_p.shape, 0.1 / 8) + 0.9 * np.eye(8)[labels]
+    assert step["loss"] == pytest.approx(float(-(target * log_p).sum(axis=1).mean()), rel=1e-5)
+    plain = float(-log_p[np.arange(len(labels)), labels].mean())
+    assert abs(step["loss"] - plain) > 1e-3  # smoothing changes the loss
+
+
+def test_nesterov_momentum_takes_the_look_ahead_step(smoothed_nesterov_step):
+    """From empty momentum buffers the first update holds the gradient g (weight decay included) in the
+    buffer; Nesterov moves the weights by -lr (g + 0.9 g), plain momentum would move them by -lr g."""
+    step = smoothed_nesterov_step
+    factors = {}
+    for name, buffer in step["moments"].items():
+        update = (step["after"][name] - step["before"][name]).astype(np.float64)
+        # update / (-lr g), fitted over the tensor: tiny updates of large weights are all rounding
+        factors[name] = float((update * buffer).sum() / (buffer.astype(np.float64) ** 2).sum()) / -step["lr"]
+    assert factors == pytest.approx({name: 1.9 for name in factors}, rel=1e-3)
+
+
 @pytest.mark.parametrize("level", ["O1", "O2"])
 def test_mixed_precision_levels_train_on_the_cpu(tmp_path, base, cache, level):
     run = train(
@@ -350,14 +395,18 @@ def test_drop_rates_reach_the_models_that_take_them_through_the_seeded_dropout(p
 
 # -- lr-find --------------------------------------------------------------------------------------------------
 def test_lr_find_sweeps_suggests_and_leaves_the_checkpoint_alone(tmp_path, base, cache):
+    """The sweep writes its two files and prints a suggestion; the starting checkpoint is unchanged. --verbose
+    shows MindCV's own messages (its warning about the weight decay filter)."""
     before = base.read_bytes()
     out = tmp_path / "sweep"
     found = fgvctune(
         *("lr-find", "-a", "aircraft", "-d", str(SAMPLE), "--ckpt-path", str(base), "--no-pretrained"),
         *("--cache-dir", cache, "--image-resize", "32", "--batch-size", "16", "--steps", "30", "-o", str(out)),
+        "--verbose",
         log=tmp_path / "lr-find.log",
     )
     assert found.returncode == 0, found.stdout[-2000:]
+    assert "You are using AUTO weight decay filter" in found.stdout
     assert base.read_bytes() == before
     assert sorted(p.name for p in out.iterdir()) == ["lr-find.csv", "lr-find.png"]
     rows = [line.split(",") for line in (out / "lr-find.csv").read_text().splitlines()[1:]]

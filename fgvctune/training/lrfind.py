@@ -34,7 +34,7 @@ class Sweep:
 
 def lr_find(
     config: TrainConfig,
-    output: Path,
+    output: str | Path,
     steps: int = 100,
     start: float = 1e-7,
     end: float = 10.0,
@@ -53,6 +53,7 @@ def lr_find(
         raise UsageError(f"the sweep needs 0 < --start-lr < --end-lr, got {start:g} and {end:g}")
     if steps < 10:
         raise UsageError(f"--steps {steps}: a sweep needs at least 10 steps")
+    output = Path(output)
     trainer = Trainer(config, output, resume=False, verbose=verbose, progress=False, log=log, writes=False)
     trainer.set_up()
     rates = [start * (end / start) ** (i / (steps - 1)) for i in range(steps)]

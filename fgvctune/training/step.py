@@ -12,6 +12,8 @@ MindCV's TrainStep options, in the order they act on one update:
 - the EMA of the weights follows each update (with MindCV's warm-up of the decay over `ema_warmup`
   updates, 2000 by default), kept in `ema.<name>`
   parameters beside the network's, so last.ckpt holds both and a resumed run goes on exactly.
+
+The optimizer is MindCV's, but for Nesterov momentum (see `NesterovMomentum`).
 """
 
 from __future__ import annotations
@@ -130,6 +132,34 @@ def TrainStep(
             return self.scale
 
     return _TrainStep()
+
+
+def NesterovMomentum(params, learning_rate, momentum: float, weight_decay: float = 0.0):
+    """MindSpore's nn.Momentum with Nesterov's update written out: accum = momentum * accum + g, then
+    weight -= lr * (g + momentum * accum). MindSpore 2.10's CPU ApplyMomentum kernel ignores its use_nesterov
+    flag and takes the plain step (weight -= lr * accum), so `--nesterov` built through MindCV changed nothing.
+    Same parameters and state names (`moments.*`) as nn.Momentum, so checkpoints look the same."""
+    from mindspore import nn, ops
+
+    nesterov = ops.MultitypeFuncGraph("nesterov")
+
+    @nesterov.register("Tensor", "Tensor", "Tensor", "Tensor", "Tensor")
+    def _nesterov(momentum, lr, gradient, weight, accum):
+        accum = ops.assign(accum, accum * momentum + gradient)
+        return ops.assign_sub(weight, (gradient + accum * momentum) * lr)
+
+    class _NesterovMomentum(nn.Momentum):
+        def construct(self, gradients):  # nn.Momentum's, with the update above in place of ApplyMomentum
+            gradients = self.scale_grad(self.gradients_centralization(self.decay_weight(gradients)))
+            lr = self.get_lr()
+            self.assignadd(self.global_step, self.global_step_increase_tensor)
+            if self.is_group_lr:
+                update = ops.partial(nesterov, self.momentum)
+                return self.hyper_map_reverse(update, lr, gradients, self.params, self.moments)
+            update = ops.partial(nesterov, self.momentum, lr)
+            return self.hyper_map_reverse(update, gradients, self.params, self.moments)
+
+    return _NesterovMomentum(params, learning_rate, momentum, weight_decay=weight_decay, use_nesterov=True)
 
 
 def carried_over(state: dict) -> dict:

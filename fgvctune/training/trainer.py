@@ -40,7 +40,7 @@ from fgvctune.results.runfiles import (
 from fgvctune.training.interrupts import Interrupted, interrupts_deferred, reclaim_ctrl_c
 from fgvctune.training.progress import Progress, epoch_line
 from fgvctune.training.step import EMA_PREFIX as EMA
-from fgvctune.training.step import TrainStep, carried_over
+from fgvctune.training.step import NesterovMomentum, TrainStep, carried_over
 
 
 @dataclass
@@ -301,15 +301,18 @@ class Trainer:
         if self.dist.is_writer and self.writes:
             atomic_write_text(self.folder / STRATEGY_FILE, strategy_text(plan.rows()))
         groups = strategy.param_groups(self.network, plan, self.lr_steps, c.weight_decay)
-        optimizer = mindcv.create_optimizer(
-            groups,
-            opt=c.opt,
-            lr=self.lr_steps,
-            weight_decay=c.weight_decay,
-            momentum=c.momentum,
-            nesterov=c.nesterov,
-            weight_decay_filter="auto",
-        )
+        if c.nesterov and c.opt in ("momentum", "nesterov"):  # MindCV's nn.Momentum would ignore it on the CPU
+            optimizer = NesterovMomentum(groups, self.lr_steps, c.momentum, c.weight_decay)
+        else:
+            optimizer = mindcv.create_optimizer(
+                groups,
+                opt=c.opt,
+                lr=self.lr_steps,
+                weight_decay=c.weight_decay,
+                momentum=c.momentum,
+                nesterov=c.nesterov,
+                weight_decay_filter="auto",
+            )
         if start_step:
             optimizer.global_step.set_data(self.ms.Tensor([start_step], self.ms.int32))
         self.optimizer = optimizer
