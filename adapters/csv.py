@@ -71,7 +71,7 @@ class CsvAdapter:
 
     def _csv_path(self) -> Path:
         if self.file:
-            path = Path(self.file) if Path(self.file).is_absolute() else self.data_dir / self.file
+            path = self.data_dir / self.file  # an absolute path stays as it is
             if not path.is_file():
                 raise DataError(f"CSV file {path} does not exist")
             return path

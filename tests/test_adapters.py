@@ -46,13 +46,18 @@ def test_aircraft_crop_and_banner(aircraft):
 def test_aircraft_broken_line_names_file_and_line(aircraft):
     path = aircraft / "data" / "images_variant_test.txt"
     path.write_text(path.read_text() + "0009999\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"images_variant_test.txt:7: expected"):
+    with pytest.raises(DataError) as stopped:
         load_dataset("aircraft", aircraft)
+    assert stopped.value.message == f"{path}:7: expected '<image id> <class name>'"
 
 
 def test_aircraft_rejects_folder_without_class_file(tmp_path):
-    with pytest.raises(DataError, match="not an FGVC-Aircraft folder"):
-        load_dataset("aircraft", tmp_path)
+    with pytest.raises(DataError) as refused:
+        load_dataset("aircraft", tmp_path, options={"level": "family"})
+    assert (refused.value.message, refused.value.hint) == (
+        f"{tmp_path} is not an FGVC-Aircraft folder: no families.txt in it or in its data/",
+        "point --data-dir at fgvc-aircraft-2013b or its data/ folder",
+    )
 
 
 def test_bundled_sample_has_the_promised_shape():
@@ -87,10 +92,21 @@ def test_csv_chosen_columns_and_named_file(tmp_path):
         name="mine.csv",
     )
     make_csv(root, [], name="other.csv")
-    with pytest.raises(DataError, match="2 CSV files"):
+    with pytest.raises(DataError) as refused:
         load_dataset("csv", root)
-    with pytest.raises(DataError, match="no column 'filepath/path'"):
+    assert (refused.value.message, refused.value.hint) == (f"{root} has 2 CSV files", "name the file with --file")
+    with pytest.raises(DataError) as refused:
         load_dataset("csv", root, options={"file": "mine.csv"})
+    assert (refused.value.message, refused.value.hint) == (
+        f"{root / 'mine.csv'}: no column 'filepath/path'; it has image, species",
+        "name the column with --path-column",
+    )
+    with pytest.raises(DataError) as refused:
+        load_dataset("csv", root, options={"file": "mine.csv", "path_column": "image"})
+    assert (refused.value.message, refused.value.hint) == (
+        f"{root / 'mine.csv'}: no column 'label'; it has image, species",
+        "name the column with --label-column",
+    )
     dataset = load_dataset(
         "csv",
         root,
@@ -151,7 +167,10 @@ def test_aircraft_bad_lines_are_each_reported_and_every_good_line_read(aircraft)
     (data / "images_box.txt").write_text("\n".join([kept[0], "", *kept[1:]]) + "\n", encoding="utf-8")
     dataset = load_dataset("aircraft", aircraft, ["test"], {"crop_box": True}, skip_bad=True)
     assert [str(p.where).rsplit(":", 1)[1] for p in dataset.problems] == ["3", "4"]
-    assert "no line in images_box.txt" in str(dataset.problems[1])
+    assert [p.message for p in dataset.problems] == [
+        "expected '<image id> <class name>'",
+        f"image {unboxed} has no line in images_box.txt",
+    ]
     assert len(dataset.splits["test"]) == len(lines) - 1
 
 
@@ -188,8 +207,9 @@ def test_csv_val_fraction_outside_zero_to_one_is_refused(tmp_path, fraction):
     root = make_csv(
         tmp_path / "csv", [("a.jpg", "x", None, (1, 1, 1)), ("b.jpg", "x", None, (2, 2, 2))], ("path", "label")
     )
-    with pytest.raises(DataError, match="--val-fraction must be between 0 and 1"):
+    with pytest.raises(DataError) as refused:
         load_dataset("csv", root, options={"val_fraction": fraction})
+    assert refused.value.message == f"--val-fraction must be between 0 and 1, got {fraction}"
 
 
 def test_csv_split_keeps_one_image_of_each_class_to_train_on(tmp_path):
@@ -209,3 +229,94 @@ def test_csv_and_folder_find_the_usual_split_names(tmp_path, adapter, train, eva
         root = make_csv(tmp_path / "csv", rows)
     dataset = load_dataset(adapter, root)
     assert (dataset.train_split, dataset.eval_split) == (train, evaluation)
+
+
+def test_aircraft_file_problems_are_named(aircraft):
+    data = aircraft / "data"
+    (data / "images_box.txt").write_text("0000101 1 2 3\n", encoding="utf-8")
+    with pytest.raises(DataError) as refused:
+        load_dataset("aircraft", aircraft, options={"crop_box": True})
+    assert refused.value.message == f"{data / 'images_box.txt'}:1: expected '<image id> xmin ymin xmax ymax'"
+    (data / "images_box.txt").unlink()
+    with pytest.raises(DataError) as refused:
+        load_dataset("aircraft", aircraft, options={"crop_box": True})
+    assert refused.value.message == f"missing annotation file {data / 'images_box.txt'}"
+    (data / "variants.txt").write_bytes(b"707-320\n\xff\n")
+    with pytest.raises(DataError) as refused:
+        load_dataset("aircraft", aircraft)
+    assert refused.value.message == f"{data / 'variants.txt'} is not UTF-8 text (invalid start byte at byte 8)"
+    for annotation in data.glob("images_variant_*.txt"):
+        annotation.unlink()
+    (data / "variants.txt").write_text("707-320\n", encoding="utf-8")
+    with pytest.raises(DataError) as refused:
+        load_dataset("aircraft", aircraft)
+    assert refused.value.message == f"{data} has no images_variant_<split>.txt annotation files"
+
+
+def test_csv_file_problems_are_named(tmp_path):
+    with pytest.raises(DataError) as refused:
+        load_dataset("csv", tmp_path)
+    assert (refused.value.message, refused.value.hint) == (f"{tmp_path} has no *.csv file", "name the file with --file")
+    with pytest.raises(DataError) as refused:
+        load_dataset("csv", tmp_path, options={"file": "gone.csv"})
+    assert refused.value.message == f"CSV file {tmp_path / 'gone.csv'} does not exist"
+    (tmp_path / "bad.csv").write_bytes(b"filepath,label\n\xff\xfe,x\n")
+    with pytest.raises(DataError) as refused:
+        load_dataset("csv", tmp_path)
+    assert refused.value.message.startswith(f"{tmp_path / 'bad.csv'}: not a readable CSV file (")
+
+
+def test_csv_file_named_by_its_absolute_path(tmp_path):
+    root = make_csv(tmp_path / "elsewhere", [("a.jpg", "x", "train", (1, 1, 1)), ("b.jpg", "x", "val", (2, 2, 2))])
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (root / name).rename(images / name)
+    dataset = load_dataset("csv", images, options={"file": str(root / "labels.csv")})
+    assert [s.path for s in dataset.splits["train"]] == [images / "a.jpg"]
+
+
+def test_folder_problems_are_named(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError) as refused:
+        load_dataset("folder", tmp_path / "empty")
+    assert (refused.value.message, refused.value.hint) == (
+        f"{tmp_path / 'empty'} has no split folders",
+        "expected <data-dir>/<split>/<class>/<image>",
+    )
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a tree")
+    with pytest.raises(DataError) as refused:
+        load_dataset("folder", notes)
+    assert (refused.value.message, refused.value.hint) == (
+        f"{notes} is not a folder or an archive",
+        "pass a folder, or one of .tar, .tar.gz, .tgz, .zip",
+    )
+    broken = tmp_path / "tree.zip"
+    broken.write_bytes(b"PK not really")
+    with pytest.raises(DataError) as refused:
+        load_dataset("folder", broken)
+    assert refused.value.message == f"{broken} is not a readable zip archive (File is not a zip file)"
+
+
+def test_folder_archive_with_the_dataset_folder_around_the_tree(tmp_path):
+    """The usual archive: one folder holding <split>/<class>/<image>; images at another depth are not samples."""
+    import zipfile
+
+    tree = make_folder(tmp_path / "birds")
+    archive = tmp_path / "birds.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(tree.rglob("*.jpg")):
+            z.write(path, path.relative_to(tmp_path).as_posix())
+        z.write(tree / "train" / "cat" / "cat0.jpg", "birds/cover.jpg")
+        z.write(tree / "train" / "cat" / "cat0.jpg", "__MACOSX/birds/train/cat/._cat0.jpg")
+    dataset = load_dataset("folder", archive)
+    assert dataset.labels.classes == ("cat", "dog")
+    assert {split: len(samples) for split, samples in dataset.splits.items()} == {"train": 6, "val": 6}
+    assert dataset.splits["train"][0].where == "birds.zip:birds/train/cat/cat0.jpg"
+    empty = tmp_path / "empty.zip"
+    with zipfile.ZipFile(empty, "w") as z:
+        z.writestr("readme.txt", "nothing here")
+    with pytest.raises(DataError) as refused:
+        load_dataset("folder", empty)
+    assert refused.value.message == f"{empty} holds no <split>/<class>/<image> files"

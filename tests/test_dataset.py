@@ -97,8 +97,12 @@ def test_paths_escaping_root(tmp_path):
 def test_empty_split_stops_even_with_skip(tmp_path):
     root = csv_root(tmp_path, GOOD[:4] + [("gone.jpg", "a", "val")])
     os.remove(root / "gone.jpg")
-    with pytest.raises(DataError, match="split 'val' has no usable samples"):
+    with pytest.raises(DataError) as stopped:
         load_dataset("csv", root, skip_bad=True)
+    assert (stopped.value.message, stopped.value.hint) == (
+        "split 'val' has no usable samples",
+        "check the annotations for that split",
+    )
 
 
 def test_skip_bad_keeps_the_good_and_lists_the_rest(tmp_path):
@@ -132,8 +136,12 @@ def test_label_map_round_trip(tmp_path):
 
 
 def test_folder_name_clash_is_an_error():
-    with pytest.raises(DataError, match="same folder name"):
-        LabelMap.from_names(["A/B", "A_B"])
+    with pytest.raises(DataError) as refused:
+        LabelMap.from_names(["A/B", "A_B", "c"])
+    assert (refused.value.message, refused.value.hint) == (
+        "classes 'A/B', 'A_B' map to the same folder name 'A_B'",
+        "rename one of them in the annotations",
+    )
 
 
 def test_a_class_with_no_training_images_is_left_out_of_the_label_map(tmp_path):
@@ -170,3 +178,145 @@ def test_training_needs_two_different_splits(tmp_path, train, evaluation):
     root = make_folder(tmp_path / "t", splits=("train",))
     with pytest.raises(UsageError, match="cannot tell which splits to train and evaluate on"):
         load_dataset("folder", root, roles=True, train_split=train, eval_split=evaluation)
+
+
+def test_every_problem_is_named_whole(tmp_path):
+    """Each kind of bad sample, reported at its line with the file and what is wrong; the first one stops
+    a strict load, saying how many more there are and what to do."""
+    rows = [
+        ("a0.jpg", "a", "train"),
+        ("a1.jpg", "a", "train"),
+        ("b0.jpg", "b", "train"),
+        ("b1.png", "b", "train"),
+        ("a2.jpg", "a", "train"),
+        ("c0.png", "c", "train"),
+        ("a3.jpg", "a", "val"),
+        ("b2.jpg", "b", "val"),
+    ]
+    root = csv_root(tmp_path, rows)
+    data = (root / "a1.jpg").read_bytes()
+    (root / "a1.jpg").write_bytes(data[:-2])  # only the end marker gone
+    (root / "a2.jpg").write_bytes(data[: len(data) // 2])
+    (root / "b0.jpg").write_bytes(b"not a picture")
+    (root / "b1.png").write_bytes((root / "b1.png").read_bytes()[:-20])
+    png = bytearray((root / "c0.png").read_bytes())
+    png[png.find(b"IDAT") + 6] ^= 0xFF  # a damaged chunk
+    (root / "c0.png").write_bytes(bytes(png))
+    write_image(tmp_path / "outside.jpg")
+    with open(root / "labels.csv", "a", encoding="utf-8") as f:
+        f.write("../outside.jpg,a,train\na0.jpg,a,train\ngone.jpg,a,val\n")
+    table = root / "labels.csv"
+    assert problems_of(root) == [
+        f"{table}:10: path {root}/../outside.jpg escapes the dataset root {root}",
+        f"{table}:11: duplicate entry for a0.jpg (first at {table}:2)",
+        f"{table}:3: truncated image {root / 'a1.jpg'} (no JPEG end marker)",
+        f"{table}:4: {root / 'b0.jpg'} is not an image PIL can read",
+        f"{table}:5: truncated image {root / 'b1.png'}",
+        f"{table}:6: truncated image {root / 'a2.jpg'}",
+        f"{table}:7: unreadable image {root / 'c0.png'}: broken PNG file (bad header checksum in b'IDAT')",
+        f"{table}:12: missing file {root / 'gone.jpg'}",
+        f"{table}:9: class 'b' has 1 sample(s) in 'val' but none in 'train'",
+    ]
+    with pytest.raises(DataError) as stopped:
+        load_dataset("csv", root)
+    assert (stopped.value.message, stopped.value.hint) == (
+        f"{table}:10: path {root}/../outside.jpg escapes the dataset root {root} (and 8 more)",
+        "fix the data, or pass --skip-bad to leave bad samples out (they are listed in skipped.txt); "
+        "`fgvctune info` shows every problem",
+    )
+    kept = load_dataset("csv", root, skip_bad=True)
+    assert kept.skipped_report() == "".join(f"{p}\n" for p in problems_of(root))
+    assert kept.counts_csv() == "split,class,count\ntrain,a,1\nval,a,1\n"
+
+
+def test_a_label_the_adapter_does_not_declare(aircraft):
+    path = aircraft / "data" / "images_variant_test.txt"
+    path.write_text(path.read_text(encoding="utf-8") + "0000101 Concorde\n", encoding="utf-8")
+    dataset = load_dataset("aircraft", aircraft, strict=False)
+    assert [str(p) for p in dataset.problems] == [f"{path}:7: label 'Concorde' is not a declared class"]
+    assert "Concorde" not in dataset.labels.classes and len(dataset.splits["test"]) == 6
+
+
+def test_messages_about_splits_name_them_and_what_to_do(tmp_path):
+    root = make_folder(tmp_path / "t", splits=("train",))
+    with pytest.raises(UsageError) as refused:
+        load_dataset("folder", root, ["val"])
+    assert refused.value.message == "split 'val' is not in this dataset; it has: train"
+    with pytest.raises(UsageError) as refused:
+        load_dataset("folder", root, roles=True)
+    assert (refused.value.message, refused.value.hint) == (
+        "cannot tell which splits to train and evaluate on (this dataset has train)",
+        "name them with --train-split and --val-split",
+    )
+
+
+def test_opening_an_adapter_names_the_folder_and_the_options(tmp_path):
+    from fgvctune.data.dataset import open_adapter
+
+    with pytest.raises(DataError) as refused:
+        open_adapter("csv", tmp_path / "nowhere")
+    assert (refused.value.message, refused.value.hint) == (
+        f"data directory {tmp_path / 'nowhere'} does not exist",
+        "pass --data-dir with the dataset's folder",
+    )
+    with pytest.raises(UsageError) as refused:
+        open_adapter("csv", tmp_path, levl="x", zz=1)
+    assert refused.value.message == (
+        "adapter 'csv' has no option 'levl'; its options: file, label_column, path_column, seed, split_column, "
+        "val_fraction"
+    )
+    with pytest.raises(UsageError) as refused:
+        open_adapter("folder", tmp_path, level="x")
+    assert refused.value.message == "adapter 'folder' has no option 'level'; its options: none"
+    archive = tmp_path / "tree.zip"
+    archive.write_bytes(b"")
+    with pytest.raises(DataError, match="does not exist"):
+        open_adapter("csv", archive)  # a file: only an adapter that reads archives takes one
+
+
+def test_a_folder_tree_in_a_zip_archive(tmp_path):
+    """Samples inside a container: the archive is listed, and messages show them as ARCHIVE:MEMBER."""
+    import zipfile
+
+    from fgvctune.data.dataset import shown_name
+
+    tree = make_folder(tmp_path / "t")
+    archive = tmp_path / "tree.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(tree.rglob("*.jpg")):
+            z.write(path, path.relative_to(tree).as_posix())
+    dataset = load_dataset("folder", archive)
+    assert dataset.labels.classes == ("cat", "dog") and dataset.containers() == [archive]
+    sample = dataset.splits["train"][0]
+    assert shown_name(sample.path, tmp_path) == "tree.zip:train/cat/cat0.jpg"
+    assert encoded_image(sample) == (tree / "train" / "cat" / "cat0.jpg").read_bytes()
+    assert load_dataset("folder", tree).containers() == []
+    assert shown_name(tree / "train" / "cat" / "cat0.jpg", tree) == "train/cat/cat0.jpg"
+    assert shown_name(tmp_path / "elsewhere.jpg", tree) == str(tmp_path / "elsewhere.jpg")
+
+
+def test_transformed_samples_are_written_as_png_or_jpeg():
+    from pathlib import Path
+
+    from fgvctune.data.dataset import Sample, transformed_suffix
+
+    def suffix(name, **change):
+        return transformed_suffix(Sample(Path(name), "a", name, **change))
+
+    assert [suffix(n) for n in ("a.JPEG", "b.gif", "c.webp")] == [".JPEG", ".gif", ".webp"]
+    assert [suffix(n, reencode=True) for n in ("a.PNG", "b.gif", "c.bmp", "d.tif", "e.tiff", "f.webp")] == [".png"] * 6
+    assert [suffix(n, trim_bottom=1) for n in ("a.jpeg", "b.jpg")] == [".jpg", ".jpg"]
+    assert suffix("a.png", box=(0, 0, 1, 1)) == ".png"
+
+
+def test_label_map_file_errors(tmp_path):
+    path = tmp_path / "labels.csv"
+    with pytest.raises(DataError) as refused:
+        LabelMap.read(path)
+    assert refused.value.message == f"cannot read the label map {path}: No such file or directory"
+    for rows in ("0,b,b\n1,a,a\n", "0,a,a\n2,b,b\n"):
+        path.write_text("id,name,folder\n" + rows, encoding="utf-8")
+        with pytest.raises(DataError) as refused:
+            LabelMap.read(path)
+        assert refused.value.message == f"{path}: ids must run 0..N-1 over the class names in sorted order"
+    assert LabelMap.from_names(["b", "a", "b"]).to_csv() == "id,name,folder\n0,a,a\n1,b,b\n"

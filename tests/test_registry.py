@@ -125,12 +125,34 @@ def test_broken_plugin_warns_and_the_rest_works(tmp_path, monkeypatch, fresh_reg
     with caplog.at_level(logging.WARNING, logger="fgvctune"):
         names = [info.name for info in registry.available()]
     assert "broken" not in names and "aircraft" in names
-    assert "adapter plugin 'broken' from broken-plugin 0.1.0 failed to load" in caplog.text
+    # On fgvctune's logger, which `--verbose` and a library user's logging settings govern.
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "fgvctune",
+            "WARNING",
+            "adapter plugin 'broken' from broken-plugin 0.1.0 failed to load and is skipped: "
+            "No module named 'no_such_module_anywhere'",
+        )
+    ]
 
 
 def test_unknown_adapter_names_the_known_ones():
-    with pytest.raises(UsageError, match="unknown adapter 'nope'; available: .*aircraft"):
+    known = ", ".join(info.name for info in registry.available())
+    with pytest.raises(UsageError) as refused:
         registry.get("nope")
+    assert (refused.value.message, refused.value.hint) == (
+        f"unknown adapter 'nope'; available: {known}",
+        "`fgvctune adapters` lists them with their options",
+    )
+    assert known.startswith("aircraft, csv, folder")
+
+
+def test_with_no_adapter_at_all_the_message_says_none(monkeypatch):
+    monkeypatch.setattr(registry, "_adapters", {})
+    monkeypatch.setattr(registry, "_loaded", True)
+    with pytest.raises(UsageError) as refused:
+        registry.get("aircraft")
+    assert refused.value.message == "unknown adapter 'aircraft'; available: none"
 
 
 def test_parse_options_types_and_errors():
@@ -144,13 +166,33 @@ def test_parse_options_types_and_errors():
         "strip_banner": False,
     }
     csv = registry.get("csv")
-    assert registry.parse_options(csv, ["--val-fraction", "0.25", "--seed=3"]) == {"val_fraction": 0.25, "seed": 3}
-    with pytest.raises(UsageError, match="--level must be one of variant, family, manufacturer"):
-        registry.parse_options(aircraft, ["--level", "model"])
-    with pytest.raises(UsageError, match="--seed needs an integer"):
-        registry.parse_options(csv, ["--seed", "x"])
-    with pytest.raises(UsageError, match="no such option --levl"):
-        registry.parse_options(aircraft, ["--levl", "x"])
+    assert registry.parse_options(csv, ["--val-fraction", "0.25", "--seed=3", "--file", "a.csv"]) == {
+        "val_fraction": 0.25,
+        "seed": 3,
+        "file": "a.csv",
+    }
+
+
+@pytest.mark.parametrize(
+    "adapter, tokens, message",
+    [
+        ("aircraft", ["--level", "model"], "--level must be one of variant, family, manufacturer, got 'model'"),
+        ("aircraft", ["family"], "unexpected argument 'family'"),
+        ("aircraft", ["--level"], "option --level needs a value"),
+        (
+            "aircraft",
+            ["--levl", "x"],
+            "no such option --levl for adapter 'aircraft'; its options: --level, --crop-box, --strip-banner",
+        ),
+        ("csv", ["--seed", "x"], "--seed needs an integer, got 'x'"),
+        ("csv", ["--val-fraction=half"], "--val-fraction needs a number, got 'half'"),
+        ("folder", ["--level", "x"], "no such option --level for adapter 'folder'; its options: none"),
+    ],
+)
+def test_bad_adapter_options_are_named(adapter, tokens, message):
+    with pytest.raises(UsageError) as refused:
+        registry.parse_options(registry.get(adapter), tokens)
+    assert refused.value.message == message
 
 
 def test_parse_options_flags_with_values_and_the_list_of_options():
@@ -160,12 +202,25 @@ def test_parse_options_flags_with_values_and_the_list_of_options():
         "strip_banner": True,
         "level": "family",
     }
+    assert registry.parse_options(aircraft, ["--crop-box=1", "--strip-banner=TRUE"]) == {
+        "crop_box": True,
+        "strip_banner": True,
+    }
     with pytest.raises(UsageError, match="its options: --level, --crop-box, --strip-banner$"):
         registry.parse_options(aircraft, ["--no-level"])
     assert [registry.describe_type(get_type_hints(aircraft.cls)[f.name]) for f in aircraft.options()] == [
         "variant|family|manufacturer",
         "flag",
         "flag",
+    ]
+    csv = registry.get("csv")
+    assert [registry.describe_type(get_type_hints(csv.cls)[f.name]) for f in csv.options()] == [
+        "text",
+        "text",
+        "text",
+        "text",
+        "number",
+        "integer",
     ]
 
 
@@ -179,5 +234,35 @@ def test_a_class_that_is_not_an_adapter_is_refused():
         data_dir: str = ""
 
     for cls in (NotADataclass, NoRead):
-        with pytest.raises(TypeError, match="is not an adapter"):
+        with pytest.raises(TypeError) as refused:
             registry.register(cls, name="broken")
+        assert str(refused.value) == f"{cls!r} is not an adapter: it needs to be a dataclass with a read() method"
+
+
+@dataclasses.dataclass
+class Lines:
+    """Images listed in a text file.
+
+    A second paragraph that `fgvctune adapters` leaves out."""
+
+    data_dir: str = ""
+
+    def read(self):
+        return None
+
+
+def test_register_by_hand_names_and_sources(fresh_registry):
+    """A class registered from Python: named by its `name`, else its class name in lower case; its
+    registration stands on later lookups, and `summary` is its docstring's first line."""
+    named = dataclasses.make_dataclass(
+        "Named", [("data_dir", str, "")], namespace={"name": "short", "read": Lines.read}
+    )
+    registry.available()  # the entry points are read
+    registry.register(Lines)
+    registry.register(named)
+    registry.register(Lines, name="aircraft", source="my notebook")
+    infos = {info.name: info for info in registry.available()}
+    assert infos["lines"].cls is Lines and infos["short"].cls is named
+    assert (infos["aircraft"].cls, infos["aircraft"].source) == (Lines, "my notebook")
+    assert infos["lines"].source == "python"
+    assert infos["lines"].summary == "Images listed in a text file."

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
 import fgvctune.data.tree as tree_module
-from conftest import make_csv, write_image
+from conftest import make_csv, make_folder, write_image
 from fgvctune.data.dataset import LabelMap
 from fgvctune.data.tree import MANIFEST, convert
-from fgvctune.errors import DataError
+from fgvctune.errors import DataError, UsageError
 
 
 def tree(out: Path) -> dict[str, bytes]:
@@ -82,8 +83,12 @@ def test_foreign_output_folder_is_refused_unless_forced(aircraft, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "precious.txt").write_text("mine")
-    with pytest.raises(DataError, match="already holds files that fgvctune did not write"):
+    with pytest.raises(DataError) as refused:
         convert("aircraft", aircraft, out)
+    assert (refused.value.message, refused.value.hint) == (
+        f"output folder {out} already holds files that fgvctune did not write",
+        "choose an empty --out, or pass --force to write into it anyway",
+    )
     convert("aircraft", aircraft, out, force=True)
     assert (out / "precious.txt").read_text() == "mine"
 
@@ -104,6 +109,7 @@ def test_interrupted_move_loses_nothing_and_rerun_completes(aircraft, tmp_path, 
     with pytest.raises(KeyboardInterrupt):
         convert("aircraft", aircraft, out, mode="move")
     monkeypatch.setattr(tree_module, "_move", real_move)
+    assert json.loads((out / MANIFEST).read_text(encoding="utf-8"))["complete"] is False
 
     everywhere = {p.name: p.read_bytes() for p in list(images.iterdir()) + list(out.glob("*/*/*.jpg"))}
     assert everywhere == originals  # nothing lost mid-way
@@ -111,7 +117,14 @@ def test_interrupted_move_loses_nothing_and_rerun_completes(aircraft, tmp_path, 
     assert result.placed == len(originals) - 4
     assert {p.name: p.read_bytes() for p in out.glob("*/*/*.jpg")} == originals
     assert not list(images.iterdir())
-    assert (out / MANIFEST).is_file()
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    assert {k: v for k, v in manifest.items() if k != "files"} == {
+        "version": 1,
+        "adapter": "aircraft",
+        "mode": "move",
+        "complete": True,
+    }
+    assert {Path(source).name for source in manifest["files"].values()} == set(originals)
 
 
 def test_same_file_name_from_two_folders(tmp_path):
@@ -165,3 +178,84 @@ def test_written_files_get_the_usual_permissions(aircraft, tmp_path):
         assert (tmp_path / "out" / name).stat().st_mode & 0o777 == 0o666 & ~UMASK
     cropped = next((tmp_path / "out" / "test").glob("*/*.jpg"))
     assert cropped.stat().st_mode & 0o777 == 0o666 & ~UMASK
+
+
+def test_a_bad_mode_and_a_damaged_manifest_are_named(aircraft, tmp_path):
+    with pytest.raises(UsageError) as refused:
+        convert("aircraft", aircraft, tmp_path / "out", mode="zip")
+    assert refused.value.message == "--mode must be one of hardlink, symlink, copy, move, got 'zip'"
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / MANIFEST).write_text("{half", encoding="utf-8")
+    with pytest.raises(DataError) as refused:
+        convert("aircraft", aircraft, tmp_path / "out")
+    assert (refused.value.message, refused.value.hint) == (
+        f"{tmp_path / 'out' / MANIFEST} is damaged",
+        "remove the output folder, or pass a new --out",
+    )
+
+
+def test_moved_originals_are_never_dropped_by_a_narrower_rerun(aircraft, tmp_path):
+    out = tmp_path / "out"
+    convert("aircraft", aircraft, out, mode="move")
+    moved = sorted(str(p.relative_to(out)) for p in (out / "trainval").glob("*/*.jpg"))
+    with pytest.raises(DataError) as refused:
+        convert("aircraft", aircraft, out, splits=["test"], mode="move")
+    assert (refused.value.message, refused.value.hint) == (
+        f"{out} holds {len(moved)} moved original(s) that this conversion would not keep, e.g. {moved[0]}",
+        "rerun with the options of the earlier `--mode move`, or move those files back first",
+    )
+    assert sorted(str(p.relative_to(out)) for p in (out / "trainval").glob("*/*.jpg")) == moved
+
+
+def test_skipped_list_goes_once_the_data_is_fixed(aircraft, tmp_path):
+    victim = next((aircraft / "data" / "images").iterdir())
+    kept = victim.read_bytes()
+    victim.unlink()
+    out = tmp_path / "out"
+    first = convert("aircraft", aircraft, out, skip_bad=True)
+    assert first.files == [out / "labels.csv", out / "counts.csv", out / "skipped.txt"]
+    victim.write_bytes(kept)
+    again = convert("aircraft", aircraft, out)
+    assert again.files == [out / "labels.csv", out / "counts.csv"] and not (out / "skipped.txt").exists()
+    assert (again.placed, again.unchanged) == (1, first.placed)
+
+
+def test_a_copy_replaced_within_the_same_second_is_copied_again(aircraft, tmp_path):
+    """The copy mode's rerun compares size and whole-second modification time; either differing means a new file."""
+    out = tmp_path / "out"
+    convert("aircraft", aircraft, out, mode="copy")
+    source = aircraft / "data" / "images" / "0000101.jpg"
+    stamp = source.stat().st_mtime
+    write_image(source, (0, 0, 255), size=(70, 50))
+    os.utime(source, (stamp, stamp))
+    again = convert("aircraft", aircraft, out, mode="copy")
+    assert (again.placed, again.unchanged) == (1, 17)
+    assert all(p.read_bytes() == source.read_bytes() for p in out.glob("*/*/0000101.jpg"))
+
+
+def test_temporaries_of_a_killed_run_are_removed(aircraft, tmp_path):
+    out = tmp_path / "out"
+    convert("aircraft", aircraft, out)
+    leftover = next((out / "test").glob("*/")) / f".0000999.jpg.tmp-{os.getpid() + 1}"
+    leftover.write_bytes(b"half")
+    convert("aircraft", aircraft, out)
+    assert not leftover.exists()
+
+
+def test_members_with_the_same_name_get_their_path_in_the_archive(tmp_path):
+    """Two images of a class that both become x.png (re-encoded) from one archive: the second is named by its
+    archive and member path."""
+    import zipfile
+
+    tree = tmp_path / "t"
+    make_folder(tree, classes=("a",))
+    write_image(tree / "train" / "a" / "x.png", mode="RGBA")
+    write_image(tree / "train" / "a" / "x.gif", mode="P")
+    archive = tmp_path / "tree.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(p for p in tree.rglob("*") if p.is_file()):
+            z.write(path, path.relative_to(tree).as_posix())
+    out = tmp_path / "out"
+    convert("folder", archive, out)
+    names = sorted(p.name for p in (out / "train" / "a").iterdir())
+    assert names == ["a0.jpg", "a1.jpg", "a2.jpg", "tree.zip__train__a__x.png", "x.png"]
