@@ -80,6 +80,17 @@ def make_folder(root: Path, classes=("cat", "dog"), splits=("train", "val"), per
     return root
 
 
+def zip_tree(tree: Path, archive: Path, names_from: Path | None = None) -> Path:
+    """Every file under `tree` in a zip archive, named relative to `names_from` (default: the tree itself)."""
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(tree.rglob("*")):
+            if path.is_file():
+                z.write(path, path.relative_to(names_from or tree).as_posix())
+    return archive
+
+
 @pytest.fixture
 def pynative():
     """MindSpore in PyNative mode for this test. The mode is process-wide and other tests in the same

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import SAMPLE, make_csv, make_folder, write_image
+from conftest import SAMPLE, make_csv, make_folder, write_image, zip_tree
 from fgvctune.data import registry
 from fgvctune.data.dataset import encoded_image, load_dataset
 from fgvctune.errors import DataError
@@ -304,10 +304,8 @@ def test_folder_archive_with_the_dataset_folder_around_the_tree(tmp_path):
     import zipfile
 
     tree = make_folder(tmp_path / "birds")
-    archive = tmp_path / "birds.zip"
-    with zipfile.ZipFile(archive, "w") as z:
-        for path in sorted(tree.rglob("*.jpg")):
-            z.write(path, path.relative_to(tmp_path).as_posix())
+    archive = zip_tree(tree, tmp_path / "birds.zip", names_from=tmp_path)
+    with zipfile.ZipFile(archive, "a") as z:
         z.write(tree / "train" / "cat" / "cat0.jpg", "birds/cover.jpg")
         z.write(tree / "train" / "cat" / "cat0.jpg", "__MACOSX/birds/train/cat/._cat0.jpg")
     dataset = load_dataset("folder", archive)

@@ -8,7 +8,7 @@ import os
 import pytest
 from PIL import Image
 
-from conftest import make_csv, make_folder, write_image
+from conftest import make_csv, make_folder, write_image, zip_tree
 from fgvctune.data.dataset import LabelMap, encoded_image, folder_name, load_dataset
 from fgvctune.errors import DataError, UsageError
 
@@ -276,15 +276,10 @@ def test_opening_an_adapter_names_the_folder_and_the_options(tmp_path):
 
 def test_a_folder_tree_in_a_zip_archive(tmp_path):
     """Samples inside a container: the archive is listed, and messages show them as ARCHIVE:MEMBER."""
-    import zipfile
-
     from fgvctune.data.dataset import shown_name
 
     tree = make_folder(tmp_path / "t")
-    archive = tmp_path / "tree.zip"
-    with zipfile.ZipFile(archive, "w") as z:
-        for path in sorted(tree.rglob("*.jpg")):
-            z.write(path, path.relative_to(tree).as_posix())
+    archive = zip_tree(tree, tmp_path / "tree.zip")
     dataset = load_dataset("folder", archive)
     assert dataset.labels.classes == ("cat", "dog") and dataset.containers() == [archive]
     sample = dataset.splits["train"][0]

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from conftest import FAST, SAMPLE, fgvctune
+from conftest import FAST, SAMPLE, fgvctune, zip_tree
 from fgvctune import ImageSource, convert, load_dataset
 from fgvctune.data.containers import Member, forget_readers
 from fgvctune.data.dataset import encoded_image, folder_name, transformed_suffix
@@ -78,10 +78,7 @@ def forms(tmp_path_factory) -> dict[str, tuple[str, Path, dict]]:
     archives.mkdir()
     with tarfile.open(archives / "tree.tar.gz", "w:gz") as tar:
         tar.add(folder, arcname="folder")  # with a top folder around the tree
-    with zipfile.ZipFile(archives / "tree.zip", "w") as z:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                z.write(path, path.relative_to(folder).as_posix())
+    zip_tree(folder, archives / "tree.zip")
     return {
         "folder": ("folder", folder, {}),
         "hub": ("hf", hub, {}),
