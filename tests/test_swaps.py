@@ -12,7 +12,8 @@ ms = runtime.start(mode="pynative")
 import mindcv  # noqa: E402
 from mindspore import nn  # noqa: E402
 
-from fgvctune.models import swaps, torchcompat  # noqa: E402
+from fgvctune.models import fold, swaps, torchcompat  # noqa: E402
+from fgvctune.training import strategy  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("pynative")
 
@@ -34,32 +35,36 @@ def pair(name: str, swap, prepare=None):
     return reference, swapped
 
 
-def outputs_and_gradients(network, x, training: bool):
-    network.set_train(training)
+def outputs_and_gradients(network, x, training: bool, set_mode=None):
+    (set_mode or type(network).set_train)(network, training)
     weights = network.trainable_params()
     loss, grads = ms.value_and_grad(lambda t: (network(t) ** 2).sum(), None, weights)(x)
     return network(x).asnumpy(), loss.asnumpy(), {p.name: g.asnumpy() for p, g in zip(weights, grads)}
 
 
-def assert_same_computation(reference, swapped, size=64, batch=8):
+def assert_same_computation(reference, swapped, size=64, batch=8, modes=(True, False), set_mode=None, gradients=True):
     """Outputs, loss and every parameter's gradient agree to float rounding. What rounding can do depends on
     the network: BatchNorm over a batch of pooled 1x1 features (ResNeSt's split attention) amplifies a
     last-digit change many times in its gradients. So the yardstick is measured: the reference network run
     again on the input with each value changed in its last bits (x * (1 +- 2^-22), signs at random); the swap
-    must stay within ten times that."""
+    must stay within ten times that. `set_mode(network, training)` sets training or inference mode (by default
+    `set_train`); `modes` are the ones compared; `gradients=False` compares outputs and loss alone (a network
+    folded for inference takes constants in place of its weights)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 3, size, size)) + 2 * rng.uniform(-1, 1, (batch, 3, 1, 1))
     wiggled = ms.Tensor((x * (1 + 2**-22 * rng.choice([-1, 1], x.shape))).astype(np.float32))
     x = ms.Tensor(x.astype(np.float32))
-    for training in (True, False):
-        out_ref, loss_ref, grads_ref = outputs_and_gradients(reference, x, training)
-        out_new, loss_new, grads_new = outputs_and_gradients(swapped, x, training)
-        out_wig, loss_wig, grads_wig = outputs_and_gradients(reference, wiggled, training)
+    for training in modes:
+        out_ref, loss_ref, grads_ref = outputs_and_gradients(reference, x, training, set_mode)
+        out_new, loss_new, grads_new = outputs_and_gradients(swapped, x, training, set_mode)
+        out_wig, loss_wig, grads_wig = outputs_and_gradients(reference, wiggled, training, set_mode)
         scale = np.abs(out_ref).max()
         np.testing.assert_allclose(
             out_new, out_ref, rtol=0, atol=max(1e-6 * scale, 10 * np.abs(out_wig - out_ref).max())
         )
         np.testing.assert_allclose(loss_new, loss_ref, rtol=max(1e-6, 10 * abs(loss_wig / loss_ref - 1)))
+        if not gradients:
+            continue
         assert grads_new.keys() == grads_ref.keys()
         scale = max(np.abs(g).max() for g in grads_ref.values())
         for name, grad in grads_ref.items():
@@ -101,3 +106,65 @@ def test_every_swap_together(name):
         return swaps.faster_pooling(network) + swaps.faster_gelu(network) + swaps.faster_split_attention(network)
 
     assert_same_computation(*pair(name, every_swap))
+
+
+# -- BatchNorm folded into the convolution before it ------------------------------------------------
+def trained_statistics(network):
+    """BatchNorm values as training leaves them (a fresh network's are 1, 0, 0, 1: folding them changes little),
+    drawn from each parameter's name so the two networks of a pair get the same ones."""
+    import zlib
+
+    for name, param in network.parameters_and_names():
+        kind = name.rsplit(".", 1)[-1]
+        if kind in ("gamma", "beta", "moving_mean", "moving_variance"):
+            rng = np.random.default_rng(zlib.crc32(name.encode()))
+            low, high = {"gamma": (0.5, 1.5), "beta": (-0.5, 0.5), "moving_mean": (-0.5, 0.5)}.get(kind, (0.5, 2))
+            param.set_data(ms.Tensor(rng.uniform(low, high, param.shape).astype(np.float32)))
+
+
+def norms(network) -> int:
+    return sum(isinstance(cell, nn.BatchNorm2d) for _, cell in network.cells_and_names())
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v3_small_100", "resnet18", "resnest50"])
+def test_folded_batchnorm_gives_the_same_inference_outputs(name, tmp_path):
+    reference, folded = pair(name, fold.fold, lambda network: (swaps.apply(network), trained_statistics(network)))
+    assert fold.fold(folded) == norms(folded)  # every BatchNorm of these models follows a convolution alone
+    assert_same_computation(reference, folded, size=32, batch=4, modes=(False,), gradients=False)
+    for network, file in ((reference, "reference.ckpt"), (folded, "folded.ckpt")):
+        ms.save_checkpoint(network, str(tmp_path / file))
+    saved = [ms.load_checkpoint(str(tmp_path / file)) for file in ("reference.ckpt", "folded.ckpt")]
+    assert list(saved[0]) == list(saved[1])  # MindCV's names and layout, the values as loaded
+    assert all(saved[0][k].asnumpy().tobytes() == saved[1][k].asnumpy().tobytes() for k in saved[0])
+    assert fold.unfold(folded) == norms(folded) and fold.pairs(folded) and not fold.unfold(folded)
+    assert not any(isinstance(cell, fold.FoldedConv2d) for _, cell in folded.cells_and_names())
+
+
+@pytest.mark.parametrize(
+    "name, freeze",
+    [
+        ("mobilenet_v3_small_100", dict(freeze="7")),
+        ("resnet18", dict(freeze="5")),
+        ("resnet18", dict(linear_probe=True)),
+    ],
+    ids=["mobilenet-freeze-7", "resnet18-freeze-5", "resnet18-linear-probe"],
+)
+def test_frozen_blocks_folded_train_as_the_unfolded_network(name, freeze):
+    """Frozen blocks keep their BatchNorm in inference mode, so folding them changes nothing in training: the
+    same outputs, loss and gradient for every trainable parameter, in training and inference mode."""
+    frozen_norms = {}
+
+    def freeze_blocks(network):
+        swaps.apply(network)
+        trained_statistics(network)
+        frozen_norms[id(network)] = strategy.apply(network, strategy.plan(network, name, **freeze))
+
+    def set_mode(network, training):
+        strategy.set_train_mode(network, training, frozen_norms[id(network)])
+
+    reference, folded = pair(name, lambda network: fold.fold(network, frozen_only=True), freeze_blocks)
+    frozen = len(frozen_norms[id(folded)])
+    assert fold.fold(folded, frozen_only=True) == frozen <= norms(folded)  # the frozen ones, and only those
+    assert [p.name for p in folded.trainable_params()] == [p.name for p in reference.trainable_params()]
+    # Inference first: the reference's extra (wiggled) run in training mode moves its trainable BatchNorm statistics.
+    assert_same_computation(reference, folded, modes=(False, True), set_mode=set_mode)

@@ -43,8 +43,9 @@ def load_model(
     config_file: str | Path | None = None,
     verbose: bool = False,
 ) -> Model:
-    """The network of a run folder (best.ckpt by default), or a checkpoint with its config and labels.csv."""
-    from fgvctune.models import runtime
+    """The network of a run folder (best.ckpt by default), or a checkpoint with its config and labels.csv, in
+    inference mode with its BatchNorm folded into the convolutions before it (models/fold.py)."""
+    from fgvctune.models import fold, runtime
     from fgvctune.models.factory import create_network
 
     if run:
@@ -72,6 +73,7 @@ def load_model(
     if report.dropped or report.missing:
         raise ModelError(f"{path} does not match its run's {len(labels)} classes: {report.summary()}")
     network.set_train(False)
+    fold.fold(network)
     return Model(network, config, labels, path)
 
 

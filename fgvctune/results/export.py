@@ -39,6 +39,8 @@ def export(
     model = load_model(run, checkpoint, verbose=verbose)  # starts MindSpore the fgvctune way
     import mindspore as ms
 
+    from fgvctune.models import fold
+
     out = Path(output) if output else model.checkpoint.parent / "export"
     out.mkdir(parents=True, exist_ok=True)
     size = model.config.image_resize
@@ -56,6 +58,7 @@ def export(
     labels = out / LABELS_FILE
     atomic_write_bytes(labels, (model.checkpoint.parent / LABELS_FILE).read_bytes())
 
+    fold.unfold(model.network)  # the check compares the folded export with the checkpoint's own network
     checked, difference = 0, 0.0
     exported = _runner(target, fmt) if check else None
     if exported:

@@ -282,6 +282,7 @@ class Trainer:
         """Strategy, optimizer and compiled train step for one phase of training."""
         import mindcv
 
+        from fgvctune.models import fold
         from fgvctune.training import strategy
 
         c = self.config
@@ -297,6 +298,8 @@ class Trainer:
             learnable=self.learnable,
         )
         self.frozen_norms = strategy.apply(self.network, plan)
+        # Frozen blocks' BatchNorm runs in inference mode: fold it (and unfold what this phase trains).
+        self.folded = fold.fold(self.network, frozen_only=True)
         self.strategy = plan
         if self.dist.is_writer and self.writes:
             atomic_write_text(self.folder / STRATEGY_FILE, strategy_text(plan.rows()))
@@ -335,7 +338,7 @@ class Trainer:
         phase = "head only (gradual unfreezing)" if head_only else "strategy"
         self.log(
             f"{phase}: {trainable:,} of {total:,} parameters train, {len(plan.frozen)} tensors frozen, "
-            f"{len(groups) - 1} optimizer group(s)"
+            f"{len(groups) - 1} optimizer group(s), {self.folded} frozen BatchNorm(s) folded"
         )
         self.trainable = trainable
 
@@ -499,11 +502,14 @@ class Trainer:
         return epoch, rows
 
     def _load_last(self) -> None:
+        from fgvctune.models import fold
+
         last = self.folder / LAST
         if last.is_file():
             params = self.ms.load_checkpoint(str(last))
             params = {k: v for k, v in params.items() if not k.startswith("fgvctune_")}
             self.ms.load_param_into_net(self.step, carried_over(params), strict_load=False)
+            fold.fold(self.network, frozen_only=True)  # the folded constants from the weights just loaded
 
     def _after_training(self, run: Run) -> None:
         """Rank 0 alone: the curves, then the report (which evaluates best.ckpt on the eval split)."""
