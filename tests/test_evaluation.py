@@ -149,6 +149,24 @@ def test_export_matches_the_checkpoint(run, tmp_path):
     x = ms.Tensor(np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32))
     np.testing.assert_allclose(exported(x).asnumpy(), model.network(x).asnumpy(), rtol=1e-4, atol=1e-5)
     assert (tmp_path / "export" / "labels.csv").read_text() == (run / "labels.csv").read_text()
+    assert b"BatchNorm" not in (tmp_path / "export" / "mobilenet_v3_small_100.mindir").read_bytes()  # folded
+
+
+def test_eval_folds_batchnorm_and_scores_as_the_checkpoint_does(run):
+    """The folded network eval and predict use gives the unfolded network's logits, to float rounding."""
+    from fgvctune.data.dataset import load_dataset
+    from fgvctune.models import fold
+    from fgvctune.results.evaluation import _score, load_model
+
+    folded, plain = load_model(run), load_model(run)  # two networks: each compiles its own graph
+    assert fold.unfold(plain.network) == 34  # every BatchNorm of mobilenet_v3_small_100
+    c = plain.config
+    samples = load_dataset(c.adapter, c.data_dir, [c.val_split], c.adapter_options).splits[c.val_split]
+    folded_scores, plain_scores = _score(folded, samples), _score(plain, samples)
+    np.testing.assert_array_equal(folded_scores.predicted, plain_scores.predicted)
+    np.testing.assert_allclose(
+        folded_scores.logits, plain_scores.logits, rtol=0, atol=1e-5 * np.abs(plain_scores.logits).max()
+    )
 
 
 def test_plot_draws_the_curves_anew(run, tmp_path):

@@ -42,6 +42,35 @@ def first_batches(t: Trainer, count: int) -> list:
     raise AssertionError("not enough batches")
 
 
+# -- frozen blocks ---------------------------------------------------------------------------------------------
+def test_frozen_blocks_train_folded_and_save_the_weights_they_loaded(tmp_path, base, cache):
+    """--freeze 7 folds the frozen blocks' BatchNorm into their convolutions (gradual unfreezing's head-only
+    phase folds every block, the next phase unfolds what it trains); a step leaves the frozen weights as loaded
+    and the checkpoint keeps MindCV's names."""
+    from fgvctune.models import fold
+
+    def folded(t):
+        return [name for name, cell in t.network.cells_and_names() if type(cell) is fold.FoldedBatchNorm2d]
+
+    t = trainer(tmp_path, base, cache, freeze="7")
+    assert folded(t) == t.frozen_norms and t.frozen_norms[-1].startswith("features.6.")
+    t.build_step(head_only=True)
+    assert len(folded(t)) == t.folded == 34  # every BatchNorm of mobilenet_v3_small_100
+    t.build_step(head_only=False)
+    assert folded(t) == t.frozen_norms
+    t.step.set_train(True)
+    strategy.set_train_mode(t.network, True, t.frozen_norms)
+    images, labels = first_batches(t, 1)[0]
+    t.step(images, labels)
+    t.folder.mkdir()
+    t._save(t.step, "last.ckpt", 1)
+    saved, start = checkpoint(t.folder / "last.ckpt"), checkpoint(base)
+    assert set(start) <= set(saved)
+    frozen = [k for k in start if k.startswith(tuple(f"features.{i}." for i in range(7)))]
+    assert frozen and all(saved[k].tobytes() == start[k].tobytes() for k in frozen)
+    assert saved["features.7.layers.0.weight"].tobytes() != start["features.7.layers.0.weight"].tobytes()
+
+
 # -- model EMA ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("warmup", [2000, 0])
 def test_ema_follows_each_update_and_is_what_validation_sees(tmp_path, base, cache, warmup):
