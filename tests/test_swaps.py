@@ -165,6 +165,9 @@ def test_frozen_blocks_folded_train_as_the_unfolded_network(name, freeze):
     reference, folded = pair(name, lambda network: fold.fold(network, frozen_only=True), freeze_blocks)
     frozen = len(frozen_norms[id(folded)])
     assert fold.fold(folded, frozen_only=True) == frozen <= norms(folded)  # the frozen ones, and only those
+    assert [n for n, cell in folded.cells_and_names() if type(cell) is fold.FoldedBatchNorm2d] == frozen_norms[
+        id(folded)
+    ]
     assert [p.name for p in folded.trainable_params()] == [p.name for p in reference.trainable_params()]
     # Inference first: the reference's extra (wiggled) run in training mode moves its trainable BatchNorm statistics.
     assert_same_computation(reference, folded, modes=(False, True), set_mode=set_mode)
