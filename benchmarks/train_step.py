@@ -1,12 +1,16 @@
 """Training step and inference speed of the shipped architectures: fgvctune's MindSpore set-up against PyTorch with
 timm (eager), side by side in one run, each case in its own process.
 
-    .venv/bin/python benchmarks/train_step.py [--models resnet50 convnext_tiny] [--steps 5] [--kinds train infer]
-        [--defaults] [--pipeline]
+    .venv/bin/python benchmarks/train_step.py [--models resnet50 convnext_tiny] [--steps 5]
+        [--kinds train freeze7 probe infer] [--defaults] [--pipeline] [--unfolded]
 
 Random tensors at 224 px; training is a whole step (forward, loss, backward, momentum update) at batch 16,
-inference a forward pass in inference mode at batch 32. `--defaults` adds MindSpore's defaults (MindCV's model as it
-is, oneDNN uncapped; slow: minutes per model), `--pipeline` the training step fed by fgvctune's input pipeline.
+inference a forward pass in inference mode at batch 32. `freeze7` trains with the first 7 feature blocks frozen
+(`--freeze 7`), `probe` the classifier alone (`--linear-probe`), both set up through fgvctune's strategy as `train`
+does, with the frozen blocks' BatchNorm folded into their convolutions; the `infer` row runs the folded network
+`eval`, `predict` and `export` use (`--unfolded`: neither folds, to compare).
+`--defaults` adds MindSpore's defaults (MindCV's model as it is, oneDNN uncapped; slow: minutes per model),
+`--pipeline` the training step fed by fgvctune's input pipeline.
 PyTorch and timm are optional (`pip install -e ".[bench]"`, or `--torch-python` naming another venv's python);
 without them their column says so.
 """
@@ -29,7 +33,9 @@ SIZE, TRAIN_BATCH, INFER_BATCH = 224, 16, 32
 CLASSES = 100
 
 
-def mindspore_case(model: str, kind: str, size: int, batch: int, steps: int, tuned: bool, pipeline: bool) -> float:
+def mindspore_case(
+    model: str, kind: str, size: int, batch: int, steps: int, tuned: bool, pipeline: bool, folded: bool = True
+) -> float:
     import numpy as np
 
     if tuned:
@@ -53,15 +59,27 @@ def mindspore_case(model: str, kind: str, size: int, batch: int, steps: int, tun
     rng = np.random.default_rng(0)
     images = ms.Tensor(rng.standard_normal((batch, 3, size, size)).astype(np.float32))
     labels = ms.Tensor(rng.integers(0, CLASSES, batch).astype(np.int32))
+    from fgvctune.models import fold
+    from fgvctune.training import strategy
+
     if kind == "infer":
         network.set_train(False)
+        if tuned and folded:
+            fold.fold(network)  # as evaluation.load_model does
 
         def step(x, y):
             return network(x)
     else:
+        frozen_norms = []
+        if kind != "train":  # the frozen blocks as `train --freeze 7` / `--linear-probe` sets them up
+            plan = strategy.plan(network, model, freeze="7" if kind == "freeze7" else "0", linear_probe=kind == "probe")
+            frozen_norms = strategy.apply(network, plan)
+            if tuned and folded:
+                fold.fold(network, frozen_only=True)  # as trainer.build_step does
         optimizer = mindcv.create_optimizer(network.trainable_params(), opt="momentum", lr=0.01)
         train_step = TrainStep(network, mindcv.create_loss("CE"), optimizer, ms.nn.Identity())
         train_step.set_train(True)
+        strategy.set_train_mode(network, True, frozen_norms)
         step = train_step
     batches = _real_batches(size, batch) if pipeline else None
     for _ in range(2):  # compile and warm up
@@ -106,6 +124,32 @@ def _real_batches(size: int, batch: int):
         yield from batches.create_tuple_iterator(num_epochs=1)
 
 
+def frozen_modules(network, model: str, kind: str) -> list:
+    """The timm modules that MindCV's first 7 feature blocks (`--freeze 7`) or, with `--linear-probe`, the whole
+    network (its classifier then unfrozen) correspond to. MindCV's blocks, from `fgvctune layers MODEL`, against
+    timm's modules (the frozen parameter counts agree):
+    - mobilenet_v3_*: features.0-2 are the stem conv, its BatchNorm and activation (timm: conv_stem, bn1, which holds
+      the activation), features.3-6 the first four inverted-residual blocks (timm: the first four of `blocks`,
+      counted across its stages);
+    - resnet50: the stem (conv1, bn1, relu, max_pool), layer1.0-2 and layer2.0-2 (timm: the same names);
+    - resnest50: conv1.0-6, the deep stem's three convolutions with their BatchNorms and activations (timm's
+      resnest50d: conv1, the same seven-layer Sequential);
+    - convnext_tiny: feature.0 the stem, feature.1/3/5 the first three stages' blocks, feature.2/4/6 the downsampling
+      before stages 1, 2, 3 (timm: stem, stages[0..2] whole, each with its downsampling, and stages[3].downsample).
+    """
+    if kind == "probe":
+        return [network]
+    if model.startswith("mobilenet_v3"):
+        return [network.conv_stem, network.bn1] + [block for stage in network.blocks for block in stage][:4]
+    if model == "resnet50":
+        return [network.conv1, network.bn1, *network.layer1[:3], *network.layer2[:3]]
+    if model == "resnest50":
+        return [network.conv1]
+    if model == "convnext_tiny":
+        return [network.stem, *network.stages[:3], network.stages[3].downsample]
+    raise ValueError(f"no frozen-block mapping for {model}")
+
+
 def torch_case(model: str, kind: str, size: int, batch: int, steps: int) -> float:
     import timm
     import torch
@@ -121,7 +165,16 @@ def torch_case(model: str, kind: str, size: int, batch: int, steps: int) -> floa
                 return network(images)
     else:
         network.train()
-        optimizer = torch.optim.SGD(network.parameters(), lr=0.01, momentum=0.9)
+        if kind != "train":
+            for module in frozen_modules(network, model, kind):
+                module.requires_grad_(False)
+                for part in module.modules():  # frozen BatchNorms run in inference mode, as fgvctune's do
+                    if isinstance(part, torch.nn.modules.batchnorm._BatchNorm):
+                        part.eval()
+            if kind == "probe":
+                network.get_classifier().requires_grad_(True)
+        trainable = [p for p in network.parameters() if p.requires_grad]
+        optimizer = torch.optim.SGD(trainable, lr=0.01, momentum=0.9)
         loss_fn = torch.nn.CrossEntropyLoss()
 
         def step():
@@ -159,7 +212,10 @@ def run_case(python: str, args: list[str], env_changes: dict) -> tuple[str, floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--kinds", nargs="+", default=["train", "infer"], choices=["train", "infer"])
+    parser.add_argument(
+        "--kinds", nargs="+", default=["train", "infer"], choices=["train", "freeze7", "probe", "infer"]
+    )
+    parser.add_argument("--unfolded", action="store_true", help="fgvctune without BatchNorm folding, to compare")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per case, after 2 warm-up steps")
     parser.add_argument("--defaults", action="store_true", help="add MindSpore's defaults (slow)")
     parser.add_argument("--pipeline", action="store_true", help="add the training step fed by the input pipeline")
@@ -172,7 +228,7 @@ def main() -> None:
             rate = torch_case(model, kind, size, batch, args.steps)
         else:
             tuned, pipeline = framework != "mindspore", framework == "fgvctune+pipeline"
-            rate = mindspore_case(model, kind, size, batch, args.steps, tuned, pipeline)
+            rate = mindspore_case(model, kind, size, batch, args.steps, tuned, pipeline, not args.unfolded)
         print(json.dumps({"images_per_second": rate}))
         sys.stdout.flush()
         os._exit(0)  # skip MindSpore's noisy teardown
@@ -188,8 +244,9 @@ def main() -> None:
     rows = []
     for model in args.models:
         for kind in args.kinds:
-            batch = TRAIN_BATCH if kind == "train" else INFER_BATCH
+            batch = INFER_BATCH if kind == "infer" else TRAIN_BATCH
             case = [model, kind, str(SIZE), str(batch), "--steps", str(args.steps)]
+            case += ["--unfolded"] if args.unfolded else []
             row = [f"{model} ({MODELS[model]})", f"{kind}, batch {batch}"]
             if args.defaults:
                 row.append(run_case(sys.executable, ["mindspore", *case], {"ONEDNN_MAX_CPU_ISA": None})[0])
@@ -197,7 +254,7 @@ def main() -> None:
             row.append(ours)
             if args.pipeline:
                 fed = run_case(sys.executable, ["fgvctune+pipeline", *case], {"ONEDNN_MAX_CPU_ISA": None})[0]
-                row.append(fed if kind == "train" else "-")
+                row.append(fed if kind != "infer" else "-")
             theirs, theirs_rate = run_case(args.torch_python, ["torch", *case], {})
             row += [theirs, f"{ours_rate / theirs_rate:.2f}" if ours_rate and theirs_rate else "-", load()]
             rows.append(row)
