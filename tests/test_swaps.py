@@ -172,3 +172,26 @@ def test_frozen_blocks_folded_train_as_the_unfolded_network(name, freeze):
     assert [p.name for p in folded.trainable_params()] == [p.name for p in reference.trainable_params()]
     # Inference first: the reference's extra (wiggled) run in training mode moves its trainable BatchNorm statistics.
     assert_same_computation(reference, folded, modes=(False, True), set_mode=set_mode)
+
+
+def test_graph_mode_runs_the_network_as_folded_or_unfolded_now():
+    """A compiled network runs the graph it compiled: folding or unfolding afterwards must make it compile anew
+    (gradual unfreezing unfolds blocks of a network validation has already compiled)."""
+    ms.set_context(mode=ms.GRAPH_MODE)
+    try:
+        network = mindcv.create_model("resnet18", num_classes=4)
+        network.set_train(False)
+        trained_statistics(network)
+        x = ms.Tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32))
+        plain = network(x).asnumpy()
+        fold.fold(network)
+        for _, cell in network.cells_and_names():
+            if isinstance(cell, nn.BatchNorm2d):
+                cell.beta.set_data(cell.beta + 1)  # the folded graph must not see this, the unfolded one must
+        folded = network(x).asnumpy()
+        fold.unfold(network)
+        unfolded = network(x).asnumpy()
+        np.testing.assert_allclose(folded, plain, rtol=0, atol=1e-5 * np.abs(plain).max())
+        assert np.abs(unfolded - plain).max() > 1e-2 * np.abs(plain).max()
+    finally:
+        ms.set_context(mode=ms.PYNATIVE_MODE)
