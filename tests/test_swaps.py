@@ -195,3 +195,15 @@ def test_graph_mode_runs_the_network_as_folded_or_unfolded_now():
         assert np.abs(unfolded - plain).max() > 1e-2 * np.abs(plain).max()
     finally:
         ms.set_context(mode=ms.PYNATIVE_MODE)
+
+
+def test_split_attention_swap_survives_amp_level_o1(tmp_path, monkeypatch):
+    """amp_level O1 rewrites the network's code into a new module that imports each cell's class by its name."""
+    from mindspore import amp
+
+    monkeypatch.chdir(tmp_path)  # O1 writes ./rewritten_network/
+    reference, swapped = pair("resnest14", swaps.faster_split_attention)
+    x = ms.Tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32))
+    expected = reference.set_train(False)(x).asnumpy()
+    mixed = amp.auto_mixed_precision(swapped, "O1").set_train(False)
+    np.testing.assert_allclose(mixed(x).asnumpy(), expected, rtol=0, atol=1e-2 * np.abs(expected).max())
