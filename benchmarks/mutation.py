@@ -51,8 +51,8 @@ def copy_project(into: Path) -> Path:
 def mutate(project: Path, module: str, tests: list[str]) -> dict:
     env = dict(os.environ, PYTHONPATH=str(project))  # the copy's modules come before the installed ones
     # mutmut 2 counts only exit code 1 as a killed mutant; a mutant that breaks collection (exit 2) would
-    # count as surviving, so every failure is made a 1.
-    pytest = f"{sys.executable} -m pytest -x -q -p no:cacheprovider {shlex.join(tests)}"
+    # count as surviving, so every failure is made a 1. `-n 0`: a few fast tests per mutant need no worker processes.
+    pytest = f"{sys.executable} -m pytest -n 0 -x -q -p no:cacheprovider {shlex.join(tests)}"
     runner = f"sh -c {shlex.quote(pytest + ' || exit 1')}"
     started = time.monotonic()
     subprocess.run(
