@@ -49,9 +49,8 @@ def _block_pairs() -> dict:
         resnest.Bottleneck: [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")],
         resnest.ResNeSt: [("conv1", "bn1")],  # conv1 is a Conv2d, or the deep stem ending in one
         resnest.SplitAttn: split_attention,
+        swaps.PairSplitAttn: split_attention,  # the faster SplitAttn calls conv/bn0 and fc1/bn1 the same way
     }
-    if "split" in swaps._classes:  # the faster SplitAttn calls conv/bn0 and fc1/bn1 the same way
-        pairs[swaps._classes["split"]] = split_attention
     return pairs
 
 
