@@ -7,6 +7,7 @@
     weightmaps.py   the name maps from timm, torchvision and Hugging Face names to MindCV's
     torchcompat.py  the network settings a PyTorch checkpoint needs (BatchNorm epsilon, padding, GELU)
     swaps.py        faster equivalent cells for the CPU, and the seeded dropout
+    fold.py         BatchNorm folded into the convolution before it where its statistics are fixed
     factory.py      create_network: all of the above, for a run (the top of this room)
     runtime.py      starting MindSpore: mode, device, seed, its log noise
 
