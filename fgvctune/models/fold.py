@@ -41,7 +41,7 @@ def _block_pairs() -> dict:
     from fgvctune.models import swaps
 
     split_attention = [("conv", "bn0"), ("fc1", "bn1")]
-    pairs = {
+    return {
         resnet.BasicBlock: [("conv1", "bn1"), ("conv2", "bn2")],
         resnet.Bottleneck: [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")],
         resnet.ResNet: [("conv1", "bn1")],
@@ -51,7 +51,6 @@ def _block_pairs() -> dict:
         resnest.SplitAttn: split_attention,
         swaps.PairSplitAttn: split_attention,  # the faster SplitAttn calls conv/bn0 and fc1/bn1 the same way
     }
-    return pairs
 
 
 def _last_conv(cell):
