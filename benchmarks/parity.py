@@ -50,7 +50,6 @@ VARIANTS = {
     "mindspore-dropout": "MindSpore's own dropout instead of the seeded hash-mask dropout",
     "one-pipeline": "one training pipeline iterated for every epoch (as Model.train does) instead of one per epoch",
     "warmup-factor-0": "warm-up from lr x 0 (MindCV's create_scheduler default) instead of lr x 0.01",
-    "one-schedule": "one learning-rate schedule for the optimizer instead of one per parameter group",
     "mindcv-pooling": "MindCV's ReduceMean global pooling instead of the MatMul swap",
 }
 # Student's t, two-sided 95%, by degrees of freedom.
@@ -205,13 +204,6 @@ def patched_fgvctune(variant: str, argv: list[str]) -> None:
         swaps.faster_pooling = lambda network: 0
     elif variant == "warmup-factor-0":
         argv = [*argv, "--warmup-factor=0"]
-    elif variant == "one-schedule":
-        grouped = strategy.param_groups
-
-        def param_groups(*args, **kwargs):
-            return [{k: v for k, v in g.items() if k != "lr"} for g in grouped(*args, **kwargs)]
-
-        strategy.param_groups = param_groups
     elif variant == "one-pipeline":
         build = trainer.Trainer._build_data
 

@@ -91,6 +91,18 @@ def test_multiplied_rates_reach_the_optimizer_at_every_step(network):
     np.testing.assert_allclose(optimizer.get_lr_parameter(deep).asnumpy(), base * 1.05, rtol=1e-6)
 
 
+def test_one_schedule_for_the_optimizer_unless_rates_are_multiplied(network):
+    """Without multipliers the groups differ by weight decay alone and share the optimizer's schedule (a
+    grouped rate is computed once per parameter and doubles the train step's compile time)."""
+    schedule = [0.1, 0.2]
+    for options, grouped in (({}, False), ({"lr_mult": ["classifier=2"]}, True)):
+        groups = strategy.param_groups(network, strategy.plan(network, MODEL, **options), schedule, 1e-4)
+        optimizer = mindcv.create_optimizer(
+            groups, opt="momentum", lr=schedule, weight_decay=1e-4, weight_decay_filter="auto"
+        )
+        assert optimizer.is_group_lr == grouped, options
+
+
 def test_no_weight_decay_on_biases_and_norms(network):
     plan = strategy.plan(network, MODEL)
     decay = {p.name: p.decay for p in plan.params}

@@ -200,7 +200,10 @@ def set_train_mode(network, training: bool, frozen_norms: list[str]) -> None:
 
 
 def param_groups(network, strategy: Strategy, lr_steps: list[float], weight_decay: float) -> list[dict]:
-    """Optimizer groups: one per (rate multiplier, decay) pair, each with its own per-step schedule."""
+    """Optimizer groups: one per (rate multiplier, decay) pair, each with its own per-step schedule when
+    the multipliers differ. When they do not, the groups differ by weight decay alone and take the
+    optimizer's one schedule: MindSpore computes a grouped rate once per parameter, which doubles the
+    train step's compile time (mobilenet_v3_small 8.8 s against 4.5 s) for the same rates."""
     by_name = {p.name: p for p in strategy.params}
     groups: dict[tuple[float, bool], list] = {}
     ordered = []
@@ -208,8 +211,10 @@ def param_groups(network, strategy: Strategy, lr_steps: list[float], weight_deca
         plan_ = by_name[param.name]
         groups.setdefault((plan_.lr_mult, plan_.decay), []).append(param)
         ordered.append(param)
+    multiplied = any(mult != 1 for mult, _ in groups)
     result = [
-        {"params": params, "lr": [lr * mult for lr in lr_steps], "weight_decay": weight_decay if decay else 0.0}
+        {"params": params, "weight_decay": weight_decay if decay else 0.0}
+        | ({"lr": [lr * mult for lr in lr_steps]} if multiplied else {})
         for (mult, decay), params in groups.items()
     ]
     result.append({"order_params": ordered})
