@@ -196,7 +196,7 @@ def patched_fgvctune(variant: str, argv: list[str]) -> None:
     from fgvctune.cli import main
     from fgvctune.data import pipeline
     from fgvctune.models import swaps
-    from fgvctune.training import strategy, trainer
+    from fgvctune.training import trainer
 
     if variant == "mindspore-dropout":
         swaps.seeded_dropout = lambda network, seed: 0
