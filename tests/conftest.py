@@ -170,26 +170,44 @@ def cache(tmp_path_factory):
     return str(tmp_path_factory.mktemp("cache"))
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """A session fixture's folder, built by the first test process that needs it and read by the others
+    (pytest-xdist runs a session per process, and each would train the same run again)."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' common folder
+    folder = root / f"shared-{name}"
+    with open(root / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "built").is_file():
+            build(folder)
+            (folder / "built").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
-def base(tmp_path_factory, cache) -> Path:
+def base(tmp_path_factory) -> Path:
     """A finished run on a related task (the sample's manufacturers, from scratch); yields its best.ckpt."""
     from fgvctune.training.trainer import train
 
-    folder = tmp_path_factory.mktemp("runs") / "base"
-    run = train(
-        adapter="aircraft",
-        data_dir=str(SAMPLE),
-        adapter_options={"level": "manufacturer"},
-        pretrained=False,
-        epoch_size=10,
-        lr=0.05,
-        cache_dir=cache,
-        output=folder,
-        progress=False,
-        **FAST,
-    )
-    assert run.best["val_top1"] > 0.8
-    return folder / "best.ckpt"
+    def build(folder):
+        run = train(
+            adapter="aircraft",
+            data_dir=str(SAMPLE),
+            adapter_options={"level": "manufacturer"},
+            pretrained=False,
+            epoch_size=10,
+            lr=0.05,
+            cache_dir=str(folder / "cache"),
+            output=folder / "base",
+            progress=False,
+            **FAST,
+        )
+        assert run.best["val_top1"] > 0.8
+
+    return built_once(tmp_path_factory, "base", build) / "base" / "best.ckpt"
 
 
 # -- real images ----------------------------------------------------------------------------------
@@ -197,22 +215,25 @@ def base(tmp_path_factory, cache) -> Path:
 def digits(tmp_path_factory) -> Path:
     """Real images where a test asserts learning: the 1,797 handwritten digits scikit-learn ships
     (8x8 greyscale scans, 10 classes), as a class tree train/val of 32x32 PNGs, 25% held out per class."""
-    import numpy as np
-    from sklearn.datasets import load_digits
 
-    root = tmp_path_factory.mktemp("digits")
-    data = load_digits()
-    order = np.random.default_rng(0).permutation(len(data.images))
-    seen: dict[int, int] = {}
-    for index in order:
-        label = int(data.target[index])
-        seen[label] = seen.get(label, 0) + 1
-        split = "val" if seen[label] % 4 == 0 else "train"
-        pixels = (data.images[index] * 255 / 16).astype(np.uint8)
-        path = root / split / str(label) / f"{index:04d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pixels).resize((32, 32), Image.BILINEAR).convert("RGB").save(path)
-    return root
+    def build(folder):
+        import numpy as np
+        from sklearn.datasets import load_digits
+
+        root = folder / "tree"
+        data = load_digits()
+        order = np.random.default_rng(0).permutation(len(data.images))
+        seen: dict[int, int] = {}
+        for index in order:
+            label = int(data.target[index])
+            seen[label] = seen.get(label, 0) + 1
+            split = "val" if seen[label] % 4 == 0 else "train"
+            pixels = (data.images[index] * 255 / 16).astype(np.uint8)
+            path = root / split / str(label) / f"{index:04d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).resize((32, 32), Image.BILINEAR).convert("RGB").save(path)
+
+    return built_once(tmp_path_factory, "digits", build) / "tree"  # "built" marks the folder, not the tree
 
 
 @pytest.fixture(scope="session")
@@ -234,23 +255,24 @@ DIGITS = dict(adapter="folder", pretrained=False, image_resize=32, batch_size=32
 
 
 @pytest.fixture(scope="session")
-def digits_run(tmp_path_factory, digits, cache) -> Path:
+def digits_run(tmp_path_factory, digits) -> Path:
     """A run that learns the digits from scratch in three epochs (well above the 10% of chance)."""
     from fgvctune.training.trainer import train
 
-    folder = tmp_path_factory.mktemp("runs") / "digits"
-    run = train(
-        data_dir=str(digits),
-        opt="adamw",
-        lr=0.005,
-        epoch_size=3,
-        cache_dir=cache,
-        output=folder,
-        progress=False,
-        **DIGITS,
-    )
-    assert run.best["val_top1"] > 0.6
-    return folder
+    def build(folder):
+        run = train(
+            data_dir=str(digits),
+            opt="adamw",
+            lr=0.005,
+            epoch_size=3,
+            cache_dir=str(folder / "cache"),
+            output=folder / "digits",
+            progress=False,
+            **DIGITS,
+        )
+        assert run.best["val_top1"] > 0.6
+
+    return built_once(tmp_path_factory, "digits-run", build) / "digits"
 
 
 # -- child processes ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ a kill. Tiny runs (12 training digits, 32 px) in PyNative mode, which is faster 
 from __future__ import annotations
 
 import csv
+import re
 import signal
 import statistics
 import sys
@@ -11,11 +12,12 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from conftest import checkpoint, running, wait_for
+from conftest import checkpoint, run_cli, running, wait_for
 from fgvctune.cli import app
 from fgvctune.comparison import TUTORIAL
-from fgvctune.results.runfiles import read_config, read_eval, read_results
+from fgvctune.results.runfiles import compare_text, read_config, read_eval, read_results, read_rows
 from fgvctune.training import strategy
+from test_report import page_text, self_contained
 
 runner = CliRunner()
 
@@ -59,7 +61,8 @@ def test_compare_trains_the_five_strategies_and_resumes_one_killed_mid_run(tmp_p
     """kill -9 while `full` (third of five) is between its epochs; the same command again keeps the two
     finished strategies, resumes `full` after its saved epoch and trains the last two. Then each strategy's
     run: `layers` shows its trainable blocks and rates, exactly its trainable parameters moved from the
-    starting checkpoint, and its figures in compare.csv and compare.md are those of its eval.json."""
+    starting checkpoint, and its figures in compare.csv and compare.md are those of its eval.json (and its
+    trainable parameter count, those of its plan)."""
     out = tmp_path / "compare"
     command = compare_command(few_digits, base, cache, out, epochs=2)
     with running([sys.executable, "-m", "fgvctune", *command], tmp_path / "killed.log") as process:
@@ -92,17 +95,20 @@ def test_compare_trains_the_five_strategies_and_resumes_one_killed_mid_run(tmp_p
         plan, trained = strategy.layers(str(run)), checkpoint(run / "last.ckpt")
         moved = {p.name for p in plan.params if trained[p.name].tobytes() != start[p.name].tobytes()}
         assert moved == set(plan.trainable), name
+        assert int(table[name]["trainable_params"]) == sum(p.size for p in plan.params if p.trainable), name
         figures = read_eval(run, read_config(run).val_split)
         assert float(table[name]["top1"]) == pytest.approx(figures["top1"], abs=5e-5), name
         assert float(table[name]["mean_per_class"]) == pytest.approx(figures["mean_per_class"], abs=5e-5), name
         assert f"| {name} | {figures['top1']:.2%} | {figures['mean_per_class']:.2%} |" in markdown
         told_apart |= figures["top1"] != figures["mean_per_class"]
     assert told_apart  # somewhere the two figures differ, so a mix-up would show
+    assert int(table["linear-probe"]["trainable_params"]) == 3 * 1024 + 3  # the new head alone
 
 
 def test_compare_seeds_give_the_mean_and_sample_deviation_of_each_runs_figures(tmp_path, digits_run, few_digits, cache):
     """--seeds 2: the strategy's row is the mean and the sample standard deviation (n - 1) of the top-1 and
-    mean per-class accuracy in its two runs' eval.json. A linear probe at a rate too small to learn much, from
+    mean per-class accuracy in its two runs' eval.json, in the table and on the comparison's page (which
+    `fgvctune report` remakes from the files). A linear probe at a rate too small to learn much, from
     a head each seed draws anew (the digits run's has 10 classes): two different results."""
     out = tmp_path / "compare"
     start = digits_run / "best.ckpt"
@@ -127,4 +133,20 @@ def test_compare_seeds_give_the_mean_and_sample_deviation_of_each_runs_figures(t
         assert float(row[key]) == pytest.approx(mean, abs=5e-5)
         assert float(row[f"{key}_std"]) == pytest.approx(deviation, abs=5e-5)
         shown.append(f"{mean:.2%} ± {100 * deviation:.2f}")
-    assert f"| linear-probe | {shown[0]} | {shown[1]} |" in (out / "compare.md").read_text(encoding="utf-8")
+    table = (out / "compare.md").read_text(encoding="utf-8")
+    assert "mean ± standard deviation over 2 seeds (42..43)" in table
+    assert f"| linear-probe | {shown[0]} | {shown[1]} |" in table
+    assert [read_config(run).seed for run in runs] == [42, 43]
+
+    # The comparison's page: self-contained, the spread and each seed's run; remade from the files alone.
+    page = out / "report.html"
+    self_contained(page.read_text(encoding="utf-8"))
+    text = page_text(page).replace("&plusmn;", "±")
+    assert "mean ± standard deviation over 2 runs" in text and "linear-probe" in text and "seed-43" in text
+    assert all((run / "report.html").is_file() for run in runs)
+    rows = read_rows(out)
+    rows[0]["top1"] = 0.0123  # the mean top-1, changed in compare.csv
+    (out / "compare.csv").write_text(compare_text(rows), encoding="utf-8")
+    remade = run_cli("report", str(out))
+    assert remade.returncode == 0 and remade.stdout.strip().endswith("no mindspore"), remade.stderr
+    assert re.search(r"linear-probe 1\.2% ± \d", page_text(page).replace("&plusmn;", "±"))

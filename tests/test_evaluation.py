@@ -1,4 +1,4 @@
-"""After training: eval, predict, layers, compare, export and plot on runs made here."""
+"""After training: eval, predict, layers, export and plot on runs made here."""
 
 from __future__ import annotations
 
@@ -235,42 +235,6 @@ def test_layers_shows_what_trains_and_each_blocks_rate():
             assert (trainable, rate) == ("yes", f"{0.5 ** (17 - i):g}"), i
     assert rows["classifier.0, classifier.3"] == ("-", "yes", "2")
     assert lines[-1].startswith("17 feature blocks; classifier classifier.3;")
-
-
-def test_compare_resumes_a_half_finished_comparison(tmp_path, base, cache):
-    common = [
-        "-a",
-        "aircraft",
-        "-d",
-        str(SAMPLE),
-        "--ckpt-path",
-        str(base),
-        "--no-pretrained",
-        "--epoch-size",
-        "1",
-        "--lr",
-        "0.05",
-        "--cache-dir",
-        cache,
-        "--image-resize",
-        "64",
-        "--batch-size",
-        "16",
-        "-o",
-        str(tmp_path),
-    ]
-    first = runner.invoke(app, ["compare", "--strategy", "linear-probe", *common])
-    assert first.exit_code == 0, first.output
-    stamp = (tmp_path / "linear-probe" / "results.txt").stat().st_mtime_ns
-    second = runner.invoke(app, ["compare", "--strategy", "linear-probe", "--strategy", "full-deep-lr", *common])
-    assert second.exit_code == 0, second.output
-    assert "linear-probe: finished earlier, kept" in second.output
-    assert (tmp_path / "linear-probe" / "results.txt").stat().st_mtime_ns == stamp
-    with open(tmp_path / "compare.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert [r["strategy"] for r in rows] == ["linear-probe", "full-deep-lr"]
-    assert int(rows[0]["trainable_params"]) == 8 * 1024 + 8 < int(rows[1]["trainable_params"])
-    assert "| linear-probe |" in (tmp_path / "compare.md").read_text()
 
 
 def test_eval_on_another_dataset_and_from_a_bare_checkpoint(run, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import FAST, SAMPLE, fgvctune, run_cli
+from conftest import FAST, fgvctune, run_cli
 from fgvctune.cli import app
 
 runner = CliRunner()
@@ -165,38 +165,6 @@ def test_report_shows_duplicates_and_left_out_files(tmp_path, cache):
     assert "their training copies were left out (--dedupe)" in text
     assert "Left out of this run: 4 (skipped.txt)" in text and "3000004.jpg" in text
     fits_a_laptop(run / "report.html", tmp_path)
-
-
-def test_compare_with_seeds_reports_mean_and_spread(tmp_path, base, cache):
-    from fgvctune.results.runfiles import compare_text, read_rows
-
-    out = tmp_path / "compare"
-    result = fgvctune(
-        *("compare", "-a", "aircraft", "-d", str(SAMPLE), "--ckpt-path", str(base), "--no-pretrained"),
-        *("--epoch-size", "2", "--lr", "0.05", "--image-resize", str(FAST["image_resize"]), "--cache-dir", cache),
-        *("--strategy", "linear-probe", "--strategy", "full", "--seeds", "2", "-o", str(out)),
-        log=tmp_path / "compare.log",
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout
-    table = (out / "compare.md").read_text()
-    assert "mean ± standard deviation over 2 seeds (42..43)" in table
-    assert re.search(r"\| linear-probe \| \d+\.\d\d% ± \d+\.\d\d \|", table) and "| full |" in table
-    assert sorted(p.name for p in (out / "full").iterdir()) == ["seed-42", "seed-43"]
-    seeds = [(out / "full" / s / "config.yaml").read_text() for s in ("seed-42", "seed-43")]
-    assert "seed: 42" in seeds[0] and "seed: 43" in seeds[1]
-    page = out / "report.html"
-    self_contained(page.read_text(encoding="utf-8"))
-    text = page_text(page)
-    assert "mean ± standard deviation over 2 runs" in text.replace("&plusmn;", "±")
-    assert "linear-probe" in text and "seed-43" in text
-    assert (out / "linear-probe" / "seed-42" / "report.html").is_file()
-    rows = read_rows(out)
-    rows[0]["top1"] = 0.0123  # linear-probe's mean top-1, changed in compare.csv
-    (out / "compare.csv").write_text(compare_text(rows), encoding="utf-8")
-    remade = run_cli("report", str(out))  # the comparison's page again, from its files alone
-    assert remade.returncode == 0 and remade.stdout.strip().endswith("no mindspore"), remade.stderr
-    assert re.search(r"linear-probe 1\.2% ± \d", page_text(page).replace("&plusmn;", "±"))
 
 
 def test_curves_count_whole_epochs(tmp_path):
