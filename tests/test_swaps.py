@@ -106,7 +106,7 @@ def test_every_swap_together(name):
     def every_swap(network):
         return swaps.faster_pooling(network) + swaps.faster_gelu(network) + swaps.faster_split_attention(network)
 
-    assert_same_computation(*pair(name, every_swap))
+    assert_same_computation(*pair(name, every_swap), size=32, batch=4)
 
 
 # -- BatchNorm folded into the convolution before it ------------------------------------------------
