@@ -236,19 +236,31 @@ def digits(tmp_path_factory) -> Path:
     return built_once(tmp_path_factory, "digits", build) / "tree"  # "built" marks the folder, not the tree
 
 
+def some_of(digits: Path, root: Path, counts: dict[str, dict[str, int]]) -> Path:
+    """A class tree of the first `counts[split][label]` digits of each split and label."""
+    import shutil
+
+    for split, per_label in counts.items():
+        for label, count in per_label.items():
+            (root / split / label).mkdir(parents=True)
+            for path in sorted((digits / split / label).iterdir())[:count]:
+                shutil.copyfile(path, root / split / label / path.name)
+    return root
+
+
 @pytest.fixture(scope="session")
 def few_digits(tmp_path_factory, digits) -> Path:
     """Digits 0-2, 4 training images each (an epoch is one batch of 12, or a few small ones) and 4, 8 and 12
     validation images (unequal, so that top-1 and mean per-class accuracy differ)."""
-    import shutil
+    counts = {"train": {"0": 4, "1": 4, "2": 4}, "val": {"0": 4, "1": 8, "2": 12}}
+    return some_of(digits, tmp_path_factory.mktemp("few-digits"), counts)
 
-    root = tmp_path_factory.mktemp("few-digits")
-    for split, counts in (("train", (4, 4, 4)), ("val", (4, 8, 12))):
-        for label, count in zip(("0", "1", "2"), counts):
-            for path in sorted((digits / split / label).iterdir())[:count]:
-                (root / split / label).mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, root / split / label / path.name)
-    return root
+
+@pytest.fixture(scope="session")
+def digits_400(tmp_path_factory, digits) -> Path:
+    """Every digit, 40 training and 10 validation images each: 13 batches of 32, for runs a test makes twice."""
+    counts = {"train": dict.fromkeys(map(str, range(10)), 40), "val": dict.fromkeys(map(str, range(10)), 10)}
+    return some_of(digits, tmp_path_factory.mktemp("digits-400"), counts)
 
 
 DIGITS = dict(adapter="folder", pretrained=False, image_resize=32, batch_size=32, scale=[0.7, 1.0], hflip=0.0)

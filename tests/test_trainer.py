@@ -147,12 +147,12 @@ def test_gradual_unfreezing_trains_the_head_alone_first(tmp_path, base, cache):
     assert features <= changed(snapshots[1], snapshots[2])
 
 
-def test_same_seed_same_run_on_a_busy_machine(tmp_path, digits, cache):
+def test_same_seed_same_run_on_a_busy_machine(tmp_path, digits_400, cache):
     """The same command twice, with the default two pipeline workers, every random augmentation on
     and another process taking a core: identical results, labels and checkpoints, byte for byte."""
     command = [
         "train",
-        *("-a", "folder", "-d", str(digits), "--no-pretrained", "--cache-dir", cache),
+        *("-a", "folder", "-d", str(digits_400), "--no-pretrained", "--cache-dir", cache),
         *("--image-resize", "32", "--batch-size", "32", "--epoch-size", "1", "--seed", "5"),
         *("--auto-augment", "randaug-m7-mstd0.5", "--re-prob", "0.25", "--mixup", "0.2", "--color-jitter", "0.3"),
     ]
