@@ -1,10 +1,12 @@
 """Where a training step's time goes, op type by op type: MindSpore's profiler over fgvctune's step.
 
-    .venv/bin/python benchmarks/profile_ops.py resnet50 [--steps 3] [--top 12] [--kind train|infer] [--plain]
+    .venv/bin/python benchmarks/profile_ops.py resnet50 [--steps 3] [--top 12] [--kind train|freeze7|probe|infer]
+        [--plain]
 
-Random tensors at 224 px, batch 16 (training) or 32 (inference), fgvctune's model (`--plain`: MindCV's model
-without fgvctune's swaps). The profiler's raw output goes to a temporary folder and is deleted; what is printed is
-the top op types by their share of all op time.
+The cases of train_step.py (random tensors at 224 px, batch 16 for training or 32 for inference; `freeze7` and
+`probe` with frozen blocks as `train` sets them up), on fgvctune's model (`--plain`: MindCV's model without
+fgvctune's swaps or folding, oneDNN still capped). The profiler's raw output goes to a temporary folder and is
+deleted; what is printed is the top op types by their share of all op time.
 """
 
 from __future__ import annotations
@@ -40,36 +42,18 @@ def op_times(folder: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
-    parser.add_argument("--kind", default="train", choices=["train", "infer"])
+    parser.add_argument("--kind", default="train", choices=["train", "freeze7", "probe", "infer"])
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--plain", action="store_true", help="MindCV's model without fgvctune's swaps")
     args = parser.parse_args()
-    import numpy as np
+    from train_step import INFER_BATCH, SIZE, TRAIN_BATCH, mindspore_step
 
     from fgvctune.models import runtime
 
     ms = runtime.start()
-    import mindcv
-
-    from fgvctune.models.factory import create_network
-    from fgvctune.training.step import TrainStep
-
-    batch = 16 if args.kind == "train" else 32
-    if args.plain:
-        network = mindcv.create_model(args.model, num_classes=100)
-    else:
-        network, _ = create_network(args.model, 100)
-    rng = np.random.default_rng(0)
-    images = ms.Tensor(rng.standard_normal((batch, 3, 224, 224)).astype(np.float32))
-    labels = ms.Tensor(rng.integers(0, 100, batch).astype(np.int32))
-    if args.kind == "train":
-        optimizer = mindcv.create_optimizer(network.trainable_params(), opt="momentum", lr=0.01)
-        step = TrainStep(network, mindcv.create_loss("CE"), optimizer, ms.nn.Identity())
-        step.set_train(True)
-    else:
-        network.set_train(False)
-        step = lambda x, y: network(x)  # noqa: E731
+    batch = INFER_BATCH if args.kind == "infer" else TRAIN_BATCH
+    step, images, labels = mindspore_step(args.model, args.kind, SIZE, batch, tuned=not args.plain)
     for _ in range(2):
         out = step(images, labels)
     (out[0] if isinstance(out, tuple) else out).asnumpy()

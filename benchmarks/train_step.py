@@ -36,6 +36,22 @@ CLASSES = 100
 def mindspore_case(
     model: str, kind: str, size: int, batch: int, steps: int, tuned: bool, pipeline: bool, folded: bool = True
 ) -> float:
+    step, images, labels = mindspore_step(model, kind, size, batch, tuned, folded)
+    batches = _real_batches(size, batch) if pipeline else None
+    for _ in range(2):  # compile and warm up
+        out = step(images, labels)
+    _sync(out)
+    started = time.perf_counter()
+    for _ in range(steps):
+        if batches is not None:
+            images, labels = next(batches)
+        out = step(images, labels)
+    _sync(out)
+    return steps * batch / (time.perf_counter() - started)
+
+
+def mindspore_step(model: str, kind: str, size: int, batch: int, tuned: bool = True, folded: bool = True):
+    """One case's step(images, labels) and a batch of random tensors for it (also profile_ops.py's)."""
     import numpy as np
 
     if tuned:
@@ -81,17 +97,7 @@ def mindspore_case(
         train_step.set_train(True)
         strategy.set_train_mode(network, True, frozen_norms)
         step = train_step
-    batches = _real_batches(size, batch) if pipeline else None
-    for _ in range(2):  # compile and warm up
-        out = step(images, labels)
-    _sync(out)
-    started = time.perf_counter()
-    for _ in range(steps):
-        if batches is not None:
-            images, labels = next(batches)
-        out = step(images, labels)
-    _sync(out)
-    return steps * batch / (time.perf_counter() - started)
+    return step, images, labels
 
 
 def _sync(out):
