@@ -187,27 +187,23 @@ def built_once(tmp_path_factory, name: str, build) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def base(tmp_path_factory) -> Path:
-    """A finished run on a related task (the sample's manufacturers, from scratch); yields its best.ckpt."""
+def trained_once(tmp_path_factory, name: str, least_top1: float, **settings) -> Path:
+    """A run folder `name` trained by `built_once`, whose best val top-1 must beat `least_top1`."""
     from fgvctune.training.trainer import train
 
     def build(folder):
-        run = train(
-            adapter="aircraft",
-            data_dir=str(SAMPLE),
-            adapter_options={"level": "manufacturer"},
-            pretrained=False,
-            epoch_size=10,
-            lr=0.05,
-            cache_dir=str(folder / "cache"),
-            output=folder / "base",
-            progress=False,
-            **FAST,
-        )
-        assert run.best["val_top1"] > 0.8
+        run = train(cache_dir=str(folder / "cache"), output=folder / name, progress=False, **settings)
+        assert run.best["val_top1"] > least_top1
 
-    return built_once(tmp_path_factory, "base", build) / "base" / "best.ckpt"
+    return built_once(tmp_path_factory, f"{name}-run", build) / name
+
+
+@pytest.fixture(scope="session")
+def base(tmp_path_factory) -> Path:
+    """A finished run on a related task (the sample's manufacturers, from scratch); yields its best.ckpt."""
+    settings = dict(adapter="aircraft", data_dir=str(SAMPLE), adapter_options={"level": "manufacturer"})
+    run = trained_once(tmp_path_factory, "base", 0.8, **settings, pretrained=False, epoch_size=10, lr=0.05, **FAST)
+    return run / "best.ckpt"
 
 
 # -- real images ----------------------------------------------------------------------------------
@@ -269,22 +265,9 @@ DIGITS = dict(adapter="folder", pretrained=False, image_resize=32, batch_size=32
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory, digits) -> Path:
     """A run that learns the digits from scratch in three epochs (well above the 10% of chance)."""
-    from fgvctune.training.trainer import train
-
-    def build(folder):
-        run = train(
-            data_dir=str(digits),
-            opt="adamw",
-            lr=0.005,
-            epoch_size=3,
-            cache_dir=str(folder / "cache"),
-            output=folder / "digits",
-            progress=False,
-            **DIGITS,
-        )
-        assert run.best["val_top1"] > 0.6
-
-    return built_once(tmp_path_factory, "digits-run", build) / "digits"
+    return trained_once(
+        tmp_path_factory, "digits", 0.6, data_dir=str(digits), opt="adamw", lr=0.005, epoch_size=3, **DIGITS
+    )
 
 
 # -- child processes ------------------------------------------------------------------------------
