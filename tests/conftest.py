@@ -1,13 +1,16 @@
-"""Tiny datasets made in tmp_path, in each layout the adapters read; real images; child processes."""
+"""Tiny datasets made in tmp_path, in each layout the adapters read; real images; child processes; browser pages."""
 
 from __future__ import annotations
 
 import csv
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -370,6 +373,50 @@ def busy_core():
         yield
     finally:
         stop(process)
+
+
+# -- pages in a browser --------------------------------------------------------------------------
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def browser(page: Path, *how: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Headless Chromium on a page from disk, with a fresh profile and nothing that reaches the network."""
+    if not CHROMIUM:
+        pytest.fail("chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                *how,
+                page.resolve().as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+def page_text(page: Path) -> str:
+    """What the browser shows as text, tags removed."""
+    dom = browser(page, "--dump-dom").stdout
+    assert "<body>" in dom, "chromium did not load the page"
+    dom = re.sub(r"<style>.*?</style>", " ", dom, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+
+
+def self_contained(html: str) -> None:
+    assert "<script" not in html
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "the page reaches the network"
+    assert not re.search(r"""src=(?!["']?data:)""", html), "every picture is inline"
 
 
 # -- planted duplicates ---------------------------------------------------------------------------

@@ -12,12 +12,11 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from conftest import checkpoint, run_cli, running, wait_for
+from conftest import checkpoint, page_text, run_cli, running, self_contained, wait_for
 from fgvctune.cli import app
 from fgvctune.comparison import TUTORIAL
 from fgvctune.results.runfiles import compare_text, read_config, read_eval, read_results, read_rows
 from fgvctune.training import strategy
-from test_report import page_text, self_contained
 
 runner = CliRunner()
 

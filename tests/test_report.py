@@ -6,66 +6,22 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import FAST, fgvctune, run_cli
+from conftest import FAST, browser, fgvctune, page_text, run_cli, self_contained
 from fgvctune.cli import app
 
 runner = CliRunner()
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def browser(page: Path, *how: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Headless Chromium on a page from disk, with a fresh profile and nothing that reaches the network."""
-    if not CHROMIUM:
-        pytest.fail("chromium is not installed (apt-get install chromium; .ci/run installs it)")
-    with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run(
-            [
-                CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={profile}",
-                *how,
-                page.resolve().as_uri(),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-
-def page_text(page: Path) -> str:
-    """What the browser shows as text, tags removed."""
-    dom = browser(page, "--dump-dom").stdout
-    assert "<body>" in dom, "chromium did not load the page"
-    dom = re.sub(r"<style>.*?</style>", " ", dom, flags=re.S)
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
 
 
 def screenshot(page: Path, path: Path, height: int = 900) -> Image.Image:
     browser(page, f"--screenshot={path}", f"--window-size=1366,{height}")
     assert path.is_file(), "chromium wrote no screenshot"
     return Image.open(path).convert("RGB")
-
-
-def self_contained(html: str) -> None:
-    assert "<script" not in html
-    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "the page reaches the network"
-    assert not re.search(r"""src=(?!["']?data:)""", html), "every picture is inline"
 
 
 def test_run_report_in_a_browser(digits_run, tmp_path):
