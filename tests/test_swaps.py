@@ -12,7 +12,7 @@ ms = runtime.start(mode="pynative")
 import mindcv  # noqa: E402
 from mindspore import nn  # noqa: E402
 
-from fgvctune.models import fold, swaps, torchcompat  # noqa: E402
+from fgvctune.models import fold, kernels, swaps, torchcompat  # noqa: E402
 from fgvctune.training import strategy  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("pynative")
@@ -101,10 +101,81 @@ def test_faster_split_attention_gives_the_same_outputs_and_gradients():
     assert_same_computation(reference, swapped, size=32, batch=4)
 
 
+@pytest.mark.parametrize("name", ["mobilenet_v3_small_100", "convnext_tiny"])
+def test_depthwise_kernels_give_the_same_outputs_and_gradients(name):
+    """fgvctune's depthwise kernels in every layer shape the two families have: 3x3 and 5x5 at strides 1 and 2
+    ("same" padding, uneven at stride 2), ConvNeXt's 7x7 with explicit padding and a bias."""
+    reference, swapped = pair(name, swaps.faster_depthwise)
+    convs = [cell for _, cell in swapped.cells_and_names() if kernels.is_depthwise(cell)]
+    assert convs and all(isinstance(cell.conv2d, kernels.DepthwiseConv) for cell in convs)
+    assert swaps.faster_depthwise(swapped) == 0  # already swapped: nothing left to do
+    assert_same_computation(reference, swapped, size=48, batch=4)
+    assert kernels.restore(swapped) == len(convs)
+    assert not any(isinstance(cell, kernels.DepthwiseConv) for _, cell in swapped.cells_and_names())
+
+
+def test_depthwise_kernels_at_every_stride_and_padding():
+    """One layer at a time, against MindSpore's Conv2D: shapes MindCV's models do not have (odd sizes, stride 3,
+    "valid" and uneven explicit padding, a plane smaller than the kernel)."""
+    rng = np.random.default_rng(1)
+    cases = [
+        dict(kernel_size=3, stride=1, pad_mode="same"),
+        dict(kernel_size=5, stride=2, pad_mode="same"),
+        dict(kernel_size=3, stride=3, pad_mode="valid"),
+        dict(kernel_size=3, stride=2, pad_mode="pad", padding=(1, 2, 0, 1), has_bias=True),
+        dict(kernel_size=7, stride=1, pad_mode="pad", padding=3),
+    ]
+    for size in (5, 9, 14):
+        for case in cases:
+            reference = nn.Conv2d(6, 6, group=6, **case)
+            swapped = nn.Conv2d(6, 6, group=6, **case)
+            swapped.weight.set_data(reference.weight.value())
+            if reference.has_bias:
+                reference.bias.set_data(ms.Tensor(rng.standard_normal(6).astype(np.float32)))
+                swapped.bias.set_data(reference.bias.value())
+            assert kernels.swap_depthwise(swapped) == 1
+            x = ms.Tensor(rng.standard_normal((3, 6, size, size)).astype(np.float32))
+            want, got = (outputs_and_gradients(n, x, True) for n in (reference, swapped))
+            np.testing.assert_allclose(got[0], want[0], rtol=0, atol=1e-5, err_msg=f"{case} at {size}")
+            for name in want[2]:
+                np.testing.assert_allclose(got[2][name], want[2][name], rtol=1e-5, atol=1e-4, err_msg=name)
+            dx = [ms.grad(lambda t, n=n: (n(t) ** 2).sum())(x).asnumpy() for n in (reference, swapped)]
+            np.testing.assert_allclose(dx[1], dx[0], rtol=0, atol=1e-4, err_msg=f"input gradient, {case} at {size}")
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v3_small_100", "resnet18"])
+def test_batchnorm_kernels_give_the_same_outputs_gradients_and_statistics(name):
+    reference, swapped = pair(name, swaps.faster_batchnorm)
+    assert swaps.faster_batchnorm(swapped) == 0  # already swapped: nothing left to do
+    assert_same_computation(reference, swapped, size=48, batch=4)
+
+    def statistics(network):
+        return {p.name: p.asnumpy() for p in network.get_parameters() if "moving" in p.name}
+
+    x = ms.Tensor(np.random.default_rng(5).standard_normal((4, 3, 48, 48)).astype(np.float32) * 2 + 1)
+    start = statistics(reference)
+    for network in (reference, swapped):
+        for param in network.get_parameters():  # each its own copy: pair's loading shares the two networks' storage
+            if param.name in start:
+                param.set_data(ms.Tensor(start[param.name]))
+        network.set_train(True)(x)
+    moved, want = statistics(swapped), statistics(reference)
+    assert moved.keys() == want.keys() and len(want) == 2 * norms(swapped)
+    for key in want:
+        np.testing.assert_allclose(moved[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    assert kernels.restore(swapped) == norms(swapped)
+
+
 @pytest.mark.parametrize("name", ["mobilenet_v3_large_100", "resnest50", "convnext_tiny"])
 def test_every_swap_together(name):
     def every_swap(network):
-        return swaps.faster_pooling(network) + swaps.faster_gelu(network) + swaps.faster_split_attention(network)
+        return (
+            swaps.faster_pooling(network)
+            + swaps.faster_gelu(network)
+            + swaps.faster_split_attention(network)
+            + swaps.faster_depthwise(network)
+            + swaps.faster_batchnorm(network)
+        )
 
     assert_same_computation(*pair(name, every_swap), size=32, batch=4)
 

@@ -51,6 +51,10 @@ def start(verbose: bool = False, mode: str = "graph", device_target: str = "CPU"
                 log.info("set %s=%s: this CPU has AVX-512, where MindSpore's oneDNN is slow", ONEDNN_VARIABLE, isa)
         else:
             log.info("%s=%s was set by the user; left as it is", ONEDNN_VARIABLE, os.environ[ONEDNN_VARIABLE])
+        # OpenMP threads (MindSpore's CPU kernels and fgvctune's, kernels.py) that finish a parallel region spin
+        # for a while before they sleep, taking the cores from the next op's thread pool: a mobilenet_v3_small
+        # training step ran 1.7x slower with fgvctune's kernels until they slept at once.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         if not verbose:
             os.environ.setdefault("GLOG_v", "3")  # MindSpore's C++ log: errors only
     elif not _started:

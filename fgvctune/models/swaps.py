@@ -46,6 +46,8 @@ def apply(network, seed: int = 0) -> None:
         faster_pooling(network)
         faster_gelu(network)
         faster_split_attention(network)
+        faster_depthwise(network)
+        faster_batchnorm(network)
 
 
 # -- global average pooling ------------------------------------------------------------------------
@@ -170,3 +172,19 @@ def faster_split_attention(network) -> int:
             cell.__class__ = PairSplitAttn
             changed += 1
     return changed
+
+
+# -- fgvctune's own CPU kernels ---------------------------------------------------------------------
+def faster_depthwise(network) -> int:
+    """MobileNetV3's and ConvNeXt's depthwise convolutions through fgvctune's own kernels (kernels.py): on
+    CPUs MindSpore runs them as im2col and a GEMM per channel, several times slower than PyTorch."""
+    from fgvctune.models import kernels
+
+    return kernels.swap_depthwise(network)
+
+
+def faster_batchnorm(network) -> int:
+    """BatchNorm in training mode through fgvctune's own kernels (kernels.py)."""
+    from fgvctune.models import kernels
+
+    return kernels.swap_batchnorm(network)

@@ -39,8 +39,9 @@ def export(
     model = load_model(run, checkpoint, verbose=verbose)  # starts MindSpore the fgvctune way
     import mindspore as ms
 
-    from fgvctune.models import fold
+    from fgvctune.models import fold, kernels
 
+    kernels.restore(model.network)  # MindSpore's own ops: the file runs where fgvctune's kernels are not
     out = Path(output) if output else model.checkpoint.parent / "export"
     out.mkdir(parents=True, exist_ok=True)
     size = model.config.image_resize

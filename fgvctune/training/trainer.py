@@ -264,7 +264,9 @@ class Trainer:
         from mindspore import amp
 
         from fgvctune.fileio import cache_root
+        from fgvctune.models import kernels
 
+        kernels.restore(self.network)  # fgvctune's CPU kernels are float32 kernels: MindSpore's own ops cast
         # O1 rewrites the network's code into ./rewritten_network/ and imports it from there (graph mode then
         # compiles it from that file): made in the cache folder, never in the user's working directory.
         rewritten = cache_root(c.cache_dir) / "amp"
