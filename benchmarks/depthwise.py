@@ -1,11 +1,12 @@
 """MobileNetV3's depthwise convolutions, forward and backward, op by op: MindSpore's Conv2D with one group per channel
-against PyTorch's when it is installed.
+and fgvctune's own kernel (models/kernels.py) against PyTorch's when it is installed.
 
     .venv/bin/python benchmarks/depthwise.py [--torch-python PATH] [--repeats 20]
 
 The shapes are mobilenet_v3_small_100's 5x5 depthwise layers at 224 px, batch 16 (features.7-8 at 14x14 with 240
 channels, features.12-13 at 7x7 with 576), the ones that take most of a `--freeze 7` step (profile_ops.py). Time per
-call of forward plus the gradients of the input and the weight, in ms.
+call of forward plus the gradients of the input and the weight, in ms (the loss, a squared sum, included on every
+side).
 """
 
 from __future__ import annotations
@@ -40,19 +41,24 @@ def mindspore_times(repeats: int) -> dict:
         def construct(self, x):
             return (self.inner(x) ** 2).sum()
 
+    from fgvctune.models import kernels
+
     times = {}
     for batch, channels, size, k in SHAPES:
         x = ms.Tensor(np.random.default_rng(0).standard_normal((batch, channels, size, size)).astype(np.float32))
-        conv = nn.Conv2d(channels, channels, k, pad_mode="pad", padding=k // 2, group=channels)
-        grad = ms.jit(ms.value_and_grad(SquaredSum(conv), 0, conv.trainable_params()))
-        for _ in range(3):
-            out = grad(x)
-        out[0].asnumpy()
-        started = time.perf_counter()
-        for _ in range(repeats):
-            out = grad(x)
-        out[0].asnumpy()
-        times[f"MindSpore {channels}x{size}x{size}"] = 1000 * (time.perf_counter() - started) / repeats
+        for name in ("MindSpore", "fgvctune kernel"):
+            conv = nn.Conv2d(channels, channels, k, pad_mode="pad", padding=k // 2, group=channels)
+            if name != "MindSpore" and not kernels.swap_depthwise(conv):
+                continue  # no C++ compiler here
+            grad = ms.jit(ms.value_and_grad(SquaredSum(conv), 0, conv.trainable_params()))
+            for _ in range(3):
+                out = grad(x)
+            out[0].asnumpy()
+            started = time.perf_counter()
+            for _ in range(repeats):
+                out = grad(x)
+            out[0].asnumpy()
+            times[f"{name} {channels}x{size}x{size}"] = 1000 * (time.perf_counter() - started) / repeats
     return times
 
 

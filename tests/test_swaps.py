@@ -166,6 +166,19 @@ def test_batchnorm_kernels_give_the_same_outputs_gradients_and_statistics(name):
     assert kernels.restore(swapped) == norms(swapped)
 
 
+def test_layernorm_kernels_give_the_same_outputs_and_gradients():
+    reference, swapped = pair("convnext_tiny", swaps.faster_layernorm)
+    swapped_norms = [c for _, c in swapped.cells_and_names() if isinstance(c, kernels.LayerNormLastAxis)]
+    assert len(swapped_norms) == sum(isinstance(c, nn.LayerNorm) for _, c in swapped.cells_and_names())
+    assert swaps.faster_layernorm(swapped) == 0  # already swapped: nothing left to do
+    for _, cell in reference.cells_and_names():  # gamma and beta as training leaves them, not 1 and 0
+        if isinstance(cell, nn.LayerNorm):
+            cell.gamma.set_data(ms.Tensor(np.linspace(0.5, 1.5, cell.gamma.shape[0], dtype=np.float32)))
+            cell.beta.set_data(ms.Tensor(np.linspace(-0.3, 0.3, cell.beta.shape[0], dtype=np.float32)))
+    ms.load_param_into_net(swapped, reference.parameters_dict())
+    assert_same_computation(reference, swapped, size=32, batch=4)
+
+
 @pytest.mark.parametrize("name", ["mobilenet_v3_large_100", "resnest50", "convnext_tiny"])
 def test_every_swap_together(name):
     def every_swap(network):
@@ -175,6 +188,7 @@ def test_every_swap_together(name):
             + swaps.faster_split_attention(network)
             + swaps.faster_depthwise(network)
             + swaps.faster_batchnorm(network)
+            + swaps.faster_layernorm(network)
         )
 
     assert_same_computation(*pair(name, every_swap), size=32, batch=4)

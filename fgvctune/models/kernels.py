@@ -1,14 +1,16 @@
-"""fgvctune's own CPU kernels for the two ops MindSpore runs slowest on CPUs, built once per machine.
+"""fgvctune's own CPU kernels for the ops MindSpore runs slowest on CPUs, built once per machine.
 
 - Depthwise convolution (depthwise.cc). MindSpore's CPU Conv2D gives oneDNN plain NCHW tensors, and for those
   oneDNN runs a convolution with one group per channel as im2col and a small GEMM per channel: forward and both
   gradients of mobilenet_v3_small's 240-channel 5x5 layer take 55 ms at batch 16, PyTorch's 8 ms
   (benchmarks/depthwise.py). depthwise.cc works on each channel's plane directly.
 - BatchNorm in training mode (batchnorm.cc): a channel's statistics in one pass, the normalization in another.
+- LayerNorm over the last axis (layernorm.cc), ConvNeXt's: a row at a time, forward and backward.
 
-Each swap gives a cell a stand-in for the primitive it calls (`conv2d`, `bn_train`), so the cell, its class and its
-parameters stay as they are: checkpoints and BatchNorm folding see no change. `restore` puts MindSpore's primitives
-back (export does, so an exported MindIR runs anywhere).
+Each swap gives a cell a stand-in for the primitive it calls (`conv2d`, `bn_train`, `layer_norm`), so the cell,
+its class and its parameters stay as they are: checkpoints and BatchNorm folding see no change. `restore` puts
+MindSpore's primitives back (export does, so an exported MindIR runs anywhere; so does mixed precision, as these
+kernels are float32).
 
 The kernels are compiled with the machine's C++ compiler into the user cache, keyed by the sources, the compiler
 and the CPU; where no compiler works, the swaps are skipped and MindSpore's ops run as before.
@@ -32,7 +34,7 @@ from mindspore import nn, ops
 
 log = logging.getLogger("fgvctune")
 
-SOURCES = [Path(__file__).with_name(name) for name in ("depthwise.cc", "batchnorm.cc")]
+SOURCES = [Path(__file__).with_name(name) for name in ("depthwise.cc", "batchnorm.cc", "layernorm.cc")]
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-std=c++17", "-shared", "-fPIC"]
 
 
@@ -203,12 +205,67 @@ def swap_batchnorm(network) -> int:
     return len(cells)
 
 
+class LayerNormLastAxis(nn.Cell):
+    """LayerNorm's primitive's stand-in over the last axis: `(x, gamma, beta) -> (y, mean, 1/std)` through
+    layernorm.cc (float32; the primitive it replaces is kept as `primitive`). Callers use `y` alone."""
+
+    def __init__(self, norm: nn.LayerNorm, path: str):
+        super().__init__()
+        self.primitive = norm.layer_norm
+        self.eps = ms.Tensor(np.array([norm.epsilon], np.float32))
+
+        backward = ops.Custom(
+            f"{path}:LayerNormBackward",
+            out_shape=lambda dy, x, gamma, mean, rstd: (x, gamma, gamma),
+            out_dtype=lambda *a: (a[0], a[0], a[0]),
+            func_type="aot",
+        )
+
+        def bprop(x, gamma, beta, eps, out, dout):
+            dx, dgamma, dbeta = backward(dout[0], x, gamma, out[1], out[2])
+            return dx, dgamma, dbeta, ops.zeros_like(eps)
+
+        def rows(x):
+            return [int(np.prod(x[:-1]))]
+
+        self.normalize = ops.Custom(
+            f"{path}:LayerNormForward",
+            out_shape=lambda x, gamma, beta, eps: (x, rows(x), rows(x)),
+            out_dtype=lambda *a: (a[0], a[0], a[0]),
+            func_type="aot",
+            bprop=bprop,
+        )
+
+    def construct(self, x, gamma, beta):
+        return self.normalize(x, gamma, beta, self.eps)
+
+
+def swap_layernorm(network) -> int:
+    """Every LayerNorm over the last axis alone (gamma and beta of that axis' length) as a LayerNormLastAxis;
+    returns how many."""
+    cells = [
+        cell
+        for _, cell in network.cells_and_names()
+        if isinstance(cell, nn.LayerNorm)
+        and cell.begin_norm_axis == -1
+        and cell.begin_params_axis == -1
+        and len(cell.normalized_shape) == 1
+        and not isinstance(cell.layer_norm, LayerNormLastAxis)
+    ]
+    path = library() if cells else None
+    if not path:
+        return 0
+    for cell in cells:
+        cell.layer_norm = LayerNormLastAxis(cell, path)
+    return len(cells)
+
+
 def restore(network) -> int:
     """MindSpore's own primitives back in every swapped cell; returns how many."""
     swapped = [
         (cell, name)
         for _, cell in network.cells_and_names()
-        for name, kind in (("conv2d", DepthwiseConv), ("bn_train", BatchNormTrain))
+        for name, kind in (("conv2d", DepthwiseConv), ("bn_train", BatchNormTrain), ("layer_norm", LayerNormLastAxis))
         if isinstance(getattr(cell, name, None), kind)
     ]
     for cell, name in swapped:

@@ -48,6 +48,7 @@ def apply(network, seed: int = 0) -> None:
         faster_split_attention(network)
         faster_depthwise(network)
         faster_batchnorm(network)
+        faster_layernorm(network)
 
 
 # -- global average pooling ------------------------------------------------------------------------
@@ -188,3 +189,10 @@ def faster_batchnorm(network) -> int:
     from fgvctune.models import kernels
 
     return kernels.swap_batchnorm(network)
+
+
+def faster_layernorm(network) -> int:
+    """ConvNeXt's LayerNorms (over the channels of a channels-last tensor) through fgvctune's own kernels."""
+    from fgvctune.models import kernels
+
+    return kernels.swap_layernorm(network)
