@@ -179,6 +179,14 @@ def test_layernorm_kernels_give_the_same_outputs_and_gradients():
     assert_same_computation(reference, swapped, size=32, batch=4)
 
 
+def test_dense_bias_kernels_give_the_same_outputs_and_gradients():
+    reference, swapped = pair("convnext_tiny", swaps.faster_dense_bias)
+    dense = [c for _, c in swapped.cells_and_names() if isinstance(c, nn.Dense)]
+    assert len(dense) == 37 and all(isinstance(c.bias_add, kernels.DenseBias) for c in dense)  # 2 per block + head
+    assert swaps.faster_dense_bias(swapped) == 0  # already swapped: nothing left to do
+    assert_same_computation(reference, swapped, size=32, batch=4)
+
+
 @pytest.mark.parametrize("name", ["mobilenet_v3_large_100", "resnest50", "convnext_tiny"])
 def test_every_swap_together(name):
     def every_swap(network):
@@ -189,6 +197,7 @@ def test_every_swap_together(name):
             + swaps.faster_depthwise(network)
             + swaps.faster_batchnorm(network)
             + swaps.faster_layernorm(network)
+            + swaps.faster_dense_bias(network)
         )
 
     assert_same_computation(*pair(name, every_swap), size=32, batch=4)
