@@ -3,6 +3,8 @@ same gradient for every parameter, to float rounding, in training and in inferen
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -112,6 +114,21 @@ def test_depthwise_kernels_give_the_same_outputs_and_gradients(name):
     assert_same_computation(reference, swapped, size=48, batch=4)
     assert kernels.restore(swapped) == len(convs)
     assert not any(isinstance(cell, kernels.DepthwiseConv) for _, cell in swapped.cells_and_names())
+
+
+def test_kernels_are_built_once_into_the_cache_and_skipped_without_a_compiler(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    kernels.library.cache_clear()
+    try:
+        built = kernels.library()
+        assert built and Path(built).parent == tmp_path / "fgvctune" / "kernels" and Path(built).is_file()
+        assert [p.name for p in Path(built).parent.iterdir()] == [Path(built).name]  # no partial file left
+        kernels.library.cache_clear()
+        monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+        conv = nn.Conv2d(4, 4, 3, group=4)
+        assert kernels.swap_depthwise(conv) == 0 and not isinstance(conv.conv2d, kernels.DepthwiseConv)
+    finally:
+        kernels.library.cache_clear()
 
 
 def test_depthwise_kernels_at_every_stride_and_padding():
