@@ -140,21 +140,6 @@ def is_depthwise(cell) -> bool:
     )
 
 
-def swap_depthwise(network) -> int:
-    """Every depthwise Conv2d's primitive as a DepthwiseConv; returns how many (0 where the kernels cannot be built)."""
-    cells = [
-        cell
-        for _, cell in network.cells_and_names()
-        if is_depthwise(cell) and not isinstance(cell.conv2d, DepthwiseConv)
-    ]
-    path = library() if cells else None
-    if not path:
-        return 0
-    for cell in cells:
-        cell.conv2d = DepthwiseConv(cell, path)
-    return len(cells)
-
-
 class BatchNormTrain(nn.Cell):
     """BatchNorm's training-mode primitive's stand-in: `(x, gamma, beta, moving_mean, moving_variance) -> (y,)`,
     updating the moving statistics as the primitive does (momentum the weight of the batch, the batch's unbiased
@@ -193,21 +178,6 @@ class BatchNormTrain(nn.Cell):
         return (y,)
 
 
-def swap_batchnorm(network) -> int:
-    """Every NCHW BatchNorm2d's training-mode primitive as a BatchNormTrain; returns how many."""
-    cells = [
-        cell
-        for _, cell in network.cells_and_names()
-        if isinstance(cell, nn.BatchNorm2d) and cell.format == "NCHW" and not isinstance(cell.bn_train, BatchNormTrain)
-    ]
-    path = library() if cells else None
-    if not path:
-        return 0
-    for cell in cells:
-        cell.bn_train = BatchNormTrain(cell, path)
-    return len(cells)
-
-
 class LayerNormLastAxis(nn.Cell):
     """LayerNorm's primitive's stand-in over the last axis: `(x, gamma, beta) -> (y, mean, 1/std)` through
     layernorm.cc (float32; the primitive it replaces is kept as `primitive`). Callers use `y` alone."""
@@ -243,26 +213,6 @@ class LayerNormLastAxis(nn.Cell):
         return self.normalize(x, gamma, beta, self.eps)
 
 
-def swap_layernorm(network) -> int:
-    """Every LayerNorm over the last axis alone (gamma and beta of that axis' length) as a LayerNormLastAxis;
-    returns how many."""
-    cells = [
-        cell
-        for _, cell in network.cells_and_names()
-        if isinstance(cell, nn.LayerNorm)
-        and cell.begin_norm_axis == -1
-        and cell.begin_params_axis == -1
-        and len(cell.normalized_shape) == 1
-        and not isinstance(cell.layer_norm, LayerNormLastAxis)
-    ]
-    path = library() if cells else None
-    if not path:
-        return 0
-    for cell in cells:
-        cell.layer_norm = LayerNormLastAxis(cell, path)
-    return len(cells)
-
-
 class DenseBias(nn.Cell):
     """nn.Dense's BiasAdd's stand-in: `(x, bias) -> x + bias` over a 2-D x's rows through bias.cc (float32; the
     primitive it replaces is kept as `primitive`)."""
@@ -285,19 +235,53 @@ class DenseBias(nn.Cell):
         return self.add(x, bias)
 
 
-def swap_dense_bias(network) -> int:
-    """Every nn.Dense's bias as a DenseBias; returns how many."""
+def _swap(network, attribute: str, stand_in, eligible) -> int:
+    """Give every cell `eligible` accepts a `stand_in(cell, path)` in place of its primitive `attribute`; returns
+    how many (0 where the kernels cannot be built)."""
     cells = [
         cell
         for _, cell in network.cells_and_names()
-        if isinstance(cell, nn.Dense) and cell.has_bias and not isinstance(cell.bias_add, DenseBias)
+        if eligible(cell) and not isinstance(getattr(cell, attribute), stand_in)
     ]
     path = library() if cells else None
     if not path:
         return 0
     for cell in cells:
-        cell.bias_add = DenseBias(cell, path)
+        setattr(cell, attribute, stand_in(cell, path))
     return len(cells)
+
+
+def swap_depthwise(network) -> int:
+    return _swap(network, "conv2d", DepthwiseConv, is_depthwise)
+
+
+def swap_batchnorm(network) -> int:
+    return _swap(network, "bn_train", BatchNormTrain, lambda c: isinstance(c, nn.BatchNorm2d) and c.format == "NCHW")
+
+
+def swap_layernorm(network) -> int:
+    """LayerNorms over the last axis alone (gamma and beta of that axis' length)."""
+
+    def eligible(cell):
+        return (
+            isinstance(cell, nn.LayerNorm)
+            and cell.begin_norm_axis == cell.begin_params_axis == -1
+            and len(cell.normalized_shape) == 1
+        )
+
+    return _swap(network, "layer_norm", LayerNormLastAxis, eligible)
+
+
+def swap_dense_bias(network) -> int:
+    return _swap(network, "bias_add", DenseBias, lambda c: isinstance(c, nn.Dense) and c.has_bias)
+
+
+STAND_INS = (
+    ("conv2d", DepthwiseConv),
+    ("bn_train", BatchNormTrain),
+    ("layer_norm", LayerNormLastAxis),
+    ("bias_add", DenseBias),
+)
 
 
 def restore(network) -> int:
@@ -305,12 +289,7 @@ def restore(network) -> int:
     swapped = [
         (cell, name)
         for _, cell in network.cells_and_names()
-        for name, kind in (
-            ("conv2d", DepthwiseConv),
-            ("bn_train", BatchNormTrain),
-            ("layer_norm", LayerNormLastAxis),
-            ("bias_add", DenseBias),
-        )
+        for name, kind in STAND_INS
         if isinstance(getattr(cell, name, None), kind)
     ]
     for cell, name in swapped:
