@@ -228,8 +228,8 @@ def test_ctrl_c_stops_cleanly_with_finished_epochs_saved(tmp_path, base, cache):
 
 
 def test_chosen_splits_and_early_stop(tmp_path, base, cache):
-    """Train on `train`, evaluate on `val`; with a learning rate too small to change any prediction,
-    val top-1 never improves after epoch 1, so --early-stop 2 ends the run after epoch 3 of 6."""
+    """Train on `train`, evaluate on `val`; with a learning rate too small to change the weights, val top-1 stops
+    improving at once, so --early-stop 2 ends the run two epochs after its best, before epoch 6."""
     lines = []
     run = train(
         output=tmp_path / "run",
@@ -242,7 +242,10 @@ def test_chosen_splits_and_early_stop(tmp_path, base, cache):
     assert (run.config.train_split, run.config.val_split) == ("train", "val")
     assert "64 train / 64 val images" in lines[0]
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["val_split"] == "val"
-    assert [r["epoch"] for r in run.rows] == [1, 2, 3] and len({r["val_top1"] for r in run.rows}) == 1
+    # BatchNorm's moving statistics still move, so val top-1 may improve once early on; then 2 epochs without a
+    # better one end the run before its 6 epochs.
+    tops = [r["val_top1"] for r in run.rows]
+    assert len(tops) < 6 and max(tops[-2:]) <= max(tops[:-2]) and tops.index(max(tops)) == len(tops) - 3
     assert "early stop: no better val top-1 for 2 epochs" in lines
 
 
