@@ -13,7 +13,18 @@ PROBE = (
     "logging.basicConfig(level=logging.INFO, format='%(message)s', stream=sys.stdout)\n"
     "from fgvctune.models import runtime\n"
     "runtime.start(verbose=True)\n"
-    "print('value', os.environ.get('ONEDNN_MAX_CPU_ISA'))\n"
+    "print('value', os.environ.get('ONEDNN_MAX_CPU_ISA'), 'user', runtime.isa_set_by_user())\n"
+    "os._exit(0)\n"
+)
+
+# One convolution through fgvctune's own oneDNN (kernels.py), which says in verbose mode what it dispatches to.
+CONVOLVE = (
+    "import os, numpy as np\n"
+    "from fgvctune.models import runtime, kernels\n"
+    "ms = runtime.start(mode='pynative')\n"
+    "conv = ms.nn.Conv2d(16, 16, 3)\n"
+    "assert kernels.swap_convolution(conv) == 1\n"
+    "conv(ms.Tensor(np.ones((2, 16, 8, 8), np.float32))).asnumpy()\n"
     "os._exit(0)\n"
 )
 
@@ -35,11 +46,29 @@ def test_lever_is_set_before_import_and_said_in_verbose_output():
         flags = set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
     expected = onednn_isa(flags)
     out = run_probe()
-    assert f"value {expected}" in out
+    assert f"value {expected} user False" in out
     if expected:
         assert f"set ONEDNN_MAX_CPU_ISA={expected}" in out
 
 
 def test_users_own_setting_is_left_alone():
     out = run_probe(ONEDNN_MAX_CPU_ISA="AVX512_CORE")
-    assert "value AVX512_CORE" in out and "was set by the user" in out
+    assert "value AVX512_CORE user True" in out and "was set by the user" in out
+
+
+def own_onednn_isa(**env_changes) -> str:
+    """The instruction set fgvctune's own oneDNN reports (MindSpore's reports its own on a line with "v1,")."""
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
+    env.update(ONEDNN_VERBOSE="1", **env_changes)
+    out = subprocess.run([sys.executable, "-c", CONVOLVE], capture_output=True, text=True, env=env, timeout=300)
+    return next(line for line in out.stdout.splitlines() if line.startswith("onednn_verbose,info,cpu,isa:"))
+
+
+def test_own_onednn_uses_every_instruction_set_unless_the_user_capped_them():
+    """fgvctune caps MindSpore's oneDNN on AVX-512 CPUs (its k x k convolutions fall to a reference kernel there),
+    not its own, which chooses its layouts; a cap the user sets holds for both."""
+    with open("/proc/cpuinfo") as f:
+        flags = set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
+    assert ("AVX-512" in own_onednn_isa()) == ("avx512f" in flags)
+    capped = own_onednn_isa(ONEDNN_MAX_CPU_ISA="AVX2")
+    assert "AVX-512" not in capped and "AVX2" in capped

@@ -116,6 +116,64 @@ def test_depthwise_kernels_give_the_same_outputs_and_gradients(name):
     assert not any(isinstance(cell, kernels.DepthwiseConv) for _, cell in swapped.cells_and_names())
 
 
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small_100"])
+def test_convolution_kernel_gives_the_same_outputs_and_gradients(name):
+    """The oneDNN convolution in the layers the two families have: ResNet's 7x7 stem at stride 2, 3x3 at strides
+    1 and 2, 1x1 shortcuts at stride 2; MobileNetV3's pointwise layers (with and without a bias, in squeeze and
+    excitation); every group-of-one convolution, none of the depthwise ones."""
+    reference, swapped = pair(name, swaps.faster_convolution)
+    convs = [cell for _, cell in swapped.cells_and_names() if isinstance(cell, nn.Conv2d)]
+    swapped_here = [cell for cell in convs if isinstance(cell.conv2d, kernels.Convolution)]
+    assert swapped_here == [cell for cell in convs if not kernels.is_depthwise(cell)] and len(swapped_here) >= 20
+    assert swaps.faster_convolution(swapped) == 0  # already swapped: nothing left to do
+    assert_same_computation(reference, swapped, size=48, batch=4)
+    assert kernels.restore(swapped) == len(swapped_here)
+    assert not any(isinstance(cell, kernels.Convolution) for _, cell in swapped.cells_and_names())
+
+
+def test_convolution_kernel_at_every_stride_padding_and_dilation():
+    """One layer at a time, against MindSpore's Conv2D: odd sizes, stride 3, "same" padding (uneven at stride 2),
+    "valid", uneven explicit padding, dilation, a kernel wider than tall, a bias, groups; the input's gradient
+    too."""
+    rng = np.random.default_rng(2)
+    cases = [
+        dict(kernel_size=3, stride=1, pad_mode="same"),
+        dict(kernel_size=3, stride=2, pad_mode="same", has_bias=True),
+        dict(kernel_size=5, stride=3, pad_mode="valid"),
+        dict(kernel_size=3, stride=2, pad_mode="pad", padding=(1, 2, 0, 1)),
+        dict(kernel_size=3, stride=1, pad_mode="same", dilation=2),
+        dict(kernel_size=(1, 3), stride=1, pad_mode="pad", padding=(0, 0, 1, 1), has_bias=True),
+        dict(kernel_size=1, stride=2, pad_mode="valid"),
+        dict(kernel_size=3, stride=1, pad_mode="pad", padding=1, group=2),  # ResNeSt's, in two groups
+    ]
+    for size in (7, 12):
+        for case in cases:
+            reference = nn.Conv2d(6, 8, **case)
+            swapped = nn.Conv2d(6, 8, **case)
+            for mine, theirs in zip(swapped.get_parameters(), reference.get_parameters()):
+                theirs.set_data(ms.Tensor(rng.standard_normal(theirs.shape).astype(np.float32)))
+                mine.set_data(theirs.value())
+            assert kernels.swap_convolution(swapped) == 1
+            x = ms.Tensor(rng.standard_normal((3, 6, size, size + 1)).astype(np.float32))
+            want, got = (outputs_and_gradients(n, x, True) for n in (reference, swapped))
+            scale = np.abs(want[0]).max()  # weights of unit variance: sums in the tens, rounded in float32
+            np.testing.assert_allclose(got[0], want[0], rtol=0, atol=1e-6 * scale, err_msg=f"{case} at {size}")
+            for name in want[2]:
+                np.testing.assert_allclose(got[2][name], want[2][name], rtol=1e-5, atol=1e-4, err_msg=name)
+            dx = [ms.grad(lambda t, n=n: (n(t) ** 2).sum())(x).asnumpy() for n in (reference, swapped)]
+            np.testing.assert_allclose(dx[1], dx[0], rtol=1e-5, atol=1e-4, err_msg=f"input gradient, {case} at {size}")
+
+
+def test_dense_product_kernels_give_the_same_outputs_and_gradients():
+    """nn.Dense's matrix product through onednn.cc: ConvNeXt's pointwise layers (on 4-D input) and its head."""
+    reference, swapped = pair("convnext_tiny", swaps.faster_dense_product)
+    dense = [c for _, c in swapped.cells_and_names() if isinstance(c, nn.Dense)]
+    assert len(dense) == 37 and all(isinstance(c.matmul, kernels.DenseProduct) for c in dense)
+    assert swaps.faster_dense_product(swapped) == 0  # already swapped: nothing left to do
+    assert_same_computation(reference, swapped, size=32, batch=4)
+    assert kernels.restore(swapped) == 37
+
+
 def test_kernels_are_built_once_into_the_cache_and_skipped_without_a_compiler(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     kernels.library.cache_clear()
@@ -127,6 +185,19 @@ def test_kernels_are_built_once_into_the_cache_and_skipped_without_a_compiler(mo
         monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
         conv = nn.Conv2d(4, 4, 3, group=4)
         assert kernels.swap_depthwise(conv) == 0 and not isinstance(conv.conv2d, kernels.DepthwiseConv)
+    finally:
+        kernels.library.cache_clear()
+
+
+def test_convolution_and_dense_are_left_to_mindspore_without_the_onednn_package(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(kernels, "onednn", lambda: None)
+    kernels.library.cache_clear()
+    try:
+        conv, depthwise, dense = nn.Conv2d(4, 4, 3), nn.Conv2d(4, 4, 3, group=4), nn.Dense(4, 2)
+        assert kernels.swap_convolution(conv) == 0 and not isinstance(conv.conv2d, kernels.Convolution)
+        assert kernels.swap_dense_product(dense) == 0 and not isinstance(dense.matmul, kernels.DenseProduct)
+        assert kernels.swap_depthwise(depthwise) == 1  # the other kernels are built without onednn.cc
     finally:
         kernels.library.cache_clear()
 
@@ -212,6 +283,8 @@ def test_every_swap_together(name):
             + swaps.faster_gelu(network)
             + swaps.faster_split_attention(network)
             + swaps.faster_depthwise(network)
+            + swaps.faster_convolution(network)
+            + swaps.faster_dense_product(network)
             + swaps.faster_batchnorm(network)
             + swaps.faster_layernorm(network)
             + swaps.faster_dense_bias(network)

@@ -8,6 +8,10 @@
 - LayerNorm over the last axis (layernorm.cc), ConvNeXt's: a row at a time, forward and backward.
 - nn.Dense's bias (bias.cc), whose gradient (a sum over the rows) MindSpore's BiasAddGrad takes 13% of a
   ConvNeXt training step for.
+- Every other convolution, and nn.Dense's matrix product, through a private copy of oneDNN (onednn.cc, from the
+  onednn-cpu-gomp package) free to use every instruction set the CPU has, on the layouts it chooses: MindSpore
+  gives its own oneDNN plain NCHW tensors, for which it runs im2col and a GEMM, and with AVX-512 a reference
+  kernel (which is why runtime.py caps it at AVX2, and with it MindSpore's MatMul).
 
 Each swap gives a cell a stand-in for the primitive it calls (`conv2d`, `bn_train`, `layer_norm`,
 `bias_add`), so the cell,
@@ -39,6 +43,23 @@ log = logging.getLogger("fgvctune")
 
 SOURCES = [Path(__file__).with_name(name) for name in ("depthwise.cc", "batchnorm.cc", "layernorm.cc", "bias.cc")]
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-std=c++17", "-shared", "-fPIC"]
+ONEDNN = ("onednn-cpu-gomp", "onednn-devel-cpu-gomp")  # the library and its headers, for onednn.cc
+
+
+@lru_cache(maxsize=1)
+def onednn() -> tuple[str, str] | None:
+    """(headers folder, library path) of the installed onednn-cpu-gomp, or None."""
+    from importlib import metadata
+
+    try:
+        files = [file for name in ONEDNN for file in metadata.files(name) or []]
+    except metadata.PackageNotFoundError:
+        return None
+    header = next((f for f in files if str(f).endswith("oneapi/dnnl/dnnl.h")), None)
+    shared = next((f for f in files if str(f).endswith("/libdnnl.so.3")), None)
+    if header is None or shared is None:
+        return None
+    return str(Path(header.locate()).parents[2]), str(Path(shared.locate()).resolve())
 
 
 def _cache_dir() -> Path:
@@ -65,8 +86,13 @@ def library() -> str | None:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
-    texts = [source.read_text() for source in SOURCES]
-    key = hashlib.sha256("\0".join([*texts, version, " ".join(FLAGS), _cpu()]).encode()).hexdigest()
+    sources, flags = list(SOURCES), list(FLAGS)
+    if onednn():
+        headers, shared = onednn()
+        sources.append(Path(__file__).with_name("onednn.cc"))
+        flags += [f"-I{headers}", f'-DFGVCTUNE_DNNL="{shared}"']
+    texts = [source.read_text() for source in sources]
+    key = hashlib.sha256("\0".join([*texts, version, " ".join(flags), _cpu()]).encode()).hexdigest()
     target = _cache_dir() / f"fgvctune-{key[:16]}.so"
     if target.exists():
         return str(target)
@@ -75,7 +101,7 @@ def library() -> str | None:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
         os.close(fd)
-        command = [compiler, *FLAGS, "-o", partial, *map(str, SOURCES)]
+        command = [compiler, *flags, "-o", partial, *map(str, sources)]
         subprocess.run(command, capture_output=True, text=True, check=True)
         os.replace(partial, target)  # whole or not at all: two processes compiling at once both end well
     except (OSError, subprocess.CalledProcessError) as exc:
@@ -127,6 +153,96 @@ class DepthwiseConv(nn.Cell):
 
     def construct(self, x, weight):
         return self.convolve(x, weight, self.spec)
+
+
+def _any_isa() -> bool:
+    """Whether onednn.cc's oneDNN may use every instruction set (unless the user capped oneDNN's)."""
+    from fgvctune.models import runtime
+
+    return not runtime.isa_set_by_user()
+
+
+class Convolution(nn.Cell):
+    """Conv2D's stand-in for a convolution that is not depthwise: `(x, weight) -> output` through onednn.cc
+    (float32; the primitive it replaces is kept as `primitive`)."""
+
+    def __init__(self, conv: nn.Conv2d, path: str):
+        super().__init__()
+        self.primitive = conv.conv2d
+        (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, tuple(conv.dilation)[-2:]
+        pad = conv.padding if isinstance(conv.padding, (tuple, list)) else (conv.padding,) * 4
+        top, bottom, left, right = pad if conv.pad_mode == "pad" else (0, 0, 0, 0)
+        mode = conv.pad_mode
+        spec = [sh, sw, top, left, dh, dw, mode == "same", conv.group, _any_isa()]
+        self.spec = ms.Tensor(np.array(spec, np.int64))
+
+        def out_shape(x, w, spec):
+            height = _output_size(x[2], (kh - 1) * dh + 1, sh, mode, top, bottom)
+            return [x[0], w[0], height, _output_size(x[3], (kw - 1) * dw + 1, sw, mode, left, right)]
+
+        grad_input = ops.Custom(
+            f"{path}:ConvGradInput", out_shape=lambda dy, w, x, s: x, out_dtype=lambda *a: a[0], func_type="aot"
+        )
+        grad_weight = ops.Custom(
+            f"{path}:ConvGradWeight", out_shape=lambda dy, x, w, s: w, out_dtype=lambda *a: a[0], func_type="aot"
+        )
+
+        def bprop(x, weight, spec, out, dout):
+            return grad_input(dout, weight, x, spec), grad_weight(dout, x, weight, spec), ops.zeros_like(spec)
+
+        self.convolve = ops.Custom(
+            f"{path}:ConvForward", out_shape=out_shape, out_dtype=lambda *a: a[0], func_type="aot", bprop=bprop
+        )
+        self.convolve.add_prim_attr("geometry", (kh, kw, sh, sw, dh, dw, top, bottom, left, right, mode, conv.group))
+
+    def construct(self, x, weight):
+        return self.convolve(x, weight, self.spec)
+
+
+def is_convolution(cell) -> bool:
+    """A convolution onednn.cc runs: every Conv2d but the depthwise ones (depthwise.cc's)."""
+    return (
+        isinstance(cell, nn.Conv2d)
+        and not is_depthwise(cell)
+        and cell.data_format == "NCHW"
+        and cell.pad_mode in ("same", "valid", "pad")
+    )
+
+
+class DenseProduct(nn.Cell):
+    """nn.Dense's MatMul's stand-in: `(x, weight) -> x @ weight.T` over a 2-D x through onednn.cc (float32; the
+    primitive it replaces is kept as `primitive`)."""
+
+    def __init__(self, dense: nn.Dense, path: str):
+        super().__init__()
+        self.primitive = dense.matmul
+        self.spec = ms.Tensor(np.array([_any_isa()], np.int64))
+        grad_input = ops.Custom(
+            f"{path}:DenseGradInput",
+            out_shape=lambda dy, w, s: [dy[0], w[1]],
+            out_dtype=lambda *a: a[0],
+            func_type="aot",
+        )
+        grad_weight = ops.Custom(
+            f"{path}:DenseGradWeight",
+            out_shape=lambda dy, x, s: [dy[1], x[1]],
+            out_dtype=lambda *a: a[0],
+            func_type="aot",
+        )
+
+        def bprop(x, weight, spec, out, dout):
+            return grad_input(dout, weight, spec), grad_weight(dout, x, spec), ops.zeros_like(spec)
+
+        self.multiply = ops.Custom(
+            f"{path}:DenseForward",
+            out_shape=lambda x, w, s: [x[0], w[0]],
+            out_dtype=lambda *a: a[0],
+            func_type="aot",
+            bprop=bprop,
+        )
+
+    def construct(self, x, weight):
+        return self.multiply(x, weight, self.spec)
 
 
 def is_depthwise(cell) -> bool:
@@ -255,6 +371,16 @@ def swap_depthwise(network) -> int:
     return _swap(network, "conv2d", DepthwiseConv, is_depthwise)
 
 
+def swap_convolution(network) -> int:
+    """Convolutions through onednn.cc; none where the onednn-cpu-gomp package is missing."""
+    return _swap(network, "conv2d", Convolution, is_convolution) if onednn() else 0
+
+
+def swap_dense_product(network) -> int:
+    """nn.Dense's matrix products through onednn.cc; none where the onednn-cpu-gomp package is missing."""
+    return _swap(network, "matmul", DenseProduct, lambda c: isinstance(c, nn.Dense)) if onednn() else 0
+
+
 def swap_batchnorm(network) -> int:
     return _swap(network, "bn_train", BatchNormTrain, lambda c: isinstance(c, nn.BatchNorm2d) and c.format == "NCHW")
 
@@ -278,6 +404,8 @@ def swap_dense_bias(network) -> int:
 
 STAND_INS = (
     ("conv2d", DepthwiseConv),
+    ("conv2d", Convolution),
+    ("matmul", DenseProduct),
     ("bn_train", BatchNormTrain),
     ("layer_norm", LayerNormLastAxis),
     ("bias_add", DenseBias),

@@ -16,6 +16,7 @@ log = logging.getLogger("fgvctune")
 
 ONEDNN_VARIABLE = "ONEDNN_MAX_CPU_ISA"
 _started = False
+_capped_here = False  # the cap was fgvctune's choice, not the user's
 
 
 def _cpu_flags() -> set[str]:
@@ -40,14 +41,20 @@ def onednn_isa(flags: set[str]) -> str | None:
     return "AVX2_VNNI" if "avx_vnni" in flags else "AVX2"
 
 
+def isa_set_by_user() -> bool:
+    """Whether the user capped oneDNN's instruction sets (fgvctune's own oneDNN, kernels.py, then keeps the cap)."""
+    return ONEDNN_VARIABLE in os.environ and not _capped_here
+
+
 def start(verbose: bool = False, mode: str = "graph", device_target: str = "CPU", seed: int | None = None):
     """Prepare the environment, import MindSpore and set its context. Returns the module."""
-    global _started
+    global _started, _capped_here
     if "mindspore" not in sys.modules:
         if ONEDNN_VARIABLE not in os.environ:
             isa = onednn_isa(_cpu_flags())
             if isa:
                 os.environ[ONEDNN_VARIABLE] = isa
+                _capped_here = True
                 log.info("set %s=%s: this CPU has AVX-512, where MindSpore's oneDNN is slow", ONEDNN_VARIABLE, isa)
         else:
             log.info("%s=%s was set by the user; left as it is", ONEDNN_VARIABLE, os.environ[ONEDNN_VARIABLE])

@@ -47,6 +47,8 @@ def apply(network, seed: int = 0) -> None:
         faster_gelu(network)
         faster_split_attention(network)
         faster_depthwise(network)
+        faster_convolution(network)
+        faster_dense_product(network)
         faster_batchnorm(network)
         faster_layernorm(network)
         faster_dense_bias(network)
@@ -183,6 +185,21 @@ def faster_depthwise(network) -> int:
     from fgvctune.models import kernels
 
     return kernels.swap_depthwise(network)
+
+
+def faster_convolution(network) -> int:
+    """Every other convolution through a private oneDNN on the layouts it chooses (kernels.py): MindSpore hands
+    its oneDNN plain tensors, for which it runs im2col and a GEMM (and, with AVX-512, a reference kernel)."""
+    from fgvctune.models import kernels
+
+    return kernels.swap_convolution(network)
+
+
+def faster_dense_product(network) -> int:
+    """nn.Dense's matrix product through the same private oneDNN, free to use AVX-512 (kernels.py)."""
+    from fgvctune.models import kernels
+
+    return kernels.swap_dense_product(network)
 
 
 def faster_batchnorm(network) -> int:

@@ -1,0 +1,317 @@
+// Convolution and matrix product through a private copy of oneDNN, as MindSpore custom "aot" kernels. Built
+// by kernels.py when the onednn-cpu-gomp package is installed; every exported function has MindSpore's aot
+// signature.
+//
+// MindSpore's CPU Conv2D hands its own oneDNN plain NCHW tensors and OIHW weights. oneDNN then runs every
+// convolution as im2col and a GEMM, and where it may use AVX-512 it wraps the convolution in a layout change
+// that leaves only its reference kernel for k x k filters (so fgvctune caps MindSpore's oneDNN at AVX2, see
+// runtime.py; the cap slows MindSpore's MatMul too). This second oneDNN, loaded privately (its own copy of the
+// library, its own instruction-set setting), chooses the convolution's layouts: tensors are reordered into
+// them and back around each call, as PyTorch does. Matrix products need no reorder.
+//
+// Convolution (float32, NCHW): x (N, C, H, W), w (O, C / groups, KH, KW) and spec, int64 [stride_h, stride_w,
+// pad_top, pad_left, dilation_h, dilation_w, same, groups, any_isa]: with same = 1 the padding is MindSpore's
+// pad_mode "same" (the total each dimension needs, the smaller half at the top or left) and the two pads are not
+// read; the padding at the bottom and right is what the output's shape leaves over.
+// Matrix product (float32, 2-D): see DenseForward below.
+// any_isa = 1 lets this oneDNN use every instruction set the CPU has (read at the first call).
+
+#include <dlfcn.h>
+#include <oneapi/dnnl/dnnl.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace {
+
+#define FUNCTIONS(X)                                         \
+  X(dnnl_set_max_cpu_isa)                                    \
+  X(dnnl_engine_create)                                      \
+  X(dnnl_stream_create)                                      \
+  X(dnnl_stream_wait)                                        \
+  X(dnnl_memory_desc_create_with_tag)                        \
+  X(dnnl_memory_desc_create_with_strides)                    \
+  X(dnnl_memory_desc_equal)                                  \
+  X(dnnl_memory_create)                                      \
+  X(dnnl_memory_set_data_handle)                             \
+  X(dnnl_convolution_forward_primitive_desc_create)          \
+  X(dnnl_convolution_backward_data_primitive_desc_create)    \
+  X(dnnl_convolution_backward_weights_primitive_desc_create) \
+  X(dnnl_matmul_primitive_desc_create)                       \
+  X(dnnl_reorder_primitive_desc_create)                      \
+  X(dnnl_primitive_desc_query_md)                            \
+  X(dnnl_primitive_desc_destroy)                             \
+  X(dnnl_primitive_create)                                   \
+  X(dnnl_primitive_execute)
+
+// The library's functions, looked up in the private copy (FGVCTUNE_DNNL, the path kernels.py compiles in).
+struct Api {
+#define DECLARE(name) decltype(&::name) name = nullptr;
+  FUNCTIONS(DECLARE)
+  dnnl_engine_t engine = nullptr;
+  dnnl_stream_t stream = nullptr;
+};
+
+const Api *api(bool any_isa) {
+  static const Api *loaded = [any_isa]() -> const Api * {
+    // RTLD_LOCAL and DEEPBIND: this copy's symbols stay its own, apart from MindSpore's oneDNN.
+    void *library = dlopen(FGVCTUNE_DNNL, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    if (!library) return nullptr;
+    auto *a = new Api;
+#define RESOLVE(name)                                                   \
+  a->name = reinterpret_cast<decltype(&::name)>(dlsym(library, #name)); \
+  if (!a->name) return nullptr;
+    FUNCTIONS(RESOLVE)
+    if (any_isa) a->dnnl_set_max_cpu_isa(dnnl_cpu_isa_default);  // before its first use, or it is refused
+    if (a->dnnl_engine_create(&a->engine, dnnl_cpu, 0) != dnnl_success) return nullptr;
+    if (a->dnnl_stream_create(&a->stream, a->engine, dnnl_stream_default_flags) != dnnl_success) return nullptr;
+    return a;
+  }();
+  return loaded;
+}
+
+// One tensor of a primitive: the caller's memory and, where oneDNN chose another layout, its own buffer with
+// the reorder between the two.
+struct Arg {
+  int id;
+  bool output;
+  dnnl_memory_t user, inner;
+  dnnl_primitive_t reorder;
+};
+
+struct Plan {
+  dnnl_primitive_t primitive;
+  std::vector<Arg> args;  // in the order of the aot call's pointers: two inputs, then the output
+};
+
+Arg bind(const Api &a, dnnl_primitive_desc_t pd, int id, dnnl_query_t query, dnnl_memory_desc_t user_md,
+         bool output) {
+  Arg arg{id, output, nullptr, nullptr, nullptr};
+  a.dnnl_memory_create(&arg.user, user_md, a.engine, DNNL_MEMORY_NONE);
+  const_dnnl_memory_desc_t inner_md = a.dnnl_primitive_desc_query_md(pd, query, 0);
+  if (a.dnnl_memory_desc_equal(user_md, inner_md)) {
+    arg.inner = arg.user;
+    return arg;
+  }
+  a.dnnl_memory_create(&arg.inner, inner_md, a.engine, DNNL_MEMORY_ALLOCATE);
+  dnnl_primitive_desc_t reorder_pd;
+  if (output)
+    a.dnnl_reorder_primitive_desc_create(&reorder_pd, inner_md, a.engine, user_md, a.engine, nullptr);
+  else
+    a.dnnl_reorder_primitive_desc_create(&reorder_pd, user_md, a.engine, inner_md, a.engine, nullptr);
+  a.dnnl_primitive_create(&arg.reorder, reorder_pd);
+  a.dnnl_primitive_desc_destroy(reorder_pd);
+  return arg;
+}
+
+Plan *finish(const Api &a, dnnl_primitive_desc_t pd, std::vector<Arg> args) {
+  auto *p = new Plan{nullptr, std::move(args)};
+  const bool made = a.dnnl_primitive_create(&p->primitive, pd) == dnnl_success;
+  a.dnnl_primitive_desc_destroy(pd);
+  return made ? p : nullptr;
+}
+
+// Runs a plan on the caller's buffers (two inputs and the output), building it on first use under `key`.
+template <typename Make>
+int run(const Api *a, const std::string &key, Make make, void *in0, void *in1, void *out) {
+  if (!a) return 1;
+  static std::mutex lock;  // the plans' own buffers are shared: one call at a time (each uses every core)
+  static std::map<std::string, Plan *> plans;
+  std::lock_guard<std::mutex> hold(lock);
+  Plan *&p = plans[key];
+  if (!p) p = make();
+  if (!p) return 1;
+  void *pointers[3] = {in0, in1, out};
+  std::vector<dnnl_exec_arg_t> args;
+  for (size_t i = 0; i < p->args.size(); ++i) {
+    const Arg &arg = p->args[i];
+    a->dnnl_memory_set_data_handle(arg.user, pointers[i]);
+    if (arg.reorder && !arg.output) {
+      dnnl_exec_arg_t io[2] = {{DNNL_ARG_FROM, arg.user}, {DNNL_ARG_TO, arg.inner}};
+      a->dnnl_primitive_execute(arg.reorder, a->stream, 2, io);
+    }
+    args.push_back({arg.id, arg.inner});
+  }
+  if (a->dnnl_primitive_execute(p->primitive, a->stream, static_cast<int>(args.size()), args.data()) != dnnl_success)
+    return 1;
+  for (const Arg &arg : p->args) {
+    if (arg.reorder && arg.output) {
+      dnnl_exec_arg_t io[2] = {{DNNL_ARG_FROM, arg.inner}, {DNNL_ARG_TO, arg.user}};
+      a->dnnl_primitive_execute(arg.reorder, a->stream, 2, io);
+    }
+  }
+  return a->dnnl_stream_wait(a->stream) == dnnl_success ? 0 : 1;
+}
+
+std::string key_of(char kind, std::initializer_list<int64_t> numbers) {
+  std::string key(1, kind);
+  for (int64_t n : numbers) key += std::to_string(n) + ",";
+  return key;
+}
+
+// -- convolution ----------------------------------------------------------------------------------------------
+enum Kind { kForward, kGradInput, kGradWeight };
+
+struct Geometry {
+  dnnl_dims_t x, w, y, strides, dilates, pad_l, pad_r;
+  int64_t groups;
+  int w_ndims;  // 5 with groups: (G, O / G, C / G, KH, KW), the same memory as MindSpore's (O, C / G, KH, KW)
+};
+
+Geometry geometry(const int64_t *x, const int64_t *w, const int64_t *y, const int64_t *spec) {
+  Geometry g{};
+  g.groups = spec[7];
+  for (int i = 0; i < 4; ++i) g.x[i] = x[i], g.y[i] = y[i];
+  if (g.groups > 1) {
+    g.w_ndims = 5;
+    g.w[0] = g.groups, g.w[1] = w[0] / g.groups;
+    for (int i = 1; i < 4; ++i) g.w[i + 1] = w[i];
+  } else {
+    g.w_ndims = 4;
+    for (int i = 0; i < 4; ++i) g.w[i] = w[i];
+  }
+  for (int d = 0; d < 2; ++d) {
+    const int64_t stride = spec[d], dilation = spec[4 + d], in = x[2 + d], out = y[2 + d];
+    const int64_t extent = (w[2 + d] - 1) * dilation + 1;
+    int64_t before = spec[2 + d];
+    if (spec[6]) before = std::max<int64_t>((out - 1) * stride + extent - in, 0) / 2;
+    g.strides[d] = stride, g.dilates[d] = dilation - 1, g.pad_l[d] = before;
+    g.pad_r[d] = (out - 1) * stride + extent - in - before;  // what the output's shape leaves over
+  }
+  return g;
+}
+
+dnnl_memory_desc_t described(const Api &a, int ndims, const dnnl_dims_t dims, dnnl_format_tag_t tag) {
+  dnnl_memory_desc_t md;
+  a.dnnl_memory_desc_create_with_tag(&md, ndims, dims, dnnl_f32, tag);
+  return md;
+}
+
+// The primitive for one kind and geometry, its arguments in the order the aot call passes them.
+Plan *convolution(const Api &a, Kind kind, const Geometry &g) {
+  const dnnl_memory_desc_t any_x = described(a, 4, g.x, dnnl_format_tag_any),
+                           any_w = described(a, g.w_ndims, g.w, dnnl_format_tag_any),
+                           any_y = described(a, 4, g.y, dnnl_format_tag_any);
+  dnnl_primitive_desc_t forward = nullptr, pd = nullptr;
+  if (a.dnnl_convolution_forward_primitive_desc_create(&forward, a.engine, dnnl_forward_training,
+                                                       dnnl_convolution_direct, any_x, any_w, nullptr, any_y,
+                                                       g.strides, g.dilates, g.pad_l, g.pad_r,
+                                                       nullptr) != dnnl_success)
+    return nullptr;
+  const dnnl_memory_desc_t x = described(a, 4, g.x, dnnl_nchw), y = described(a, 4, g.y, dnnl_nchw),
+                           w = described(a, g.w_ndims, g.w, g.w_ndims == 5 ? dnnl_goihw : dnnl_oihw);
+  Arg first, second, third;
+  if (kind == kForward) {  // (x, w) -> y
+    pd = forward;
+    first = bind(a, pd, DNNL_ARG_SRC, dnnl_query_src_md, x, false);
+    second = bind(a, pd, DNNL_ARG_WEIGHTS, dnnl_query_weights_md, w, false);
+    third = bind(a, pd, DNNL_ARG_DST, dnnl_query_dst_md, y, true);
+  } else if (kind == kGradInput) {  // (dy, w) -> dx
+    if (a.dnnl_convolution_backward_data_primitive_desc_create(&pd, a.engine, dnnl_convolution_direct, any_x,
+                                                               any_w, any_y, g.strides, g.dilates, g.pad_l,
+                                                               g.pad_r, forward, nullptr) != dnnl_success)
+      return nullptr;
+    first = bind(a, pd, DNNL_ARG_DIFF_DST, dnnl_query_diff_dst_md, y, false);
+    second = bind(a, pd, DNNL_ARG_WEIGHTS, dnnl_query_weights_md, w, false);
+    third = bind(a, pd, DNNL_ARG_DIFF_SRC, dnnl_query_diff_src_md, x, true);
+  } else {  // (dy, x) -> dw
+    if (a.dnnl_convolution_backward_weights_primitive_desc_create(&pd, a.engine, dnnl_convolution_direct, any_x,
+                                                                  any_w, nullptr, any_y, g.strides, g.dilates,
+                                                                  g.pad_l, g.pad_r, forward,
+                                                                  nullptr) != dnnl_success)
+      return nullptr;
+    first = bind(a, pd, DNNL_ARG_DIFF_DST, dnnl_query_diff_dst_md, y, false);
+    second = bind(a, pd, DNNL_ARG_SRC, dnnl_query_src_md, x, false);
+    third = bind(a, pd, DNNL_ARG_DIFF_WEIGHTS, dnnl_query_diff_weights_md, w, true);
+  }
+  if (pd != forward) a.dnnl_primitive_desc_destroy(forward);
+  return finish(a, pd, {first, second, third});
+}
+
+int convolve(Kind kind, const char *dtype, void *spec_param, void *in0, void *in1, void *out, const int64_t *x,
+             const int64_t *w, const int64_t *y) {
+  if (std::string(dtype) != "float32") return 1;  // MindSpore raises
+  const int64_t *spec = static_cast<const int64_t *>(spec_param);
+  const Api *a = api(spec[8] != 0);
+  const Geometry g = geometry(x, w, y, spec);
+  const std::string key = key_of('0' + kind, {x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], g.strides[0],
+                                              g.strides[1], g.dilates[0], g.dilates[1], g.pad_l[0], g.pad_l[1],
+                                              g.pad_r[0], g.pad_r[1], g.groups});
+  return run(a, key, [&] { return convolution(*a, kind, g); }, in0, in1, out);
+}
+
+}  // namespace
+
+// (x, w, spec) -> y
+extern "C" int ConvForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                           void *stream, void *extra) {
+  if (nparam != 4) return 1;
+  return convolve(kForward, dtypes[0], params[2], params[0], params[1], params[3], shapes[0], shapes[1],
+                  shapes[3]);
+}
+
+// (dy, w, x, spec) -> dx; x is passed for its shape
+extern "C" int ConvGradInput(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                             void *stream, void *extra) {
+  if (nparam != 5) return 1;
+  return convolve(kGradInput, dtypes[0], params[3], params[0], params[1], params[4], shapes[2], shapes[1],
+                  shapes[0]);
+}
+
+// (dy, x, w, spec) -> dw; w is passed for its shape
+extern "C" int ConvGradWeight(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                              void *stream, void *extra) {
+  if (nparam != 5) return 1;
+  return convolve(kGradWeight, dtypes[0], params[3], params[0], params[1], params[4], shapes[1], shapes[2],
+                  shapes[0]);
+}
+
+// nn.Dense's matrix product and its two gradients: x (M, K), w (N, K), dy (M, N), spec int64 [any_isa].
+namespace {
+
+int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool tb) {
+  if (std::string(dtypes[0]) != "float32") return 1;  // MindSpore raises
+  const int64_t m = shapes[0][ta ? 1 : 0], k = shapes[0][ta ? 0 : 1], n = shapes[1][tb ? 0 : 1];
+  const Api *a = api(static_cast<const int64_t *>(params[2])[0] != 0);
+  auto make = [&]() -> Plan * {
+    dnnl_memory_desc_t src, weights, dst;
+    const dnnl_dims_t a_dims = {m, k}, b_dims = {k, n}, c_dims = {m, n};
+    const dnnl_dims_t a_strides = {ta ? 1 : k, ta ? m : 1}, b_strides = {tb ? 1 : n, tb ? k : 1},
+                      c_strides = {n, 1};  // row-major, either input read transposed in place
+    a->dnnl_memory_desc_create_with_strides(&src, 2, a_dims, dnnl_f32, a_strides);
+    a->dnnl_memory_desc_create_with_strides(&weights, 2, b_dims, dnnl_f32, b_strides);
+    a->dnnl_memory_desc_create_with_strides(&dst, 2, c_dims, dnnl_f32, c_strides);
+    dnnl_primitive_desc_t pd;
+    if (a->dnnl_matmul_primitive_desc_create(&pd, a->engine, src, weights, nullptr, dst, nullptr) != dnnl_success)
+      return nullptr;
+    return finish(*a, pd,
+                  {bind(*a, pd, DNNL_ARG_SRC, dnnl_query_src_md, src, false),
+                   bind(*a, pd, DNNL_ARG_WEIGHTS, dnnl_query_weights_md, weights, false),
+                   bind(*a, pd, DNNL_ARG_DST, dnnl_query_dst_md, dst, true)});
+  };
+  return run(a, key_of('m', {m, k, n, ta, tb}), make, params[0], params[1], params[3]);
+}
+
+}  // namespace
+
+// (x, w, spec) -> x @ w.T
+extern "C" int DenseForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                            void *stream, void *extra) {
+  return nparam == 4 && ndims[0] == 2 ? multiply(params, shapes, dtypes, false, true) : 1;
+}
+
+// (dy, w, spec) -> dy @ w
+extern "C" int DenseGradInput(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                              void *stream, void *extra) {
+  return nparam == 4 ? multiply(params, shapes, dtypes, false, false) : 1;
+}
+
+// (dy, x, spec) -> dy.T @ x
+extern "C" int DenseGradWeight(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                               void *stream, void *extra) {
+  return nparam == 4 ? multiply(params, shapes, dtypes, true, false) : 1;
+}
