@@ -2,13 +2,14 @@
 timm (eager), side by side in one run, each case in its own process.
 
     .venv/bin/python benchmarks/train_step.py [--models resnet50 convnext_tiny] [--steps 5]
-        [--kinds train freeze7 probe infer] [--defaults] [--pipeline] [--unfolded]
+        [--kinds train freeze7 probe infer] [--defaults] [--pipeline] [--unfolded] [--without faster_convolution]
 
 Random tensors at 224 px; training is a whole step (forward, loss, backward, momentum update) at batch 16,
 inference a forward pass in inference mode at batch 32. `freeze7` trains with the first 7 feature blocks frozen
 (`--freeze 7`), `probe` the classifier alone (`--linear-probe`), both set up through fgvctune's strategy as `train`
 does, with the frozen blocks' BatchNorm folded into their convolutions; the `infer` row runs the folded network
-`eval`, `predict` and `export` use (`--unfolded`: neither folds, to compare).
+`eval`, `predict` and `export` use (`--unfolded`: neither folds, to compare). `--without` leaves out the named
+swaps of fgvctune's model (functions of fgvctune/models/swaps.py), to measure what each one gains.
 `--defaults` adds MindSpore's defaults (MindCV's model as it is, oneDNN uncapped; slow: minutes per model),
 `--pipeline` the training step fed by fgvctune's input pipeline.
 PyTorch and timm are optional (`pip install -e ".[bench]"`, or `--torch-python` naming another venv's python);
@@ -34,9 +35,17 @@ CLASSES = 100
 
 
 def mindspore_case(
-    model: str, kind: str, size: int, batch: int, steps: int, tuned: bool, pipeline: bool, folded: bool = True
+    model: str,
+    kind: str,
+    size: int,
+    batch: int,
+    steps: int,
+    tuned: bool,
+    pipeline: bool,
+    folded: bool = True,
+    without: tuple = (),
 ) -> float:
-    step, images, labels = mindspore_step(model, kind, size, batch, tuned, folded)
+    step, images, labels = mindspore_step(model, kind, size, batch, tuned, folded, without)
     batches = _real_batches(size, batch) if pipeline else None
     for _ in range(2):  # compile and warm up
         out = step(images, labels)
@@ -50,8 +59,11 @@ def mindspore_case(
     return steps * batch / (time.perf_counter() - started)
 
 
-def mindspore_step(model: str, kind: str, size: int, batch: int, tuned: bool = True, folded: bool = True):
-    """One case's step(images, labels) and a batch of random tensors for it (also profile_ops.py's)."""
+def mindspore_step(
+    model: str, kind: str, size: int, batch: int, tuned: bool = True, folded: bool = True, without: tuple = ()
+):
+    """One case's step(images, labels) and a batch of random tensors for it (also profile_ops.py's); `without`
+    names swaps (functions of fgvctune.models.swaps) left out of fgvctune's model."""
     import numpy as np
 
     if tuned:
@@ -67,7 +79,11 @@ def mindspore_step(model: str, kind: str, size: int, batch: int, tuned: bool = T
     from fgvctune.training.step import TrainStep
 
     if tuned:  # fgvctune's model, with its swaps and per-model settings
+        from fgvctune.models import swaps
         from fgvctune.models.factory import create_network
+
+        for name in without:
+            setattr(swaps, name, lambda network: 0)
 
         network, _ = create_network(model, CLASSES)
     else:
@@ -222,6 +238,7 @@ def main() -> None:
         "--kinds", nargs="+", default=["train", "infer"], choices=["train", "freeze7", "probe", "infer"]
     )
     parser.add_argument("--unfolded", action="store_true", help="fgvctune without BatchNorm folding, to compare")
+    parser.add_argument("--without", nargs="+", default=[], help="swaps to leave out, e.g. faster_convolution")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per case, after 2 warm-up steps")
     parser.add_argument("--defaults", action="store_true", help="add MindSpore's defaults (slow)")
     parser.add_argument("--pipeline", action="store_true", help="add the training step fed by the input pipeline")
@@ -234,7 +251,9 @@ def main() -> None:
             rate = torch_case(model, kind, size, batch, args.steps)
         else:
             tuned, pipeline = framework != "mindspore", framework == "fgvctune+pipeline"
-            rate = mindspore_case(model, kind, size, batch, args.steps, tuned, pipeline, not args.unfolded)
+            rate = mindspore_case(
+                model, kind, size, batch, args.steps, tuned, pipeline, not args.unfolded, tuple(args.without)
+            )
         print(json.dumps({"images_per_second": rate}))
         sys.stdout.flush()
         os._exit(0)  # skip MindSpore's noisy teardown
@@ -253,6 +272,7 @@ def main() -> None:
             batch = INFER_BATCH if kind == "infer" else TRAIN_BATCH
             case = [model, kind, str(SIZE), str(batch), "--steps", str(args.steps)]
             case += ["--unfolded"] if args.unfolded else []
+            case += ["--without", *args.without] if args.without else []
             row = [f"{model} ({MODELS[model]})", f"{kind}, batch {batch}"]
             if args.defaults:
                 row.append(run_case(sys.executable, ["mindspore", *case], {"ONEDNN_MAX_CPU_ISA": None})[0])
