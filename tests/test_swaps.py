@@ -144,6 +144,7 @@ def test_convolution_kernel_at_every_stride_padding_and_dilation():
         dict(kernel_size=3, stride=1, pad_mode="same", dilation=2),
         dict(kernel_size=(1, 3), stride=1, pad_mode="pad", padding=(0, 0, 1, 1), has_bias=True),
         dict(kernel_size=1, stride=2, pad_mode="valid"),
+        dict(kernel_size=1, stride=1, pad_mode="valid", has_bias=True),  # run as a matrix product per image
         dict(kernel_size=3, stride=1, pad_mode="pad", padding=1, group=2),  # ResNeSt's, in two groups
     ]
     for size in (7, 12):
