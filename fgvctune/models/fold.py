@@ -18,13 +18,17 @@ from __future__ import annotations
 import numpy as np
 from mindspore import Tensor, nn
 
+from fgvctune.models import kernels
+
 
 class FoldedConv2d(nn.Conv2d):
     """A Conv2d followed by its BatchNorm: the convolution with the folded weight and bias (constants)."""
 
     def construct(self, x):
-        out = self.conv2d(x, self.folded_weight.astype(x.dtype))
-        return self.bias_add(out, self.folded_bias.astype(x.dtype))
+        weight, bias = self.folded_weight.astype(x.dtype), self.folded_bias.astype(x.dtype)
+        if isinstance(self.conv2d, kernels.Convolution):  # fgvctune's oneDNN adds the bias in the same pass
+            return self.conv2d(x, weight, bias)
+        return self.bias_add(self.conv2d(x, weight), bias)
 
 
 class FoldedBatchNorm2d(nn.BatchNorm2d):

@@ -193,10 +193,26 @@ class Convolution(nn.Cell):
         self.convolve = ops.Custom(
             f"{path}:ConvForward", out_shape=out_shape, out_dtype=lambda *a: a[0], func_type="aot", bprop=bprop
         )
-        self.convolve.add_prim_attr("geometry", (kh, kw, sh, sw, dh, dw, top, bottom, left, right, mode, conv.group))
 
-    def construct(self, x, weight):
-        return self.convolve(x, weight, self.spec)
+        def biased_bprop(x, weight, bias, spec, out, dout):
+            dx, dw, _ = bprop(x, weight, spec, out, dout)
+            return dx, dw, dout.sum(axis=(0, 2, 3)), ops.zeros_like(spec)
+
+        self.convolve_biased = ops.Custom(
+            f"{path}:ConvBiasForward",
+            out_shape=lambda x, w, b, spec: out_shape(x, w, spec),
+            out_dtype=lambda *a: a[0],
+            func_type="aot",
+            bprop=biased_bprop,
+        )
+        for op in (self.convolve, self.convolve_biased):
+            op.add_prim_attr("geometry", (kh, kw, sh, sw, dh, dw, top, bottom, left, right, mode, conv.group))
+
+    def construct(self, x, weight, bias=None):
+        """`bias` (one per output channel), where given, is added in the same pass (folding's, fold.py)."""
+        if bias is None:
+            return self.convolve(x, weight, self.spec)
+        return self.convolve_biased(x, weight, bias, self.spec)
 
 
 def is_convolution(cell) -> bool:
