@@ -1,9 +1,12 @@
-"""Atomic writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic writes: a reader sees the old file or the new one, never half of one. And a lock for what several
+processes may build at once in the cache."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -43,3 +46,17 @@ def cache_root(cache_dir: str = "") -> Path:
         return Path(cache_dir)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "fgvctune"
+
+
+@contextmanager
+def locked(path: Path):
+    """Hold an exclusive lock on the file `path` (made if missing) while the block runs: other processes that ask
+    for it wait (data-parallel workers building one cached class tree)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

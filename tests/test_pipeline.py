@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import shutil
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from conftest import SAMPLE
 from fgvctune.config import resolve
 from fgvctune.data.dataset import load_dataset
 from fgvctune.data.pipeline import class_tree, eval_transforms, loader, train_transforms
+from fgvctune.fileio import locked
 from fgvctune.models import runtime
 
 runtime.start()
@@ -176,3 +179,24 @@ def test_cutmix_prob_is_the_share_of_batches_mixed(cache):
         cut = batches(cache, **{**PLAIN, "cutmix": 1.0, "cutmix_prob": probability})
         mixed = [a[0].tobytes() != b[0].tobytes() or bool((b[1].max(axis=1) < 1).any()) for a, b in zip(plain, cut)]
         assert sum(mixed) == mixed_batches, (probability, mixed)
+
+
+def test_workers_building_one_cached_tree_take_turns(tmp_path):
+    """Data-parallel workers each build the offline class tree into the same cache, one at a time (a second
+    worker once found the first's half-written journal and stopped): while another holds the tree's lock,
+    class_tree waits and writes nothing."""
+    dataset = load_dataset("aircraft", SAMPLE, roles=True)
+
+    def config(cache):
+        return resolve(adapter="aircraft", data_dir=str(SAMPLE), image_resize=32, cache_dir=str(cache))
+
+    name = class_tree(dataset, config(tmp_path / "elsewhere")).name  # the tree's name does not depend on the cache
+    tree = tmp_path / "cache" / "trees" / name
+    built = []
+    with locked(tree.with_name(name + ".lock")):
+        worker = threading.Thread(target=lambda: built.append(class_tree(dataset, config(tmp_path / "cache"))))
+        worker.start()
+        time.sleep(2)  # a conversion of the sample takes well under a second
+        assert worker.is_alive() and not tree.exists()
+    worker.join(timeout=60)
+    assert built == [tree] and (tree / "labels.csv").is_file()

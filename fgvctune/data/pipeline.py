@@ -25,7 +25,7 @@ from pathlib import Path
 from fgvctune.config import TrainConfig
 from fgvctune.data.dataset import Dataset
 from fgvctune.errors import UsageError
-from fgvctune.fileio import cache_root
+from fgvctune.fileio import cache_root, locked
 
 
 @dataclass
@@ -70,11 +70,14 @@ def class_tree(dataset: Dataset, config: TrainConfig) -> Path:
         sort_keys=True,
     )
     out = cache_root(config.cache_dir) / "trees" / f"{dataset.adapter}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
-    convert(dataset.adapter, config.data_dir, out, dataset=dataset, mode="hardlink")
-    if config.downscale:
-        from fgvctune.data.downscale import downscaled_tree, short_side
+    # One process at a time: data-parallel workers each build the same tree (one found the other's half-written
+    # journal and stopped, taking it for a folder of someone else's files).
+    with locked(out.with_name(out.name + ".lock")):
+        convert(dataset.adapter, config.data_dir, out, dataset=dataset, mode="hardlink")
+        if config.downscale:
+            from fgvctune.data.downscale import downscaled_tree, short_side
 
-        return downscaled_tree(out, short_side(config), config.num_parallel_workers)
+            return downscaled_tree(out, short_side(config), config.num_parallel_workers)
     return out
 
 
