@@ -180,6 +180,8 @@ class Convolution(nn.Cell):
             height = _output_size(x[2], (kh - 1) * dh + 1, sh, mode, top, bottom)
             return [x[0], w[0], height, _output_size(x[3], (kw - 1) * dw + 1, sw, mode, left, right)]
 
+        # DepthwiseConv's pattern written out again, not shared through a helper: graph mode compiled one layer's
+        # bprop closure for others with the same code (a captured weight shape reached other layers when tried).
         grad_input = ops.Custom(
             f"{path}:ConvGradInput", out_shape=lambda dy, w, x, s: x, out_dtype=lambda *a: a[0], func_type="aot"
         )
