@@ -7,6 +7,7 @@ test in tests/test_swaps.py. Importing this module imports MindSpore: only model
 from __future__ import annotations
 
 import mindspore as ms
+from mindcv.models.layers.squeeze_excite import SqueezeExcite
 from mindcv.models.resnest import SplitAttn
 from mindspore import nn, ops
 
@@ -52,6 +53,8 @@ def apply(network, seed: int = 0) -> None:
         faster_batchnorm(network)
         faster_layernorm(network)
         faster_dense_bias(network)
+        faster_hswish(network)
+        faster_squeeze_excite(network)
 
 
 # -- global average pooling ------------------------------------------------------------------------
@@ -152,29 +155,45 @@ def faster_gelu(network) -> int:
 
 
 # -- ResNeSt's split attention ---------------------------------------------------------------------
+class WeightedPairSum(nn.Cell):
+    """`(x, a) -> x[:, :C] * a[:, :C] + x[:, C:] * a[:, C:]`: a radix-2 split attention's two channel halves, each
+    weighted by its attention and summed (where kernels.RadixPair does not stand in for it)."""
+
+    def construct(self, x, a):
+        c = x.shape[1] // 2
+        return x[:, :c] * a[:, :c] + x[:, c:] * a[:, c:]
+
+
 class PairSplitAttn(SplitAttn):
-    """SplitAttn at radix 2, its sums over the radix as one Add of two channel halves. At module level:
-    amp_level O1 rewrites the network's code elsewhere and imports each cell's class by its module and name."""
+    """SplitAttn at radix 2, its sums over the radix as sums of two channel halves: the pooled halves added (the
+    pool of their sum), the weighted halves through `combine`. At module level: amp_level O1 rewrites the
+    network's code elsewhere and imports each cell's class by its module and name."""
 
     def construct(self, x):
         x = self.act0(self.bn0(self.conv(x)))
         b, rc, _, _ = x.shape
         c = rc // 2
-        first, second = x[:, :c], x[:, c:]
-        x_gap = self.act1(self.bn1(self.fc1(self.pool(first + second))))
+        pooled = self.pool(x)
+        x_gap = self.act1(self.bn1(self.fc1(pooled[:, :c] + pooled[:, c:])))
         x_attn = self.rsoftmax(self.fc2(x_gap)).reshape(b, rc, 1, 1)
-        return first * x_attn[:, :c] + second * x_attn[:, c:]
+        return self.combine(x, x_attn)
 
 
 def faster_split_attention(network) -> int:
-    """ResNeSt's radix-2 SplitAttn with its sums over the radix as one Add of two channel halves instead of
-    a ReduceSum over a length-2 axis (the same two numbers added; ReduceSum and its gradient's Tile cost
-    about 9% of a resnest50 training step on CPUs)."""
+    """ResNeSt's radix-2 SplitAttn with its sums over the radix as sums of two channel halves instead of
+    ReduceSums over a length-2 axis (the same two numbers added; ReduceSum and its gradient's Tile cost about 9%
+    of a resnest50 training step on CPUs), the weighted sum through fgvctune's own kernel where it builds: one
+    pass each way for what are otherwise slices, two Muls and an Add, and in the gradient four Muls and two
+    ReduceSums (together 20% of a resnest50 training step)."""
+    from fgvctune.models import kernels
+
     changed = 0
     for _, cell in network.cells_and_names():
         if type(cell) is SplitAttn and cell.radix == 2:
             cell.__class__ = PairSplitAttn
+            cell.combine = WeightedPairSum()
             changed += 1
+    kernels.swap_radix_pair(network)
     return changed
 
 
@@ -214,6 +233,40 @@ def faster_layernorm(network) -> int:
     from fgvctune.models import kernels
 
     return kernels.swap_layernorm(network)
+
+
+def faster_hswish(network) -> int:
+    """MobileNetV3's hard swish through fgvctune's own kernels (kernels.py)."""
+    from fgvctune.models import kernels
+
+    return kernels.swap_hswish(network)
+
+
+class ScaledSqueezeExcite(SqueezeExcite):
+    """SqueezeExcite with its last product, x times the gate, as the primitive `scale` (a Mul until a kernel
+    stands in for it). At module level for amp_level O1, as PairSplitAttn."""
+
+    def construct(self, x):
+        x_se = self.pool(x)
+        x_se = self.conv_reduce(x_se)
+        if self.norm:
+            x_se = self.bn(x_se)
+        x_se = self.conv_expand(self.act(x_se))
+        return self.scale(x, self.gate(x_se))
+
+
+def faster_squeeze_excite(network) -> int:
+    """MobileNetV3's squeeze-excitations with their channel scale (and its gradient, a Mul and a ReduceSum over
+    each plane) through fgvctune's own kernels, in one pass each way (kernels.py)."""
+    from fgvctune.models import kernels
+
+    if not kernels.library():
+        return 0
+    for _, cell in network.cells_and_names():
+        if type(cell) is SqueezeExcite:
+            cell.__class__ = ScaledSqueezeExcite
+            cell.scale = ops.Mul()
+    return kernels.swap_channel_scale(network)
 
 
 def faster_dense_bias(network) -> int:

@@ -1,0 +1,149 @@
+// Elementwise layers MindSpore's CPU kernels run at a fraction of the memory's speed, as MindSpore custom "aot"
+// kernels (float32): hard swish (MobileNetV3's activation), the squeeze-excitation's channel scale and ResNeSt's
+// split attention's weighted sum of two channel halves, each with its gradient. Built by kernels.py; every function has MindSpore's aot signature.
+
+#include <cstdint>
+#include <cstring>
+
+namespace {
+
+bool is_float32(const char *dtype) { return std::strcmp(dtype, "float32") == 0; }
+
+int64_t elements(int ndim, const int64_t *shape) {
+  int64_t count = 1;
+  for (int d = 0; d < ndim; ++d) count *= shape[d];
+  return count;
+}
+
+// Whether the second tensor holds one number per plane of the first, a (N, C, H, W) one: (N, C, 1, 1).
+bool is_per_plane(const int *ndims, int64_t *const *shapes) {
+  return ndims[0] == 4 && ndims[1] == 4 && shapes[1][0] == shapes[0][0] && shapes[1][1] == shapes[0][1] &&
+         shapes[1][2] == 1 && shapes[1][3] == 1;
+}
+
+}  // namespace
+
+// Input x; output y = x * min(max(x + 3, 0), 6) / 6.
+extern "C" int HSwishForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                             void *stream, void *extra) {
+  if (nparam != 2 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
+  const float *x = static_cast<const float *>(params[0]);
+  float *y = static_cast<float *>(params[1]);
+  const int64_t count = elements(ndims[0], shapes[0]);
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < count; ++i) {
+    const float gate = x[i] + 3.0f < 0.0f ? 0.0f : (x[i] + 3.0f > 6.0f ? 6.0f : x[i] + 3.0f);
+    y[i] = x[i] * gate / 6.0f;
+  }
+  return 0;
+}
+
+// Inputs dy, x; output dx = dy * (0 below -3, 1 above 3, (2x + 3) / 6 between).
+extern "C" int HSwishBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                              void *stream, void *extra) {
+  if (nparam != 3 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
+  const float *dy = static_cast<const float *>(params[0]);
+  const float *x = static_cast<const float *>(params[1]);
+  float *dx = static_cast<float *>(params[2]);
+  const int64_t count = elements(ndims[0], shapes[0]);
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < count; ++i) {
+    const float slope = x[i] <= -3.0f ? 0.0f : (x[i] >= 3.0f ? 1.0f : (2.0f * x[i] + 3.0f) / 6.0f);
+    dx[i] = dy[i] * slope;
+  }
+  return 0;
+}
+
+// Inputs x (N, C, H, W), s (N, C, 1, 1); output y = x * s, each plane scaled by its channel's number.
+extern "C" int ChannelScaleForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                   void *stream, void *extra) {
+  if (nparam != 3 || !is_per_plane(ndims, shapes) || !is_float32(dtypes[0])) return 1;  // MindSpore raises
+  const float *x = static_cast<const float *>(params[0]);
+  const float *s = static_cast<const float *>(params[1]);
+  float *y = static_cast<float *>(params[2]);
+  const int64_t planes = shapes[0][0] * shapes[0][1], area = shapes[0][2] * shapes[0][3];
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float scale = s[p];
+#pragma omp simd
+    for (int64_t i = p * area; i < (p + 1) * area; ++i) y[i] = x[i] * scale;
+  }
+  return 0;
+}
+
+// Inputs dy, x (N, C, H, W), s (N, C, 1, 1); outputs dx = dy * s and ds, each plane's sum of dy * x (one
+// thread's sum in order, so the same whatever the number of threads).
+extern "C" int ChannelScaleBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                    void *stream, void *extra) {
+  if (nparam != 5 || !is_per_plane(ndims + 1, shapes + 1) || !is_float32(dtypes[0])) return 1;  // MindSpore raises
+  const float *dy = static_cast<const float *>(params[0]);
+  const float *x = static_cast<const float *>(params[1]);
+  const float *s = static_cast<const float *>(params[2]);
+  float *dx = static_cast<float *>(params[3]);
+  float *ds = static_cast<float *>(params[4]);
+  const int64_t planes = shapes[0][0] * shapes[0][1], area = shapes[0][2] * shapes[0][3];
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float scale = s[p];
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = p * area; i < (p + 1) * area; ++i) {
+      dx[i] = dy[i] * scale;
+      sum += dy[i] * x[i];
+    }
+    ds[p] = sum;
+  }
+  return 0;
+}
+
+// ResNeSt's radix-2 split attention's weighted sum. Inputs x (N, 2C, H, W), a (N, 2C, 1, 1); output y (N, C, H, W),
+// y[n, c] = x[n, c] * a[n, c] + x[n, C + c] * a[n, C + c]: the two channel halves, each plane scaled by its weight.
+extern "C" int RadixPairForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                void *stream, void *extra) {
+  if (nparam != 3 || !is_per_plane(ndims, shapes) || shapes[0][1] % 2 || !is_float32(dtypes[0])) return 1;
+  const float *x = static_cast<const float *>(params[0]);
+  const float *a = static_cast<const float *>(params[1]);
+  float *y = static_cast<float *>(params[2]);
+  const int64_t n = shapes[0][0], half = shapes[0][1] / 2, area = shapes[0][2] * shapes[0][3];
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < n * half; ++p) {
+    const int64_t first = (p / half) * 2 * half + p % half, second = first + half;  // planes of x and a
+    const float *x1 = x + first * area, *x2 = x + second * area;
+    const float a1 = a[first], a2 = a[second];
+    float *out = y + p * area;
+#pragma omp simd
+    for (int64_t i = 0; i < area; ++i) out[i] = x1[i] * a1 + x2[i] * a2;
+  }
+  return 0;
+}
+
+// Inputs dy (N, C, H, W), x (N, 2C, H, W), a (N, 2C, 1, 1); outputs dx (N, 2C, H, W), each half dy times its
+// weight, and da (N, 2C, 1, 1), each plane's sum of dy * x (one thread's sum in order).
+extern "C" int RadixPairBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                 void *stream, void *extra) {
+  if (nparam != 5 || !is_per_plane(ndims + 1, shapes + 1) || !is_float32(dtypes[0])) return 1;  // MindSpore raises
+  const float *dy = static_cast<const float *>(params[0]);
+  const float *x = static_cast<const float *>(params[1]);
+  const float *a = static_cast<const float *>(params[2]);
+  float *dx = static_cast<float *>(params[3]);
+  float *da = static_cast<float *>(params[4]);
+  const int64_t n = shapes[1][0], half = shapes[1][1] / 2, area = shapes[1][2] * shapes[1][3];
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < n * half; ++p) {
+    const int64_t first = (p / half) * 2 * half + p % half, second = first + half;
+    const float *x1 = x + first * area, *x2 = x + second * area, *grad = dy + p * area;
+    float *dx1 = dx + first * area, *dx2 = dx + second * area;
+    const float a1 = a[first], a2 = a[second];
+    float sum1 = 0.0f, sum2 = 0.0f;
+#pragma omp simd reduction(+ : sum1, sum2)
+    for (int64_t i = 0; i < area; ++i) {
+      dx1[i] = grad[i] * a1;
+      dx2[i] = grad[i] * a2;
+      sum1 += grad[i] * x1[i];
+      sum2 += grad[i] * x2[i];
+    }
+    da[first] = sum1;
+    da[second] = sum2;
+  }
+  return 0;
+}
