@@ -305,6 +305,29 @@ def test_squeeze_excite_scale_kernels_give_the_same_outputs_and_gradients():
     assert_same_computation(reference, swapped)
 
 
+def test_channel_scale_and_radix_pair_kernels_against_numpy():
+    """Each op alone on odd shapes: outputs and both gradients (of sum(y * w) for a random w) against numpy."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 10, 7, 5)).astype(np.float32)
+    a = rng.uniform(0, 1, (3, 10, 1, 1)).astype(np.float32)
+    cell = type("Owner", (), {"scale": None, "combine": None})()  # what the stand-ins keep as `primitive`
+    path = kernels.library()
+    half = x.shape[1] // 2
+    for op, expected in (
+        (kernels.ChannelScale(cell, path), x * a),
+        (kernels.RadixPair(cell, path), x[:, :half] * a[:, :half] + x[:, half:] * a[:, half:]),
+    ):
+        w = rng.standard_normal(expected.shape).astype(np.float32)
+        y, (dx, da) = ms.value_and_grad(lambda x, a: (op(x, a) * ms.Tensor(w)).sum(), (0, 1))(
+            ms.Tensor(x), ms.Tensor(a)
+        )
+        np.testing.assert_allclose(op(ms.Tensor(x), ms.Tensor(a)).asnumpy(), expected, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(y.asnumpy(), (expected * w).sum(), rtol=1e-5)
+        dy = w if expected.shape == x.shape else np.concatenate([w, w], axis=1)  # each half gets dy
+        np.testing.assert_allclose(dx.asnumpy(), dy * a, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(da.asnumpy(), (dy * x).sum(axis=(2, 3), keepdims=True), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("name", ["mobilenet_v3_large_100", "resnest50", "convnext_tiny"])
 def test_every_swap_together(name):
     def every_swap(network):
