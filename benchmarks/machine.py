@@ -1,4 +1,4 @@
-"""What every benchmark prints first: the machine it ran on, and a plain table printer."""
+"""What every benchmark prints first: the machine it ran on, how busy it is, and a plain table printer."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 
 # The five shipped architectures: MindCV name -> timm name of the same architecture.
 MODELS = {
@@ -46,6 +47,20 @@ def load() -> str:
         return f"{os.getloadavg()[0]:.2f}"
     except OSError:
         return "?"
+
+
+def settle(below: float = 1.2, longest: float = 300.0) -> str:
+    """Wait until the 1-minute load average is under `below` (a case's own threads keep it near the core count
+    for a minute after it ends), at most `longest` seconds; returns the load then, which the figures carry."""
+    started = time.monotonic()
+    while time.monotonic() - started < longest:
+        try:
+            if os.getloadavg()[0] < below:
+                break
+        except OSError:
+            break
+        time.sleep(5)
+    return load()
 
 
 def table(headers: list[str], rows: list[list]) -> str:

@@ -10,6 +10,8 @@ inference a forward pass in inference mode at batch 32. `freeze7` trains with th
 does, with the frozen blocks' BatchNorm folded into their convolutions; the `infer` row runs the folded network
 `eval`, `predict` and `export` use (`--unfolded`: neither folds, to compare). `--without` leaves out the named
 swaps of fgvctune's model (functions of fgvctune/models/swaps.py), to measure what each one gains.
+Each case starts once the 1-minute load is under 1.2 (the previous case's threads die down); a row's `load before`
+is the highest load a case of it started at.
 `--defaults` adds MindSpore's defaults (MindCV's model as it is, oneDNN uncapped; slow: minutes per model),
 `--pipeline` the training step fed by fgvctune's input pipeline.
 PyTorch and timm are optional (`pip install -e ".[bench]"`, or `--torch-python` naming another venv's python);
@@ -28,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import MODELS, describe, load, table  # noqa: E402
+from machine import MODELS, describe, settle, table  # noqa: E402
 
 SIZE, TRAIN_BATCH, INFER_BATCH = 224, 16, 32
 CLASSES = 100
@@ -265,7 +267,7 @@ def main() -> None:
     headers = ["model (timm)", "case"]
     headers += ["MindSpore defaults"] if args.defaults else []
     headers += ["fgvctune"] + (["fgvctune + input pipeline"] if args.pipeline else [])
-    headers += ["PyTorch + timm (eager)", "fgvctune / PyTorch", "load"]
+    headers += ["PyTorch + timm (eager)", "fgvctune / PyTorch", "load before"]
     rows = []
     for model in args.models:
         for kind in args.kinds:
@@ -274,15 +276,21 @@ def main() -> None:
             case += ["--unfolded"] if args.unfolded else []
             case += ["--without", *args.without] if args.without else []
             row = [f"{model} ({MODELS[model]})", f"{kind}, batch {batch}"]
+            loads = []
             if args.defaults:
+                loads.append(settle())
                 row.append(run_case(sys.executable, ["mindspore", *case], {"ONEDNN_MAX_CPU_ISA": None})[0])
+            loads.append(settle())
             ours, ours_rate = run_case(sys.executable, ["fgvctune", *case], {"ONEDNN_MAX_CPU_ISA": None})
             row.append(ours)
             if args.pipeline:
+                loads.append(settle())
                 fed = run_case(sys.executable, ["fgvctune+pipeline", *case], {"ONEDNN_MAX_CPU_ISA": None})[0]
                 row.append(fed if kind != "infer" else "-")
+            loads.append(settle())
             theirs, theirs_rate = run_case(args.torch_python, ["torch", *case], {})
-            row += [theirs, f"{ours_rate / theirs_rate:.2f}" if ours_rate and theirs_rate else "-", load()]
+            ratio = f"{ours_rate / theirs_rate:.2f}" if ours_rate and theirs_rate else "-"
+            row += [theirs, ratio, max(loads, key=float)]
             rows.append(row)
             print(table(headers, [row]).splitlines()[-1], flush=True)  # progress, one row at a time
     print(table(headers, rows))
