@@ -460,7 +460,7 @@ class RadixPair(nn.Cell):
         return self.combine(x, a)
 
 
-def _swap(network, attribute: str, stand_in, eligible) -> int:
+def swap(network, attribute: str, stand_in, eligible) -> int:
     """Give every cell `eligible` accepts a `stand_in(cell, path)` in place of its primitive `attribute`; returns
     how many (0 where the kernels cannot be built)."""
     cells = [
@@ -477,21 +477,21 @@ def _swap(network, attribute: str, stand_in, eligible) -> int:
 
 
 def swap_depthwise(network) -> int:
-    return _swap(network, "conv2d", DepthwiseConv, is_depthwise)
+    return swap(network, "conv2d", DepthwiseConv, is_depthwise)
 
 
 def swap_convolution(network) -> int:
     """Convolutions through onednn.cc; none where the onednn-cpu-gomp package is missing."""
-    return _swap(network, "conv2d", Convolution, is_convolution) if onednn() else 0
+    return swap(network, "conv2d", Convolution, is_convolution) if onednn() else 0
 
 
 def swap_dense_product(network) -> int:
     """nn.Dense's matrix products through onednn.cc; none where the onednn-cpu-gomp package is missing."""
-    return _swap(network, "matmul", DenseProduct, lambda c: isinstance(c, nn.Dense)) if onednn() else 0
+    return swap(network, "matmul", DenseProduct, lambda c: isinstance(c, nn.Dense)) if onednn() else 0
 
 
 def swap_batchnorm(network) -> int:
-    return _swap(network, "bn_train", BatchNormTrain, lambda c: isinstance(c, nn.BatchNorm2d) and c.format == "NCHW")
+    return swap(network, "bn_train", BatchNormTrain, lambda c: isinstance(c, nn.BatchNorm2d) and c.format == "NCHW")
 
 
 def swap_layernorm(network) -> int:
@@ -504,29 +504,15 @@ def swap_layernorm(network) -> int:
             and len(cell.normalized_shape) == 1
         )
 
-    return _swap(network, "layer_norm", LayerNormLastAxis, eligible)
+    return swap(network, "layer_norm", LayerNormLastAxis, eligible)
 
 
 def swap_dense_bias(network) -> int:
-    return _swap(network, "bias_add", DenseBias, lambda c: isinstance(c, nn.Dense) and c.has_bias)
+    return swap(network, "bias_add", DenseBias, lambda c: isinstance(c, nn.Dense) and c.has_bias)
 
 
 def swap_hswish(network) -> int:
-    return _swap(network, "hswish", HardSwish, lambda c: isinstance(c, nn.HSwish))
-
-
-def swap_channel_scale(network) -> int:
-    """The squeeze-excitations swaps.ScaledSqueezeExcite gave a `scale` primitive."""
-    from fgvctune.models.swaps import ScaledSqueezeExcite
-
-    return _swap(network, "scale", ChannelScale, lambda c: isinstance(c, ScaledSqueezeExcite))
-
-
-def swap_radix_pair(network) -> int:
-    """The split attentions swaps.PairSplitAttn gave a `combine` cell."""
-    from fgvctune.models.swaps import PairSplitAttn
-
-    return _swap(network, "combine", RadixPair, lambda c: isinstance(c, PairSplitAttn))
+    return swap(network, "hswish", HardSwish, lambda c: isinstance(c, nn.HSwish))
 
 
 STAND_INS = (

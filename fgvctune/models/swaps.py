@@ -193,7 +193,7 @@ def faster_split_attention(network) -> int:
             cell.__class__ = PairSplitAttn
             cell.combine = WeightedPairSum()
             changed += 1
-    kernels.swap_radix_pair(network)
+    kernels.swap(network, "combine", kernels.RadixPair, lambda c: isinstance(c, PairSplitAttn))
     return changed
 
 
@@ -266,7 +266,7 @@ def faster_squeeze_excite(network) -> int:
         if type(cell) is SqueezeExcite:
             cell.__class__ = ScaledSqueezeExcite
             cell.scale = ops.Mul()
-    return kernels.swap_channel_scale(network)
+    return kernels.swap(network, "scale", kernels.ChannelScale, lambda c: isinstance(c, ScaledSqueezeExcite))
 
 
 def faster_dense_bias(network) -> int:
