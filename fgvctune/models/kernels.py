@@ -17,9 +17,9 @@
   gives its own oneDNN plain NCHW tensors, for which it runs im2col and a GEMM, and with AVX-512 a reference
   kernel (which is why runtime.py caps it at AVX2, and with it MindSpore's MatMul).
 
-Each swap gives a cell a stand-in for the primitive it calls (`conv2d`, `bn_train`, `layer_norm`,
-`bias_add`, `hswish`, `scale`), so the cell,
-its class and its parameters stay as they are: checkpoints and BatchNorm folding see no change. `restore` puts
+Each swap gives a cell a stand-in for the primitive it calls (`conv2d`, `bn_train`, `layer_norm`, `bias_add`,
+`hswish`; `scale` and `combine` are those swaps.py's SqueezeExcite and SplitAttn subclasses call), so the cell
+and its parameters stay where they are: checkpoints and BatchNorm folding see no change. `restore` puts
 MindSpore's primitives back (export does, so an exported MindIR runs anywhere; so does mixed precision, as these
 kernels are float32).
 
