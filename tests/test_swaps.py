@@ -65,9 +65,10 @@ def assert_same_computation(reference, swapped, size=64, batch=8, modes=(True, F
         out_wig, loss_wig, grads_wig = outputs_and_gradients(reference, wiggled, training, set_mode, gradients)
         atol = max(1e-6 * np.abs(out_ref).max(), 10 * np.abs(out_wig - out_ref).max())
         np.testing.assert_allclose(out_new, out_ref, rtol=0, atol=atol)
-        # The loss, the outputs' squares summed, may also move by what the outputs may move, carried through.
-        carried = 2 * np.abs(out_ref).sum() * atol
-        np.testing.assert_allclose(loss_new, loss_ref, rtol=10 * abs(loss_wig / loss_ref - 1), atol=carried)
+        # At least 1e-5 (some 80 float32 steps): where the wiggle barely moves the loss, the sum of squares still
+        # rounds differently when its terms do (a folded mobilenet's loss: 1.55e-6 apart, the wiggle's 1.2e-7).
+        rtol = max(1e-5, 10 * abs(loss_wig / loss_ref - 1))
+        np.testing.assert_allclose(loss_new, loss_ref, rtol=rtol)
         assert grads_new.keys() == grads_ref.keys()
         scale = max((np.abs(g).max() for g in grads_ref.values()), default=0)
         for name, grad in grads_ref.items():
