@@ -84,7 +84,8 @@ def _cpu() -> str:
 
 @lru_cache(maxsize=1)
 def library() -> str | None:
-    """The compiled kernels' path, compiling them on first use; None where they cannot be built."""
+    """The compiled kernels' path, compiling them on first use; None where they cannot be built. onednn.cc joins
+    them where the onednn-cpu-gomp package is installed; should it not build, the others are built without it."""
     compiler = shutil.which(os.environ.get("CXX", "g++"))
     if not compiler or platform.system() != "Linux":
         log.info("fgvctune's CPU kernels: no C++ compiler; MindSpore's own ops run")
@@ -93,11 +94,18 @@ def library() -> str | None:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
-    sources, flags = list(SOURCES), list(FLAGS)
-    if onednn():
-        headers, shared = onednn()
-        sources.append(Path(__file__).with_name("onednn.cc"))
-        flags += [f"-I{headers}", f'-DFGVCTUNE_DNNL="{shared}"']
+    package = onednn()
+    if package:
+        headers, shared = package
+        sources = [*SOURCES, Path(__file__).with_name("onednn.cc")]
+        built = _build(compiler, version, sources, [*FLAGS, f"-I{headers}", f'-DFGVCTUNE_DNNL="{shared}"'])
+        if built:
+            return built
+    return _build(compiler, version, SOURCES, FLAGS)
+
+
+def _build(compiler: str, version: str, sources: list[Path], flags: list[str]) -> str | None:
+    """Compile `sources` into the cache (once: keyed by the sources, the compiler, the flags and the CPU)."""
     texts = [source.read_text() for source in sources]
     key = hashlib.sha256("\0".join([*texts, version, " ".join(flags), _cpu()]).encode()).hexdigest()
     target = _cache_dir() / f"fgvctune-{key[:16]}.so"
@@ -112,11 +120,20 @@ def library() -> str | None:
         subprocess.run(command, capture_output=True, text=True, check=True)
         os.replace(partial, target)  # whole or not at all: two processes compiling at once both end well
     except (OSError, subprocess.CalledProcessError) as exc:
-        log.info("fgvctune's CPU kernels were not built (%s); MindSpore's own ops run", getattr(exc, "stderr", exc))
+        built = ", ".join(source.name for source in sources)
+        log.info("fgvctune's CPU kernels (%s) were not built: %s", built, getattr(exc, "stderr", exc))
         if partial:
             Path(partial).unlink(missing_ok=True)
         return None
     return str(target)
+
+
+def has_onednn() -> bool:
+    """Whether the built kernels include onednn.cc's (the package installed and onednn.cc built)."""
+    import ctypes
+
+    path = library()
+    return bool(path) and hasattr(ctypes.CDLL(path), "ConvForward")
 
 
 def _output_size(size: int, kernel: int, stride: int, pad_mode: str, before: int, after: int) -> int:
@@ -481,13 +498,14 @@ def swap_depthwise(network) -> int:
 
 
 def swap_convolution(network) -> int:
-    """Convolutions through onednn.cc; none where the onednn-cpu-gomp package is missing."""
-    return swap(network, "conv2d", Convolution, is_convolution) if onednn() else 0
+    """Convolutions through onednn.cc; none where the onednn-cpu-gomp package is missing or onednn.cc did not
+    build."""
+    return swap(network, "conv2d", Convolution, is_convolution) if has_onednn() else 0
 
 
 def swap_dense_product(network) -> int:
-    """nn.Dense's matrix products through onednn.cc; none where the onednn-cpu-gomp package is missing."""
-    return swap(network, "matmul", DenseProduct, lambda c: isinstance(c, nn.Dense)) if onednn() else 0
+    """nn.Dense's matrix products through onednn.cc; none where convolutions get none (swap_convolution)."""
+    return swap(network, "matmul", DenseProduct, lambda c: isinstance(c, nn.Dense)) if has_onednn() else 0
 
 
 def swap_batchnorm(network) -> int:
