@@ -85,6 +85,7 @@ def mindspore_step(
         from fgvctune.models.factory import create_network
 
         for name in without:
+            getattr(swaps, name)  # a misspelt swap stops the case rather than measuring every swap
             setattr(swaps, name, lambda network: 0)
 
         network, _ = create_network(model, CLASSES)
@@ -290,7 +291,7 @@ def main() -> None:
             loads.append(settle())
             theirs, theirs_rate = run_case(args.torch_python, ["torch", *case], {})
             ratio = f"{ours_rate / theirs_rate:.2f}" if ours_rate and theirs_rate else "-"
-            row += [theirs, ratio, max(loads, key=float)]
+            row += [theirs, ratio, max(loads, key=lambda value: float(value) if value != "?" else 0.0)]
             rows.append(row)
             print(table(headers, [row]).splitlines()[-1], flush=True)  # progress, one row at a time
     print(table(headers, rows))

@@ -70,8 +70,8 @@ def class_tree(dataset: Dataset, config: TrainConfig) -> Path:
         sort_keys=True,
     )
     out = cache_root(config.cache_dir) / "trees" / f"{dataset.adapter}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
-    # One process at a time: data-parallel workers each build the same tree (one found the other's half-written
-    # journal and stopped, taking it for a folder of someone else's files).
+    # One process at a time: data-parallel workers each build the same tree (one found the folder the other was
+    # still filling and stopped, taking it for a folder of someone else's files).
     with locked(out.with_name(out.name + ".lock")):
         convert(dataset.adapter, config.data_dir, out, dataset=dataset, mode="hardlink")
         if config.downscale:

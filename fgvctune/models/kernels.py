@@ -11,17 +11,17 @@
 - Hard swish and the squeeze-excitation's channel scale (activation.cc), MobileNetV3's: MindSpore's HSwish and
   HSwishGrad run at 1.3 and 0.9 billion floats a second where a Mul runs at 7, and the scale's gradient is a Mul
   and a ReduceSum over each plane (together 30% of a mobilenet_v3_small step with frozen blocks); ResNeSt's
-  split attention's weighted sum of two channel halves likewise (activation.cc).
+  split attention's weighted sum of two channel halves likewise.
 - Every other convolution, and nn.Dense's matrix product, through a private copy of oneDNN (onednn.cc, from the
   onednn-cpu-gomp package) free to use every instruction set the CPU has, on the layouts it chooses: MindSpore
   gives its own oneDNN plain NCHW tensors, for which it runs im2col and a GEMM, and with AVX-512 a reference
   kernel (which is why runtime.py caps it at AVX2, and with it MindSpore's MatMul).
 
-Each swap gives a cell a stand-in for the primitive it calls (`conv2d`, `bn_train`, `layer_norm`, `bias_add`,
-`hswish`; `scale` and `combine` are those swaps.py's SqueezeExcite and SplitAttn subclasses call), so the cell
-and its parameters stay where they are: checkpoints and BatchNorm folding see no change. `restore` puts
-MindSpore's primitives back (export does, so an exported MindIR runs anywhere; so does mixed precision, as these
-kernels are float32).
+Each swap gives a cell a stand-in for the primitive it calls (`conv2d`, `matmul`, `bn_train`, `layer_norm`,
+`bias_add`, `hswish`; `scale` and `combine` are those swaps.py's SqueezeExcite and SplitAttn subclasses call),
+so the cell and its parameters stay where they are: checkpoints and BatchNorm folding see no change. `restore`
+puts back what was there before, MindSpore's primitives (or swaps.py's WeightedPairSum): export does, so an
+exported MindIR runs anywhere; so does mixed precision, as these kernels are float32.
 
 The kernels are compiled with the machine's C++ compiler into the user cache, keyed by the sources, the compiler
 and the CPU; where no compiler works, the swaps are skipped and MindSpore's ops run as before.
@@ -235,7 +235,7 @@ class Convolution(nn.Cell):
             op.add_prim_attr("geometry", (kh, kw, sh, sw, dh, dw, top, bottom, left, right, mode, conv.group))
 
     def construct(self, x, weight, bias=None):
-        """`bias` (one per output channel), where given, is added in the same pass (folding's, fold.py)."""
+        """`bias` (one per output channel), where given, is added in the same call (folding's, fold.py)."""
         if bias is None:
             return self.convolve(x, weight, self.spec)
         return self.convolve_biased(x, weight, bias, self.spec)
@@ -547,7 +547,7 @@ STAND_INS = (
 
 
 def restore(network) -> int:
-    """MindSpore's own primitives back in every swapped cell; returns how many."""
+    """What every swapped cell had before (MindSpore's own primitives) back in it; returns how many."""
     swapped = [
         (cell, name)
         for _, cell in network.cells_and_names()
