@@ -16,7 +16,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from PIL import Image
+
+# The fuzz harness (test_fuzz.py): by default the same few hundred examples per reader every run, so CI is
+# repeatable; `--hypothesis-profile=long` draws many more, anew each time.
+settings.register_profile(
+    "default", max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("long", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("default")
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "aircraft-sample"
@@ -32,6 +41,31 @@ def write_image(path: Path, colour=(128, 64, 32), size=(40, 48), mode="RGB", fmt
     if mode != "RGB":
         image = image.convert(mode)
     image.save(path, format=fmt)
+    return path
+
+
+def header_bomb(path: Path, side: int) -> Path:
+    """A few hundred bytes whose header declares a side x side image: a JPEG (a real 8x8 one, its frame header
+    patched) or, for a .png path, a PNG with almost no pixel data."""
+    import io
+    import struct
+    import zlib
+
+    if path.suffix == ".png":
+
+        def chunk(kind: bytes, body: bytes) -> bytes:
+            return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+        header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # 8-bit greyscale
+        data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+        path.write_bytes(data + chunk(b"IEND", b""))
+        return path
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (90, 120, 150)).save(buf, format="JPEG")
+    data = bytearray(buf.getvalue())
+    frame = data.index(b"\xff\xc0")  # SOF0: marker, length, precision, then height and width
+    data[frame + 5 : frame + 9] = struct.pack(">HH", side, side)
+    path.write_bytes(bytes(data))
     return path
 
 
@@ -357,6 +391,20 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         "from fgvctune.cli import main\nmain()\n"
     )
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
+MEMORY_BOUND_KB = 4_000_000  # issue 30: every memory case must end under `ulimit -v 4000000`
+
+
+def bounded_cli(*args: str, kilobytes: int = MEMORY_BOUND_KB, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m fgvctune ...` with its address space capped as `ulimit -v kilobytes` caps it."""
+    import resource
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (kilobytes * 1024, kilobytes * 1024))
+
+    command = [sys.executable, "-m", "fgvctune", *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=timeout, preexec_fn=cap)
 
 
 def free_port() -> int:
