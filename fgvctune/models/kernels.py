@@ -23,18 +23,27 @@ so the cell and its parameters stay where they are: checkpoints and BatchNorm fo
 puts back what was there before, MindSpore's primitives (or swaps.py's WeightedPairSum): export does, so an
 exported MindIR runs anywhere; so does mixed precision, as these kernels are float32.
 
-The kernels are compiled with the machine's C++ compiler into the user cache, keyed by the sources, the compiler
-and the CPU; where no compiler works, the swaps are skipped and MindSpore's ops run as before.
+The kernels are compiled with the machine's C++ compiler (CXX, else g++) into the user cache (a private
+`kernels/` folder under fileio.cache_root), keyed by the sources, the compiler and the CPU: one process builds
+while the others wait on a lock, and a library is loaded only if it is the user's, in folders no one else may
+write but the user's private group (Debian's umask 002), with the SHA-256 recorded at its build (else it is
+rebuilt). Where they cannot be built, the swaps are skipped and MindSpore's ops run as before, said once per
+machine (--verbose shows the compiler's output).
 """
 
 from __future__ import annotations
 
+import contextlib
+import grp
 import hashlib
 import logging
 import os
 import platform
+import pwd
 import shutil
+import stat
 import subprocess
+import sys
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +51,9 @@ from pathlib import Path
 import mindspore as ms
 import numpy as np
 from mindspore import nn, ops
+
+from fgvctune.fileio import atomic_write_bytes, atomic_write_text, cache_root, locked
+from fgvctune.models import runtime
 
 log = logging.getLogger("fgvctune")
 
@@ -70,62 +82,165 @@ def onednn() -> tuple[str, str] | None:
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fgvctune" / "kernels"
+    return cache_root() / "kernels"
 
 
 def _cpu() -> str:
     """What -march=native compiles for: the CPU's model and flags."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return "".join(line for line in f if line.startswith(("model name", "flags")))
-    except OSError:
-        return platform.processor()
+    info = runtime.cpu_info()
+    return f"{info.get('model name', '')}\n{info.get('flags', '')}" if info else platform.processor()
 
 
 @lru_cache(maxsize=1)
 def library() -> str | None:
-    """The compiled kernels' path, compiling them on first use; None where they cannot be built. onednn.cc joins
-    them where the onednn-cpu-gomp package is installed; should it not build, the others are built without it."""
+    """The compiled kernels' path, compiling them on first use; None where they cannot be built or the cache is
+    not private. onednn.cc joins them where the onednn-cpu-gomp package is installed; should it not build, the
+    others are built without it."""
+    if platform.system() != "Linux":
+        log.info("fgvctune's CPU kernels are built on Linux only; MindSpore's own ops run")
+        return None
+    folder = _cache_dir()
+    try:
+        _make_private(folder)
+    except OSError as exc:
+        log.warning("fgvctune's CPU kernels: cannot make their cache folder (%s); MindSpore's own ops run", exc)
+        return None
+    exposed = _exposed(folder)
+    if exposed:
+        log.warning(
+            "fgvctune's CPU kernels are not loaded: %s, so the library there may not be fgvctune's; MindSpore's "
+            "own ops run (make it private with chmod go-w, or set XDG_CACHE_HOME to a private folder)",
+            exposed,
+        )
+        return None
     compiler = shutil.which(os.environ.get("CXX", "g++"))
-    if not compiler or platform.system() != "Linux":
-        log.info("fgvctune's CPU kernels: no C++ compiler; MindSpore's own ops run")
+    if not compiler:
+        message = "fgvctune's CPU kernels need a C++ compiler (g++, or CXX): MindSpore's own, slower ops run"
+        _warn_once(folder / "no-compiler.warned", message)
         return None
     try:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
     package = onednn()
-    if package:
-        headers, shared = package
-        sources = [*SOURCES, Path(__file__).with_name("onednn.cc")]
-        built = _build(compiler, version, sources, [*FLAGS, f"-I{headers}", f'-DFGVCTUNE_DNNL="{shared}"'])
-        if built:
-            return built
-    return _build(compiler, version, SOURCES, FLAGS)
+    with locked(folder / "build.lock"):  # the first process builds; the others wait, then find it built
+        if package:
+            headers, shared = package
+            flags = [*FLAGS, f"-I{headers}", f'-DFGVCTUNE_DNNL="{shared}"']
+            built = _build(compiler, version, [*SOURCES, Path(__file__).with_name("onednn.cc")], flags)
+            if built:
+                return built
+        built = _build(compiler, version, SOURCES, FLAGS)
+    if package or not built:  # everything but onednn.cc built, or nothing
+        failed = "onednn" if built else "all"
+        what = "onednn.cc, for convolutions and matrix products," if built else "CPU kernels"
+        _warn_once(
+            folder / f"fgvctune-{_key(version, SOURCES, FLAGS)}-{failed}.warned",
+            f"fgvctune's {what} did not build, so MindSpore's own, slower ops run in their place; --verbose shows "
+            "the compiler's output (said once)",
+        )
+    return built
+
+
+def _key(version: str, sources: list[Path], flags: list[str]) -> str:
+    """What a build depends on: the sources, the compiler, the flags and the CPU (16 hex digits of their hash)."""
+    texts = [source.read_text() for source in sources]
+    return hashlib.sha256("\0".join([*texts, version, " ".join(flags), _cpu()]).encode()).hexdigest()[:16]
 
 
 def _build(compiler: str, version: str, sources: list[Path], flags: list[str]) -> str | None:
-    """Compile `sources` into the cache (once: keyed by the sources, the compiler, the flags and the CPU)."""
-    texts = [source.read_text() for source in sources]
-    key = hashlib.sha256("\0".join([*texts, version, " ".join(flags), _cpu()]).encode()).hexdigest()
-    target = _cache_dir() / f"fgvctune-{key[:16]}.so"
-    if target.exists():
+    """Compile `sources` into the cache once, or find them compiled there whole, as built (the caller holds the
+    build lock). A library is written whole or not at all (fsynced, then renamed), its SHA-256 recorded beside it
+    after it, and checked before every use: a power cut, a full disk or a stray write gives a rebuild, never a
+    damaged library loaded into MindSpore (an ELF error, or a bus error with no message)."""
+    target = _cache_dir() / f"fgvctune-{_key(version, sources, flags)}.so"
+    damage = _damage(target)
+    if damage is None:
         return str(target)
-    partial = None
+    if target.exists():
+        log.warning("fgvctune's CPU kernels: %s %s; rebuilding it", target, damage)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
-        os.close(fd)
-        command = [compiler, *flags, "-o", partial, *map(str, sources)]
-        subprocess.run(command, capture_output=True, text=True, check=True)
-        os.replace(partial, target)  # whole or not at all: two processes compiling at once both end well
+        with tempfile.TemporaryDirectory(prefix=".build-", dir=target.parent) as work:
+            partial = Path(work) / target.name
+            command = [compiler, *flags, "-o", str(partial), *map(str, sources)]
+            subprocess.run(command, capture_output=True, text=True, check=True)
+            if sys.executable:  # loaded once in a process of its own, before one that matters may load it
+                trial = [sys.executable, "-c", "import ctypes, sys; ctypes.CDLL(sys.argv[1])", str(partial)]
+                subprocess.run(trial, capture_output=True, text=True, check=True)
+            data = partial.read_bytes()
+        atomic_write_bytes(target, data)
+        atomic_write_text(_hash_file(target), hashlib.sha256(data).hexdigest())
     except (OSError, subprocess.CalledProcessError) as exc:
         built = ", ".join(source.name for source in sources)
-        log.info("fgvctune's CPU kernels (%s) were not built: %s", built, getattr(exc, "stderr", exc))
-        if partial:
-            Path(partial).unlink(missing_ok=True)
+        log.info("fgvctune's CPU kernels (%s) were not built: %s", built, getattr(exc, "stderr", None) or exc)
         return None
     return str(target)
+
+
+def _hash_file(library: Path) -> Path:
+    return library.with_name(library.name + ".sha256")
+
+
+def _damage(library: Path) -> str | None:
+    """Why `library` may not be loaded as it is, or None: it must be this user's and have the SHA-256 recorded
+    at its build (hashing it costs milliseconds; a trial load in a subprocess would cost a Python start-up)."""
+    try:
+        if library.stat().st_uid != os.getuid():
+            return "belongs to another user"
+        recorded = _hash_file(library).read_text(encoding="ascii").strip()
+        actual = hashlib.sha256(library.read_bytes()).hexdigest()
+    except (OSError, UnicodeDecodeError):
+        return "has no SHA-256 recorded at its build" if library.exists() else "is missing"
+    return None if actual == recorded else "is not the library built there (its SHA-256 differs)"
+
+
+def _make_private(folder: Path) -> None:
+    """Make `folder` and any missing folder above it, readable and writable by this user alone; the kernels'
+    folder and fgvctune's cache root, if this user's, are made so too."""
+    for missing in reversed([path for path in (folder, *folder.parents) if not path.exists()]):
+        missing.mkdir(mode=0o700, exist_ok=True)
+    for own in (folder, folder.parent):  # an older fgvctune made them under umask 002 (0775): tighten, not refuse
+        status = own.stat()
+        if status.st_uid == os.getuid() and status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            own.chmod(0o700)
+
+
+def _private_group(gid: int) -> bool:
+    """Whether `gid` is this user's private group: their primary group, named after them, with no one else in it
+    (as a listed member, or by having it as their own primary group)."""
+    try:
+        user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(gid)
+    except KeyError:
+        return False
+    members = set(group.gr_mem) | {entry.pw_name for entry in pwd.getpwall() if entry.pw_gid == gid}
+    return gid == os.getgid() and group.gr_name == user and members <= {user}
+
+
+def _exposed(folder: Path) -> str | None:
+    """Why another user could have put a library in `folder`, or None: the folder or one above it is another
+    user's (root aside), or others may write in it (above it, a sticky folder such as /tmp is fine: others
+    cannot rename what is ours there)."""
+    uid, resolved = os.getuid(), folder.resolve()
+    for path in (resolved, *resolved.parents):
+        status = path.stat()
+        if status.st_uid not in (uid, 0):
+            return f"{path} belongs to another user"
+        sticky = path != resolved and status.st_mode & stat.S_ISVTX
+        # Debian's umask 002 makes ~/.cache 0775, its group the user's private one: no one else may write there
+        group = status.st_mode & stat.S_IWGRP and not _private_group(status.st_gid)
+        if (status.st_mode & stat.S_IWOTH or group) and not sticky:
+            return f"others may write in {path}"
+    return None
+
+
+def _warn_once(marker: Path, message: str) -> None:
+    """`message` as a warning the first time on this machine (`marker` remembers), later in verbose mode only."""
+    if marker.exists():
+        log.info(message)
+        return
+    log.warning(message)
+    with contextlib.suppress(OSError):
+        marker.touch()
 
 
 def has_onednn() -> bool:
@@ -181,8 +296,6 @@ class DepthwiseConv(nn.Cell):
 
 def _any_isa() -> bool:
     """Whether onednn.cc's oneDNN may use every instruction set (unless the user capped oneDNN's)."""
-    from fgvctune.models import runtime
-
     return not runtime.isa_set_by_user()
 
 

@@ -19,15 +19,23 @@ _started = False
 _capped_here = False  # the cap was fgvctune's choice, not the user's
 
 
-def _cpu_flags() -> set[str]:
+def cpu_info() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo ("model name", "flags", ...); empty where there is none."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if not line.strip():
+                    break  # the first processor's block ends here
+                name, _, value = line.partition(":")
+                fields[name.strip()] = value.strip()
     except OSError:
         pass
-    return set()
+    return fields
+
+
+def _cpu_flags() -> set[str]:
+    return set(cpu_info().get("flags", "").split())
 
 
 def onednn_isa(flags: set[str]) -> str | None:
