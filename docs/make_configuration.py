@@ -41,6 +41,9 @@ def render() -> str:
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         choices = ", ".join(shown(choice) for choice in f.metadata.get("choices", ()))
         meaning = f.metadata["help"].replace("|", "\\|") + (f" One of: {choices}." if choices else "")
+        if "limits" in f.metadata:
+            must = "Each of the two (low first)" if f.metadata.get("pair") else "Must be"
+            meaning += f" {must} {f.metadata['limits']}."
         panels.setdefault(f.metadata["panel"], []).append(f"| `{name}` | `{shown(default)}` | {meaning} |")
     sections = [
         f"## {panel}\n\n| key | default | meaning |\n| --- | --- | --- |\n" + "\n".join(rows) + "\n"

@@ -6,6 +6,8 @@ Keys are MindCV's names (`image_resize`, `epoch_size`, `lr`, ...); each is also 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,9 +15,50 @@ from fgvctune.errors import UsageError
 
 
 def option(default, help: str, panel: str = "Training", **extra):
-    """A config key: its default, its help text, and the --help panel its flag appears in."""
+    """A config key: its default, its help text, and the --help panel its flag appears in.
+
+    `extra` may give `choices` (the values allowed), `limits` (a number's range: `Limits`) and `pair=True` (a
+    [low, high] list of two numbers, each within `limits`). They are checked where the config is read, so a value
+    MindSpore or MindCV would refuse when building the pipeline or the graph stops there, named, instead.
+    """
     kind = {"default_factory": default} if callable(default) else {"default": default}
     return field(**kind, metadata={"help": help, "panel": panel, **extra})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Where a number may lie: from low to high, each end included unless open."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    open_low: bool = False
+    open_high: bool = False
+
+    def __contains__(self, value) -> bool:
+        above_low = value > self.low if self.open_low else value >= self.low
+        below_high = value < self.high if self.open_high else value <= self.high
+        return above_low and below_high
+
+    def __str__(self) -> str:
+        low, high = _number(self.low), _number(self.high)
+        if self.high == math.inf:
+            return f"{'more than' if self.open_low else 'at least'} {low}"
+        return f"in {'(' if self.open_low else '['}{low}, {high}{')' if self.open_high else ']'}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def at_least(low: float) -> Limits:
+    return Limits(low)
+
+
+def above(low: float) -> Limits:
+    return Limits(low, open_low=True)
+
+
+PROBABILITY = Limits(0, 1)
 
 
 @dataclass
@@ -46,7 +89,7 @@ class TrainConfig:
     dedupe: bool = option(
         False, "Leave training images that are (near) copies of evaluation images out (listed in skipped.txt).", "Data"
     )
-    num_parallel_workers: int = option(2, "Threads of the input pipeline.", "Data")
+    num_parallel_workers: int = option(2, "Threads of the input pipeline.", "Data", limits=at_least(1))
     sampler: str = option(
         "",
         "balanced: each epoch draws every class equally often (with replacement, repeatable by seed); "
@@ -60,7 +103,9 @@ class TrainConfig:
     ckpt_path: str = option(
         "", "Start from a local MindSpore checkpoint, or a PyTorch .safetensors/.pth/.pt/.bin file, instead.", "Model"
     )
-    num_classes: int = option(0, "Class count; taken from the data (0), a contradicting value is an error.", "Model")
+    num_classes: int = option(
+        0, "Class count; taken from the data (0), a contradicting value is an error.", "Model", limits=at_least(0)
+    )
     drop_rate: float = option(
         -1.0, "Classifier dropout for models whose MindCV constructor takes it (-1: the model's).", "Model"
     )
@@ -68,43 +113,76 @@ class TrainConfig:
         -1.0, "Stochastic depth for models whose MindCV constructor takes it (-1: the model's).", "Model"
     )
     # augmentation and batching (MindCV's create_transforms / create_loader)
-    image_resize: int = option(224, "Image size fed to the network.", "Augmentation")
-    scale: list = option(lambda: [0.08, 1.0], "RandomResizedCrop scale range.", "Augmentation")
-    ratio: list = option(lambda: [0.75, 1.333], "RandomResizedCrop aspect ratio range.", "Augmentation")
-    hflip: float = option(0.5, "Horizontal flip probability.", "Augmentation")
-    vflip: float = option(0.0, "Vertical flip probability.", "Augmentation")
-    color_jitter: float = option(0.0, "Colour jitter strength (0: off).", "Augmentation")
+    image_resize: int = option(224, "Image size fed to the network.", "Augmentation", limits=at_least(8))
+    scale: list = option(
+        lambda: [0.08, 1.0],
+        "RandomResizedCrop scale range.",
+        "Augmentation",
+        pair=True,
+        limits=Limits(0, 1),
+    )
+    ratio: list = option(
+        lambda: [0.75, 1.333], "RandomResizedCrop aspect ratio range.", "Augmentation", pair=True, limits=above(0)
+    )
+    hflip: float = option(0.5, "Horizontal flip probability.", "Augmentation", limits=PROBABILITY)
+    vflip: float = option(0.0, "Vertical flip probability.", "Augmentation", limits=PROBABILITY)
+    color_jitter: float = option(0.0, "Colour jitter strength (0: off).", "Augmentation", limits=at_least(0))
     auto_augment: str = option("", "e.g. randaug-m7-mstd0.5, autoaug, trivialaugwide.", "Augmentation")
-    interpolation: str = option("bilinear", "Resize interpolation.", "Augmentation")
-    crop_pct: float = option(0.875, "Evaluation centre-crop fraction.", "Augmentation")
-    re_prob: float = option(0.0, "Random erasing probability.", "Augmentation")
-    mixup: float = option(0.0, "Mixup alpha (0: off).", "Augmentation")
-    cutmix: float = option(0.0, "CutMix alpha (0: off).", "Augmentation")
-    cutmix_prob: float = option(1.0, "Probability of CutMix per batch when on.", "Augmentation")
-    batch_size: int = option(32, "Images per step.", "Augmentation")
+    interpolation: str = option(
+        "bilinear",
+        "Resize interpolation.",
+        "Augmentation",
+        choices=("bilinear", "bicubic", "nearest", "area", "antialias", "linear", "cubic", "pilcubic"),  # MindSpore's
+    )
+    crop_pct: float = option(
+        0.875, "Evaluation centre-crop fraction.", "Augmentation", limits=Limits(0, 2, open_low=True)
+    )  # above 1, the resized image is smaller than the crop, which pads it (MindSpore's CenterCrop)
+    re_prob: float = option(0.0, "Random erasing probability.", "Augmentation", limits=PROBABILITY)
+    mixup: float = option(0.0, "Mixup alpha (0: off).", "Augmentation", limits=at_least(0))
+    cutmix: float = option(0.0, "CutMix alpha (0: off).", "Augmentation", limits=at_least(0))
+    cutmix_prob: float = option(1.0, "Probability of CutMix per batch when on.", "Augmentation", limits=PROBABILITY)
+    batch_size: int = option(32, "Images per step.", "Augmentation", limits=at_least(1))
     # optimisation
-    epoch_size: int = option(10, "Epochs.")
-    lr: float = option(0.002, "Base learning rate (fine-tuning: a tenth of pretraining's, or less).")
-    opt: str = option("momentum", "Optimizer: momentum, sgd, adam, adamw, lion, nadam, adan, rmsprop, adagrad, lamb.")
-    momentum: float = option(0.9, "Momentum, for optimizers that have one.")
+    epoch_size: int = option(10, "Epochs.", limits=at_least(1))
+    lr: float = option(0.002, "Base learning rate (fine-tuning: a tenth of pretraining's, or less).", limits=above(0))
+    opt: str = option(
+        "momentum",
+        "Optimizer: momentum, sgd, nesterov, adam, adamw, lion, nadam, adan, rmsprop, adagrad, lamb.",
+        choices=("momentum", "sgd", "nesterov", "adam", "adamw", "lion", "nadam", "adan", "rmsprop", "adagrad", "lamb"),
+    )
+    momentum: float = option(0.9, "Momentum, for optimizers that have one.", limits=PROBABILITY)
     nesterov: bool = option(False, "Nesterov momentum.")
-    weight_decay: float = option(1e-5, "Weight decay.")
+    weight_decay: float = option(1e-5, "Weight decay.", limits=at_least(0))
     weight_decay_filter: str = option(
         "norm_and_bias",
         "norm_and_bias: no decay on biases and norm layers; disable.",
         choices=("norm_and_bias", "disable"),
     )
-    scheduler: str = option("cosine_decay", "constant, cosine_decay, step_decay, exponential_decay, ...")
-    min_lr: float = option(1e-6, "Final learning rate of cosine decay.")
-    warmup_epochs: int = option(0, "Linear warm-up epochs.")
-    warmup_factor: float = option(0.01, "Warm-up starts at lr * warmup_factor.")
-    decay_epochs: int = option(0, "Epochs of decay (0: all epochs after warm-up).")
-    decay_rate: float = option(0.9, "Decay rate of step/exponential schedules.")
-    label_smoothing: float = option(0.0, "Label smoothing.")
+    scheduler: str = option(
+        "cosine_decay",
+        "Rate schedule: cosine_decay, constant, step_decay, exponential_decay, one_cycle, ... (MindCV's).",
+        choices=(
+            "cosine_decay",
+            "warmup_cosine_decay",
+            "constant",
+            "step_decay",
+            "multi_step_decay",
+            "exponential_decay",
+            "polynomial_decay",
+            "one_cycle",
+            "cyclic",
+        ),
+    )
+    min_lr: float = option(1e-6, "Final learning rate of cosine decay.", limits=at_least(0))
+    warmup_epochs: int = option(0, "Linear warm-up epochs.", limits=at_least(0))
+    warmup_factor: float = option(0.01, "Warm-up starts at lr * warmup_factor.", limits=PROBABILITY)
+    decay_epochs: int = option(0, "Epochs of decay (0: all epochs after warm-up).", limits=at_least(0))
+    decay_rate: float = option(0.9, "Decay rate of step/exponential schedules.", limits=above(0))
+    label_smoothing: float = option(0.0, "Label smoothing.", limits=Limits(0, 1, open_high=True))
     class_weights: str = option(
         "", "balanced (inverse class frequency) or a CSV FILE of class name,weight: weights in the loss."
     )
-    loss_scale: float = option(1.0, "Loss scale (the starting one when loss_scale_type is dynamic).")
+    loss_scale: float = option(1.0, "Loss scale (the starting one when loss_scale_type is dynamic).", limits=above(0))
     loss_scale_type: str = option(
         "fixed",
         "fixed, dynamic (halve on overflow, skipping the step; double after 2000 good steps) or auto "
@@ -117,14 +195,22 @@ class TrainConfig:
         choices=("O0", "O1", "O2", "O3"),
     )
     gradient_accumulation_steps: int = option(
-        1, "Update once per this many batches, with their mean gradient (an effective batch that many times larger)."
+        1,
+        "Update once per this many batches, with their mean gradient (an effective batch that many times larger).",
+        limits=at_least(1),
     )
     clip_grad: bool = option(False, "Clip the gradients' global norm to clip_value.")
-    clip_value: float = option(15.0, "Largest global gradient norm when clip_grad is on.")
+    clip_value: float = option(15.0, "Largest global gradient norm when clip_grad is on.", limits=above(0))
     ema: bool = option(False, "Keep an exponential moving average of the weights; evaluate and save it as best.")
-    ema_decay: float = option(0.9999, "EMA decay, warmed up as decay * (1 - exp(-updates / ema_warmup)).")
+    ema_decay: float = option(
+        0.9999,
+        "EMA decay, warmed up as decay * (1 - exp(-updates / ema_warmup)).",
+        limits=Limits(0, 1, open_low=True, open_high=True),
+    )
     ema_warmup: int = option(
-        2000, "Updates over which the EMA decay warms up (MindCV's 2000; 0: the full decay from the first update)."
+        2000,
+        "Updates over which the EMA decay warms up (MindCV's 2000; 0: the full decay from the first update).",
+        limits=at_least(0),
     )
     # fine-tuning strategy
     freeze: str = option(
@@ -134,8 +220,15 @@ class TrainConfig:
         False, "Train only the final classifier layer (the tutorial's linear probe).", "Strategy"
     )
     lr_mult: list = option(list, "PATTERN=FACTOR: scale the rate of parameters under PATTERN (repeatable).", "Strategy")
-    layer_decay: float = option(1.0, "Layer-wise rate decay: block i of L gets lr * decay^(L-i) (1: off).", "Strategy")
-    unfreeze_after: int = option(0, "Gradual unfreezing: train only the head for this many epochs first.", "Strategy")
+    layer_decay: float = option(
+        1.0,
+        "Layer-wise rate decay: block i of L gets lr * decay^(L-i) (1: off).",
+        "Strategy",
+        limits=Limits(0, 1, open_low=True),
+    )
+    unfreeze_after: int = option(
+        0, "Gradual unfreezing: train only the head for this many epochs first.", "Strategy", limits=at_least(0)
+    )
     # evaluation
     tta: str = option(
         "",
@@ -148,10 +241,20 @@ class TrainConfig:
         "graph", "graph (compiled, fast) or pynative (eager, debuggable).", "Run", choices=("graph", "pynative")
     )
     device_target: str = option("CPU", "CPU, GPU or Ascend.", "Run", choices=("CPU", "GPU", "Ascend"))
-    seed: int = option(42, "Random seed: the same seed gives the same run.", "Run")
-    early_stop: int = option(0, "Stop after this many epochs without a better val top-1 (0: never).", "Run")
+    seed: int = option(
+        42, "Random seed: the same seed gives the same run.", "Run", limits=Limits(0, 2**32 - 1)
+    )  # MindSpore's range
+    early_stop: int = option(
+        0, "Stop after this many epochs without a better val top-1 (0: never).", "Run", limits=at_least(0)
+    )
     distribute: bool = option(False, "Data-parallel training under msrun.", "Run")
     scale_lr: bool = option(False, "Distributed: multiply lr by the number of workers.", "Run")
+
+    @property
+    def pipeline_workers(self) -> int:
+        """num_parallel_workers, at most this machine's cores (MindSpore refuses more): a run made on a larger
+        machine evaluates and resumes here as it is."""
+        return min(self.num_parallel_workers, os.cpu_count() or 1)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -160,44 +263,93 @@ class TrainConfig:
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
-def load_yaml(path: str | Path) -> dict:
+MAX_CONFIG_BYTES = 1 << 20  # config files are a few hundred bytes; one this large is something else
+
+# MindCV's auto_augment strings: a policy, then settings joined by "-", each a key and a number (randaug-m7-mstd0.5).
+AUTO_AUGMENT = {
+    "randaug": {"m": int, "n": int, "w": int, "mstd": float, "mmax": int, "inc": int},
+    "autoaug": {"mstd": float},
+    "autoaugr": {"mstd": float},
+    "3a": {"mstd": float},
+    "trivialaugwide": {"m": int},
+    "augmix": {"m": int, "w": int, "d": int, "a": float},
+}
+
+
+def parse_yaml(text: str, where: str):
+    """The YAML document in `text` ({} when empty) and its root node; a UsageError naming `where` and the line
+    for anything that is not plain YAML data. Aliases are refused: a few hundred bytes of nested ones expand to
+    gigabytes ("billion laughs"), and no file fgvctune reads has a use for them."""
     import yaml
 
-    path = Path(path)
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                line = self.peek_event().start_mark.line + 1
+                raise UsageError(f"{where}:{line}: YAML aliases (*name) are not allowed")
+            return super().compose_node(parent, index)
+
+    loader = None
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
+        loader = NoAliasLoader(text)
+        node = loader.get_single_node()
+        return (loader.construct_document(node) if node is not None else None) or {}, node
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise UsageError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        line = f":{mark.line + 1}" if mark else ""
+        raise UsageError(f"{where}{line}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    except RecursionError:
+        raise UsageError(f"{where}: nested too deeply to read") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def load_yaml(path: str | Path) -> tuple[dict, dict[str, int]]:
+    """A config file's mapping, and the line each of its keys is on."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UsageError(f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MiB: not a config file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise UsageError(f"{path}:{line}: not UTF-8 text", hint="save the file as UTF-8") from None
+    data, node = parse_yaml(text, str(path))
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping of config keys")
-    return data
+    lines = {str(key.value): key.start_mark.line + 1 for key, _ in node.value} if data else {}
+    return data, lines
 
 
 def resolve(config_file: str | Path | None = None, **given) -> TrainConfig:
     """Defaults, then the YAML file, then explicit values (None means 'not given')."""
     values: dict = {}
     if config_file:
-        values.update(_checked(load_yaml(config_file), f"{config_file}"))
-    values.update(_checked({k: v for k, v in given.items() if v is not None}, "options"))
+        values.update(_checked(*load_yaml(config_file), f"{config_file}"))
+    values.update(_checked({k: v for k, v in given.items() if v is not None}, {}, "options"))
     config = TrainConfig(**values)
     _validate(config)
     return config
 
 
-def _checked(values: dict, origin: str) -> dict:
+def _checked(values: dict, lines: dict[str, int], origin: str) -> dict:
     out = {}
     for key, value in values.items():
-        name = key.replace("-", "_")
+        where = f"{origin}:{lines[str(key)]}" if str(key) in lines else origin
+        name = str(key).replace("-", "_")
         if name not in FIELDS:
-            raise UsageError(f"{origin}: unknown config key {key!r}", hint="`fgvctune train --help` lists every key")
-        out[name] = _coerce(name, value, origin)
+            raise UsageError(f"{where}: unknown config key {key!r}", hint="`fgvctune train --help` lists every key")
+        out[name] = _coerce(name, value, where)
     return out
 
 
+LARGEST_INT = 2**32 - 1  # the largest any integer key takes (a seed); larger ones overflow MindSpore's
 KIND_WORDS = {
     bool: "true or false",
     int: "an integer",
@@ -208,59 +360,109 @@ KIND_WORDS = {
 }
 
 
-def _coerce(name: str, value, origin: str):
+def _coerce(name: str, value, where: str):
+    """The value in the key's type, or a UsageError naming where it came from (a file and line, or 'options')."""
     default = FIELDS[name].default
     kind = type(default) if default is not dataclasses.MISSING else type(FIELDS[name].default_factory())
     if name == "freeze":
         value = str(value)
         if value != "all" and not value.isdigit():
-            raise UsageError(f"{origin}: freeze must be a number of blocks or 'all', got {value!r}")
+            raise UsageError(f"{where}: freeze must be a number of blocks or 'all', got {value!r}")
         return value
     try:
         if kind is bool and isinstance(value, str):
             return value.lower() in ("1", "true", "yes", "on")
         if kind is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
-            return float(value)
+            value = float(value)
         if kind is int and isinstance(value, (int, str)) and not isinstance(value, bool):
-            return int(value)
-    except ValueError:
-        raise UsageError(f"{origin}: {name} needs {KIND_WORDS[kind]}, got {value!r}") from None
+            value = int(value)
+    except (ValueError, OverflowError):  # OverflowError: an integer of hundreds of digits as a float
+        raise UsageError(f"{where}: {name} needs {KIND_WORDS[kind]}, got {value!r}") from None
+    if name in ("opt", "interpolation") and isinstance(value, str):
+        value = value.lower()  # MindCV reads both in any case
     if kind is list and isinstance(value, tuple):
         value = list(value)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):  # True is an int to Python
-        raise UsageError(f"{origin}: {name} needs {KIND_WORDS[kind]}, got {value!r}")
-    choices = FIELDS[name].metadata.get("choices")
+        raise UsageError(f"{where}: {name} needs {KIND_WORDS[kind]}, got {value!r}")
+    if kind is float and not math.isfinite(value):  # NaN would train NaN losses to the end, "successfully"
+        raise UsageError(f"{where}: {name} needs a finite number, got {value!r}")
+    if kind is int and abs(value) > LARGEST_INT:
+        raise UsageError(f"{where}: {name} must be at most {LARGEST_INT:,}, got {value!r}")
+    metadata = FIELDS[name].metadata
+    if metadata.get("pair"):
+        return _pair(name, value, where)
+    limits = metadata.get("limits")
+    if limits and value not in limits:
+        raise UsageError(f"{where}: {name} must be {limits}, got {value!r}")
+    choices = metadata.get("choices")
     if choices and value not in choices:
         shown = ", ".join(choice or "''" for choice in choices)
-        raise UsageError(f"{origin}: {name} must be one of {shown}, got {value!r}")
+        raise UsageError(f"{where}: {name} must be one of {shown}, got {value!r}")
+    if name == "auto_augment" and value:
+        _check_auto_augment(value, where)
     return value
 
 
+def _pair(name: str, value: list, where: str) -> list:
+    """A [low, high] range: two finite numbers within the key's limits, low first."""
+    limits = FIELDS[name].metadata["limits"]
+    numbers = [float(v) for v in value if isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v)]
+    if len(value) != 2 or len(numbers) != 2 or not all(v in limits for v in numbers) or numbers[0] > numbers[1]:
+        raise UsageError(f"{where}: {name} needs two numbers [low, high], each {limits}, low <= high; got {value!r}")
+    if numbers[1] <= 0:
+        raise UsageError(f"{where}: {name} needs a high end above 0, got {value!r}")
+    return numbers
+
+
+def _finite(number) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _check_auto_augment(value: str, where: str) -> None:
+    import re
+
+    policy, *settings = value.split("-")
+    if policy not in AUTO_AUGMENT:
+        raise UsageError(
+            f"{where}: auto_augment must start with one of {', '.join(AUTO_AUGMENT)}, got {value!r}",
+            hint="e.g. randaug-m7-mstd0.5",
+        )
+    known = AUTO_AUGMENT[policy]
+    for setting in settings:
+        parts = re.split(r"(\d.*)", setting)  # as MindCV splits it: the key, then from the first digit on
+        if len(parts) < 2:
+            continue  # MindCV passes over a setting without a number
+        key, number = parts[:2]
+        try:
+            fits = key in known and math.isfinite(known[key](number))
+        except (ValueError, OverflowError):
+            fits = False
+        if not fits:
+            raise UsageError(
+                f"{where}: auto_augment {policy} has no setting {setting!r}",
+                hint=f"its settings are a key and a number: {', '.join(k + '<number>' for k in known)}",
+            )
+        if policy == "randaug" and key == "w" and int(number) != 0:
+            raise UsageError(f"{where}: auto_augment randaug has only the op weights w0, got {setting!r}")
+
+
 def _validate(config: TrainConfig) -> None:
-    if config.batch_size < 1 or config.epoch_size < 1 or config.image_resize < 8:
-        raise UsageError("batch_size and epoch_size must be at least 1, image_resize at least 8")
-    if config.lr <= 0:
-        raise UsageError(f"lr must be positive, got {config.lr}")
+    """What depends on several keys (each key's own limits are checked as it is read)."""
     if config.linear_probe and config.freeze != "0":
         raise UsageError("--linear-probe already freezes every layer but the classifier; drop --freeze")
-    if not 0 < config.layer_decay <= 1:
-        raise UsageError(f"layer_decay must be in (0, 1], got {config.layer_decay}")
-    if config.gradient_accumulation_steps < 1:
-        raise UsageError(f"gradient_accumulation_steps must be at least 1, got {config.gradient_accumulation_steps}")
-    if config.clip_value <= 0:
-        raise UsageError(f"clip_value must be positive, got {config.clip_value}")
-    if not 0 < config.ema_decay < 1:
-        raise UsageError(f"ema_decay must be between 0 and 1, got {config.ema_decay}")
-    if config.ema_warmup < 0:
-        raise UsageError(f"ema_warmup must be 0 or more, got {config.ema_warmup}")
-    if config.loss_scale <= 0:
-        raise UsageError(f"loss_scale must be positive, got {config.loss_scale}")
     for name in ("drop_rate", "drop_path_rate"):
         value = getattr(config, name)
         if value != -1.0 and not 0 <= value < 1:
             raise UsageError(f"{name} must be in [0, 1) (or -1 for the model's own), got {value}")
     if config.unfreeze_after >= config.epoch_size:
         raise UsageError(f"unfreeze_after ({config.unfreeze_after}) must be less than epoch_size ({config.epoch_size})")
+    if config.scheduler in ("one_cycle", "cyclic") and config.warmup_epochs:
+        raise UsageError(f"the {config.scheduler} schedule has no warm-up: drop warmup_epochs")
+    if config.scheduler == "one_cycle" and config.min_lr <= 0:
+        raise UsageError("the one_cycle schedule ends at min_lr, which must be more than 0")
 
 
 def dump_yaml(config: TrainConfig) -> str:

@@ -24,15 +24,15 @@ def test_layering(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("lrr: 1\n", "{path}: unknown config key 'lrr'"),
-        ("lr: fast\n", "{path}: lr needs a number, got 'fast'"),
-        ("batch_size: eight\n", "{path}: batch_size needs an integer, got 'eight'"),
-        ("skip_bad: 3\n", "{path}: skip_bad needs true or false, got 3"),
-        ("model: 3\n", "{path}: model needs text, got 3"),
-        ("scale: 0.5\n", "{path}: scale needs a list, got 0.5"),
-        ("adapter_options: [level]\n", "{path}: adapter_options needs a mapping, got ['level']"),
-        ("freeze: some\n", "{path}: freeze must be a number of blocks or 'all', got 'some'"),
-        ("read: sideways\n", "{path}: read must be one of offline, online, got 'sideways'"),
+        ("lrr: 1\n", "{path}:1: unknown config key 'lrr'"),
+        ("lr: fast\n", "{path}:1: lr needs a number, got 'fast'"),
+        ("batch_size: eight\n", "{path}:1: batch_size needs an integer, got 'eight'"),
+        ("skip_bad: 3\n", "{path}:1: skip_bad needs true or false, got 3"),
+        ("model: 3\n", "{path}:1: model needs text, got 3"),
+        ("scale: 0.5\n", "{path}:1: scale needs a list, got 0.5"),
+        ("adapter_options: [level]\n", "{path}:1: adapter_options needs a mapping, got ['level']"),
+        ("freeze: some\n", "{path}:1: freeze must be a number of blocks or 'all', got 'some'"),
+        ("read: sideways\n", "{path}:1: read must be one of offline, online, got 'sideways'"),
         ("- just a list\n", "{path}: expected a mapping of config keys"),
         ("lr: [1\n", "{path}:2: not valid YAML (expected ',' or ']', but got '<stream end>')"),
         (
@@ -47,7 +47,11 @@ def test_bad_config_names_the_problem(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(UsageError) as refused:
         resolve(path)
-    assert refused.value.message == message.format(path=path)
+    expected = message.format(path=path)
+    if expected.endswith("…"):  # a value of hundreds of digits, cut short in the message
+        assert refused.value.message.startswith(expected[:-1]) and len(refused.value.message) == 300
+    else:
+        assert refused.value.message == expected
 
 
 def test_an_unknown_key_points_at_the_list_of_keys():
@@ -127,21 +131,21 @@ def test_flags_override_the_file_on_the_command_line(tmp_path):
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"batch_size": 0}, "batch_size and epoch_size must be at least 1, image_resize at least 8"),
-        ({"epoch_size": 0}, "batch_size and epoch_size must be at least 1, image_resize at least 8"),
-        ({"image_resize": 7}, "batch_size and epoch_size must be at least 1, image_resize at least 8"),
-        ({"lr": 0.0}, "lr must be positive, got 0.0"),
-        ({"layer_decay": 0.0}, "layer_decay must be in (0, 1], got 0.0"),
-        ({"layer_decay": 1.01}, "layer_decay must be in (0, 1], got 1.01"),
+        ({"batch_size": 0}, "options: batch_size must be at least 1, got 0"),
+        ({"epoch_size": 0}, "options: epoch_size must be at least 1, got 0"),
+        ({"image_resize": 7}, "options: image_resize must be at least 8, got 7"),
+        ({"lr": 0.0}, "options: lr must be more than 0, got 0.0"),
+        ({"layer_decay": 0.0}, "options: layer_decay must be in (0, 1], got 0.0"),
+        ({"layer_decay": 1.01}, "options: layer_decay must be in (0, 1], got 1.01"),
         ({"epoch_size": 3, "unfreeze_after": 3}, "unfreeze_after (3) must be less than epoch_size (3)"),
         ({"lr": True}, "options: lr needs a number, got True"),
         ({"batch_size": False}, "options: batch_size needs an integer, got False"),
         ({"scale": "0.5"}, "options: scale needs a list, got '0.5'"),
-        ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps must be at least 1, got 0"),
-        ({"clip_value": 0.0}, "clip_value must be positive, got 0.0"),
-        ({"ema_decay": 1.0}, "ema_decay must be between 0 and 1, got 1.0"),
-        ({"loss_scale": 0.0}, "loss_scale must be positive, got 0.0"),
-        ({"ema_warmup": -1}, "ema_warmup must be 0 or more, got -1"),
+        ({"gradient_accumulation_steps": 0}, "options: gradient_accumulation_steps must be at least 1, got 0"),
+        ({"clip_value": 0.0}, "options: clip_value must be more than 0, got 0.0"),
+        ({"ema_decay": 1.0}, "options: ema_decay must be in (0, 1), got 1.0"),
+        ({"loss_scale": 0.0}, "options: loss_scale must be more than 0, got 0.0"),
+        ({"ema_warmup": -1}, "options: ema_warmup must be at least 0, got -1"),
         ({"drop_rate": 1.0}, "drop_rate must be in [0, 1) (or -1 for the model's own), got 1.0"),
         ({"drop_path_rate": -0.5}, "drop_path_rate must be in [0, 1) (or -1 for the model's own), got -0.5"),
         ({"amp_level": "O4"}, "options: amp_level must be one of O0, O1, O2, O3, got 'O4'"),
@@ -208,3 +212,142 @@ def test_configuration_reference_is_up_to_date():
     render = runpy.run_path(str(REPO / "docs" / "make_configuration.py"))["render"]
     written = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert written == render(), "docs/configuration.md is out of date: run `python docs/make_configuration.py`"
+
+
+SCALE = "{path}:1: scale needs two numbers [low, high], each in [0, 1], low <= high; got "
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("scale: [a, b]\n", SCALE + "['a', 'b']"),
+        ("scale: [0.9, 0.1]\n", SCALE + "[0.9, 0.1]"),
+        ("ratio: [0.75]\n", "{path}:1: ratio needs two numbers [low, high], each more than 0, low <= high; got [0.75]"),
+        ("lr: 0.1\nnum_parallel_workers: 0\n", "{path}:2: num_parallel_workers must be at least 1, got 0"),
+        ("hflip: 5\n", "{path}:1: hflip must be in [0, 1], got 5.0"),
+        ("seed: -1\n", "{path}:1: seed must be in [0, 4294967295], got -1"),
+        ("lr: .nan\n", "{path}:1: lr needs a finite number, got nan"),
+        ("momentum: -.inf\n", "{path}:1: momentum needs a finite number, got -inf"),
+        ("re_prob: 1.5\n", "{path}:1: re_prob must be in [0, 1], got 1.5"),
+        ("label_smoothing: 1\n", "{path}:1: label_smoothing must be in [0, 1), got 1.0"),
+        (
+            "interpolation: bad\n",
+            "{path}:1: interpolation must be one of bilinear, bicubic, nearest, area, antialias, "
+            "linear, cubic, pilcubic, got 'bad'",
+        ),
+        ("scale: [0, 0]\n", "{path}:1: scale needs a high end above 0, got [0, 0]"),
+        ("crop_pct: 2.5\n", "{path}:1: crop_pct must be in (0, 2], got 2.5"),
+        ("auto_augment: randaug-m7-w1\n", "{path}:1: auto_augment randaug has only the op weights w0, got 'w1'"),
+        ("lr: " + "9" * 400 + "\n", "{path}:1: lr needs a number, got 999…"),
+        ("scale: [0.5, " + "9" * 400 + "]\n", "{path}:1: scale needs two numbers…"),
+        ("batch_size: 4294967296\n", "{path}:1: batch_size must be at most 4,294,967,295, got 4294967296"),
+        (
+            "scheduler: cosine\n",
+            "{path}:1: scheduler must be one of cosine_decay, warmup_cosine_decay, constant, "
+            "step_decay, multi_step_decay, exponential_decay, polynomial_decay, one_cycle, cyclic, got 'cosine'",
+        ),
+        ("auto_augment: randaug-m7-x2\n", "{path}:1: auto_augment randaug has no setting 'x2'"),
+        (
+            "auto_augment: randomaug\n",
+            "{path}:1: auto_augment must start with one of randaug, autoaug, autoaugr, 3a, "
+            "trivialaugwide, augmix, got 'randomaug'",
+        ),
+        ("scheduler: one_cycle\nwarmup_epochs: 1\n", "the one_cycle schedule has no warm-up: drop warmup_epochs"),
+        ("1: 2\n", "{path}:1: unknown config key 1"),
+    ],
+)
+def test_values_mindspore_would_refuse_are_refused_where_the_config_is_read(tmp_path, text, message):
+    """Each of these reached MindSpore or MindCV and stopped the run with a traceback at pipeline or graph build
+    (or, NaN, trained NaN losses to a successful exit)."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(UsageError) as refused:
+        resolve(path)
+    expected = message.format(path=path)
+    if expected.endswith("…"):  # a value of hundreds of digits, cut short in the message
+        assert refused.value.message.startswith(expected[:-1]) and len(refused.value.message) == 300
+    else:
+        assert refused.value.message == expected
+
+
+def test_values_as_mindcv_reads_them_are_kept(tmp_path):
+    """MindCV reads optimizer and interpolation names in any case and passes over a setting without a number;
+    MindSpore's crop scale starts at 0 and its centre crop pads: configs written for it keep working."""
+    path = tmp_path / "c.yaml"
+    path.write_text("opt: AdamW\ninterpolation: BICUBIC\nauto_augment: randaug-m9-inc\nscale: [0, 1]\ncrop_pct: 1.1\n")
+    config = resolve(path)
+    assert (config.opt, config.interpolation, config.scale, config.crop_pct) == ("adamw", "bicubic", [0.0, 1.0], 1.1)
+    assert config.auto_augment == "randaug-m9-inc"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_nan_and_infinite_flags_are_refused(value):
+    result = CliRunner().invoke(app, ["train", "-a", "folder", "-d", ".", "--lr", value])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"error: options: lr needs a finite number, got {float(value)!r}"]
+
+
+def test_more_pipeline_workers_than_cores_run_with_the_cores_there_are():
+    """MindSpore refuses more workers than cores: a run configured on a larger machine still evaluates here."""
+    import os
+
+    config = resolve(num_parallel_workers=os.cpu_count() + 1)
+    assert config.num_parallel_workers == os.cpu_count() + 1  # as written, for the larger machine
+    assert config.pipeline_workers == os.cpu_count()
+    assert resolve(num_parallel_workers=1).pipeline_workers == 1
+
+
+def test_yaml_aliases_are_refused_before_they_expand(tmp_path):
+    """A "billion laughs" file: nine levels of nine aliases would be 9**9 strings (GBs); it stops at the first alias."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    path = tmp_path / "laughs.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    assert len(path.read_bytes()) < 1000
+    with pytest.raises(UsageError) as refused:
+        resolve(path)
+    assert refused.value.message == f"{path}:2: YAML aliases (*name) are not allowed"
+    from conftest import bounded_cli
+
+    result = bounded_cli("train", "-c", str(path))  # under `ulimit -v 4000000`, as a user would run it
+    assert result.returncode == 2 and result.stderr == f"error: {path}:2: YAML aliases (*name) are not allowed\n"
+
+
+def test_a_config_file_that_is_not_utf8_or_too_deep_is_one_line(tmp_path):
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("lr: 0.1\nmodel: café\n".encode("latin-1"))
+    with pytest.raises(UsageError) as refused:
+        resolve(latin1)
+    assert (refused.value.message, refused.value.hint) == (f"{latin1}:2: not UTF-8 text", "save the file as UTF-8")
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("lr: " + "[" * 100_000 + "\n")
+    with pytest.raises(UsageError) as refused:
+        resolve(deep)
+    assert refused.value.message == f"{deep}: nested too deeply to read"
+
+
+def test_every_error_message_shows_a_long_value_cut_short(tmp_path):
+    """A value of a megabyte in a config file is quoted in a message of at most 300 characters, its start (the file
+    and key) and its end kept."""
+    path = tmp_path / "c.yaml"
+    path.write_text("model: x\nlr: [" + "1, " * 300_000 + "2]\n")
+    with pytest.raises(UsageError) as refused:
+        resolve(path)
+    message = refused.value.message
+    assert len(message) == 300 and message.startswith(f"{path}:2: lr needs a number, got [1, 1")
+    assert message.endswith("1, 1, 2]") and "…" in message
+    path.write_text("lr: '" + "9" * 1_000_000 + "x'\n")
+    result = CliRunner().invoke(app, ["train", "-c", str(path)])
+    assert result.exit_code == 2 and len(result.output.strip()) < 320
+    assert result.output.startswith(f"error: {path}:1: lr needs a number, got '999") and result.output.endswith("9x'\n")
+
+
+def test_a_value_holding_line_breaks_is_shown_on_one_line():
+    """Messages quote names from the user's files (a column, a tensor, a member), which may hold any character."""
+    from fgvctune.errors import DataError
+
+    error = DataError("labels.csv has no column 'a\nb\r\u2028c'", hint="name it\twith --label-column")
+    assert error.message == "labels.csv has no column 'a\\nb\\r\\u2028c'"
+    assert error.hint == "name it\\twith --label-column"
+    screenshot = "Screenshot 2026-12-05 at 10.00.00\u202fAM.png"  # macOS's narrow no-break space: printed as it is
+    assert DataError(f"missing file {screenshot}").message == f"missing file {screenshot}"

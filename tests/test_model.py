@@ -100,3 +100,12 @@ def test_the_seeded_dropout_is_the_one_that_runs():
     assert not np.allclose(first, second)
     network.set_train(False)
     np.testing.assert_array_equal(network(x).asnumpy(), network(x).asnumpy())
+
+
+@pytest.mark.parametrize("entry", ["[1, 2]", "{", "[" * 100_000, "x" * 10_000])
+def test_a_crafted_network_record_in_a_checkpoint_is_refused_in_one_line(entry):
+    from fgvctune.models import torchcompat
+
+    with pytest.raises(ModelError, match="entry is not readable") as caught:
+        torchcompat.read({torchcompat.RECORD: entry})
+    assert len(caught.value.message) < 200

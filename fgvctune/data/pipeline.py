@@ -77,7 +77,7 @@ def class_tree(dataset: Dataset, config: TrainConfig) -> Path:
         if config.downscale:
             from fgvctune.data.downscale import downscaled_tree, short_side
 
-            return downscaled_tree(out, short_side(config), config.num_parallel_workers)
+            return downscaled_tree(out, short_side(config), config.pipeline_workers)
     return out
 
 
@@ -105,13 +105,13 @@ def raw_dataset(
                 root=str(tree),
                 split=split,
                 shuffle=training,
-                num_parallel_workers=config.num_parallel_workers,
+                num_parallel_workers=config.pipeline_workers,
                 class_indexing=dataset.labels.folder_ids,
             )
         return ds.ImageFolderDataset(
             str(tree / split),
             sampler=sampler,
-            num_parallel_workers=config.num_parallel_workers,
+            num_parallel_workers=config.pipeline_workers,
             class_indexing=dataset.labels.folder_ids,
         )
     from fgvctune.data.containers import in_row_groups, reading_order
@@ -195,7 +195,7 @@ def loader(
         is_training=training,
         num_classes=len(dataset.labels),
         transform=transform,
-        num_parallel_workers=config.num_parallel_workers,
+        num_parallel_workers=config.pipeline_workers,
     )
     if training and config.mixup + config.cutmix > 0 and config.batch_size > 1:
         from mindcv.data.mixup import Mixup
@@ -213,7 +213,7 @@ def loader(
         batches = batches.map(
             operations=SeededPython(mix, seed),
             input_columns=["image", "label"],
-            num_parallel_workers=config.num_parallel_workers,
+            num_parallel_workers=config.pipeline_workers,
         )
     return batches
 

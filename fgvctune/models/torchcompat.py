@@ -32,8 +32,10 @@ def read(saved: dict) -> dict:
         return {}
     try:
         settings = json.loads(str(text))
-    except ValueError:
-        raise ModelError(f"the checkpoint's {RECORD} entry is not readable: {text!r}") from None
+    except (ValueError, RecursionError):
+        settings = None
+    if not isinstance(settings, dict):
+        raise ModelError(f"the checkpoint's {RECORD} entry is not readable: {str(text)[:100]!r}")
     unknown = sorted(set(settings) - set(KEYS))
     if unknown:
         raise ModelError(

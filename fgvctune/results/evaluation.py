@@ -150,7 +150,7 @@ def _score(model: Model, samples: list[Sample], batch_size: int = 0, tta: str = 
         is_training=False,
         transform=transform,
         num_classes=len(model.labels),
-        num_parallel_workers=c.num_parallel_workers,
+        num_parallel_workers=c.pipeline_workers,
     )
     logits, truth = metrics.predict(model.network, loader, batch_size, views=lambda x: views(x, tta, size))
     if len(truth) != len(samples):
