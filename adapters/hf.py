@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fgvctune import IMAGE_EXTENSIONS, Listing, Problem, Sample
+from fgvctune.config import parse_yaml
 from fgvctune.data.containers import Member
-from fgvctune.errors import DataError
+from fgvctune.errors import DataError, FgvctuneError
+from fgvctune.fileio import stays_below
 
 # HF's split aliases (datasets.data_files), each to the name fgvctune shows.
 ALIASES = {
@@ -80,8 +82,12 @@ class HfAdapter:
 
 def _listing(root: Path, splits: dict, classes, problems) -> Listing:
     names = list(splits)
+    # A Hub cache snapshot (<repo>/snapshots/<revision>) is links into <repo>/blobs: they may lead there.
+    repo = root.absolute().parent.parent
+    hub = root.absolute().parent.name == "snapshots" and (repo / "blobs").is_dir()
     return Listing(
         root=root,
+        links_root=repo if hub else None,
         splits=splits,
         classes=list(classes) if classes else None,
         problems=problems,
@@ -148,23 +154,48 @@ def _arrow_tables(root: Path) -> dict[str, list]:
     """save_to_disk: dataset_dict.json with a folder per split, or one split's folder (state.json)."""
     if (root / "dataset_dict.json").is_file():
         names = _json(root / "dataset_dict.json").get("splits") or []
-        folders = [(ALIASES.get(name.lower(), name), root / name) for name in names]
+        if not isinstance(names, list):
+            raise DataError(f"{root / 'dataset_dict.json'}: its splits are not a list of names")
+        folders = [(ALIASES.get(str(name).lower(), str(name)), _within(root, str(name), "dataset_dict.json"))
+                   for name in names]  # fmt: skip
     else:
         info = _json(root / "dataset_info.json")
-        name = next(iter(info.get("splits") or {"train": None}))
+        name = str(next(iter(info.get("splits") or {"train": None})))
         folders = [(ALIASES.get(name.lower(), name), root)]
     tables = {}
     for split, folder in folders:
         state = _json(folder / "state.json")
-        tables[split] = [(folder / f["filename"], "arrow") for f in state.get("_data_files", [])]
+        files = state.get("_data_files", [])
+        if not isinstance(files, list) or not all(isinstance(f, dict) and "filename" in f for f in files):
+            raise DataError(f"{folder / 'state.json'}: _data_files must list {{'filename': ...}} entries")
+        tables[split] = [(_within(folder, str(f["filename"]), "state.json"), "arrow") for f in files]
     return tables
+
+
+def _within(folder: Path, name: str, listed_in: str) -> Path:
+    """`folder / name`, refused when the name (from a JSON file of the dataset) leads out of the folder."""
+    if not stays_below(name):
+        raise DataError(f"{folder / listed_in} names {name!r}, which is not inside {folder}")
+    return folder / name
 
 
 def _json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path} ({exc})") from None
+    return _mapping(text, str(path))
+
+
+def _mapping(text: str | bytes, where: str) -> dict:
+    """A JSON object, or one line naming `where` (deep nesting included: json raises RecursionError there)."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise DataError(f"{where}: not valid JSON ({str(exc)[:80]})") from None
+    if not isinstance(value, dict):
+        raise DataError(f"{where}: expected a JSON object, found {type(value).__name__}")
+    return value
 
 
 # -- schema ---------------------------------------------------------------------------------------------------
@@ -182,10 +213,11 @@ def _schema(path: Path, kind: str):
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataError(f"{path} is not a readable {kind} file ({exc})") from None
     meta = (schema.metadata or {}).get(b"huggingface")
-    features = json.loads(meta).get("info", {}).get("features", {}) if meta else {}
+    info = _mapping(meta, f"{path}'s huggingface metadata").get("info") if meta else {}
+    features = info.get("features", {}) if isinstance(info, dict) else {}
     if not features and kind == "arrow":
         features = _json(path.parent / "dataset_info.json").get("features", {})
-    return schema, features
+    return schema, features if isinstance(features, dict) else {}
 
 
 def _columns(path: Path, schema, features: dict, image: str, label: str) -> tuple[str, str]:
@@ -241,12 +273,11 @@ def _readme_names(root: Path, label: str, subset: str) -> list[str] | None:
     readme = root / "README.md"
     if not readme.is_file():
         return None
-    import yaml
-
-    match = re.match(r"\ufeff?---\s*\n(.*?)\n---\s*(\n|$)", readme.read_text(encoding="utf-8"), re.S)
+    # The card only names classes: one that cannot be read (not UTF-8, not YAML, with aliases) is no card.
+    match = re.match(r"\ufeff?---\s*\n(.*?)\n---\s*(\n|$)", readme.read_text(encoding="utf-8", errors="replace"), re.S)
     try:
-        card = yaml.safe_load(match.group(1)) if match else None
-    except yaml.YAMLError:
+        card = parse_yaml(match.group(1), str(readme))[0] if match else None
+    except FgvctuneError:
         return None
     infos = card.get("dataset_info") if isinstance(card, dict) else None
     for info in infos if isinstance(infos, list) else [infos]:
@@ -334,17 +365,14 @@ def _imagefolder(root: Path, label_column: str) -> Listing:
 
 
 def _metadata_rows(path: Path) -> list[tuple[int, dict]]:
-    if path.suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
-            return [(i + 2, row) for i, row in enumerate(csv.DictReader(f))]
-    rows = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append((i, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{i}: not a JSON line ({exc.msg})") from None
-    return rows
+    try:
+        if path.suffix == ".csv":
+            with open(path, newline="", encoding="utf-8") as f:
+                return [(i + 2, row) for i, row in enumerate(csv.DictReader(f))]
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path} is not a readable metadata file ({exc})") from None
+    return [(i, _mapping(line, f"{path}:{i}")) for i, line in enumerate(lines, 1) if line.strip()]
 
 
 def _metadata_label(path: Path, columns: list[str]) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from fgvctune import Listing, Problem, Sample
 from fgvctune.data.containers import Member, read_member, tar_index
 from fgvctune.errors import DataError
+from fgvctune.fileio import stays_below
 from fgvctune_adapters.csv import stratified
 from fgvctune_adapters.hf import split_name
 
@@ -94,10 +95,18 @@ class WdsAdapter:
             if len(images) > 1:
                 problems.append(Problem(where, f"two images under one key ({', '.join(images)})"))
                 continue
+            if not stays_below(key):
+                problems.append(Problem(where, "the key leads out of the shard's folder (an absolute or ../ name)"))
+                continue
             if key_kind not in members:
                 problems.append(Problem(where, f"an image but no .{key_kind} label"))
                 continue
-            raw = read_member(Member(path, "tar", members[key_kind])).decode("utf-8", "replace").strip()
+            try:
+                raw = read_member(Member(path, "tar", members[key_kind]), named=False)
+            except DataError as exc:  # cut short, or over the size limit
+                problems.append(Problem(where, f".{key_kind}: {exc.message}"))
+                continue
+            raw = raw.decode("utf-8", "replace").strip()
             label = self._label(raw, key_kind, json_field, names, where, problems)
             if label is not None:
                 image = members[images[0]]

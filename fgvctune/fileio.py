@@ -1,13 +1,17 @@
-"""Atomic writes: a reader sees the old file or the new one, never half of one. And a lock for what several
-processes may build at once in the cache."""
+"""Atomic writes: a reader sees the old file or the new one, never half of one. A lock for what several
+processes may build at once in the cache. And the one rule for every path fgvctune writes or deletes under a
+folder the user named: it stays inside that folder (`inside`)."""
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import tempfile
-from contextlib import contextmanager
-from pathlib import Path
+from contextlib import contextmanager, suppress
+from pathlib import Path, PurePosixPath
+
+from fgvctune.errors import DataError
 
 
 def _umask() -> int:
@@ -40,6 +44,42 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+@contextmanager
+def written_as(path: Path):
+    """For writers that take only a file name (MindSpore's checkpoints and exports): a temporary name beside
+    `path`, unique to this process and ending as `path` does, which the block writes; then it is flushed to disk
+    and renamed to `path`, so a reader sees the old file or the new one. Removed if the block fails."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def stays_below(relative: str) -> bool:
+    """True for a relative path that cannot climb out of the folder it is joined to: not absolute, no `..` part,
+    not empty. (`.` and doubled slashes are harmless: tar writes `./train/...`.)"""
+    path = PurePosixPath(relative)
+    return bool(path.parts) and not path.is_absolute() and ".." not in path.parts and "\0" not in relative
+
+
+def inside(root: Path, relative: str) -> Path:
+    """`root / relative`, for a file fgvctune writes or deletes under the folder `root` the user named (a member's,
+    key's or class's path in a class tree, a manifest's entry). A DataError unless it stays inside `root`: the
+    name must not climb out (`stays_below`), nor may its folder resolve elsewhere through a symbolic link."""
+    path = Path(root) / relative
+    if not stays_below(relative):
+        raise DataError(f"{relative!r} is not a path inside {root}")
+    if not Path(os.path.realpath(path.parent)).is_relative_to(os.path.realpath(root)):
+        raise DataError(f"{relative!r} leads out of {root} through a symbolic link")
+    return path
+
+
 def cache_root(cache_dir: str = "") -> Path:
     """Where fgvctune keeps what it can remake (class trees, converted weights): `cache_dir`, else the user's cache."""
     if cache_dir:
@@ -60,3 +100,60 @@ def locked(path: Path):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class LockTaken(Exception):
+    """Another process holds the lock; `holder` is the note it wrote in the lock file (empty if not yet written)."""
+
+    def __init__(self, holder: str):
+        super().__init__(holder)
+        self.holder = holder
+
+
+@contextmanager
+def locked_or_taken(path: Path, note: str):
+    """Hold an exclusive lock on the file `path` while the block runs, writing `note` (who holds it) in it; never
+    wait: raise `LockTaken` at once when another process holds it (a second run in one folder).
+
+    The file exists only while held, removed before the lock is let go; one left by a process that died holds no
+    lock (the kernel drops it with the process) and is simply taken over.
+    """
+    path = Path(path)
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except FileNotFoundError:
+            continue  # its folder was removed as we opened it (a run that stopped there, leaving it empty)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode("utf-8", "replace").strip()
+            os.close(fd)
+            raise LockTaken(holder) from None
+        except OSError as exc:  # a file system without locks (NFS without its lock daemon): run, and say so
+            os.close(fd)
+            logging.getLogger("fgvctune").warning("cannot lock %s (%s): a second run there would not be stopped",
+                                                  path, exc.strerror)  # fmt: skip
+            try:
+                yield
+            finally:
+                with suppress(FileNotFoundError):
+                    os.unlink(path)
+            return
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder removed this file as we opened it: lock the one at `path` now
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, note.encode("utf-8"))
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        os.close(fd)

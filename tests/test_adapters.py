@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from PIL import Image
 from conftest import SAMPLE, make_csv, make_folder, write_image, zip_tree
 from fgvctune.data import registry
 from fgvctune.data.dataset import encoded_image, load_dataset
+from fgvctune.data.tree import convert
 from fgvctune.errors import DataError
 
 
@@ -318,3 +320,71 @@ def test_folder_archive_with_the_dataset_folder_around_the_tree(tmp_path):
     with pytest.raises(DataError) as refused:
         load_dataset("folder", empty)
     assert refused.value.message == f"{empty} holds no <split>/<class>/<image> files"
+
+
+def test_links_in_the_dataset_folder_are_followed_only_while_they_stay_inside(tmp_path):
+    """A CSV row, or a folder tree's file or class folder, that is a symbolic link: read when its target is in
+    the dataset folder, a problem naming it when the target is outside."""
+    decoy = write_image(tmp_path / "decoy" / "cat" / "keep.png", (1, 2, 3))
+    data = make_csv(tmp_path / "data", [("a.png", "cat", "train", (9, 9, 9)), ("b.png", "dog", "train", (5, 5, 5))])
+    (data / "same.png").symlink_to(data / "a.png")
+    (data / "out.png").symlink_to(decoy)
+    (data / "outdir").symlink_to(decoy.parent)
+    with open(data / "labels.csv", "a", encoding="utf-8") as f:
+        f.write("same.png,dog,train\nout.png,cat,train\noutdir/keep.png,cat,train\n")
+    dataset = load_dataset("csv", data, skip_bad=True)
+    assert [s.path.name for s in dataset.splits["train"]] == ["a.png", "b.png", "same.png"]
+    hint = "outside the dataset folder (set FGVCTUNE_FOLLOW_LINKS=1 to read it)"
+    assert [str(p) for p in dataset.problems] == [
+        f"{data / 'labels.csv'}:5: out.png is a link to {decoy}, {hint}",
+        f"{data / 'labels.csv'}:6: outdir/keep.png is a link to {decoy}, {hint}",
+    ]
+
+    tree = make_folder(tmp_path / "tree", per_class=1)
+    (tree / "train" / "cat" / "out.png").symlink_to(decoy)
+    (tree / "train" / "bird").symlink_to(decoy.parent)
+    with pytest.raises(DataError, match=r": train/(cat/out|bird/keep)\.png is a link to .*, outside the dataset"):
+        load_dataset("folder", tree)
+    dataset = load_dataset("folder", tree, skip_bad=True)
+    assert sorted(s.path.name for s in dataset.splits["train"]) == ["cat0.jpg", "dog0.jpg"]
+
+
+def test_links_out_of_the_dataset_are_followed_when_the_user_says_so(tmp_path, monkeypatch):
+    """A tree of links that `convert --mode symlink` made, read back: every file is a link to the original."""
+    source = make_folder(tmp_path / "source", per_class=1)
+    links = convert("folder", source, tmp_path / "links", mode="symlink").out
+    with pytest.raises(DataError, match="cat0.jpg, outside the dataset folder"):
+        load_dataset("folder", links)
+    monkeypatch.setenv("FGVCTUNE_FOLLOW_LINKS", "1")
+    dataset = load_dataset("folder", links)
+    assert sorted(s.path.name for s in dataset.splits["train"]) == ["cat0.jpg", "dog0.jpg"]
+
+
+def test_a_hub_snapshots_links_into_its_blobs_are_followed(tmp_path):
+    """The Hub's cache keeps each file once in <repo>/blobs and links to it from <repo>/snapshots/<revision>."""
+    repo = tmp_path / "hub" / "datasets--someone--pets"
+    snapshot = repo / "snapshots" / "0123abcd"
+    for split in ("train", "validation"):
+        for name, colour in (("cat", (200, 0, 0)), ("dog", (0, 0, 200))):
+            blob = write_image(repo / "blobs" / f"{split}-{name}", colour, fmt="PNG")
+            (snapshot / split / name).mkdir(parents=True, exist_ok=True)
+            (snapshot / split / name / "1.png").symlink_to(os.path.relpath(blob, snapshot / split / name))
+    (snapshot / "train" / "metadata.csv").write_text("file_name,label\ncat/1.png,cat\ndog/1.png,dog\n")
+    (snapshot / "validation" / "metadata.csv").write_text("file_name,label\ncat/1.png,cat\ndog/1.png,dog\n")
+    dataset = load_dataset("hf", snapshot)
+    assert {split: len(samples) for split, samples in dataset.splits.items()} == {"train": 2, "validation": 2}
+    outside = write_image(tmp_path / "secret.png")
+    (snapshot / "train" / "cat" / "2.png").symlink_to(outside)
+    with open(snapshot / "train" / "metadata.csv", "a") as f:
+        f.write("cat/2.png,cat\n")
+    with pytest.raises(DataError, match="2.png is a link to .*secret.png, outside the dataset folder"):
+        load_dataset("hf", snapshot)
+
+
+def test_folder_archive_with_a_member_of_no_name_reads_the_rest(tmp_path):
+    import zipfile
+
+    archive = zip_tree(make_folder(tmp_path / "tree", per_class=1), tmp_path / "tree.zip")
+    with zipfile.ZipFile(archive, "a") as z:
+        z.writestr(zipfile.ZipInfo(""), b"nameless")
+    assert sum(map(len, load_dataset("folder", archive).splits.values())) == 4

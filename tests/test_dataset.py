@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import os
+import resource
+from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_csv, make_folder, write_image, zip_tree
-from fgvctune.data.dataset import LabelMap, encoded_image, folder_name, load_dataset
+from conftest import header_bomb, make_csv, make_folder, write_image, zip_tree
+from fgvctune.data.dataset import LabelMap, Sample, decoded_image, encoded_image, folder_name, load_dataset
 from fgvctune.errors import DataError, UsageError
 
 
@@ -315,3 +318,78 @@ def test_label_map_file_errors(tmp_path):
             LabelMap.read(path)
         assert refused.value.message == f"{path}: ids must run 0..N-1 over the class names in sorted order"
     assert LabelMap.from_names(["b", "a", "b"]).to_csv() == "id,name,folder\n0,a,a\n1,b,b\n"
+
+
+def test_an_image_claiming_more_pixels_than_the_limit_is_a_problem_that_skip_bad_skips(tmp_path):
+    root = make_folder(tmp_path / "d")
+    bomb = header_bomb(root / "train" / "cat" / "bomb.png", 30000)  # 74 bytes claiming 900 megapixels
+    with pytest.raises(DataError) as caught:
+        load_dataset("folder", root)
+    message = caught.value.message  # cut in the middle when the paths are long
+    assert message.startswith(str(bomb)) and message.endswith("(if it is real, set FGVCTUNE_MAX_PIXELS=900000000)")
+    dataset = load_dataset("folder", root, skip_bad=True)
+    assert len(dataset.splits["train"]) == 6
+    assert f"{bomb} declares 30000x30000 pixels, over the limit of 200,000,000" in dataset.skipped_report()
+
+
+def test_the_pixel_limit_is_set_through_the_environment(tmp_path, monkeypatch):
+    root = make_folder(tmp_path / "d")  # 40x48 images: 1,920 pixels
+    monkeypatch.setenv("FGVCTUNE_MAX_PIXELS", "1000")
+    refused = [p for p in load_dataset("folder", root, strict=False).problems if "declares 40x48 pixels" in str(p)]
+    assert len(refused) == 12
+    assert str(refused[0]).endswith("over the limit of 1,000 (if it is real, set FGVCTUNE_MAX_PIXELS=1920)")
+    monkeypatch.setenv("FGVCTUNE_MAX_PIXELS", "1920")
+    assert load_dataset("folder", root).problems == []
+    monkeypatch.setenv("FGVCTUNE_MAX_PIXELS", "lots")
+    with pytest.raises(UsageError, match="FGVCTUNE_MAX_PIXELS='lots' is not a number of pixels"):
+        load_dataset("folder", root)
+
+
+def test_pictures_are_decoded_reduced_to_the_size_drawn_and_keep_the_crop(tmp_path):
+    image = Image.new("RGB", (800, 600), (220, 30, 30))
+    image.paste((30, 30, 220), (400, 0, 800, 600))  # the right half blue
+    image.save(tmp_path / "halves.jpg")
+    sample = Sample(tmp_path / "halves.jpg", "a", "here", box=(400, 0, 800, 600))
+    picture = decoded_image(sample, fit=100)
+    assert picture.size == (67, 100) and picture.mode == "RGB"
+    red, green, blue = np.asarray(picture).reshape(-1, 3).mean(axis=0)
+    assert blue > 180 and red < 60
+
+
+def test_a_picture_of_a_jpeg_claiming_11_gb_of_pixels_is_decoded_at_an_eighth(tmp_path, monkeypatch):
+    monkeypatch.setenv("FGVCTUNE_MAX_PIXELS", str(60000**2))  # allowed, to see what decoding it takes
+    bomb = header_bomb(tmp_path / "bomb.jpg", 60000)  # 60000x60000: 10.8 GB as RGB, 169 MB at an eighth
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    mapped = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (mapped + (1 << 30), hard))  # 1 GB more than this process holds now
+    try:
+        picture = decoded_image(Sample(bomb, "a", "here"), fit=300)
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    assert picture.size == (300, 300)
+
+
+def test_pils_own_pixel_guard_stays_in_place_and_an_image_past_it_is_one_line_and_no_warning(tmp_path, monkeypatch):
+    """open_image raises PIL's limit to fgvctune's when it is below, and never removes or lowers it: code that opens
+    images in the same process keeps PIL's decompression-bomb guard. An image past PIL's warning (225 megapixels)
+    or its error (900) is fgvctune's one-line DataError, with no DecompressionBombWarning on the way."""
+    import warnings
+
+    from fgvctune.data.dataset import open_image
+
+    good = write_image(tmp_path / "good.jpg")
+    between = header_bomb(tmp_path / "between.png", 15000)
+    beyond = header_bomb(tmp_path / "beyond.png", 30000)
+    for own, kept in ((89_478_485, 200_000_000), (10**9, 10**9)):  # PIL's default, a user's higher limit
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", own)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a warning fails the test
+            open_image(good).close()
+            for path, side in ((between, 15000), (beyond, 30000)):
+                with pytest.raises(DataError) as refused:
+                    open_image(path)
+                assert refused.value.message == (
+                    f"{path} declares {side}x{side} pixels, over the limit of 200,000,000 "
+                    f"(if it is real, set FGVCTUNE_MAX_PIXELS={side * side})"
+                )
+        assert Image.MAX_IMAGE_PIXELS == kept

@@ -11,12 +11,17 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import FAST, SAMPLE, fgvctune, plant_copies
+from conftest import FAST, SAMPLE, fgvctune, header_bomb, plant_copies
 from fgvctune.cli import app
 from fgvctune.data.dataset import load_dataset
-from fgvctune.data.duplicates import find_duplicates, popcount
+from fgvctune.data.duplicates import find_duplicates, fingerprint, popcount
 
 runner = CliRunner()
+
+
+def test_a_file_claiming_900_megapixels_has_no_fingerprint_and_is_not_decoded(tmp_path):
+    digest, dhash, thumbnails = fingerprint(header_bomb(tmp_path / "bomb.png", 30000))
+    assert len(digest) == 16 and dhash is None and thumbnails is None
 
 
 def test_popcount_counts_bits():

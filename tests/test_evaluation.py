@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import FAST, SAMPLE, checkpoint
+from conftest import FAST, SAMPLE, bounded_cli, checkpoint, header_bomb
 from fgvctune.cli import app
 from fgvctune.results import runfiles
 from fgvctune.results.evaluation import MISTAKES
@@ -118,6 +118,22 @@ def test_predict_images_and_folders(run, tmp_path):
     valid_png(tmp_path / "out" / "predictions.png")
     missing = runner.invoke(app, ["predict", str(run), str(tmp_path / "nothing.jpg")])
     assert missing.exit_code == 1 and "nothing.jpg does not exist" in missing.output
+
+
+def test_predict_on_a_tiny_jpeg_claiming_12000x12000_pixels_stays_within_4_gb(digits_run, tmp_path):
+    """The picture grid draws each image reduced while it decodes, not at the size its header claims."""
+    bomb = header_bomb(tmp_path / "bomb.jpg", 12000)
+    result = bounded_cli("predict", str(digits_run), str(bomb), "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "bomb.jpg" in result.stdout
+    valid_png(tmp_path / "out" / "predictions.png")
+
+
+def test_predict_refuses_an_image_claiming_more_pixels_than_the_limit_in_one_line(digits_run, tmp_path):
+    bomb = header_bomb(tmp_path / "bomb.png", 30000)
+    result = bounded_cli("predict", str(digits_run), str(bomb), "-o", str(tmp_path / "out"))
+    assert result.returncode == 1 and result.stderr.count("\n") <= 2, result.stderr[-3000:]
+    assert f"{bomb} declares 30000x30000 pixels" in result.stderr and "FGVCTUNE_MAX_PIXELS=" in result.stderr
 
 
 def test_layers_agrees_with_what_training_froze(frozen_run, base):

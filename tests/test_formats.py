@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import struct
 import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -432,3 +433,165 @@ def test_a_zip_made_on_a_mac_and_a_member_name_twice(forms, tmp_path):
     shutil.copy(shard, shard.with_name("test-000000.tar"))
     convert("wds", shard.parent, tmp_path / "tree", options={"label_key": "txt"})
     assert len(list((tmp_path / "tree" / "train" / "Cessna").iterdir())) == 4
+
+
+# -- hostile members: names that leave the folder, sizes that a header or a compressor hides ---------------------
+def tar_of(path: Path, members: list[tuple[str, bytes]], mode: str = "w") -> Path:
+    with tarfile.open(path, mode) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz", "tar"])
+def test_an_archive_member_over_the_size_limit_is_a_problem_read_no_further(tmp_path, monkeypatch, kind):
+    """A zip bomb: 32 MiB of zeros (a few dozen KB compressed) under a limit of 1 MiB. The member is one problem,
+    skippable, and reading it takes about the limit in memory, not the member's size."""
+    import tracemalloc
+
+    import fgvctune.data.containers as containers
+    from conftest import make_folder
+
+    tree = make_folder(tmp_path / "tree", per_class=1)
+    members = [(p.relative_to(tree).as_posix(), p.read_bytes()) for p in sorted(tree.rglob("*.jpg"))]
+    members.append(("train/cat/bomb.jpg", bytes(32 * 2**20)))
+    archive = tmp_path / f"tree.{kind}"
+    if kind == "zip":
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, data in members:
+                z.writestr(name, data)
+    else:
+        tar_of(archive, members, "w:gz" if kind == "tar.gz" else "w")
+    del members
+    monkeypatch.setattr(containers, "MEMBER_LIMIT", 2**20)
+    forget_readers()
+    over = "holds more than 1,048,576 bytes, the most fgvctune reads for one image"
+    problem = f"{archive.name}:train/cat/bomb.jpg: {over}"
+    with pytest.raises(DataError) as refused:
+        load_dataset("folder", archive)
+    assert refused.value.message == problem
+    tracemalloc.start()
+    try:
+        dataset = load_dataset("folder", archive, skip_bad=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [str(p) for p in dataset.problems] == [problem]
+    assert sum(map(len, dataset.splits.values())) == 4
+    assert peak < 8 * 2**20
+
+
+def test_webdataset_keys_that_leave_the_folder_and_oversized_members_are_problems(tmp_path, monkeypatch):
+    import fgvctune.data.containers as containers
+
+    image = (SAMPLE / "data" / "images").glob("*.jpg").__next__().read_bytes()
+    members = [("ok.jpg", image), ("ok.txt", b"cat"), ("../up.jpg", image), ("../up.txt", b"cat")]
+    members += [("/abs/x.jpg", image), ("/abs/x.txt", b"cat"), ("long.jpg", image), ("long.txt", b"c" * 2**20)]
+    members += [("big.jpg", bytes(2**20)), ("big.txt", b"cat")]
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    tar_of(shards / "train-000000.tar", members)
+    tar_of(shards / "val-000000.tar", members[:2])
+    monkeypatch.setattr(containers, "MEMBER_LIMIT", max(len(image), 1000))
+    dataset = load_dataset("wds", shards, options={"label_key": "txt"}, skip_bad=True)
+    over = f"holds more than {containers.MEMBER_LIMIT:,} bytes, the most fgvctune reads for one image"
+    assert sorted(map(str, dataset.problems)) == sorted(
+        [
+            "train-000000.tar:../up: the key leads out of the shard's folder (an absolute or ../ name)",
+            "train-000000.tar:/abs/x: the key leads out of the shard's folder (an absolute or ../ name)",
+            f"train-000000.tar:long: .txt: {over}",
+            f"train-000000.tar:big: {over}",
+        ]
+    )
+    assert [s.where for s in dataset.splits["train"]] == ["train-000000.tar:ok"]
+
+
+def test_info_on_a_zip_bomb_stays_within_4_gb_and_names_the_member(tmp_path):
+    """1 GiB of zeros in a zip of about a megabyte: `info` refuses the member by its size, reading none of it."""
+    from conftest import bounded_cli, write_image
+
+    tree = tmp_path / "tree"
+    for split in ("train", "val"):
+        write_image(tree / split / "cat" / "a.jpg")
+    archive = zip_tree(tree, tmp_path / "bomb.zip")
+    with zipfile.ZipFile(archive, "a", zipfile.ZIP_DEFLATED) as z, z.open("train/cat/bomb.jpg", "w") as member:
+        zeros = bytes(2**20)
+        for _ in range(1024):
+            member.write(zeros)
+    assert archive.stat().st_size < 2 * 2**20
+    result = bounded_cli("info", "-a", "folder", "-d", str(archive))
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert f"{archive.name}:train/cat/bomb.jpg: holds more than 268,435,456 bytes" in result.stdout
+
+
+def test_a_parquet_row_group_over_the_limit_is_a_problem_of_its_rows_decoded_never(tmp_path, monkeypatch):
+    """A row group is decoded whole: one whose image column claims more than GROUP_LIMIT bytes decoded (here 4 MiB
+    of zeros, a few KB compressed, under a limit of 1 MiB) is refused from its metadata; other row groups read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import fgvctune.data.containers as containers
+
+    image = next((SAMPLE / "data" / "images").glob("*.jpg")).read_bytes()
+    path = tmp_path / "bomb.parquet"
+    with pq.ParquetWriter(path, pa.schema([("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())]))]),
+                          compression="zstd") as writer:  # fmt: skip
+        for data in ([image, image], [bytes(2**21), bytes(2**21)]):
+            cells = [{"bytes": d, "path": None} for d in data]
+            writer.write_table(pa.table({"image": cells}, schema=writer.schema))
+    assert path.stat().st_size < 2**17 and pq.ParquetFile(path).num_row_groups == 2
+    monkeypatch.setattr(containers, "GROUP_LIMIT", 2**20)
+    forget_readers()
+    assert containers.read_member(Member(path, "parquet", "1", "image")) == image
+    with pytest.raises(DataError) as refused:
+        containers.read_member(Member(path, "parquet", "3", "image"))
+    assert refused.value.message.startswith(f"{path}:3: row group 1 holds ")
+    assert refused.value.message.endswith("bytes of 'image', more than the 1,048,576 fgvctune decodes at once "
+                                          "(write the file in smaller row groups)")  # fmt: skip
+    forget_readers()
+
+
+def _zip_claiming(path: Path, name: str, data: bytes, claimed: bytes, method=zipfile.ZIP_DEFLATED) -> Path:
+    """A zip whose member `name` holds `data` compressed while its headers claim `claimed` (its size and CRC)."""
+    with zipfile.ZipFile(path, "w", method) as z:
+        z.writestr(name, data)
+    raw = bytearray(path.read_bytes())
+    local, central = raw.find(b"PK\x03\x04"), raw.find(b"PK\x01\x02")
+    for crc_at in (local + 14, central + 16):  # CRC, compressed size, uncompressed size
+        compressed = int.from_bytes(raw[crc_at + 4 : crc_at + 8], "little")
+        raw[crc_at : crc_at + 12] = struct.pack("<III", zipfile.crc32(claimed), compressed, len(claimed))
+    path.write_bytes(raw)
+    return path
+
+
+def test_a_zip_member_that_inflates_past_its_header_costs_only_its_header(tmp_path):
+    """zipfile cuts a member to its header's size, but read() with no size inflates up to 2 GiB at once before
+    cutting: asked for the claimed size only, 64 MiB of zeros behind a header of 10 bytes cost about nothing."""
+    import tracemalloc
+
+    archive = _zip_claiming(tmp_path / "liar.zip", "a.jpg", bytes(64 * 2**20), bytes(10))
+    forget_readers()
+    tracemalloc.start()
+    try:
+        data = read_member_of(archive, "a.jpg")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert data == bytes(10) and peak < 8 * 2**20
+
+
+def test_a_bzip2_zip_member_is_refused_unread(tmp_path):
+    """zipfile inflates a bzip2 (or lzma) member's compressed bytes whole however few it is asked for: 100 bytes
+    of bzip2 can hold 50 MB, behind a header that claims 10."""
+    archive = _zip_claiming(tmp_path / "bz.zip", "a.jpg", bytes(2**20), bytes(10), zipfile.ZIP_BZIP2)
+    forget_readers()
+    with pytest.raises(DataError, match=r"bz.zip:a.jpg: compressed with bzip2 or lzma, which fgvctune does not read"):
+        read_member_of(archive, "a.jpg")
+
+
+def read_member_of(archive: Path, name: str) -> bytes:
+    from fgvctune.data.containers import read_member
+
+    return read_member(Member(archive, "zip", name))

@@ -259,3 +259,225 @@ def test_members_with_the_same_name_get_their_path_in_the_archive(tmp_path):
     convert("folder", archive, out)
     names = sorted(p.name for p in (out / "train" / "a").iterdir())
     assert names == ["a0.jpg", "a1.jpg", "a2.jpg", "tree.zip__train__a__x.png", "x.png"]
+
+
+# -- nothing written or removed outside the output folder ------------------------------------------------------
+def everything(root: Path) -> dict[str, bytes | str]:
+    """Every file and link under `root`, with its bytes or its target."""
+    return {
+        str(p): f"-> {os.readlink(p)}" if p.is_symlink() else p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_symlink() or p.is_file()
+    }
+
+
+def hostile_archive(tmp_path: Path, kind: str, member: str) -> Path:
+    """A class tree (classes cat and the temp root's top folder) in a .zip or .tar, plus `member`."""
+    import io
+    import tarfile
+    import zipfile
+
+    top = tmp_path.parts[1]  # "/tmp/NAME.jpg" has three parts: split "/", class "tmp", image NAME
+    tree = make_folder(tmp_path / "tree", classes=("cat", top), per_class=1)
+    data = (tree / "train" / "cat" / "cat0.jpg").read_bytes()
+    files = [(p.relative_to(tree).as_posix(), p.read_bytes()) for p in sorted(tree.rglob("*.jpg"))] + [(member, data)]
+    archive = tmp_path / f"tree.{kind}"
+    if kind == "zip":
+        with zipfile.ZipFile(archive, "w") as z:
+            for name, body in files:
+                z.writestr(zipfile.ZipInfo(name), body)  # ZipInfo keeps a leading / that z.write would drop
+    else:
+        with tarfile.open(archive, "w") as tar:
+            for name, body in files:
+                info = tarfile.TarInfo(name)
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
+    return archive
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+@pytest.mark.parametrize("member", ["/{top}/{unique}.jpg", "../{top}/{unique}.jpg", "train/../../decoy/x.jpg"])
+def test_archive_members_that_leave_the_tree_are_problems_and_written_nowhere(tmp_path, kind, member):
+    unique = f"fgvctune-test-{tmp_path.name}-{os.getpid()}"
+    member = member.format(top=tmp_path.parts[1], unique=unique)
+    archive = hostile_archive(tmp_path, kind, member)
+    write_image(tmp_path / "decoy" / "x.jpg")
+    before, out = everything(tmp_path), tmp_path / "out"
+    escaped = Path("/", tmp_path.parts[1], f"{unique}.jpg")
+    try:
+        with pytest.raises(DataError) as refused:
+            convert("folder", archive, out)
+        assert refused.value.message == f"{archive.name}:{member}: the member's name leads out of the archive's folder"
+        result = convert("folder", archive, out, skip_bad=True)
+        assert list(result.dataset.splits) == ["train", "val"]
+        assert (out / "skipped.txt").read_text() == f"{refused.value.message}\n"
+        assert not escaped.exists()
+    finally:
+        if escaped.is_file():  # written by a fgvctune that did not check
+            escaped.unlink()
+    after = {path: data for path, data in everything(tmp_path).items() if not Path(path).is_relative_to(out)}
+    assert after == before
+
+
+def test_info_lists_no_split_named_after_a_member_that_leaves_the_tree(tmp_path):
+    from typer.testing import CliRunner
+
+    from fgvctune.cli import app
+
+    archive = hostile_archive(tmp_path, "zip", f"/{tmp_path.parts[1]}/x.jpg")
+    result = CliRunner().invoke(app, ["info", "-a", "folder", "-d", str(archive)])
+    assert result.exit_code == 1  # the exit code of a dataset with problems
+    splits = [line.split(":")[0].strip() for line in result.output.splitlines() if " images, " in line]
+    assert splits == ["train (train)", "val (eval)"]
+    problem = f"tree.zip:/{tmp_path.parts[1]}/x.jpg: the member's name leads out of the archive's folder"
+    assert f"  {problem}\n" in result.output
+
+
+@pytest.mark.parametrize("split", ["..", ".", "../decoy", "a/b"])
+def test_a_split_that_is_not_one_folder_name_is_refused_before_anything_is_written(tmp_path, split):
+    data = make_csv(tmp_path / "data", [("a.png", "cat", "train", (1, 2, 3)), ("b.png", "cat", split, (4, 5, 6))])
+    (tmp_path / "decoy").mkdir()
+    before = everything(tmp_path)
+    with pytest.raises(DataError) as refused:
+        convert("csv", data, tmp_path / "out")
+    assert (refused.value.message, refused.value.hint) == (
+        f"split {split!r} cannot be a folder of the class tree",
+        "rename it in the annotations",
+    )
+    assert everything(tmp_path) == before and not (tmp_path / "out").exists()
+
+
+def planted_manifest(out: Path, files: dict, mode: str = "copy") -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"version": 1, "adapter": "folder", "mode": mode, "complete": True, "files": files}
+    (out / MANIFEST).write_text(json.dumps(record), encoding="utf-8")
+
+
+@pytest.mark.parametrize("mode", ["copy", "move"])
+@pytest.mark.parametrize(
+    "entry", ["../decoy/keep.jpg", "{decoy}/keep.jpg", "train/../../decoy/keep.jpg", "link/cat/keep.jpg"]
+)
+def test_a_manifest_naming_files_outside_its_folder_is_refused_before_anything_is_removed(tmp_path, entry, mode):
+    tree = make_folder(tmp_path / "tree", per_class=1)
+    decoy = tmp_path / "decoy"
+    write_image(decoy / "keep.jpg")
+    write_image(decoy / "cat" / "keep.jpg")
+    out = tmp_path / "out"
+    convert("folder", tree, out)
+    (out / "link").symlink_to(decoy)  # a folder in the output that leads elsewhere
+    entry = entry.format(decoy=decoy)
+    files = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"]
+    planted_manifest(out, {**files, entry: str(tree / "train" / "cat" / "gone.jpg")}, mode)
+    before = everything(tmp_path)
+    with pytest.raises(DataError) as refused:
+        convert("folder", tree, out)
+    assert refused.value.message.startswith(f"{out / MANIFEST}: ") and "\n" not in refused.value.message
+    assert refused.value.hint == "fgvctune did not write this manifest: remove it, or pass a new --out"
+    assert everything(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "record", [[], {"files": []}, {"mode": "copy", "files": {"a": 1}}, {"mode": "zip", "files": {}}]
+)
+def test_a_manifest_of_the_wrong_shape_is_named_as_damaged(tmp_path, record):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MANIFEST).write_text(json.dumps(record), encoding="utf-8")
+    with pytest.raises(DataError) as refused:
+        convert("folder", make_folder(tmp_path / "tree", per_class=1), out)
+    assert (refused.value.message, refused.value.hint) == (
+        f"{out / MANIFEST} is damaged",
+        "remove the output folder, or pass a new --out",
+    )
+
+
+def test_cleaning_up_never_enters_a_folder_linked_into_the_output(tmp_path):
+    tree = make_folder(tmp_path / "tree", per_class=1)
+    out = tmp_path / "out"
+    convert("folder", tree, out)
+    decoy = tmp_path / "decoy"
+    (decoy / "empty").mkdir(parents=True)
+    (decoy / "sub" / ".x.jpg.tmp-1").parent.mkdir()
+    (decoy / "sub" / ".x.jpg.tmp-1").write_bytes(b"mine")
+    (out / "link").symlink_to(decoy)
+    convert("folder", tree, out)
+    assert (decoy / "sub" / ".x.jpg.tmp-1").read_bytes() == b"mine" and (decoy / "empty").is_dir()
+
+
+def test_move_over_a_different_file_of_the_same_size_keeps_the_original(tmp_path):
+    """A file in the tree that is not the source's copy (edited, or planted) is never taken for it."""
+    tree = make_folder(tmp_path / "tree", per_class=1)
+    out = tmp_path / "out"
+    convert("folder", tree, out, mode="copy")
+    original = (tree / "train" / "cat" / "cat0.jpg").read_bytes()
+    (out / "train" / "cat" / "cat0.jpg").write_bytes(bytes(len(original)))
+    convert("folder", tree, out, mode="move")
+    assert (out / "train" / "cat" / "cat0.jpg").read_bytes() == original
+
+
+# -- an interrupted move finishes with the same command, whatever the adapter -----------------------------------
+def moving_dataset(tmp_path: Path, adapter: str) -> tuple[Path, Path]:
+    """Eight images to move (two splits, two classes, two each) and the folder they sit in."""
+    if adapter == "folder":
+        root = make_folder(tmp_path / "tree", per_class=2)
+        return root, root
+    rows = [
+        (f"img/{split}{label}{i}.png", label, split, (40 * i, 90, 9 * len(split)))
+        for split in ("train", "val")
+        for label in ("cat", "dog")
+        for i in range(2)
+    ]
+    root = make_csv(tmp_path / "data", rows)
+    return root, root / "img"
+
+
+@pytest.mark.parametrize("adapter", ["folder", "csv"])
+@pytest.mark.parametrize("moved", range(9))
+def test_interrupted_move_finishes_with_the_same_command(tmp_path, monkeypatch, adapter, moved):
+    """Killed after `moved` of the eight files went (0: after the journal, 8: before labels.csv), the same
+    command finishes the move: the tree a move that was never interrupted gives, nothing lost or left behind."""
+    root, images = moving_dataset(tmp_path, adapter)
+    originals = {p.name: p.read_bytes() for p in images.rglob("*.*")}
+    out = tmp_path / "out"
+
+    def killed(items, description, enabled):
+        yield from items[:moved]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tree_module, "_track", killed)
+    with pytest.raises(KeyboardInterrupt):
+        convert(adapter, root, out, mode="move")
+    monkeypatch.undo()
+    found = {p.name: p.read_bytes() for p in [*images.rglob("*"), *out.glob("*/*/*")] if p.is_file()}
+    assert {name: found.get(name) for name in originals} == originals  # nothing lost
+
+    result = convert(adapter, root, out, mode="move")
+    assert (result.placed, result.unchanged) == (8 - moved, moved)
+    assert {p.name: p.read_bytes() for p in out.glob("*/*/*")} == originals
+    assert not [p for p in images.rglob("*") if p.is_file()]
+    assert json.loads((out / MANIFEST).read_text(encoding="utf-8"))["complete"] is True
+    assert (out / "counts.csv").read_text() == "split,class,count\ntrain,cat,2\ntrain,dog,2\nval,cat,2\nval,dog,2\n"
+
+
+def test_a_move_that_copied_a_file_but_did_not_remove_its_source_is_finished(tmp_path, monkeypatch):
+    """Across file systems a move is a copy, then the source's removal: killed between the two, the rerun removes
+    the source and keeps the copy."""
+    root = make_folder(tmp_path / "tree", per_class=1)
+    out = tmp_path / "out"
+
+    def killed(items, description, enabled):
+        yield from items[:1]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tree_module, "_track", killed)
+    with pytest.raises(KeyboardInterrupt):
+        convert("folder", root, out, mode="move")
+    monkeypatch.undo()
+    files = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"]
+    dst, src = next((dst, src) for dst, src in files.items() if Path(src).exists())
+    original = Path(src).read_bytes()
+    (out / dst).parent.mkdir(parents=True, exist_ok=True)
+    (out / dst).write_bytes(original)  # copied, source not yet removed
+    convert("folder", root, out, mode="move")
+    assert not Path(src).exists() and (out / dst).read_bytes() == original
+    assert not [p for p in root.rglob("*") if p.is_file()]

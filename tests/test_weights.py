@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import FAST, SAMPLE
+from conftest import FAST, SAMPLE, bounded_cli
 from fgvctune.cli import app
 from fgvctune.errors import ModelError
 from fgvctune.models import runtime, weightmaps
@@ -245,6 +245,15 @@ def test_variants_not_converted_are_named_in_one_line(variant, tmp_path):
     assert inspected.exit_code == 0, inspected.output
     assert f"matches no MindCV model fgvctune converts: these {family} weights are {variant} (" in inspected.output
     assert f"fgvctune converts {instead})" in inspected.output
+
+
+def test_a_file_with_a_16_gib_expanded_tensor_beside_its_weights_converts_within_4_gb(tmp_path):
+    """Only the tensors the conversion uses are copied out of the file, once their shapes are checked."""
+    entries = timm_resnet((2, 2, 2, 2), bottleneck=False) + [("junk", (2**16, 2**16), "float32")]
+    path = write_torch_zip(tmp_path / "resnet18.pth", expanded(entries))
+    result = bounded_cli("weights", "import", str(path), "-o", str(tmp_path / "r.ckpt"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "r.ckpt").is_file()
 
 
 def test_resnet_blocks_with_attention_are_refused():

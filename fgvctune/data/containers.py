@@ -7,7 +7,8 @@ sample inside a shard behaves as a sample in a file does.
 Reading is random access with bounded memory: a Parquet reader keeps one row group of the image column decoded,
 an Arrow file is memory-mapped, a tar shard is read at its members' offsets (an index of them is built once per
 shard and process), a zip archive through its own directory. No shard is ever held whole, and nothing is
-extracted to disk.
+extracted to disk. A tar or zip member whose header claims more than MEMBER_LIMIT bytes, or a Parquet row group
+whose image column decodes to more than GROUP_LIMIT, is a problem of its members, read no further.
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ from pathlib import Path
 from fgvctune.errors import DataError
 
 KINDS = ("parquet", "arrow", "tar", "zip")
+# The most bytes one tar or zip member may hold: far above any real image (a 50-megapixel camera JPEG is about
+# 25 MB, a lossless 100-megapixel PNG 100 to 200 MB) and below what a few loader threads can hold at once. A
+# member over it (a zip bomb: 1 GiB of zeros compresses to a few MB) is a problem of that member, never read whole.
+MEMBER_LIMIT = 256 * 2**20
+# The most bytes one Parquet row group's image column may decode to (its column chunks' total_uncompressed_size):
+# a row group is decoded whole, so it must hold at least one image of MEMBER_LIMIT; four times that admits the
+# Hub's row groups of 100 images of up to 10 MB each, while one decode (Arrow's buffers and the bytes taken from
+# them) stays near 2 GiB. A row group over it (zeros compress a thousandfold) is a problem of each of its rows.
+GROUP_LIMIT = 4 * MEMBER_LIMIT
 WINDOW = 4  # Parquet row groups whose rows a training epoch shuffles together (see reading_order)
 # The first bytes of each image format fgvctune reads, for members whose name says nothing.
 MAGIC = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG", ".png"), (b"GIF8", ".gif"), (b"BM", ".bmp"), (b"II*\x00", ".tif"),
@@ -180,7 +190,8 @@ _groups: OrderedDict[tuple[Path, int, str], list] = OrderedDict()
 class ParquetReader:
     """Row access to one column of a Parquet file, a row group decoded at a time (the Hub writes image datasets
     in row groups of 100 rows); at most KEPT groups are held decoded across all shards. Training reads them in
-    that grain: see `reading_order`. A file written as one huge row group is decoded whole, once per visit."""
+    that grain: see `reading_order`. A row group is decoded whole, so one whose image column is over
+    GROUP_LIMIT bytes decoded (as its metadata says) is refused before decoding."""
 
     def __init__(self, path: Path):
         import pyarrow.parquet as pq
@@ -212,6 +223,7 @@ class ParquetReader:
             if cells is None:
                 import pyarrow as pa
 
+                self._check_group(group, member.column)
                 try:
                     cells = self.file.read_row_group(group, columns=[member.column]).column(0).to_pylist()
                 except (OSError, KeyError, pa.ArrowException) as exc:
@@ -221,6 +233,20 @@ class ParquetReader:
                     while len(_groups) > KEPT:
                         _groups.popitem(last=False)
         return _image_bytes(cells[row - self.starts[group]])
+
+    def _check_group(self, group: int, column: str) -> None:
+        """Refuses a row group whose column decodes to more than GROUP_LIMIT bytes, as its metadata says."""
+        chunks = self.file.metadata.row_group(group)
+        size = 0
+        for j in range(chunks.num_columns):
+            chunk = chunks.column(j)
+            if chunk.path_in_schema == column or chunk.path_in_schema.startswith(column + "."):  # {bytes, path}
+                size += chunk.total_uncompressed_size
+        if size > GROUP_LIMIT:
+            raise Unreadable(
+                f"row group {group} holds {size:,} bytes of {column!r}, more than the {GROUP_LIMIT:,} fgvctune "
+                "decodes at once (write the file in smaller row groups)"
+            )
 
     def close(self) -> None:
         self.file.close()
@@ -274,9 +300,10 @@ class TarReader:
         if self.compressed:
             with self.lock:
                 try:
-                    return self.file.extractfile(info).read()
-                except (OSError, tarfile.TarError, EOFError) as exc:
+                    return _read_limited(self.file.extractfile(info), info.size)
+                except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
                     raise Unreadable(f"unreadable ({exc})") from None
+        _check_size(info.size)
         data = os.pread(self.file.fileno(), info.size, info.offset_data)
         if len(data) != info.size:
             raise Unreadable(f"cut short: {self.path.name} ends before this member does")
@@ -297,7 +324,12 @@ class ZipReader:
     def read(self, member: Member) -> bytes:
         with self.lock:
             try:
-                return self.zip.read(member.key)
+                info = self.zip.getinfo(member.key)
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    # zipfile inflates a bzip2 or lzma member's compressed bytes whole, however few it is asked for
+                    raise Unreadable("compressed with bzip2 or lzma, which fgvctune does not read (use deflate)")
+                with self.zip.open(info) as stream:
+                    return _read_limited(stream, info.file_size)
             except KeyError:
                 raise Unreadable(f"no such member in {Path(self.zip.filename).name}") from None
             except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, zlib.error) as exc:
@@ -305,6 +337,20 @@ class ZipReader:
 
     def close(self) -> None:
         self.zip.close()
+
+
+def _check_size(size: int) -> None:
+    if size > MEMBER_LIMIT:
+        raise Unreadable(f"holds more than {MEMBER_LIMIT:,} bytes, the most fgvctune reads for one image")
+
+
+def _read_limited(stream, claimed: int) -> bytes:
+    """A member's bytes, refused unread when its header claims more than MEMBER_LIMIT. tarfile and zipfile never
+    return more than the header's size (zipfile then fails the CRC of a member that holds other bytes), so the
+    claim bounds the read; asking for exactly that many also bounds what zipfile inflates at a time (read()
+    with no size inflates up to 2 GiB at once before cutting it to the header's size)."""
+    _check_size(claimed)
+    return stream.read(claimed)
 
 
 def _plain_tar(path: Path) -> bool:

@@ -6,9 +6,12 @@ Everything else (validation, label ids, the class tree, the mappable source) is 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
+import threading
+import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -19,6 +22,14 @@ from fgvctune.errors import DataError, UsageError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 LABELS_FILE = "labels.csv"
+# An image whose header claims more pixels is refused before it is decoded (a few bytes can claim gigapixels).
+# 200 megapixels is above any camera's single frame (the largest, medium-format backs, take 150) and decodes to
+# 600 MB of RGB; the environment variable raises it for larger scans and panoramas.
+MAX_IMAGE_PIXELS = 200_000_000
+MAX_PIXELS_VARIABLE = "FGVCTUNE_MAX_PIXELS"
+# Set to 1, symbolic links in a dataset are followed wherever they lead (a tree of links made by `convert --mode
+# symlink`, a folder linked to another disk); by default only while they stay inside the dataset folder.
+FOLLOW_LINKS_VARIABLE = "FGVCTUNE_FOLLOW_LINKS"
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,9 @@ class Listing:
     default_splits: list[str] | None = None  # what `convert` writes when no split is named
     train_split: str | None = None
     eval_split: str | None = None
+    # Where symbolic links in the dataset may lead (default: root). A Hugging Face Hub snapshot's files are
+    # links into the repository's blobs/ folder, beside the snapshot.
+    links_root: Path | None = None
 
 
 def folder_name(label: str) -> str:
@@ -109,11 +123,20 @@ class LabelMap:
 
     @classmethod
     def read(cls, path: Path) -> LabelMap:
+        rewrite = "it is the run's; remake it with `fgvctune train` or restore it"
         try:
             with open(path, newline="", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f))
+                reader = csv.DictReader(f)
+                rows = list(reader)
         except OSError as exc:
             raise DataError(f"cannot read the label map {path}: {exc.strerror}") from None
+        except (UnicodeDecodeError, csv.Error):
+            raise DataError(f"{path}: not a label map (UTF-8 CSV text)", hint=rewrite) from None
+        if not {"id", "name"} <= set(reader.fieldnames or ()):
+            raise DataError(f"{path}:1: a label map's header is id,name,folder, got {reader.fieldnames}", hint=rewrite)
+        for line, row in enumerate(rows, start=2):
+            if not (row["id"] or "").isdecimal() or row["name"] is None:
+                raise DataError(f"{path}:{line}: expected a class id (0, 1, ...) and its name, got {row}", hint=rewrite)
         names = [row["name"] for row in sorted(rows, key=lambda r: int(r["id"]))]
         if [int(r["id"]) for r in rows] != list(range(len(rows))) or names != sorted(names):
             raise DataError(f"{path}: ids must run 0..N-1 over the class names in sorted order")
@@ -190,7 +213,10 @@ def load_dataset(
     which case bad samples are left out and listed in `Dataset.problems`. `relocated` maps a source
     path to where it lives now (files that an interrupted `convert --mode move` already moved).
     """
-    listing = open_adapter(adapter, data_dir, **(options or {})).read()
+    reader = open_adapter(adapter, data_dir, **(options or {}))
+    if relocated and hasattr(reader, "moved"):  # an adapter that lists by walking folders would miss them
+        reader.moved = frozenset(relocated)
+    listing = reader.read()
     train_name = train_split or listing.train_split
     eval_name = eval_split or listing.eval_split
     if roles:
@@ -212,7 +238,9 @@ def load_dataset(
     problems = list(listing.problems)
     kept: dict[str, list[Sample]] = {}
     for split in chosen:
-        good, found = _check_samples(listing.splits[split], listing.root, relocated or {}, check_images)
+        good, found = _check_samples(
+            listing.splits[split], listing.root, relocated or {}, check_images, listing.links_root
+        )
         kept[split] = good
         problems += found
 
@@ -264,21 +292,50 @@ def load_dataset(
     )
 
 
-def _inside(path: Path, root: Path) -> bool:
-    path, root = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(root))
+class _Within:
+    """Whether a sample's file is in the dataset folder: by its path, and once symbolic links are resolved (unless
+    FOLLOW_LINKS_VARIABLE=1), so that a link in the dataset is followed only while it stays in `links_root`.
+    Folders are resolved once each: a dataset of 100,000 files has a few hundred."""
+
+    def __init__(self, root: Path, links_root: Path | None):
+        self.root = root
+        self.plain = os.path.normpath(os.path.abspath(root))
+        self.real = os.path.realpath(links_root or root)
+        self.follow = os.environ.get(FOLLOW_LINKS_VARIABLE, "").strip() == "1"
+        self.folders: dict[str, str] = {}
+
+    def problem(self, file) -> str | None:
+        path = os.path.normpath(os.path.abspath(file))
+        if not _below(path, self.plain):
+            return f"path {file} escapes the dataset root {self.root}"
+        if self.follow:
+            return None
+        folder, name = os.path.split(path)
+        if folder not in self.folders:
+            self.folders[folder] = os.path.realpath(folder)
+        real = os.path.realpath(path) if os.path.islink(path) else os.path.join(self.folders[folder], name)
+        if not _below(real, self.real):
+            shown = os.path.relpath(path, self.plain)
+            return f"{shown} is a link to {real}, outside the dataset folder (set {FOLLOW_LINKS_VARIABLE}=1 to read it)"
+        return None
+
+
+def _below(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _check_samples(samples, root: Path, relocated, check_images: bool):
+def _check_samples(samples, root: Path, relocated, check_images: bool, links_root: Path | None = None):
     good, problems, seen = [], [], {}
     candidates = []
+    within = _Within(root, links_root)
     for s in samples:
         inside = isinstance(s.path, Member)
         here = s.path if inside else relocated.get(s.path, s.path)
         file = s.path.container if inside else s.path
         key = str(s.path) if inside else os.path.normpath(os.path.abspath(s.path))
-        if not _inside(file, root):
-            problems.append(Problem(s.where, f"path {file} escapes the dataset root {root}"))
+        outside = within.problem(file)
+        if outside:
+            problems.append(Problem(s.where, outside))
         elif key in seen:
             problems.append(Problem(s.where, f"duplicate entry for {s.path.name} (first at {seen[key]})"))
         elif not Path(file if inside else here).is_file():
@@ -302,7 +359,7 @@ def _check_samples(samples, root: Path, relocated, check_images: bool):
 def inspect_image(source: Path | Member) -> bool | str:
     """True if the image must be re-encoded as RGB before MindSpore decodes it, False if it is
     fine as it is, or a message saying why it cannot be read."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
         data = read_member(source, named=False) if isinstance(source, Member) else None
@@ -310,7 +367,7 @@ def inspect_image(source: Path | Member) -> bool | str:
         return exc.message
     path = source
     try:
-        with Image.open(_opened(source, data)) as im:
+        with open_image(source, data) as im:
             fmt, mode = im.format, im.mode
             im.verify()  # PNG: checks every chunk's CRC up to IEND
         if fmt == "JPEG":
@@ -323,8 +380,10 @@ def inspect_image(source: Path | Member) -> bool | str:
             if b"\xff\xd9" not in tail:
                 return f"truncated image {path} (no JPEG end marker)"
         elif fmt != "PNG":
-            with Image.open(_opened(source, data)) as im:
+            with open_image(source, data) as im:
                 im.load()
+    except DataError as exc:
+        return exc.message
     except UnidentifiedImageError:
         return f"{path} is not an image PIL can read"
     except (OSError, SyntaxError, ValueError) as exc:
@@ -334,21 +393,99 @@ def inspect_image(source: Path | Member) -> bool | str:
     return not (fmt in ("JPEG", "PNG") and mode in ("RGB", "L"))
 
 
-def _opened(source: Path | Member, data: bytes | None = None):
-    """What PIL opens: the file, or a container member's bytes."""
-    if isinstance(source, Member):
-        return io.BytesIO(source.read_bytes() if data is None else data)
-    return source
+def max_image_pixels() -> int:
+    """The most pixels an image's header may claim: MAX_IMAGE_PIXELS, or the environment's MAX_PIXELS_VARIABLE."""
+    value = os.environ.get(MAX_PIXELS_VARIABLE, "").strip()
+    if not value:
+        return MAX_IMAGE_PIXELS
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = 0
+    if limit <= 0:
+        raise UsageError(f"{MAX_PIXELS_VARIABLE}={value!r} is not a number of pixels", hint="e.g. 400000000")
+    return limit
 
 
-def encoded_image(sample: Sample, path: Path | None = None) -> bytes:
-    """The encoded bytes training sees for a sample: the file itself, or a cropped/RGB re-encoding."""
-    path = path or sample.path
-    if not sample.transformed:
-        return path.read_bytes() if isinstance(path, Member) else Path(path).read_bytes()
+def open_image(source: Path | Member | io.BytesIO, data: bytes | None = None):
+    """An image opened by PIL (its header read, no pixels decoded yet) from a file, a container member, or
+    `data`, the bytes of either already read. DataError, naming the image, when its header claims more pixels
+    than `max_image_pixels()`: a few bytes can claim gigapixels that decoding would allocate."""
     from PIL import Image
 
-    with Image.open(_opened(path)) as im:
+    limit = max_image_pixels()
+    # PIL's own guard (a warning past Image.MAX_IMAGE_PIXELS, an error past twice it) stays for the whole process:
+    # raised to fgvctune's limit if below it, never lowered or removed. Past fgvctune's limit PIL's error or
+    # warning would be a traceback or a stray line naming no file: fgvctune says it instead, in one line.
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limit:
+        Image.MAX_IMAGE_PIXELS = limit
+    if data is not None:
+        file = io.BytesIO(data)
+    elif isinstance(source, Member):
+        file = io.BytesIO(source.read_bytes())
+    else:
+        file = source
+    name = source if isinstance(source, (str, os.PathLike, Member)) else "an image"
+    try:
+        with _pil_warnings, warnings.catch_warnings():  # (catch_warnings changes the process's filters)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(file)
+    except Image.DecompressionBombError:
+        width, height = _declared_size(file)
+        raise DataError(_over_limit(name, width, height, limit)) from None
+    width, height = im.size
+    if width * height > limit:
+        im.close()
+        raise DataError(_over_limit(name, width, height, limit))
+    return im
+
+
+_pil_warnings = threading.Lock()  # open_image's warning filter, one thread at a time
+
+
+def _over_limit(name, width: int, height: int, limit: int) -> str:
+    return (
+        f"{name} declares {width}x{height} pixels, over the limit of {limit:,} "
+        f"(if it is real, set {MAX_PIXELS_VARIABLE}={width * height})"
+    )
+
+
+def _declared_size(file) -> tuple[int, int]:
+    """The size an image's header declares, read by the PIL format plugin that accepts it, without the pixel
+    check of Image.open (which refused it, saying only the product)."""
+    from PIL import Image
+
+    with open(file, "rb") if isinstance(file, (str, os.PathLike)) else contextlib.nullcontext(file) as f:
+        f.seek(0)
+        prefix = f.read(16)
+        for fmt in Image.ID:
+            factory, accept = Image.OPEN[fmt]
+            accepted = accept is None or accept(prefix)
+            if accepted and not isinstance(accepted, str):  # (a str is PIL's warning that it nearly accepts)
+                f.seek(0)
+                try:
+                    return factory(f, "").size
+                except Exception:  # not this format after all: PIL's own loop goes on to the next one too
+                    continue
+    return (0, 0)
+
+
+def decoded_image(sample: Sample, path: Path | Member | None = None, fit: int | None = None):
+    """The RGB image training sees for a sample: cropped to its box, its banner trimmed, transparency on white.
+
+    With `fit`, no larger than `fit` pixels a side, and reduced while decoding where the format allows (a JPEG
+    decodes at 1/2, 1/4 or 1/8 of its size in PIL's draft mode): a picture costs what it shows, not what the
+    file's header claims."""
+    from PIL import Image
+
+    with open_image(path or sample.path) as im:
+        full_width, full_height = im.size
+        left, upper, right, lower = sample.box or (0, 0, full_width, full_height)
+        lower = min(lower, full_height - sample.trim_bottom)
+        if fit:
+            shrink = fit / max(1, right - left, lower - upper)  # so that the part kept is still `fit` a side
+            if shrink < 1:
+                im.draft(None, (max(1, int(full_width * shrink)), max(1, int(full_height * shrink))))
         im.load()
         if im.mode == "I" or im.mode.startswith("I;16"):
             im = im.point(lambda v: v / 256).convert("L")  # 16-bit greys: PIL's own convert clips them to white
@@ -359,10 +496,21 @@ def encoded_image(sample: Sample, path: Path | None = None) -> bytes:
             im = flat
         else:
             im = im.convert("RGB")
+    scale = im.width / full_width  # below 1 when decoded in draft mode
     width, height = im.size
-    left, upper, right, lower = sample.box or (0, 0, width, height)
-    lower = min(lower, height - sample.trim_bottom)
+    left, upper, right, lower = (round(v * scale) for v in (left, upper, right, lower))
     im = im.crop((max(0, left), max(0, upper), min(right, width), max(lower, upper + 1)))
+    if fit:
+        im.thumbnail((fit, fit))
+    return im
+
+
+def encoded_image(sample: Sample, path: Path | None = None) -> bytes:
+    """The encoded bytes training sees for a sample: the file itself, or a cropped/RGB re-encoding."""
+    path = path or sample.path
+    if not sample.transformed:
+        return path.read_bytes() if isinstance(path, Member) else Path(path).read_bytes()
+    im = decoded_image(sample, path)
     buf = io.BytesIO()
     if transformed_suffix(sample) == ".png":
         im.save(buf, format="PNG")

@@ -108,15 +108,16 @@ def _kinds(pairs) -> str:
 def fingerprint(path: Path) -> tuple[bytes, int | None, np.ndarray | None]:
     """(BLAKE2 digest of the bytes, 64-bit dHash, SIDExSIDE RGB thumbnails of each of CROPS); None, None if the
     file cannot be decoded as an image."""
-    import io
-
     from PIL import Image
+
+    from fgvctune.data.dataset import open_image
+    from fgvctune.errors import DataError
 
     data = path.read_bytes() if isinstance(path, Member) else Path(path).read_bytes()
     digest = hashlib.blake2b(data, digest_size=16).digest()
     smooth = Image.Resampling.BILINEAR  # interpolates when it enlarges a small image, averages when it shrinks
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with open_image(path, data) as im:
             im.draft("RGB", (128, 128))  # JPEG: decode at 1/2..1/8 scale, several times faster
             rgb = im.convert("RGB")
         if min(rgb.size) > 4 * SIDE:  # a fast area average first, to 4 times the thumbnail, edges kept in place
@@ -134,7 +135,7 @@ def fingerprint(path: Path) -> tuple[bytes, int | None, np.ndarray | None]:
                 ]
             )
         )
-    except (OSError, ValueError):
+    except (OSError, ValueError, DataError):
         return digest, None, None
     bits = (grey[:, 1:] > grey[:, :-1]).flatten()
     return digest, int(np.packbits(bits).view(">u8")[0]), views

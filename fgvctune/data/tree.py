@@ -2,12 +2,15 @@
 
 Every file lands through a temporary name and an atomic rename, and a manifest written before any
 file is placed records where each one comes from, so a rerun completes an interrupted conversion
-(for `move` too: files already moved are found in the tree and never lost).
+(for `move` too: files already moved are found in the tree and never lost). Every path written or removed
+goes through `fileio.inside`: nothing lands or goes outside the output folder, whatever the data or an old
+manifest says.
 """
 
 from __future__ import annotations
 
 import errno
+import filecmp
 import json
 import os
 import shutil
@@ -25,7 +28,7 @@ from fgvctune.data.dataset import (
     transformed_suffix,
 )
 from fgvctune.errors import DataError, UsageError
-from fgvctune.fileio import atomic_write_bytes, atomic_write_text
+from fgvctune.fileio import atomic_write_bytes, atomic_write_text, inside, stays_below
 
 MODES = ("hardlink", "symlink", "copy", "move")
 MANIFEST = ".fgvctune-tree.json"
@@ -70,11 +73,15 @@ def convert(
         )
     previous = manifest["files"] if manifest else {}
     moved_before = manifest is not None and manifest["mode"] == "move"
-    # Files an earlier `move` already placed are read from the tree, where they now live.
-    relocated = {Path(src): out / dst for dst, src in previous.items() if (out / dst).is_file()} if moved_before else {}
+    # Files an earlier `move` already placed are read from the tree, where they now live. (One still at its source
+    # too was copied across file systems and not yet removed there: it is moved again, which removes it.)
+    relocated = {
+        Path(src): out / dst for dst, src in previous.items() if (out / dst).is_file() and not os.path.lexists(src)
+    }
+    relocated = relocated if moved_before else {}
     if dataset is None:
         dataset = load_dataset(adapter, data_dir, splits, options, skip_bad=skip_bad, relocated=relocated)
-    plan = _plan(dataset)
+    plan = _plan(dataset, out)
 
     stale = sorted(set(previous) - set(plan))
     if stale and moved_before:
@@ -107,16 +114,24 @@ def convert(
     return ConvertResult(out=out, dataset=dataset, placed=placed, unchanged=unchanged)
 
 
-def _plan(dataset: Dataset) -> dict[str, object]:
-    """Relative destination -> sample, with unique file names inside each class folder."""
-    plan = {}
+def _plan(dataset: Dataset, out: Path) -> dict[str, object]:
+    """Relative destination -> sample, with unique file names inside each class folder; every destination inside
+    `out` (checked here, before anything is written)."""
+    plan, checked = {}, set()
     for split, samples in dataset.splits.items():
+        if not stays_below(split) or "/" in split:  # one folder name, inside the tree
+            raise DataError(
+                f"split {split!r} cannot be a folder of the class tree", hint="rename it in the annotations"
+            )
         for sample in samples:
             folder = f"{split}/{folder_name(sample.label)}"
             name = sample.path.stem + transformed_suffix(sample)
             if f"{folder}/{name}" in plan:  # same file name from two source folders (or shards)
                 name = _flat_name(sample.path, dataset.root, transformed_suffix(sample))
             plan[f"{folder}/{name}"] = sample
+            if folder not in checked:  # once per class folder (file names have no /): it may be a link elsewhere
+                inside(out, f"{folder}/{name}")
+                checked.add(folder)
     return plan
 
 
@@ -163,7 +178,7 @@ def _move(source: Path, dst: Path) -> bool:
         return False  # moved by an earlier run
     if dst.is_file() and source.exists() and os.path.samefile(source, dst):
         return False
-    if dst.is_file() and source.exists() and dst.stat().st_size == source.stat().st_size:
+    if dst.is_file() and source.exists() and filecmp.cmp(source, dst, shallow=False):
         source.unlink()  # an earlier run copied across file systems and stopped before removing the source
         return True
     try:
@@ -199,26 +214,54 @@ def _via_temp(dst: Path, make) -> None:
 
 
 def _remove_leftovers(out: Path, stale: list[str]) -> None:
-    """Drop files an earlier run placed that this plan does not keep, and temporaries of killed runs."""
+    """Drop files an earlier run placed that this plan does not keep, and temporaries of killed runs; never
+    anything outside `out` (a manifest's entries are checked when it is read; a folder linked in is not entered)."""
     for rel in stale:
-        path = out / rel
+        path = inside(out, rel)
         if path.is_file() or path.is_symlink():
             path.unlink()
-    for tmp in out.glob("*/*/.*.tmp*"):
+    for tmp in _in_tree(out, out.glob("*/*/.*.tmp*")):
         tmp.unlink()
-    for folder in sorted(out.glob("*/*"), reverse=True):
-        if folder.is_dir() and not any(folder.iterdir()):
+    for folder in sorted(_in_tree(out, out.glob("*/*")), reverse=True):
+        if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
             folder.rmdir()
+
+
+def _in_tree(out: Path, paths) -> list[Path]:
+    """Those of `paths`, found by a glob under `out`, that really are inside it (a glob follows linked folders)."""
+    kept = []
+    for path in paths:
+        try:
+            kept.append(inside(out, path.relative_to(out).as_posix()))
+        except DataError:
+            pass
+    return kept
 
 
 def _read_manifest(out: Path) -> dict | None:
     path = out / MANIFEST
     if not path.is_file():
         return None
+    damaged = DataError(f"{path} is damaged", hint="remove the output folder, or pass a new --out")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise DataError(f"{path} is damaged", hint="remove the output folder, or pass a new --out") from None
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise damaged from None
+    if not isinstance(record, dict) or record.get("mode") not in MODES or not isinstance(record.get("files"), dict):
+        raise damaged
+    files = record["files"]
+    if not all(isinstance(source, str) for source in files.values()):
+        raise damaged
+    # Its entries are removed or read back later: one outside the folder refuses the whole manifest, up front.
+    for dst in files:
+        try:
+            inside(out, dst)
+        except DataError as exc:
+            raise DataError(
+                f"{path}: {exc.message}",
+                hint="fgvctune did not write this manifest: remove it, or pass a new --out",
+            ) from None
+    return record
 
 
 def _write_manifest(out: Path, adapter: str, mode: str, files: dict, complete: bool) -> None:

@@ -14,9 +14,12 @@ from __future__ import annotations
 import codecs
 import io
 import json
+import math
+import os
 import pickle
 import struct
 import zipfile
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +70,8 @@ _SAFETENSORS_DTYPES = {
     "BOOL": np.bool_,
 }
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+# The largest data.pkl read: a state dict's pickle holds names and shapes, a few MB for the largest models.
+PICKLE_LIMIT = 64 * 2**20
 
 
 @dataclass
@@ -129,6 +134,8 @@ def _read_safetensors(path: Path) -> WeightFile:
         header = json.loads(data[8 : 8 + size])
         if not isinstance(header, dict):
             raise ValueError("its header is not a JSON object")
+    except RecursionError:  # json's parser recurses once per nested bracket
+        raise ModelError(f"{path} is not a readable safetensors file (its header is nested too deeply)") from None
     except (struct.error, ValueError, UnicodeDecodeError) as exc:
         raise ModelError(f"{path} is not a readable safetensors file ({exc})") from None
     body = memoryview(data)[8 + size :]
@@ -136,15 +143,17 @@ def _read_safetensors(path: Path) -> WeightFile:
     tensors, stored = {}, {}
     # safetensors orders the header by name; the data offsets keep the order the tensors were written in.
     for name, info in sorted(header.items(), key=lambda item: _offsets(path, item)[0]):
-        dtype = _SAFETENSORS_DTYPES.get(info.get("dtype"))
+        stated = info.get("dtype")
+        dtype = _SAFETENSORS_DTYPES.get(stated) if isinstance(stated, str) else None
         if dtype is None:
-            raise ModelError(f"{path}: tensor {name} has dtype {info.get('dtype')}, which fgvctune cannot read")
+            raise ModelError(f"{path}: tensor {name!r} has dtype {stated!r}, which fgvctune cannot read")
         begin, end = _offsets(path, (name, info))
-        shape = tuple(int(n) for n in info.get("shape", ()))
-        count = int(np.prod(shape, dtype=np.int64))
-        itemsize = 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
-        if end > len(body) or end - begin != count * itemsize or min(shape, default=0) < 0:
-            raise ModelError(f"{path}: tensor {name} does not fit its bytes (the file is damaged or truncated)")
+        shape = info.get("shape", [])
+        if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+            raise ModelError(f"{path}: tensor {name!r} has shape {shape!r}, not a list of sizes (the file is damaged)")
+        count = math.prod(shape)  # Python's integers: a claimed 2**62 elements does not wrap around
+        if end > len(body) or end - begin != count * _itemsize(dtype):
+            raise ModelError(f"{path}: tensor {name!r} does not fit its bytes (the file is damaged or truncated)")
         tensors[name] = _as_array(body[begin:end], dtype).reshape(shape)
         stored[name] = _dtype_name(dtype)
     return _from_checkpoint(path, "safetensors", tensors, stored)
@@ -155,9 +164,9 @@ def _offsets(path: Path, item) -> tuple[int, int]:
     try:
         begin, end = (int(n) for n in info["data_offsets"])
     except (KeyError, TypeError, ValueError):
-        raise ModelError(f"{path}: tensor {name} has no valid data_offsets (not a safetensors file)") from None
+        raise ModelError(f"{path}: tensor {name!r} has no valid data_offsets (not a safetensors file)") from None
     if not 0 <= begin <= end:
-        raise ModelError(f"{path}: tensor {name} has invalid data_offsets {begin}, {end}")
+        raise ModelError(f"{path}: tensor {name!r} has invalid data_offsets {begin}, {end}")
     return begin, end
 
 
@@ -196,6 +205,9 @@ class _TensorRef:
     stride: tuple
 
     def materialise(self, path: Path) -> np.ndarray:
+        """The tensor as a read-only view of its storage: nothing is copied, so a view that repeats one element
+        (an expanded tensor, stride 0) costs no memory however large its shape; those who need the values
+        copy them (weights._fit, for the tensors a conversion uses, once their shapes are checked)."""
         data = self.storage.data
         size, stride, offset = tuple(self.size), tuple(self.stride), self.offset
         ok = (
@@ -210,10 +222,12 @@ class _TensorRef:
             raise ModelError(f"{path}: a tensor's view lies outside its storage (the file is damaged)")
         if not all(size):
             return np.zeros(size, data.dtype)
-        view = np.lib.stride_tricks.as_strided(
-            data[offset:], shape=size, strides=[s * data.itemsize for s in stride], writeable=False
-        )
-        return np.array(view)
+        try:
+            return np.lib.stride_tricks.as_strided(
+                data[offset:], shape=size, strides=[s * data.itemsize for s in stride], writeable=False
+            )
+        except ValueError:  # numpy's "array is too big": more elements than an address space holds
+            raise ModelError(f"{path}: a tensor of shape {size} is too large to exist (the file is damaged)") from None
 
 
 class _Record:
@@ -323,33 +337,67 @@ def _itemsize(dtype) -> int:
 
 def _read_zip(path: Path):
     try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
-        raise ModelError(f"{path} is not a readable PyTorch file ({exc})") from None
-    with archive:
-        pickles = [n for n in archive.namelist() if n.endswith("data.pkl") and n.count("/") == 1]
-        if len(pickles) != 1:
-            raise ModelError(f"{path} is a zip file but not one torch.save wrote (no data.pkl)")
-        root = pickles[0].rsplit("/", 1)[0]
-        names = set(archive.namelist())
-        order = f"{root}/byteorder"
-        byteorder = archive.read(order).decode().strip() if order in names else "little"
-        storages: dict[str, _Storage] = {}
+        with zipfile.ZipFile(path) as archive:
+            return _read_archive(path, archive)
+    except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path} is not a readable PyTorch file ({exc})") from None  # a damaged zip, in one line
 
-        def storage(pid):
-            dtype, key, numel = _storage_key(pid)
-            if key not in storages:
-                member = f"{root}/data/{key}"
-                if member not in names:
-                    raise pickle.UnpicklingError(f"storage {key} is missing from the archive")
-                raw = archive.read(member)
-                if len(raw) < numel * _itemsize(dtype):
-                    raise pickle.UnpicklingError(f"storage {key} is shorter than its {numel} elements")
-                data = _as_array(raw[: numel * _itemsize(dtype)], dtype, byteorder)
-                storages[key] = _Storage(key, dtype, numel, data)
-            return storages[key]
 
-        return _unpickle(path, io.BytesIO(archive.read(pickles[0])), storage)
+def _read_archive(path: Path, archive: zipfile.ZipFile):
+    """The state dict in a torch zip file: data.pkl, its storages read as the pickle asks for them."""
+    pickles = [n for n in archive.namelist() if n.endswith("data.pkl") and n.count("/") == 1]
+    if len(pickles) != 1:
+        raise ModelError(f"{path} is a zip file but not one torch.save wrote (no data.pkl)")
+    root = pickles[0].rsplit("/", 1)[0]
+    names = set(archive.namelist())
+    order = f"{root}/byteorder"
+    byteorder = _member(path, archive, order, 16).decode().strip() if order in names else "little"
+    storages: dict[str, _Storage] = {}
+    # torch.save writes each storage once, in a member of its own: together they hold at most the file's bytes.
+    # More means members that overlap (each one's bytes containing the next's), which would multiply memory.
+    room = [path.stat().st_size]
+
+    def storage(pid):
+        dtype, key, numel = _storage_key(pid)
+        if key not in storages:
+            member = f"{root}/data/{key}"
+            if member not in names:
+                raise pickle.UnpicklingError(f"storage {key!r} is missing from the archive")
+            _stored(path, archive, member, f"storage {key}")
+            size = numel * _itemsize(dtype)  # what the tensors can use, whatever the member holds
+            room[0] -= size
+            if room[0] < 0:
+                raise ModelError(f"{path}: its storages claim more bytes than the file has (the file is damaged)")
+            with archive.open(member) as f:
+                raw = f.read(size)
+            if len(raw) < size:
+                raise pickle.UnpicklingError(f"storage {key!r} is shorter than its {numel} elements")
+            storages[key] = _Storage(key, dtype, numel, _as_array(raw, dtype, byteorder))
+        return storages[key]
+
+    info = archive.getinfo(pickles[0])
+    if info.file_size > PICKLE_LIMIT:
+        raise ModelError(f"{path}: its data.pkl holds {info.file_size:,} bytes, more than a state dict's pickle does")
+    return _unpickle(path, io.BytesIO(_member(path, archive, pickles[0], PICKLE_LIMIT)), storage)
+
+
+def _member(path: Path, archive: zipfile.ZipFile, name: str, size: int) -> bytes:
+    """At most `size` bytes of a member, which must be stored uncompressed."""
+    _stored(path, archive, name)
+    with archive.open(name) as f:
+        return f.read(size)
+
+
+def _stored(path: Path, archive: zipfile.ZipFile, name: str, what: str = "") -> None:
+    """Refuses a member that is not stored uncompressed, as torch.save stores every member: a stored member's
+    bytes are bytes of the file, while a compressed one can inflate a thousandfold (and zipfile inflates a
+    bzip2 or lzma member whole, however few bytes are asked for)."""
+    if archive.getinfo(name).compress_type != zipfile.ZIP_STORED:
+        what = what or name.rsplit("/", 1)[-1]
+        raise ModelError(
+            f"{path} is not as torch.save writes it: its {what} is compressed",
+            hint="save it again with torch.save, which stores every member uncompressed",
+        )
 
 
 def _read_legacy(path: Path):
@@ -374,11 +422,13 @@ def _read_legacy(path: Path):
         for key in keys if isinstance(keys, list) else []:
             item = storages.get(str(key))
             if item is None:
-                raise ModelError(f"{path}: storage {key} is listed but never used (the file is damaged)")
-            (numel,) = struct.unpack("<q" if little else ">q", f.read(8))
-            raw = f.read(numel * _itemsize(item.dtype))
-            if numel != item.numel or len(raw) != numel * _itemsize(item.dtype):
-                raise ModelError(f"{path}: storage {key} is truncated (the file is damaged)")
+                raise ModelError(f"{path}: storage {key!r} is listed but never used (the file is damaged)")
+            head = f.read(8)
+            numel = struct.unpack("<q" if little else ">q", head)[0] if len(head) == 8 else -1
+            size = numel * _itemsize(item.dtype)
+            if numel != item.numel or not 0 <= size <= os.fstat(f.fileno()).st_size - f.tell():
+                raise ModelError(f"{path}: storage {key!r} is truncated (the file is damaged)")  # before reading it
+            raw = f.read(size)
             item.data = _as_array(raw, item.dtype, "little" if little else "big")
     return result
 

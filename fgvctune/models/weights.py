@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fgvctune.errors import ModelError
+from fgvctune.fileio import cache_root, written_as
 from fgvctune.models import torchfile, weightmaps
 
 # The converted network's logits may differ from the source's by this fraction of their largest magnitude.
@@ -139,9 +139,9 @@ def import_weights(
     if output.suffix != ".ckpt":
         raise ModelError(f"--output {output} must end in .ckpt (a MindSpore checkpoint)")
     conversion.output = output
-    tmp = output.with_name(f".{output.name}.tmp.ckpt")
-    _save(entries, conversion.mapping, tmp)
-    try:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with written_as(output) as tmp:  # written only once it passed the check
+        _save(entries, conversion.mapping, tmp)
         if check:
             if reference is None:
                 reference, conversion.check_note = torch_reference(path, conversion.mapping)
@@ -154,17 +154,11 @@ def import_weights(
                         f"(tolerance {TOLERANCE * c.scale:.3g}){'' if c.same_argmax else ', other predictions'}",
                         hint="nothing was written; please report this file's source",
                     )
-        os.replace(tmp, output)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return conversion
 
 
 def converted_checkpoint(path: str | Path, model: str, cache_dir: str = "") -> Path:
     """A PyTorch file given to --ckpt-path, converted once into the cache (keyed by its contents)."""
-    from fgvctune.fileio import cache_root
-
     path = Path(path)
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -175,9 +169,8 @@ def converted_checkpoint(path: str | Path, model: str, cache_dir: str = "") -> P
     if not target.is_file():
         conversion, entries = _convert(path, model)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{target.name}.{os.getpid()}.tmp.ckpt"
-        _save(entries, conversion.mapping, tmp)
-        os.replace(tmp, target)
+        with written_as(target) as tmp:
+            _save(entries, conversion.mapping, tmp)
     return target
 
 
@@ -231,12 +224,12 @@ def _fit(path: Path, src: str, value: np.ndarray, dst: str, shape: tuple) -> np.
     as a Dense layer, torchvision's (C, 1, 1) layer scale as (C,)); any other difference is an error."""
     if not np.issubdtype(value.dtype, np.floating):
         raise ModelError(f"{path}: {src} holds {value.dtype} values where MindCV's {dst} needs float32")
-    value = value.astype(np.float32)
+    # Shapes first, values after: a file's tensor may be a view of a few bytes claiming any shape (torchfile.py).
     if tuple(value.shape) == shape:
-        return value
+        return value.astype(np.float32)
     squeeze = tuple(n for n in value.shape if n != 1)
     if squeeze == tuple(n for n in shape if n != 1):
-        return value.reshape(shape)
+        return value.astype(np.float32).reshape(shape)
     raise ModelError(
         f"{path}: {src} has shape {tuple(value.shape)}, MindCV's {dst} needs {shape}",
         hint="the file is of another variant of the architecture",
@@ -291,7 +284,9 @@ def torch_reference(path: Path, mapping: weightmaps.Mapping) -> tuple[Reference 
 
     source, library = built
     tensors = torchfile.read(path).tensors
-    missing, _ = source.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}, False)
+    own = source.state_dict()  # copies of only the tensors the model has: others may claim any size (torchfile.py)
+    wanted = {k: v for k, v in tensors.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    missing, _ = source.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in wanted.items()}, False)
     if missing:
         return None, f"{library}'s {mapping.source} needs tensors the file lacks ({missing[0]}, ...)"
     x = np.random.default_rng(0).standard_normal(CHECK_INPUT, dtype=np.float32)

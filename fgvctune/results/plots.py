@@ -155,20 +155,16 @@ def confusion_matrix(confusion, names, path: Path, title: str = "") -> Path:
 
 def image_grid(tiles, path: Path, title: str = "", columns: int = 4) -> Path:
     """Images with captions in a grid; tiles are (sample, caption, wrong), wrong ones framed in red."""
-    import io as _io
-
-    from PIL import Image
-
-    from fgvctune.data.dataset import encoded_image
+    from fgvctune.data.dataset import decoded_image
 
     plt = _pyplot()
     rows = max(1, -(-len(tiles) // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows), dpi=100, squeeze=False)
+    dpi, side = 100, 3  # a tile is 3 inches wide
+    figure, axes = plt.subplots(rows, columns, figsize=(side * columns, 3.2 * rows), dpi=dpi, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (sample, caption, wrong) in zip(axes.flat, tiles):
-        with Image.open(_io.BytesIO(encoded_image(sample))) as im:
-            ax.imshow(im.convert("RGB"))
+        ax.imshow(decoded_image(sample, fit=side * dpi))  # decoded no larger than drawn, whatever the file claims
         ax.set_title(caption, fontsize=8, color="red" if wrong else "black")
         if wrong:
             ax.axis("on")

@@ -357,27 +357,22 @@ def _mistake(m: dict) -> str:
 
 def _thumbnail(mistake: dict) -> str:
     """A small PNG of a mistake's image, read from its file or from inside its container."""
-    from PIL import Image
-
     from fgvctune.data.containers import Member
+    from fgvctune.data.dataset import open_image
     from fgvctune.errors import DataError
 
-    if mistake.get("member"):
-        try:
-            source = Member(**{**mistake["member"], "container": Path(mistake["member"]["container"])})
-            path = io.BytesIO(source.read_bytes())
-        except (DataError, TypeError, OSError):
-            return ""
-    else:
-        path = Path(mistake["path"])
     try:
-        with Image.open(path) as im:
+        if mistake.get("member"):
+            source = Member(**{**mistake["member"], "container": Path(mistake["member"]["container"])})
+        else:
+            source = Path(mistake["path"])
+        with open_image(source) as im:
             im.draft("RGB", (THUMBNAIL, THUMBNAIL))
             im = im.convert("RGB")
             im.thumbnail((THUMBNAIL, THUMBNAIL))
             buf = io.BytesIO()
             im.save(buf, format="PNG", optimize=True)
-    except OSError:
+    except (DataError, TypeError, OSError):
         return ""
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
