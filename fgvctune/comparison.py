@@ -40,12 +40,19 @@ def compare(
     the table gives the mean and standard deviation of its figures. A run that finished is not trained
     again; one that stopped part-way is resumed.
     """
-    from fgvctune.results.report import write_comparison_report
-    from fgvctune.training import strategy as strategy_module
+    from fgvctune.results.runfiles import working_in
 
     if seeds < 1:
         raise UsageError(f"--seeds {seeds}: give at least 1 run per strategy")
     output = Path(output)
+    with working_in(output):  # one comparison per folder; each strategy's run holds its own folder inside it
+        return _compare(config, output, names, verbose, log, seeds)
+
+
+def _compare(config: TrainConfig, output: Path, names, verbose: bool, log, seeds: int) -> list[dict]:
+    from fgvctune.results.report import write_comparison_report
+    from fgvctune.training import strategy as strategy_module
+
     base_plan = strategy_module.layers(config.model)
     weighted = [b.name for b in base_plan.blocks if any(p.block == b.name for p in base_plan.params)]
     available = strategies(config, [b.name for b in base_plan.blocks], weighted)

@@ -391,3 +391,67 @@ def test_rows_in_memory_are_the_rows_results_txt_gives_back(tmp_path):
     written = [as_written(r) for r in rows]
     assert [{k: r[k] for k in read} for r, read in zip(written, read_results(tmp_path))] == read_results(tmp_path)
     assert written[0]["val_top1"] == read_results(tmp_path)[0]["val_top1"] != rows[0]["val_top1"]
+
+
+def test_a_second_train_in_a_running_runs_folder_stops_at_once_naming_it(tmp_path, cache):
+    """Two real `fgvctune train` processes on one --output: the second stops at once with one line naming the first
+    (its pid), touching nothing; the first finishes as if alone, and its lock file goes with it."""
+    from fgvctune.results.runfiles import LOCK_FILE
+
+    folder = tmp_path / "run"
+    command = [
+        *(sys.executable, "-m", "fgvctune", "train", "-a", "aircraft", "-d", str(SAMPLE), "--no-pretrained"),
+        *("--epoch-size", "1", "--cache-dir", cache, "--image-resize", "32", "--batch-size", "16", "-o", str(folder)),
+    ]
+    with running(command, tmp_path / "first.log") as first:
+        wait_for((folder / LOCK_FILE).is_file, first, seconds=120)
+        second = fgvctune(*command[3:], log=tmp_path / "second.log", timeout=120)
+        assert first.poll() is None, "the first run should still be running"
+        assert second.returncode == 2
+        assert second.stdout.strip().splitlines() == [
+            f"error: {folder} is in use by another run (pid {first.pid}) (wait for it to finish, or pick another "
+            f"--output; {folder / LOCK_FILE} names its command)"
+        ]
+        assert (folder / LOCK_FILE).read_text().splitlines()[1].endswith(" ".join(command[1:]))
+        assert first.wait(timeout=600) == 0, (tmp_path / "first.log").read_text()[-2000:]
+    assert [r["epoch"] for r in read_results(folder)] == [1]
+    assert not (folder / LOCK_FILE).exists() and "in use" not in (tmp_path / "first.log").read_text()
+
+
+@pytest.mark.parametrize("damage", ["cut in half", "garbage", "cut before its epoch"])
+def test_resuming_from_a_damaged_last_ckpt_is_one_line(tmp_path, cache, damage):
+    """last.ckpt cut short (mid-entry, or between entries so that its epoch number, written last, is gone) or
+    replaced by garbage: `train --resume` stops with one line naming it and what to do."""
+    import mindspore as ms
+    from typer.testing import CliRunner
+
+    from fgvctune.cli import app
+    from fgvctune.config import dump_yaml
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    settings = dict(adapter="aircraft", data_dir=str(SAMPLE), pretrained=False, epoch_size=2, cache_dir=cache, **FAST)
+    (folder / "config.yaml").write_text(dump_yaml(resolve(**settings)))
+    last = folder / "last.ckpt"
+    ms.save_checkpoint(
+        ms.nn.Dense(64, 8), str(last), append_dict={} if damage == "cut before its epoch" else {"fgvctune_epoch": 1}
+    )
+    if damage == "cut in half":
+        last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    elif damage == "garbage":
+        last.write_bytes(b"\x00not a checkpoint" * 64)
+    damaged = last.read_bytes()
+    result = CliRunner().invoke(app, ["train", "--resume", str(folder)])
+    assert result.exit_code == 1, result.output
+    if damage == "cut before its epoch":
+        expected = (
+            f"error: {last} holds no epoch number: it is cut short, or not a checkpoint of fgvctune train "
+            f"(delete it to train {folder} again from its first epoch)"
+        )
+    else:
+        expected = (
+            f"error: {last} is not a readable MindSpore checkpoint (The file may be corrupted, and the content "
+            "cannot be parsed.)"
+        )
+    assert expected in result.output.splitlines(), result.output
+    assert "Traceback" not in result.output and last.read_bytes() == damaged

@@ -66,6 +66,18 @@ class LoadReport:
         return "; ".join(parts)
 
 
+def read_checkpoint(path: str | Path) -> dict:
+    """Every entry of a MindSpore checkpoint file; one that is cut short or not a checkpoint is a ModelError."""
+    import mindspore as ms
+
+    try:
+        return ms.load_checkpoint(str(path))
+    except (ValueError, RuntimeError, OSError) as exc:  # MindSpore's words for a file protobuf cannot parse
+        first = str(exc).splitlines()[0]  # MindSpore's sentences, less the one naming the file again
+        said = " ".join(sentence for sentence in first.split(". ") if str(path) not in sentence) or first
+        raise ModelError(f"{path} is not a readable MindSpore checkpoint ({said})") from None
+
+
 def load_weights(network, ckpt_path: str | Path, model_name: str, source: str = "") -> LoadReport:
     """Load a checkpoint, dropping a classifier of another class count and any optimizer state.
 
@@ -82,10 +94,7 @@ def load_weights(network, ckpt_path: str | Path, model_name: str, source: str = 
     path = Path(ckpt_path)
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist", hint="check --ckpt-path")
-    try:
-        saved = ms.load_checkpoint(str(path))
-    except (ValueError, RuntimeError, OSError) as exc:
-        raise ModelError(f"{path} is not a readable MindSpore checkpoint ({str(exc).splitlines()[0]})") from None
+    saved = read_checkpoint(path)
     own = network.parameters_dict()
     head = classifier_name(network, model_name)
     report = LoadReport(source=source or str(path))

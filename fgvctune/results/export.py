@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 
 from fgvctune.data.dataset import LABELS_FILE
 from fgvctune.errors import ModelError, UsageError
-from fgvctune.fileio import atomic_write_bytes
+from fgvctune.fileio import atomic_write_bytes, written_as
 
 FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx"}
 
@@ -46,16 +45,15 @@ def export(
     out.mkdir(parents=True, exist_ok=True)
     size = model.config.image_resize
     example = ms.Tensor(np.zeros((1, 3, size, size), np.float32))
-    stem = out / f".{model.config.model}.tmp"
-    try:
-        ms.export(model.network, example, file_name=str(stem), file_format=fmt)
-    except (RuntimeError, ValueError, TypeError) as exc:
-        raise ModelError(
-            f"MindSpore cannot export {model.config.model} as {fmt}: {str(exc).splitlines()[0]}",
-            hint="use --format MINDIR",
-        ) from None
     target = out / f"{model.config.model}{FORMATS[fmt]}"
-    os.replace(f"{stem}{FORMATS[fmt]}", target)
+    with written_as(target) as tmp:
+        try:  # MindSpore adds the format's ending to the name it is given
+            ms.export(model.network, example, file_name=str(tmp.with_suffix("")), file_format=fmt)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise ModelError(
+                f"MindSpore cannot export {model.config.model} as {fmt}: {str(exc).splitlines()[0]}",
+                hint="use --format MINDIR",
+            ) from None
     labels = out / LABELS_FILE
     atomic_write_bytes(labels, (model.checkpoint.parent / LABELS_FILE).read_bytes())
 

@@ -9,6 +9,7 @@ is the one place that knows their layout.
     counts.csv    images per split and class trained  strategy.csv blocks: parameters, trainable, rate x
     eval-<split>/ eval.json, confusion.csv/.png       report.html  the whole run on one page
     duplicates.csv  copies found inside a split or across train and eval (when there are any)
+    .fgvctune.lock  while a run (train, compare, lr-find) works in the folder: its pid and command line
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shlex
+import sys
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from fgvctune.data.dataset import LABELS_FILE, LabelMap
 from fgvctune.errors import UsageError
+from fgvctune.fileio import LockTaken, locked_or_taken
 
 CONFIG_FILE = "config.yaml"
 RESULTS_FILE = "results.txt"
@@ -32,10 +38,39 @@ EVAL_FILE = "eval.json"
 CONFUSION_FILE = "confusion.csv"
 STRATEGY_COLUMNS = ("block", "prefix", "params", "trainable", "lr_mult")
 BEST, LAST = "best.ckpt", "last.ckpt"
+LOCK_FILE = ".fgvctune.lock"
 # A comparison's folder (fgvctune compare): a run folder per strategy, and these.
 COMPARE_CONFIG = "compare.yaml"  # the configuration every strategy starts from
 COMPARE_TABLE = "compare.csv"
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_top1", "val_top5", "lr", "seconds")
+
+
+@contextmanager
+def working_in(folder: str | Path):
+    """Hold `folder` for this process's run while the block runs: a second run started in it stops at once with
+    one line naming this one, instead of the two replacing each other's files. A folder made here and left empty
+    (the run stopped before writing anything) is removed."""
+    folder = Path(folder)
+    made = not folder.exists()
+    command = getattr(sys, "orig_argv", [sys.executable, *sys.argv])  # orig_argv: Python 3.10 and later
+    note = f"pid {os.getpid()}\n{shlex.join(command)}\n"  # the line an error shows, and the whole command
+    try:
+        with ExitStack() as held:
+            try:
+                held.enter_context(locked_or_taken(folder / LOCK_FILE, note))
+            except LockTaken as taken:
+                holder = taken.holder.splitlines()[0] if taken.holder else "just starting"
+                raise UsageError(
+                    f"{folder} is in use by another run ({holder})",
+                    hint=f"wait for it to finish, or pick another --output; {folder / LOCK_FILE} names its command",
+                ) from None
+            yield
+    finally:
+        if made:
+            try:
+                folder.rmdir()
+            except OSError:
+                pass  # not empty: the run wrote its files
 
 
 def is_run(folder: str | Path) -> bool:

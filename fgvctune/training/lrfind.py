@@ -43,9 +43,7 @@ def lr_find(
 ) -> Sweep:
     """Sweep the rate over `steps` steps of training (stopping early when the loss diverges)."""
     from fgvctune.errors import UsageError
-    from fgvctune.results.plots import lr_find_plot
-    from fgvctune.training import strategy
-    from fgvctune.training.trainer import Trainer
+    from fgvctune.results.runfiles import working_in
 
     if not config.adapter or not config.data_dir:
         raise UsageError("no dataset given", hint="pass --adapter and --data-dir (or set them in --config)")
@@ -54,6 +52,15 @@ def lr_find(
     if steps < 10:
         raise UsageError(f"--steps {steps}: a sweep needs at least 10 steps")
     output = Path(output)
+    with working_in(output):  # one run per folder: a second lr-find (or train) here stops at once
+        return _sweep(config, output, steps, start, end, verbose, log)
+
+
+def _sweep(config: TrainConfig, output: Path, steps: int, start: float, end: float, verbose: bool, log) -> Sweep:
+    from fgvctune.results.plots import lr_find_plot
+    from fgvctune.training import strategy
+    from fgvctune.training.trainer import Trainer
+
     trainer = Trainer(config, output, resume=False, verbose=verbose, progress=False, log=log, writes=False)
     trainer.set_up()
     rates = [start * (end / start) ** (i / (steps - 1)) for i in range(steps)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from fgvctune import config as config_module
 from fgvctune.config import TrainConfig
 from fgvctune.data.dataset import LABELS_FILE, load_dataset
 from fgvctune.errors import ModelError, UsageError
-from fgvctune.fileio import atomic_write_text
+from fgvctune.fileio import atomic_write_text, written_as
 from fgvctune.results.runfiles import (
     BEST,
     CONFIG_FILE,
@@ -36,6 +36,7 @@ from fgvctune.results.runfiles import (
     read_results,
     results_text,
     strategy_text,
+    working_in,
 )
 from fgvctune.training.interrupts import Interrupted, interrupts_deferred, reclaim_ctrl_c
 from fgvctune.training.progress import Progress, epoch_line
@@ -89,11 +90,13 @@ def train(
         if not config.adapter or not config.data_dir:
             raise UsageError("no dataset given", hint="pass --adapter and --data-dir (or set them in --config)")
         folder = Path(output) if output else default_output(config)
-        if (folder / RESULTS_FILE).exists():
+    # One run per folder. Data-parallel workers share theirs: the launcher (`train --workers`) holds it for them.
+    with nullcontext() if config.distribute else working_in(folder):
+        if not resume and (folder / RESULTS_FILE).exists():
             raise UsageError(
                 f"{folder} already holds a run", hint=f"continue it with --resume {folder}, or pick another --output"
             )
-    return Trainer(config, folder, resume=bool(resume), verbose=verbose, progress=progress, log=log).run()
+        return Trainer(config, folder, resume=bool(resume), verbose=verbose, progress=progress, log=log).run()
 
 
 class Trainer:
@@ -103,6 +106,7 @@ class Trainer:
         self.config, self.folder, self.resume = config, folder, resume
         self.verbose, self.progress, self.log = verbose, progress, log
         self.writes = writes  # False: set up and step without writing a run folder (lr-find)
+        self.resumed: dict = {}  # last.ckpt's entries, from reading its epoch until they are loaded
 
     # -- set-up ---------------------------------------------------------------------------------
     def run(self) -> Run:
@@ -485,18 +489,23 @@ class Trainer:
         """
         from fgvctune.models import torchcompat
 
-        target = self.folder / name
-        tmp = self.folder / f".{name}.tmp.ckpt"
         entries = {"fgvctune_epoch": epoch, **torchcompat.record(self.network)}
-        self.ms.save_checkpoint(cell, str(tmp), append_dict=entries)
-        os.replace(tmp, target)
+        with written_as(self.folder / name) as tmp:
+            self.ms.save_checkpoint(cell, str(tmp), append_dict=entries)
 
     def _restore(self) -> tuple[int, list[dict]]:
+        from fgvctune.models.checkpoint import read_checkpoint
+
         last = self.folder / LAST
         if not last.is_file():
             return 0, []
-        saved = self.ms.load_checkpoint(str(last), choice_func=lambda name: name == "fgvctune_epoch")
-        epoch = int(saved["fgvctune_epoch"].asnumpy()) if "fgvctune_epoch" in saved else 0
+        self.resumed = read_checkpoint(last)  # loaded into the train step once it is built (_load_last)
+        if "fgvctune_epoch" not in self.resumed:  # written last: a file cut short between entries lacks it
+            raise ModelError(
+                f"{last} holds no epoch number: it is cut short, or not a checkpoint of fgvctune train",
+                hint=f"delete it to train {self.folder} again from its first epoch",
+            )
+        epoch = int(self.resumed["fgvctune_epoch"].asnumpy())
         rows = [r for r in read_results(self.folder) if r["epoch"] <= epoch]
         if epoch >= self.config.epoch_size:
             raise UsageError(f"{self.folder} already finished its {self.config.epoch_size} epochs")
@@ -506,10 +515,9 @@ class Trainer:
     def _load_last(self) -> None:
         from fgvctune.models import fold
 
-        last = self.folder / LAST
-        if last.is_file():
-            params = self.ms.load_checkpoint(str(last))
-            params = {k: v for k, v in params.items() if not k.startswith("fgvctune_")}
+        if self.resumed:
+            params = {k: v for k, v in self.resumed.items() if not k.startswith("fgvctune_")}
+            self.resumed = {}
             self.ms.load_param_into_net(self.step, carried_over(params), strict_load=False)
             fold.fold(self.network, frozen_only=True)  # the folded constants from the weights just loaded
 
