@@ -117,6 +117,26 @@ def make_folder(root: Path, classes=("cat", "dog"), splits=("train", "val"), per
     return root
 
 
+def write_archive(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    """A .zip or .tar holding `members` (name, bytes) under exactly those names, a leading / or ../ included
+    (ZipInfo keeps a leading / that ZipFile.write would drop)."""
+    import io
+    import tarfile
+    import zipfile
+
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path, "w") as z:
+            for name, body in members:
+                z.writestr(zipfile.ZipInfo(name), body)
+    else:
+        with tarfile.open(path, "w") as tar:
+            for name, body in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
+    return path
+
+
 def zip_tree(tree: Path, archive: Path, names_from: Path | None = None) -> Path:
     """Every file under `tree` in a zip archive, named relative to `names_from` (default: the tree itself)."""
     import zipfile

@@ -15,7 +15,6 @@ import io
 import json
 import resource
 import struct
-import tarfile
 import tempfile
 import zipfile
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from conftest import make_aircraft, make_folder, write_image
+from conftest import make_aircraft, make_folder, write_archive, write_image
 from fgvctune import config
 from fgvctune.data.dataset import LabelMap, load_dataset
 from fgvctune.data.tree import MANIFEST, convert
@@ -244,20 +243,6 @@ def tiny_jpeg() -> bytes:
 
 
 JPEG = tiny_jpeg()
-
-
-def write_archive(path: Path, members: list[tuple[str, bytes]]) -> Path:
-    if path.suffix == ".zip":
-        with zipfile.ZipFile(path, "w") as z:
-            for name, body in members:
-                z.writestr(zipfile.ZipInfo(name), body)
-    else:
-        with tarfile.open(path, "w") as t:
-            for name, body in members:
-                info = tarfile.TarInfo(name)
-                info.size = len(body)
-                t.addfile(info, io.BytesIO(body))
-    return path
 
 
 @pytest.mark.filterwarnings("ignore:Duplicate name")  # zipfile's, for the archives with a name twice

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import fgvctune.data.tree as tree_module
-from conftest import make_csv, make_folder, write_image
+from conftest import make_csv, make_folder, write_archive, write_image
 from fgvctune.data.dataset import LabelMap
 from fgvctune.data.tree import MANIFEST, convert
 from fgvctune.errors import DataError, UsageError
@@ -273,26 +273,11 @@ def everything(root: Path) -> dict[str, bytes | str]:
 
 def hostile_archive(tmp_path: Path, kind: str, member: str) -> Path:
     """A class tree (classes cat and the temp root's top folder) in a .zip or .tar, plus `member`."""
-    import io
-    import tarfile
-    import zipfile
-
     top = tmp_path.parts[1]  # "/tmp/NAME.jpg" has three parts: split "/", class "tmp", image NAME
     tree = make_folder(tmp_path / "tree", classes=("cat", top), per_class=1)
     data = (tree / "train" / "cat" / "cat0.jpg").read_bytes()
     files = [(p.relative_to(tree).as_posix(), p.read_bytes()) for p in sorted(tree.rglob("*.jpg"))] + [(member, data)]
-    archive = tmp_path / f"tree.{kind}"
-    if kind == "zip":
-        with zipfile.ZipFile(archive, "w") as z:
-            for name, body in files:
-                z.writestr(zipfile.ZipInfo(name), body)  # ZipInfo keeps a leading / that z.write would drop
-    else:
-        with tarfile.open(archive, "w") as tar:
-            for name, body in files:
-                info = tarfile.TarInfo(name)
-                info.size = len(body)
-                tar.addfile(info, io.BytesIO(body))
-    return archive
+    return write_archive(tmp_path / f"tree.{kind}", files)
 
 
 @pytest.mark.parametrize("kind", ["zip", "tar"])
