@@ -355,9 +355,10 @@ def _read_archive(path: Path, archive: zipfile.ZipFile):
     storages: dict[str, _Storage] = {}
     # torch.save writes each storage once, in a member of its own: together they hold at most the file's bytes.
     # More means members that overlap (each one's bytes containing the next's), which would multiply memory.
-    room = [path.stat().st_size]
+    room = path.stat().st_size
 
     def storage(pid):
+        nonlocal room
         dtype, key, numel = _storage_key(pid)
         if key not in storages:
             member = f"{root}/data/{key}"
@@ -365,8 +366,8 @@ def _read_archive(path: Path, archive: zipfile.ZipFile):
                 raise pickle.UnpicklingError(f"storage {key!r} is missing from the archive")
             _stored(path, archive, member, f"storage {key}")
             size = numel * _itemsize(dtype)  # what the tensors can use, whatever the member holds
-            room[0] -= size
-            if room[0] < 0:
+            room -= size
+            if room < 0:
                 raise ModelError(f"{path}: its storages claim more bytes than the file has (the file is damaged)")
             with archive.open(member) as f:
                 raw = f.read(size)
