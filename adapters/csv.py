@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import random
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fgvctune import Listing, Problem, Sample
+from fgvctune.data.splits import stratified
 from fgvctune.errors import DataError
 
 PATH_COLUMNS = ("filepath", "path")
@@ -80,22 +79,6 @@ class CsvAdapter:
             what = "no *.csv file" if not found else f"{len(found)} CSV files"
             raise DataError(f"{self.data_dir} has {what}", hint="name the file with --file")
         return found[0]
-
-
-def stratified(samples: list[Sample], fraction: float, seed: int) -> dict[str, list[Sample]]:
-    """Hold out `fraction` of each class as 'val', the same way for the same seed and samples."""
-    by_class = defaultdict(list)
-    for s in samples:
-        by_class[s.label].append(s)
-    rng = random.Random(seed)
-    train, val = [], []
-    for label in sorted(by_class):
-        members = sorted(by_class[label], key=lambda s: str(s.path))
-        rng.shuffle(members)
-        held = min(round(len(members) * fraction), len(members) - 1)  # keep one to train on
-        val += members[:held]
-        train += members[held:]
-    return {"train": train, "val": val}
 
 
 def _by_split(rows) -> dict[str, list[Sample]]:

@@ -16,16 +16,9 @@ from pathlib import Path
 from fgvctune import IMAGE_EXTENSIONS, Listing, Problem, Sample
 from fgvctune.config import parse_yaml
 from fgvctune.data.containers import Member
+from fgvctune.data.splits import ALIASES, split_name
 from fgvctune.errors import DataError, FgvctuneError
 from fgvctune.fileio import stays_below
-
-# HF's split aliases (datasets.data_files), each to the name fgvctune shows.
-ALIASES = {
-    **dict.fromkeys(("train", "training"), "train"),
-    **dict.fromkeys(("validation", "valid", "val", "dev"), "validation"),
-    **dict.fromkeys(("test", "testing", "eval", "evaluation"), "test"),
-}
-HUB_SHARD = re.compile(r"^(?P<split>.+?)-\d{5}-of-\d{5}$")  # the Hub's data/{split}-00000-of-00002.parquet
 
 
 @dataclass
@@ -105,20 +98,6 @@ def _source(root: Path, path: Path, kind: str, row: int, column: str, cell):
 
 
 # -- finding the files --------------------------------------------------------------------------------------
-def split_name(name: str) -> str | None:
-    """A shard's or folder's split: the Hub's `{split}-00000-of-00002` (any split name, aliases mapped), else the
-    first alias among the name's words, digits ignored (`imagenet-train-000001`, `val2017`), else None."""
-    stem = name.split(".")[0]
-    hub = HUB_SHARD.match(stem)
-    if hub:
-        return ALIASES.get(hub.group("split").lower(), hub.group("split"))
-    for word in re.split(r"[^A-Za-z0-9]+", stem.lower()):
-        word = word.rstrip("0123456789")
-        if word in ALIASES:
-            return ALIASES[word]
-    return None
-
-
 def _parquet_tables(root: Path, subset: str) -> tuple[dict[str, list], str]:
     """Split -> [(shard, 'parquet')]: `data/train-00000-of-00002.parquet`, `<subset>/train-*.parquet`,
     `<subset>/train/*.parquet` and the like, the split from the file name or its folder."""

@@ -14,10 +14,9 @@ from pathlib import Path
 
 from fgvctune import Listing, Problem, Sample
 from fgvctune.data.containers import Member, read_member, tar_index
+from fgvctune.data.splits import split_name, stratified
 from fgvctune.errors import DataError
 from fgvctune.fileio import stays_below
-from fgvctune_adapters.csv import stratified
-from fgvctune_adapters.hf import split_name
 
 IMAGES = ("jpg", "jpeg", "png", "webp")
 BRACES = re.compile(r"\{(\d+)\.\.(\d+)\}")

@@ -404,7 +404,7 @@ def test_imagefolder_metadata_and_readme_class_names_and_subsets(tmp_path):
     ],
 )
 def test_split_names(name, split):
-    from fgvctune_adapters.hf import split_name
+    from fgvctune.data.splits import split_name
 
     assert split_name(name) == split
 

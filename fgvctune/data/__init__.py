@@ -2,6 +2,7 @@
 
     registry.py    adapters: found through the `fgvctune.adapters` entry points, options parsed from flags
     dataset.py     the adapter contract (Sample, Problem, Listing), label maps, checking every image
+    splits.py      split names as `datasets` reads them, the stratified hold-out (public, for adapters)
     tree.py        the offline class tree (`convert`), written atomically, reruns safe
     source.py      the online mappable source, images straight from the adapter's listing
     downscale.py   smaller cached copies of the images (--downscale)

@@ -54,6 +54,7 @@ class Sample:
 class Problem:
     where: str
     message: str
+    split: str | None = None  # the split it belongs to, if any: a command reports only the splits it uses
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"
@@ -73,6 +74,9 @@ class Listing:
     # Where symbolic links in the dataset may lead (default: root). A Hugging Face Hub snapshot's files are
     # links into the repository's blobs/ folder, beside the snapshot.
     links_root: Path | None = None
+    # Splits whose samples carry no label (Hugging Face's -1, a competition's test split): their samples' label
+    # is "". They can be predicted, not trained or evaluated on.
+    unlabeled: frozenset[str] = frozenset()
 
 
 def folder_name(label: str) -> str:
@@ -183,7 +187,9 @@ def open_adapter(adapter: str, data_dir: str | os.PathLike, **options):
     data_dir = Path(data_dir)
     # An adapter that says so also reads an archive of its layout (the folder adapter's .tar, .tar.gz, .zip).
     archive = data_dir.is_file() and getattr(info.cls, "reads_archives", False)
-    if not archive and not data_dir.is_dir():
+    # An adapter that says so resolves a name that is not a local path itself (the hf adapter's Hub ids).
+    named = not data_dir.exists() and getattr(info.cls, "reads_names", False)
+    if not archive and not named and not data_dir.is_dir():
         raise DataError(f"data directory {data_dir} does not exist", hint="pass --data-dir with the dataset's folder")
     names = {f.name for f in info.options()}
     unknown = sorted(set(options) - names)
