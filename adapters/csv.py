@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fgvctune import Listing, Problem, Sample
-from fgvctune.data.splits import stratified
+from fgvctune.data.splits import roles, stratified
 from fgvctune.errors import DataError
 
 PATH_COLUMNS = ("filepath", "path")
@@ -60,12 +60,13 @@ class CsvAdapter:
         splits = _by_split(rows) if has_split else stratified([s for _, s in rows], self.val_fraction, self.seed)
         if not 0 < self.val_fraction < 1 and not has_split:
             raise DataError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        train, evaluated = roles(splits)
         return Listing(
             root=self.data_dir,
             splits=splits,
             problems=problems,
-            train_split=next((s for s in ("train", "trainval") if s in splits), None),
-            eval_split=next((s for s in ("val", "test", "validation") if s in splits), None),
+            train_split=train,
+            eval_split=evaluated,
         )
 
     def _csv_path(self) -> Path:

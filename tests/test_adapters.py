@@ -283,8 +283,8 @@ def test_folder_problems_are_named(tmp_path):
     with pytest.raises(DataError) as refused:
         load_dataset("folder", tmp_path / "empty")
     assert (refused.value.message, refused.value.hint) == (
-        f"{tmp_path / 'empty'} has no split folders",
-        "expected <data-dir>/<split>/<class>/<image>",
+        f"{tmp_path / 'empty'} has no split or class folders",
+        "expected <data-dir>/<split>/<class>/<image> or <data-dir>/<class>/<image>",
     )
     notes = tmp_path / "notes.txt"
     notes.write_text("not a tree")
@@ -319,7 +319,7 @@ def test_folder_archive_with_the_dataset_folder_around_the_tree(tmp_path):
         z.writestr("readme.txt", "nothing here")
     with pytest.raises(DataError) as refused:
         load_dataset("folder", empty)
-    assert refused.value.message == f"{empty} holds no <split>/<class>/<image> files"
+    assert refused.value.message == f"{empty} holds no <split>/<class>/<image> or <class>/<image> files"
 
 
 def test_links_in_the_dataset_folder_are_followed_only_while_they_stay_inside(tmp_path):

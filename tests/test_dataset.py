@@ -249,7 +249,8 @@ def test_messages_about_splits_name_them_and_what_to_do(tmp_path):
         load_dataset("folder", root, roles=True)
     assert (refused.value.message, refused.value.hint) == (
         "cannot tell which splits to train and evaluate on (this dataset has train)",
-        "name them with --train-split and --val-split",
+        "name them with --train-split and --val-split, or hold out part of 'train' to evaluate on with the adapter "
+        "option --val-fraction (e.g. 0.1)",
     )
 
 
@@ -270,7 +271,7 @@ def test_opening_an_adapter_names_the_folder_and_the_options(tmp_path):
     )
     with pytest.raises(UsageError) as refused:
         open_adapter("folder", tmp_path, level="x")
-    assert refused.value.message == "adapter 'folder' has no option 'level'; its options: none"
+    assert refused.value.message == "adapter 'folder' has no option 'level'; its options: seed, val_fraction"
     archive = tmp_path / "tree.zip"
     archive.write_bytes(b"")
     with pytest.raises(DataError, match="does not exist"):

@@ -186,7 +186,11 @@ def test_parse_options_types_and_errors():
         ),
         ("csv", ["--seed", "x"], "--seed needs an integer, got 'x'"),
         ("csv", ["--val-fraction=half"], "--val-fraction needs a number, got 'half'"),
-        ("folder", ["--level", "x"], "no such option --level for adapter 'folder'; its options: none"),
+        (
+            "folder",
+            ["--level", "x"],
+            "no such option --level for adapter 'folder'; its options: --val-fraction, --seed",
+        ),
     ],
 )
 def test_bad_adapter_options_are_named(adapter, tokens, message):

@@ -54,11 +54,16 @@ def info_command(
     """Show what a dataset holds: classes, counts per split and class, imbalance, problems. Adapter options go after."""
     from fgvctune.data.dataset import load_dataset
 
-    dataset = load_dataset(adapter, data_dir, split, adapter_options(ctx, adapter), strict=False)
+    options = adapter_options(ctx, adapter)
+    dataset = load_dataset(adapter, data_dir, split, options, strict=False, unlabeled=True)
     counts = dataset.counts()
     typer.echo(f"{dataset.adapter} dataset at {dataset.root}: {len(dataset.labels)} classes")
     for name, counter in counts.items():
         role = " (train)" if name == dataset.train_split else " (eval)" if name == dataset.eval_split else ""
+        if name in dataset.unlabeled or not dataset.splits[name]:  # (a command that uses an empty split stops)
+            what = ", unlabeled" if name in dataset.unlabeled else ""
+            typer.echo(f"  {name}{role}: {len(dataset.splits[name])} images{what}")
+            continue
         sizes = [counter.get(c, 0) for c in dataset.labels.classes]
         low, high = min(sizes, default=0), max(sizes, default=0)
         ratio = f"{high / low:.1f}x" if low else "inf"
@@ -84,6 +89,8 @@ def info_command(
         typer.echo(found.summary())
         for line in found.lines(dataset.root, shown=None if all_pairs else 20):
             typer.echo(f"  {line}")
+    for note in dataset.notes:
+        typer.echo(f"note: {note}")
     if dataset.problems:
         typer.echo(f"{len(dataset.problems)} problem(s):")
         for problem in dataset.problems[:50]:
@@ -125,6 +132,8 @@ def convert_command(
     for name, counter in dataset.counts().items():
         typer.echo(f"{name}: {sum(counter.values())} images in {len(counter)} class folders")
     typer.echo(f"{result.placed} placed ({mode}), {result.unchanged} already in place")
+    for note in dataset.notes:
+        typer.echo(f"note: {note}")
     if dataset.problems:
         typer.echo(f"{len(dataset.problems)} problem(s) skipped, listed in {result.out / 'skipped.txt'}")
     for path in result.files:

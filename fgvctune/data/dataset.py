@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import os
 import threading
@@ -158,6 +159,9 @@ class Dataset:
     train_split: str | None
     eval_split: str | None
     problems: list[Problem]  # everything found; with skip_bad, the samples behind them are left out
+    # What the command does not use but the user should hear of: a split not chosen that has problems or no labels.
+    notes: list[str] = field(default_factory=list)
+    unlabeled: frozenset[str] = frozenset()  # chosen splits whose samples carry no label ("")
 
     def counts(self) -> dict[str, Counter]:
         return {split: Counter(s.label for s in samples) for split, samples in self.splits.items()}
@@ -212,12 +216,17 @@ def load_dataset(
     train_split: str = "",
     eval_split: str = "",
     roles: bool = False,
+    unlabeled: bool = False,
+    purpose: str = "trained or evaluated on",
 ) -> Dataset:
-    """Read a dataset through its adapter and check it.
+    """Read a dataset through its adapter and check the splits the command uses.
 
     With `strict` (the default) the first problem raises DataError unless `skip_bad` is set, in
     which case bad samples are left out and listed in `Dataset.problems`. `relocated` maps a source
     path to where it lives now (files that an interrupted `convert --mode move` already moved).
+    Only the chosen splits are checked: an adapter's problems in other splits become `Dataset.notes`.
+    Splits without labels may be chosen with `unlabeled` (info, predict); otherwise naming one is one line saying
+    it cannot be `purpose`, and the default splits leave them out.
     """
     reader = open_adapter(adapter, data_dir, **(options or {}))
     if relocated and hasattr(reader, "moved"):  # an adapter that lists by walking folders would miss them
@@ -229,51 +238,69 @@ def load_dataset(
         if not train_name or not eval_name or train_name == eval_name:
             raise UsageError(
                 f"cannot tell which splits to train and evaluate on (this dataset has {', '.join(listing.splits)})",
-                hint="name them with --train-split and --val-split",
+                hint=_roles_hint(reader, listing, eval_name),
             )
         chosen = [train_name, eval_name]
+    elif splits:
+        chosen = list(splits)
     else:
-        chosen = list(splits or listing.default_splits or listing.splits)
+        chosen = list(listing.default_splits or listing.splits)
+        if not unlabeled:  # (a split named on purpose is refused below, in one line)
+            chosen = [s for s in chosen if s not in listing.unlabeled]
     for split in chosen:
         if split not in listing.splits:
             raise UsageError(
                 f"split {split!r} is not in this dataset; it has: {', '.join(listing.splits) or 'no splits'}"
             )
+        if split in listing.unlabeled and not unlabeled:
+            raise UsageError(
+                f"split {split!r} has no labels (-1): it can be predicted, not {purpose}",
+                hint=_roles_hint(reader, listing, eval_name) if roles else f"`fgvctune predict --split {split}`",
+            )
+        if not listing.splits[split] and strict:
+            raise DataError(
+                f"split {split!r} of {listing.root} is empty (0 samples)",
+                hint="fix the dataset, or choose other splits",
+            )
+    if not chosen and strict:
+        raise DataError(f"{listing.root} has no labelled split", hint=f"its splits can be predicted, not {purpose}")
     train = train_name if train_name in chosen else None
     evaluated = eval_name if eval_name in chosen else None
-    problems = list(listing.problems)
+    problems = [p for p in listing.problems if p.split is None or p.split in chosen]
+    notes = _unused(listing, chosen)
     kept: dict[str, list[Sample]] = {}
     for split in chosen:
         good, found = _check_samples(
             listing.splits[split], listing.root, relocated or {}, check_images, listing.links_root
         )
         kept[split] = good
-        problems += found
+        problems += [replace(p, split=split) for p in found]
+    labelled = [s for s in chosen if s not in listing.unlabeled]  # an unlabeled split never bears on the classes
 
     declared = listing.classes
     if declared is not None:
         known = set(declared)
-        for split in chosen:
+        for split in labelled:
             unknown = [s for s in kept[split] if s.label not in known]
-            problems += [Problem(s.where, f"label {s.label!r} is not a declared class") for s in unknown]
+            problems += [Problem(s.where, f"label {s.label!r} is not a declared class", split) for s in unknown]
             kept[split] = [s for s in kept[split] if s.label in known]
     # A class must be trainable: present in the training split (without one: the classes present).
-    reference = kept[train] if train else [s for ss in kept.values() for s in ss]
+    reference = kept[train] if train else [s for split in labelled for s in kept[split]]
     present = {s.label for s in reference}
     classes = set(declared) if declared is not None else present
     if train:
         for name in sorted(classes - present):
-            problems.append(Problem(train, f"class {name!r} has no samples in split {train!r}"))
+            problems.append(Problem(train, f"class {name!r} has no samples in split {train!r}", train))
     classes &= present
     if train:
-        for split in chosen:
+        for split in labelled:
             if split == train:
                 continue
             unseen = Counter(s.label for s in kept[split] if s.label not in classes)
             for name, n in sorted(unseen.items()):
                 first = next(s for s in kept[split] if s.label == name)
                 problems.append(
-                    Problem(first.where, f"class {name!r} has {n} sample(s) in {split!r} but none in {train!r}")
+                    Problem(first.where, f"class {name!r} has {n} sample(s) in {split!r} but none in {train!r}", split)
                 )
             kept[split] = [s for s in kept[split] if s.label in classes]
 
@@ -295,7 +322,35 @@ def load_dataset(
         train_split=train,
         eval_split=evaluated,
         problems=problems,
+        notes=notes,
+        unlabeled=frozenset(s for s in chosen if s in listing.unlabeled),
     )
+
+
+def _roles_hint(reader, listing: Listing, eval_name: str | None) -> str:
+    """How to name the train/eval roles; with one split or no evaluation split, how to hold one out too."""
+    hint = "name them with --train-split and --val-split"
+    labelled = [s for s in listing.splits if s not in listing.unlabeled]
+    no_eval = not eval_name or eval_name in listing.unlabeled or len(labelled) <= 1
+    has_option = any(f.name == "val_fraction" for f in dataclasses.fields(reader))
+    if no_eval and has_option:
+        source = listing.train_split or (labelled[0] if len(labelled) == 1 else "the training split")
+        hint += f", or hold out part of {source!r} to evaluate on with the adapter option --val-fraction (e.g. 0.1)"
+    return hint
+
+
+def _unused(listing: Listing, chosen: list[str]) -> list[str]:
+    """Notes on the splits a command leaves alone: those without labels, and those with problems."""
+    notes = []
+    for split, samples in listing.splits.items():
+        if split in chosen:
+            continue
+        found = sum(1 for p in listing.problems if p.split == split)
+        said = [f"{len(samples)} unlabeled samples"] if split in listing.unlabeled else []
+        said += [f"{found} problem(s)"] if found else []
+        if said:
+            notes.append(f"split {split!r} (not used): {', '.join(said)}")
+    return notes
 
 
 class _Within:

@@ -80,7 +80,15 @@ def convert(
     }
     relocated = relocated if moved_before else {}
     if dataset is None:
-        dataset = load_dataset(adapter, data_dir, splits, options, skip_bad=skip_bad, relocated=relocated)
+        dataset = load_dataset(
+            adapter,
+            data_dir,
+            splits,
+            options,
+            skip_bad=skip_bad,
+            relocated=relocated,
+            purpose="converted (a class tree needs labels)",
+        )
     plan = _plan(dataset, out)
 
     stale = sorted(set(previous) - set(plan))

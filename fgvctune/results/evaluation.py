@@ -81,7 +81,7 @@ def load_model(
 class Scores:
     samples: list[Sample]
     logits: np.ndarray  # with test-time augmentation, the log of the views' mean probabilities
-    truth: np.ndarray  # label ids in the model's label map
+    truth: np.ndarray  # label ids in the model's label map; -1 for a sample without a label
     plain: np.ndarray | None = None  # with test-time augmentation, the logits of the plain view alone
 
     @property
@@ -101,16 +101,24 @@ def score_split(
     options: dict | None = None,
     batch_size: int = 0,
     tta: str = "",
+    unlabeled: bool = False,
 ) -> tuple[str, Scores]:
-    """Run the model over a split of its own dataset, or of another whose classes match by name."""
+    """Run the model over a split of its own dataset, or of another whose classes match by name. With
+    `unlabeled` (prediction) the split may be one without labels: its samples' truth is -1."""
     c = model.config
     if not adapter and not data_dir:
         split = split or c.val_split
-        dataset = load_dataset(c.adapter, c.data_dir, [split], c.adapter_options, skip_bad=c.skip_bad)
+        dataset = load_dataset(
+            c.adapter, c.data_dir, [split], c.adapter_options, skip_bad=c.skip_bad, unlabeled=unlabeled
+        )
     else:
-        dataset = load_dataset(adapter or c.adapter, data_dir or c.data_dir, [split] if split else None, options)
+        chosen = [split] if split else None
+        dataset = load_dataset(adapter or c.adapter, data_dir or c.data_dir, chosen, options, unlabeled=unlabeled)
     split = split or dataset.eval_split or next(iter(dataset.splits))
     samples = dataset.splits[split]
+    if split in dataset.unlabeled:  # scored under any known label, then told apart by truth -1
+        scores = _score(model, [replace(s, label=model.labels.classes[0]) for s in samples], batch_size, tta)
+        return split, replace(scores, samples=samples, truth=np.full(len(samples), -1, dtype=scores.truth.dtype))
     unknown = sorted({s.label for s in samples} - set(model.labels.classes))
     if unknown:
         raise DataError(
@@ -321,19 +329,20 @@ def predict_split(
     from fgvctune.results import plots
 
     model = load_model(run, checkpoint, ckpt_path, config_file, verbose)
-    split, scores = score_split(model, split, tta=model.config.tta if tta is None else tta)
+    split, scores = score_split(model, split, tta=model.config.tta if tta is None else tta, unlabeled=True)
     names = model.labels.classes
     probabilities = scores.probabilities
     rows = []
     root = Path(model.config.data_dir)
     for sample, truth, pred, probs in zip(scores.samples, scores.truth, scores.predicted, probabilities):
+        known = truth >= 0  # a split without labels leaves the real columns empty
         rows.append(
             {
                 "image": _image_id(sample, root),
                 "pred": int(pred),
-                "real": int(truth),
+                "real": int(truth) if known else "",
                 "pred_name": names[pred],
-                "real_name": names[truth],
+                "real_name": names[truth] if known else "",
                 "confidence": float(probs[pred]),
             }
         )
@@ -348,15 +357,17 @@ def predict_split(
     files = [str(pred_file)]
     if grid:
         chosen = np.linspace(0, len(rows) - 1, num=min(grid, len(rows))).round().astype(int)
+        labelled = not (scores.truth < 0).any()
         tiles = [
             (
                 scores.samples[i],
-                f"{rows[i]['pred_name']}\n(true: {rows[i]['real_name']})",
-                rows[i]["pred"] != rows[i]["real"],
+                f"{rows[i]['pred_name']}\n(true: {rows[i]['real_name']})" if labelled else rows[i]["pred_name"],
+                labelled and rows[i]["pred"] != rows[i]["real"],
             )
             for i in chosen
         ]
-        files.append(str(plots.image_grid(tiles, out / "predictions.png", title=f"{split}: predicted (true)")))
+        title = f"{split}: predicted (true)" if labelled else f"{split}: predicted"
+        files.append(str(plots.image_grid(tiles, out / "predictions.png", title=title)))
     return Predictions(rows, files)
 
 

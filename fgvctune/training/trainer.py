@@ -143,6 +143,8 @@ class Trainer:
             eval_split=c.val_split,
             roles=True,
         )
+        for note in self.dataset.notes:  # splits this run does not use, and what is wrong with them
+            self.log(f"note: {note}")
         classes = len(self.dataset.labels)
         if c.num_classes and c.num_classes != classes:
             raise UsageError(
