@@ -1,70 +1,100 @@
-"""WebDataset tar shards, read as they are: members grouped by key, the image and its label side by side.
+"""WebDataset tar shards, read as `webdataset.WebDataset(urls)` reads them: the shard names expanded as its braces
+are, each shard's members grouped by key, the image and its label side by side. Images stay inside the shards.
 
-The key is a member's name up to the first dot of its file name, as webdataset groups them
-(`n01440764_10026.jpg` and `n01440764_10026.cls` are one sample). Images stay inside the shards.
+A key is a member's name up to the first dot of its file name and a field is the rest, lower-cased
+(`n01440764_10026.jpg` and `n01440764_10026.cls` are one sample; `img_0.v2.jpg` is field `v2.jpg` of key
+`img_0`); consecutive members with the same key are one sample. A field's kind is its last extension, as
+webdataset's decoders take it. Where webdataset yields a sample that fgvctune cannot train on, or raises, the
+sample is a problem naming its shard and key: nothing is left out in silence.
 """
 
 from __future__ import annotations
 
 import glob
+import itertools
 import json
+import os
 import re
+import string
+import tarfile
+import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fgvctune import Listing, Problem, Sample
-from fgvctune.data.containers import Member, read_member, tar_index
-from fgvctune.data.splits import split_name, stratified
+from fgvctune.data import containers
+from fgvctune.data.containers import Member
+from fgvctune.data.splits import roles, split_name, stratified
 from fgvctune.errors import DataError
 from fgvctune.fileio import stays_below
 
-IMAGES = ("jpg", "jpeg", "png", "webp")
-BRACES = re.compile(r"\{(\d+)\.\.(\d+)\}")
+# What webdataset's image decoder takes (autodecode.IMAGE_EXTENSIONS, as PIL opens them) and what fgvctune reads.
+IMAGES = frozenset("jpg jpeg png webp bmp gif tif tiff ppm pgm pbm pnm".split())
+SHARD_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+KEY = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")  # webdataset's base_plus_ext
+META = re.compile(r"__[^/]*__($|/)")  # members webdataset skips (tar_file_iterator's skip_meta)
 
 
 @dataclass
 class WdsAdapter:
-    """WebDataset .tar shards: a folder of them, a glob, or a brace pattern (train-{000000..000009}.tar)."""
+    """WebDataset .tar shards: a folder of them (split folders too), a glob, or a brace pattern."""
 
     data_dir: Path
-    shards: str = field(default="*.tar", metadata={"help": "glob or brace pattern of the shards, in the folder"})
-    label_key: str = field(
-        default="cls", metadata={"help": "cls (an integer), txt (a class name) or json:FIELD (a name in the json)"}
+    shards: str = field(
+        default="",
+        metadata={
+            "help": "glob or brace pattern of the shards in the folder ({train,val}-{000000..000009}.tar); "
+            "default: the .tar, .tar.gz and .tgz files at the top and one folder down (train/, val/, test/)"
+        },
     )
-    classes: str = field(default="", metadata={"help": "file of class names, one per line in id order (for cls)"})
+    label_key: str = field(
+        default="cls",
+        metadata={"help": "cls (an integer), txt (a class name) or json:FIELD (a name, or an integer as cls is)"},
+    )
+    classes: str = field(default="", metadata={"help": "file of class names, one per line in id order (for ids)"})
     val_fraction: float = field(default=0.2, metadata={"help": "shards without split names: share held out as 'val'"})
     seed: int = field(default=0, metadata={"help": "shards without split names: seed of the stratified split"})
 
     def read(self) -> Listing:
         root = Path(self.data_dir)
-        paths = expand(root, self.shards)
+        kind, _, json_field = self.label_key.partition(":")
+        if kind not in ("cls", "txt", "json") or (kind == "json") != bool(json_field):
+            raise DataError(f"--label-key {self.label_key!r}: use cls, txt or json:FIELD")
+        paths = expand(root, self.shards) if self.shards else discover(root)
         if not paths:
             raise DataError(
-                f"no shards match {self.shards!r} in {root}", hint="pass --shards with a glob or brace pattern"
+                f"no .tar, .tar.gz or .tgz shards in {root} or its split folders",
+                hint="pass --shards with a glob or brace pattern",
             )
         names = self._class_names(root)
+        splits = shard_splits(root, paths)
+        unnamed = [shown(p, root) for p in paths if splits[p] is None]
+        if unnamed and len(unnamed) < len(paths):
+            raise DataError(
+                f"{unnamed[0]}: cannot tell its split while other shards name theirs",
+                hint="put the shards in split folders (train/, val/) or name each by its split (train-000000.tar)",
+            )
+        pooled = bool(unnamed)
+        if pooled and not 0 < self.val_fraction < 1:
+            raise DataError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
         problems: list[Problem] = []
         by_split: dict[str, list[Sample]] = {}
         for path in paths:
-            split = split_name(path.name)
-            samples, found = self._read_shard(path, root, names)
+            split = "train" if pooled else splits[path]  # a pooled shard's problems: of the split most samples join
+            samples, found = self._read_shard(path, shown(path, root), split, kind, json_field, names)
             problems += found
-            by_split.setdefault(split or "", []).extend(samples)
-        if "" in by_split:
-            if len(by_split) > 1:
-                unnamed = [p.name for p in paths if split_name(p.name) is None]
-                raise DataError(f"{unnamed[0]}: cannot tell its split while other shards name theirs")
-            if not 0 < self.val_fraction < 1:
-                raise DataError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
-            by_split = stratified(by_split[""], self.val_fraction, self.seed)
-        listed = list(by_split)
+            by_split.setdefault(split, []).extend(samples)
+        if pooled:
+            by_split = stratified(by_split["train"], self.val_fraction, self.seed)
+        train, evaluated = roles(by_split)
         return Listing(
             root=root,
             splits=by_split,
             classes=names,
             problems=problems,
-            train_split="train" if "train" in listed else None,
-            eval_split=next((s for s in ("validation", "val", "test") if s in listed), None),
+            train_split=train,
+            eval_split=evaluated,
         )
 
     def _class_names(self, root: Path) -> list[str] | None:
@@ -75,82 +105,281 @@ class WdsAdapter:
             raise DataError(f"--classes {path} does not exist")
         return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
-    def _read_shard(self, path: Path, root: Path, names: list[str] | None):
-        key_kind, _, json_field = self.label_key.partition(":")
-        if key_kind not in ("cls", "txt", "json") or (key_kind == "json") != bool(json_field):
-            raise DataError(f"--label-key {self.label_key!r}: use cls, txt or json:FIELD")
-        groups: dict[str, dict[str, str]] = {}
-        for member in tar_index(path):
-            match = re.match(r"^((?:.*/|)[^./]+)\.([^/]*)$", member)
-            if match:
-                groups.setdefault(match.group(1), {})[match.group(2).lower()] = member
+    def _read_shard(self, path: Path, name: str, split: str, kind: str, json_field: str, names):
+        try:
+            members, labels = listing_of(path, kind)
+        except DataError as exc:
+            return [], [Problem(name, f"{exc.message}: its samples are left out; download it again", split)]
+        copies = Counter(members)
         samples, problems = [], []
-        shown = path.relative_to(root) if path.is_relative_to(root) else path
-        for key, members in groups.items():
-            where = f"{shown}:{key}"
-            images = [ext for ext in members if ext in IMAGES]
-            if not images:
-                continue  # other files in the shard (a README, metadata): not samples
-            if len(images) > 1:
-                problems.append(Problem(where, f"two images under one key ({', '.join(images)})"))
-                continue
-            if not stays_below(key):
-                problems.append(Problem(where, "the key leads out of the shard's folder (an absolute or ../ name)"))
-                continue
-            if key_kind not in members:
-                problems.append(Problem(where, f"an image but no .{key_kind} label"))
-                continue
+        for key, fields, repeated in groups(members):
+            where = f"{name}:{key}"
             try:
-                raw = read_member(Member(path, "tar", members[key_kind]), named=False)
-            except DataError as exc:  # cut short, or over the size limit
-                problems.append(Problem(where, f".{key_kind}: {exc.message}"))
+                image, label = sample_of(key, fields, repeated, members, labels, copies, kind, json_field, names)
+            except Refused as exc:
+                problems.append(Problem(where, str(exc), split))
                 continue
-            raw = raw.decode("utf-8", "replace").strip()
-            label = self._label(raw, key_kind, json_field, names, where, problems)
-            if label is not None:
-                image = members[images[0]]
+            if image is not None:
                 samples.append(Sample(path=Member(path, "tar", image, filename=image), label=label, where=where))
         return samples, problems
 
-    @staticmethod
-    def _label(raw: str, kind: str, json_field: str, names, where: str, problems: list) -> str | None:
-        if kind == "json":
-            try:
-                value = json.loads(raw).get(json_field)
-            except (json.JSONDecodeError, AttributeError):
-                problems.append(Problem(where, "the .json is not a JSON object"))
-                return None
-            if value is None:
-                problems.append(Problem(where, f"the .json has no {json_field!r}"))
-                return None
-            return str(value)
-        if kind == "txt":
-            if not raw:
-                problems.append(Problem(where, "the .txt label is empty"))
-            return raw or None
-        if not re.fullmatch(r"-?\d+", raw):
-            problems.append(Problem(where, f"the .cls is not an integer ({raw[:20]!r})"))
-            return None
-        if names is None:
-            return raw
-        if not 0 <= int(raw) < len(names):
-            problems.append(Problem(where, f"class id {raw} is outside the {len(names)} names of --classes"))
-            return None
-        return names[int(raw)]
+
+def sample_of(key, fields, repeated, members, labels, copies, kind, json_field, names):
+    """(image member, label) of one group of members, (None, None) for files that are no sample (a README,
+    metadata), or Refused saying why the group, a sample to webdataset, is not one fgvctune can use."""
+    images = [f for f in fields if last_extension(f) in IMAGES]
+    marks = [f for f in fields if last_extension(f) == kind]
+    if repeated:
+        raise Refused(f"member {repeated} repeats a field of this key (webdataset stops there: rename one)")
+    if not images and not marks:
+        return None, None
+    if len(images) > 1:
+        dotted = " (a key ends at the first dot of a name)" if any("." in f for f in images) else ""
+        raise Refused(f"two images under one key ({', '.join(images)}){dotted}")
+    if not images:
+        others = ", ".join(f for f in fields if f not in marks)
+        raise Refused(f"a .{kind} label but no image{f' (only {others})' if others else ''}")
+    image = members[fields[images[0]]]
+    if not stays_below(key):
+        raise Refused("the key leads out of the shard's folder (an absolute or ../ name)")
+    if copies[image] > 1:
+        raise Refused(f"{image} is in the shard {copies[image]} times (members are read by name: rename one)")
+    if not marks:
+        raise Refused(f"an image but no .{kind} label")
+    mark = kind if kind in fields else marks[0]
+    if len(marks) > 1 and mark != kind:
+        raise Refused(f"two labels under one key ({', '.join(marks)})")
+    raw = labels[fields[mark]]
+    if isinstance(raw, DataError):
+        raise Refused(f".{mark}: {raw.message}")
+    return image, label_of(raw.decode("utf-8", "replace").strip(), kind, mark, json_field, names)
+
+
+class Refused(Exception):
+    """Why a group of members is not a sample fgvctune can use."""
+
+
+def label_of(raw: str, kind: str, mark: str, json_field: str, names: list[str] | None) -> str:
+    """The class name a label member holds: a .txt's text, a .json field's string, or an id (a .cls, a .json
+    field's integer) mapped through --classes when given."""
+    if kind == "txt":
+        if not raw:
+            raise Refused(f"the .{mark} label is empty")
+        return raw
+    if kind == "json":
+        try:
+            value = json.loads(raw).get(json_field)
+        except (json.JSONDecodeError, AttributeError):
+            raise Refused(f"the .{mark} is not a JSON object") from None
+        if value is None:
+            raise Refused(f"the .{mark} has no {json_field!r}")
+        if isinstance(value, (list, dict)):
+            raise Refused(f"the .{mark}'s {json_field!r} is not one label (fgvctune is single-label): {raw[:40]!r}")
+        if not isinstance(value, int) or isinstance(value, bool):
+            return str(value)  # a class name
+        raw = str(value)
+    if not re.fullmatch(r"-?\d+", raw):
+        raise Refused(f"the .{mark} is not an integer ({raw[:20]!r})")
+    if names is None:
+        return raw
+    if not 0 <= int(raw) < len(names):
+        raise Refused(f"class id {raw} is outside the {len(names)} names of --classes")
+    return names[int(raw)]
+
+
+def last_extension(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def listing_of(path: Path, kind: str) -> tuple[list[str], dict[int, bytes | DataError]]:
+    """A shard's regular members' names in stored order, and by position the bytes of those whose last
+    extension is `kind` (the labels, small), read in the same forward pass; a label over the member limit is
+    its DataError. A shard that cannot be read to its end is a DataError."""
+    members, labels = [], {}
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            plain = f.read(2) != b"\x1f\x8b" and path.suffix.lower() not in (".gz", ".tgz", ".bz2", ".xz")
+        with tarfile.open(path, "r:" if plain else "r:*") as tar:
+            for info in tar:
+                if not info.isreg():
+                    continue
+                if plain and info.offset_data + info.size > size:
+                    raise tarfile.ReadError(f"{info.name} ends past the end of the file")
+                position = len(members)
+                members.append(info.name)
+                if last_extension(info.name).lower() == kind:
+                    try:
+                        labels[position] = containers._read_limited(tar.extractfile(info), info.size)
+                    except DataError as exc:
+                        labels[position] = exc
+            if plain and size - tar.offset < tarfile.BLOCKSIZE:  # cut where a member begins: tarfile sees an end
+                raise tarfile.ReadError("it stops without the blocks that end an archive")
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise DataError(f"{path.name} is not a complete tar archive ({exc})") from None
+    return members, labels
+
+
+def groups(members: list[str]):
+    """(key, {field: position}, repeated member or "") per sample, as webdataset's group_by_keys makes them."""
+    current = None
+    for position, name in enumerate(members):
+        if ("/" not in name and name.startswith("__") and name.endswith("__")) or META.match(name):
+            continue
+        match = KEY.match(name)
+        if not match:
+            continue
+        key, suffix = match.group(1), match.group(2).lower()
+        if current is None or key != current[0]:
+            if current is not None:
+                yield current
+            current = [key, {}, ""]
+        if suffix in current[1]:
+            current[2] = current[2] or name
+        else:
+            current[1][suffix] = position
+    if current is not None:
+        yield current
+
+
+def shown(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
+def discover(root: Path) -> list[Path]:
+    """The shards at the top of `root` and one folder down (split folders: train/, val/, test/)."""
+    folders = [root] + sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return [
+        p
+        for folder in folders
+        for p in sorted(folder.iterdir())
+        if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(SHARD_SUFFIXES)
+    ]
+
+
+def shard_splits(root: Path, paths: list[Path]) -> dict[Path, str | None]:
+    """Each shard's split: its nearest folder's (train/, val/, validation/, test/), else its own name's
+    (train-000000.tar), else None. Two folders whose names mean the same split (test_seen/, test_unseen/)
+    keep their own names, so that their shards are never pooled."""
+    folder_of = {}
+    for path in paths:
+        parts = path.relative_to(root).parts[:-1] if path.is_relative_to(root) else ()
+        folder_of[path] = next((part for part in reversed(parts) if split_name(part)), None)
+    meaning: dict[str, set[str]] = {}
+    for folder in filter(None, folder_of.values()):
+        meaning.setdefault(split_name(folder), set()).add(folder)
+    splits = {}
+    for path, folder in folder_of.items():
+        if folder is None:
+            splits[path] = split_name(path.name)
+        else:
+            splits[path] = split_name(folder) if len(meaning[split_name(folder)]) == 1 else folder
+    return splits
 
 
 def expand(root: Path, pattern: str) -> list[Path]:
-    """Shards matching a glob or a brace pattern (`train-{000000..000009}.tar`, with its zero padding)."""
-    match = BRACES.search(pattern)
-    if match:
-        first, last = match.groups()
-        width = len(first)
-        names = [
-            pattern[: match.start()] + f"{i:0{width}d}" + pattern[match.end() :]
-            for i in range(int(first), int(last) + 1)
-        ]
-        missing = [n for n in names if not (root / n).is_file()]
-        if missing:
-            raise DataError(f"shard {root / missing[0]} of {pattern!r} does not exist")
-        return [root / n for n in names]
-    return sorted(Path(p) for p in glob.glob(str(Path(glob.escape(str(root))) / pattern)) if Path(p).is_file())
+    """The shards a pattern names, in its order: braces expanded as webdataset expands them, then each name a
+    file, or a glob that matches some. A file the pattern names but that is missing is a DataError."""
+    found: dict[Path, None] = {}
+    for name in braces(pattern):
+        if glob.has_magic(name):
+            here = str(Path(glob.escape(str(root))) / name)
+            matches = sorted(Path(p) for p in glob.glob(here, recursive=True) if Path(p).is_file())
+            if not matches:
+                within = f" (from --shards {pattern!r})" if name != pattern else ""
+                raise DataError(f"no shards match {name!r} in {root}{within}")
+            found.update(dict.fromkeys(matches))
+        elif (root / name).is_file():
+            found[root / name] = None
+        else:
+            raise DataError(f"shard {root / name} of {pattern!r} does not exist")
+    return list(found)
+
+
+# -- brace expansion: the braceexpand package's rules (webdataset's shard lists), with its escapes ------------------
+INT_RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)(?:\.\.-?(\d+))?$")
+CHAR_RANGE = re.compile(r"^([A-Za-z])\.\.([A-Za-z])(?:\.\.-?(\d+))?$")
+ALPHABET = string.ascii_uppercase + string.ascii_lowercase
+MAX_NAMES = 1_000_000  # names one pattern may stand for
+
+
+def braces(pattern: str) -> list[str]:
+    """Every name a brace pattern stands for: comma lists (`{train,val}`), ranges (`{000..009}`, zero padding
+    kept; `{a..e}`; `{0..9..2}`), nested and repeated groups; a backslash escapes the next character."""
+    return [re.sub(r"\\(.)", r"\1", name) for name in _pattern(pattern, pattern)]
+
+
+def _pattern(text: str, whole: str) -> list[str]:
+    start = pos = depth = 0
+    items: list[list[str]] = []
+    while pos < len(text):
+        char = text[pos]
+        if char == "\\":
+            pos += 2
+            continue
+        if char == "{":
+            if depth == 0 and pos > start:
+                items.append([text[start:pos]])
+                start = pos
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                inner = text[start + 1 : pos]
+                choices = _expression(inner, whole)
+                items += [choices] if choices is not None else [["{"], _pattern(inner, whole), ["}"]]
+                start = pos + 1
+        pos += 1
+    if depth != 0:
+        raise DataError(f"--shards {whole!r}: unbalanced braces", hint="escape a literal brace as \\{")
+    if start < pos:
+        items.append([text[start:]])
+    total = 1
+    for item in items:
+        total *= len(item)
+    if total > MAX_NAMES:
+        raise DataError(f"--shards {whole!r} stands for {total:,} names, more than {MAX_NAMES:,}")
+    return ["".join(parts) for parts in itertools.product(*items)]
+
+
+def _expression(text: str, whole: str) -> list[str] | None:
+    numbers = INT_RANGE.match(text)
+    if numbers:
+        first, last, step = numbers.groups()
+        padded = any(s.startswith(("0", "-0")) for s in (first, last) if s not in ("0", "-0"))
+        width = max(len(first), len(last)) if padded else 0
+        step = (int(step) or 1) if step else 1
+        a, b = int(first), int(last)
+        values = range(a, b + 1, step) if a < b else range(a, b - 1, -step)
+        if len(values) > MAX_NAMES:
+            raise DataError(f"--shards {whole!r}: the range {{{text}}} holds more than {MAX_NAMES:,} names")
+        return ["%0*d" % (width, v) for v in values]
+    letters = CHAR_RANGE.match(text)
+    if letters:
+        first, last, step = letters.groups()
+        step = (int(step) or 1) if step else 1
+        a, b = ALPHABET.index(first), ALPHABET.index(last)
+        return list(ALPHABET[a : b + 1 : step] if a < b else ALPHABET[a : (b or -len(ALPHABET)) - 1 : -step])
+    return _sequence(text, whole)
+
+
+def _sequence(text: str, whole: str) -> list[str] | None:
+    start = pos = depth = 0
+    items: list[list[str]] = []
+    while pos < len(text):
+        char = text[pos]
+        if char == "\\":
+            pos += 2
+            continue
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            items.append(_pattern(text[start:pos], whole))
+            start = pos + 1
+        pos += 1
+    if depth != 0 or not items:
+        return None  # not a list: the braces stay as they are
+    items.append(_pattern(text[start:], whole))
+    return [name for item in items for name in item]
