@@ -3,6 +3,7 @@
     registry.py    adapters: found through the `fgvctune.adapters` entry points, options parsed from flags
     dataset.py     the adapter contract (Sample, Problem, Listing), label maps, checking every image
     splits.py      split names and roles, the stratified hold-out (public, for adapters)
+    card.py        a Hugging Face dataset card: its YAML header, its configs, the one `datasets` reads by default
     hub.py         a Hugging Face Hub dataset id as a folder in huggingface_hub's cache
     tree.py        the offline class tree (`convert`), written atomically, reruns safe
     source.py      the online mappable source, images straight from the adapter's listing

@@ -74,40 +74,21 @@ def _snapshot(name: str, revision: str | None, allow: list[str] | None) -> Path:
 
 
 def subset_patterns(card: str, subset: str, name: str) -> list[str] | None:
-    """The repo paths (fnmatch patterns) the README's `configs:` give the chosen config, as `datasets` chooses it
-    (`subset`, else the only config, the one named `default` or marked `default: true`); None when the card has no
-    configs or the config names no files (`datasets` then reads the whole repository)."""
-    from fgvctune.config import parse_yaml
+    """The repo paths (fnmatch patterns) the README's `configs:` give the config `datasets` would read (see
+    fgvctune.data.card); None when the card has no configs or the config names no files (`datasets` then reads the
+    whole repository)."""
+    from fgvctune.data.card import chosen_config, front_matter, named_configs, split_patterns
 
-    match = re.match(r"\ufeff?---\s*\n(.*?)\n---\s*(\n|$)", card, re.S)
-    try:
-        front = parse_yaml(match.group(1), "README.md")[0] if match else None
-    except FgvctuneError:  # a card that cannot be read names no configs; the adapter says what is wrong with it
+    where = f"Hub dataset {name}'s README.md"
+    configs = named_configs(front_matter(card, where), where)
+    if not configs:
         return None
-    configs = front.get("configs") if isinstance(front, dict) else None
-    if not isinstance(configs, list):
-        return None
-    named = {str(c["config_name"]): c for c in configs if isinstance(c, dict) and "config_name" in c}
-    if not named:
-        return None
-    if subset:
-        if subset not in named:
-            raise UsageError(f"Hub dataset {name} has no subset {subset!r}; its subsets: {', '.join(named)}")
-        config = named[subset]
-    else:
-        default = [n for n, c in named.items() if len(named) == 1 or n == "default" or c.get("default") is True]
-        if len(default) != 1:
-            raise UsageError(
-                f"Hub dataset {name} holds several subsets ({', '.join(named)})", hint="choose one with --subset NAME"
-            )
-        config = named[default[0]]
+    chosen = chosen_config(configs, subset, f"Hub dataset {name}", UsageError)
+    config = configs[chosen]
     base = str(config.get("data_dir") or "").strip("/")
     files = config.get("data_files")
-    entries = files if isinstance(files, list) else [files] if files else []
-    paths: list[str] = []
-    for entry in entries:
-        path = entry.get("path") if isinstance(entry, dict) else entry
-        paths += [str(p) for p in (path if isinstance(path, list) else [path]) if p]
+    patterns = split_patterns(files, f"{where}: config {chosen!r}'s data_files") if files else {}
+    paths = [str(p) for split in patterns.values() for p in split if p]
     if not paths:
         return [f"{base}/*"] if base else None
     # fnmatch's `*` also crosses '/': a pattern fetches at least what `datasets`' glob would read.
