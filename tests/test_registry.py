@@ -245,7 +245,8 @@ def test_a_class_that_is_not_an_adapter_is_refused():
 
 @dataclasses.dataclass
 class Lines:
-    """Images listed in a text file.
+    """Images listed in a text file, one path and label
+    per line.
 
     A second paragraph that `fgvctune adapters` leaves out."""
 
@@ -257,7 +258,7 @@ class Lines:
 
 def test_register_by_hand_names_and_sources(fresh_registry):
     """A class registered from Python: named by its `name`, else its class name in lower case; its
-    registration stands on later lookups, and `summary` is its docstring's first line."""
+    registration stands on later lookups, and `summary` is its docstring's first paragraph, on one line."""
     named = dataclasses.make_dataclass(
         "Named", [("data_dir", str, "")], namespace={"name": "short", "read": Lines.read}
     )
@@ -269,4 +270,4 @@ def test_register_by_hand_names_and_sources(fresh_registry):
     assert infos["lines"].cls is Lines and infos["short"].cls is named
     assert (infos["aircraft"].cls, infos["aircraft"].source) == (Lines, "my notebook")
     assert infos["lines"].source == "python"
-    assert infos["lines"].summary == "Images listed in a text file."
+    assert infos["lines"].summary == "Images listed in a text file, one path and label per line."

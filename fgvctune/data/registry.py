@@ -26,7 +26,9 @@ class AdapterInfo:
 
     @property
     def summary(self) -> str:
-        return (self.cls.__doc__ or "").strip().splitlines()[0] if self.cls.__doc__ else ""
+        """The docstring's first paragraph, on one line."""
+        paragraph = (self.cls.__doc__ or "").strip().split("\n\n")[0]
+        return " ".join(line.strip() for line in paragraph.splitlines())
 
     def options(self) -> list[dataclasses.Field]:
         """The adapter's options: every dataclass field except `data_dir`."""
