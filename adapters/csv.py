@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fgvctune import Listing, Problem, Sample
-from fgvctune.data.splits import roles, stratified
+from fgvctune.data.splits import Default, held_out, holds_from, roles
 from fgvctune.errors import DataError
 
 PATH_COLUMNS = ("filepath", "path")
@@ -21,8 +21,11 @@ class CsvAdapter:
     path_column: str = field(default="", metadata={"help": "column of image paths (default: filepath or path)"})
     label_column: str = field(default="label", metadata={"help": "column of class names"})
     split_column: str = field(default="split", metadata={"help": "column of split names, if the file has one"})
-    val_fraction: float = field(default=0.2, metadata={"help": "without a split column: share held out as 'val'"})
-    seed: int = field(default=0, metadata={"help": "without a split column: seed of the stratified split"})
+    val_fraction: float = field(
+        default=Default(0.2),
+        metadata={"help": "share held out as 'val': of all rows with no split column; if given, of a lone train split"},
+    )
+    seed: int = field(default=0, metadata={"help": "with --val-fraction: seed of the stratified split"})
 
     def read(self) -> Listing:
         import pandas as pd
@@ -57,17 +60,16 @@ class CsvAdapter:
                 continue
             sample = Sample(path=self.data_dir / path.strip(), label=label.strip(), where=where)
             rows.append((split.strip(), sample))
-        splits = _by_split(rows) if has_split else stratified([s for _, s in rows], self.val_fraction, self.seed)
         if not 0 < self.val_fraction < 1 and not has_split:
             raise DataError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        splits = _by_split(rows) if has_split else {"train": [s for _, s in rows]}
         train, evaluated = roles(splits)
-        return Listing(
-            root=self.data_dir,
-            splits=splits,
-            problems=problems,
-            train_split=train,
-            eval_split=evaluated,
-        )
+        listing = Listing(root=self.data_dir, splits=splits, problems=problems, train_split=train, eval_split=evaluated)
+        # With no split column, the default holds out too; beside a named training split, only a fraction given.
+        given = not has_split or not isinstance(self.val_fraction, Default)
+        if evaluated is None and holds_from(listing) and given:
+            return held_out(listing, self.val_fraction, self.seed)
+        return listing
 
     def _csv_path(self) -> Path:
         if self.file:

@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 
 from fgvctune import IMAGE_EXTENSIONS, Listing, Problem, Sample
 from fgvctune.data.containers import Member, tar_index
-from fgvctune.data.splits import ALIASES, held_out, roles
+from fgvctune.data.splits import EVAL_NAMES, TRAIN_NAMES, held_out, roles
 from fgvctune.errors import DataError
 from fgvctune.fileio import stays_below
 
@@ -24,7 +24,11 @@ class FolderAdapter:
 
     data_dir: Path
     val_fraction: float = field(
-        default=0.0, metadata={"help": "without an evaluation split: share of 'train' held out as 'val' (0: none)"}
+        default=0.0,
+        metadata={
+            "help": "share of 'train' held out as 'val', stratified, beside a test split if there is one "
+            "(0: none; refused when the tree has a validation split)"
+        },
     )
     seed: int = field(default=0, metadata={"help": "with --val-fraction: seed of the stratified split"})
     reads_archives = True  # --data-dir may name a .tar, .tar.gz or .zip holding the tree
@@ -44,7 +48,7 @@ class FolderAdapter:
                 f"{root} has no split or class folders",
                 hint="expected <data-dir>/<split>/<class>/<image> or <data-dir>/<class>/<image>",
             )
-        moved = {p.relative_to(root).parts for p in self.moved if p.is_relative_to(root)}
+        moved = _by_folder(p.relative_to(root).parts for p in self.moved if p.is_relative_to(root))
         flat = [d for d in top if _holds_images(d, moved, root)]
         if len(flat) == len(top) or (flat and not any(_images_below(d, moved, root) for d in top if d not in flat)):
             # <class>/<image>: every first-level folder holding images holds them directly
@@ -65,10 +69,9 @@ class FolderAdapter:
                 samples += self._images(class_dir, class_dir.name, moved, root)
         return _listing(root, splits, classes)
 
-    def _images(self, class_dir: Path, label: str, moved: set[tuple], root: Path) -> list[Sample]:
+    def _images(self, class_dir: Path, label: str, moved: dict, root: Path) -> list[Sample]:
         """The images anywhere below a class folder, those already moved out of it included."""
-        depth = len(class_dir.relative_to(root).parts)
-        gone = {root.joinpath(*parts) for parts in moved if parts[:depth] == class_dir.relative_to(root).parts}
+        gone = {root.joinpath(*parts) for parts in moved.get(class_dir.relative_to(root).parts, ())}
         samples = []
         for path in sorted(set(class_dir.rglob("*")) | gone):
             relative = path.relative_to(class_dir).parts
@@ -135,18 +138,29 @@ def _archive(path: Path) -> Listing:
     return _listing(path.parent, splits, classes, problems)
 
 
-def _holds_images(folder: Path, moved: set[tuple], root: Path) -> bool:
+def _by_folder(moved) -> dict[tuple, list[tuple]]:
+    """Moved files (path parts below the root) by the split or class folder they were in, one and two deep: grouped
+    once, so that each folder looks up its own and no folder walks them all."""
+    grouped: dict[tuple, list[tuple]] = {}
+    for parts in moved:
+        for depth in (1, 2):
+            if len(parts) > depth:
+                grouped.setdefault(parts[:depth], []).append(parts)
+    return grouped
+
+
+def _holds_images(folder: Path, moved: dict, root: Path) -> bool:
     """Whether image files lie directly in `folder` (or did, before a `move`)."""
     parts = folder.relative_to(root).parts
-    if any(len(m) == len(parts) + 1 and m[: len(parts)] == parts and _image_name(m[-1]) for m in moved):
+    if any(len(m) == len(parts) + 1 and _image_name(m[-1]) for m in moved.get(parts, ())):
         return True
     return any(p.is_file() and _image_name(p.name) for p in folder.iterdir())
 
 
-def _images_below(folder: Path, moved: set[tuple], root: Path) -> bool:
+def _images_below(folder: Path, moved: dict, root: Path) -> bool:
     """Whether image files lie in the visible folders below `folder` (or did, before a `move`)."""
     parts = folder.relative_to(root).parts
-    if any(len(m) > len(parts) + 1 and m[: len(parts)] == parts and _image_name(m[-1]) for m in moved):
+    if any(len(m) > len(parts) + 1 and _image_name(m[-1]) for m in moved.get(parts, ())):
         return True
     return any(
         p.is_file() and _image_name(p.name) and not _hidden(p.relative_to(folder).parts)
@@ -157,7 +171,7 @@ def _images_below(folder: Path, moved: set[tuple], root: Path) -> bool:
 
 def _split_like(name: str) -> bool:
     """A folder name that names a split, as `datasets` reads split folders (train, val, test, ...)."""
-    return name.lower() in ALIASES or name.lower() == "trainval"
+    return name.lower() in TRAIN_NAMES or name.lower() in EVAL_NAMES
 
 
 def _image_name(name: str) -> bool:

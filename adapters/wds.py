@@ -25,7 +25,7 @@ from pathlib import Path
 from fgvctune import Listing, Problem, Sample
 from fgvctune.data import containers
 from fgvctune.data.containers import Member
-from fgvctune.data.splits import roles, split_name, stratified
+from fgvctune.data.splits import Default, held_out, holds_from, roles, split_name
 from fgvctune.errors import DataError
 from fgvctune.fileio import stays_below
 
@@ -53,8 +53,11 @@ class WdsAdapter:
         metadata={"help": "cls (an integer), txt (a class name) or json:FIELD (a name, or an integer as cls is)"},
     )
     classes: str = field(default="", metadata={"help": "file of class names, one per line in id order (for ids)"})
-    val_fraction: float = field(default=0.2, metadata={"help": "shards without split names: share held out as 'val'"})
-    seed: int = field(default=0, metadata={"help": "shards without split names: seed of the stratified split"})
+    val_fraction: float = field(
+        default=Default(0.2),
+        metadata={"help": "share held out as 'val': of unnamed shards; if given, of a train split with no eval split"},
+    )
+    seed: int = field(default=0, metadata={"help": "with --val-fraction: seed of the stratified split"})
 
     def read(self) -> Listing:
         root = Path(self.data_dir)
@@ -69,7 +72,7 @@ class WdsAdapter:
             )
         names = self._class_names(root)
         splits = shard_splits(root, paths)
-        unnamed = [shown(p, root) for p in paths if splits[p] is None]
+        unnamed = [shard_name(p, root) for p in paths if splits[p] is None]
         if unnamed and len(unnamed) < len(paths):
             raise DataError(
                 f"{unnamed[0]}: cannot tell its split while other shards name theirs",
@@ -82,20 +85,16 @@ class WdsAdapter:
         by_split: dict[str, list[Sample]] = {}
         for path in paths:
             split = "train" if pooled else splits[path]  # a pooled shard's problems: of the split most samples join
-            samples, found = self._read_shard(path, shown(path, root), split, kind, json_field, names)
+            samples, found = self._read_shard(path, shard_name(path, root), split, kind, json_field, names)
             problems += found
             by_split.setdefault(split, []).extend(samples)
-        if pooled:
-            by_split = stratified(by_split["train"], self.val_fraction, self.seed)
         train, evaluated = roles(by_split)
-        return Listing(
-            root=root,
-            splits=by_split,
-            classes=names,
-            problems=problems,
-            train_split=train,
-            eval_split=evaluated,
-        )
+        listing = Listing(root, by_split, names, problems, train_split=train, eval_split=evaluated)
+        # Unnamed shards hold out by default; beside a named training split, only a fraction given on purpose.
+        given = pooled or not isinstance(self.val_fraction, Default)
+        if evaluated is None and holds_from(listing) and given:
+            return held_out(listing, self.val_fraction, self.seed)
+        return listing
 
     def _class_names(self, root: Path) -> list[str] | None:
         if not self.classes:
@@ -242,7 +241,8 @@ def groups(members: list[str]):
         yield current
 
 
-def shown(path: Path, root: Path) -> str:
+def shard_name(path: Path, root: Path) -> str:
+    """A shard as messages name it: its path below the dataset's folder."""
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
 
@@ -258,22 +258,14 @@ def discover(root: Path) -> list[Path]:
 
 
 def shard_splits(root: Path, paths: list[Path]) -> dict[Path, str | None]:
-    """Each shard's split: its nearest folder's (train/, val/, validation/, test/), else its own name's
-    (train-000000.tar), else None. Two folders whose names mean the same split (test_seen/, test_unseen/)
-    keep their own names, so that their shards are never pooled."""
-    folder_of = {}
+    """Each shard's split: its nearest split folder's name as written (train/, val/, test_seen/: `-s val` names
+    it), else the split its own name says, as `datasets` maps it (train-000000.tar, imagenet-val-000001.tar ->
+    validation), else None."""
+    splits = {}
     for path in paths:
         parts = path.relative_to(root).parts[:-1] if path.is_relative_to(root) else ()
-        folder_of[path] = next((part for part in reversed(parts) if split_name(part)), None)
-    meaning: dict[str, set[str]] = {}
-    for folder in filter(None, folder_of.values()):
-        meaning.setdefault(split_name(folder), set()).add(folder)
-    splits = {}
-    for path, folder in folder_of.items():
-        if folder is None:
-            splits[path] = split_name(path.name)
-        else:
-            splits[path] = split_name(folder) if len(meaning[split_name(folder)]) == 1 else folder
+        folder = next((part for part in reversed(parts) if split_name(part)), None)
+        splits[path] = folder or split_name(path.name)
     return splits
 
 
@@ -376,10 +368,19 @@ def _sequence(text: str, whole: str) -> list[str] | None:
         elif char == "}":
             depth -= 1
         elif char == "," and depth == 0:
-            items.append(_pattern(text[start:pos], whole))
+            items.append(_listed(items, text[start:pos], text, whole))
             start = pos + 1
         pos += 1
     if depth != 0 or not items:
         return None  # not a list: the braces stay as they are
-    items.append(_pattern(text[start:], whole))
+    items.append(_listed(items, text[start:], text, whole))
     return [name for item in items for name in item]
+
+
+def _listed(items: list[list[str]], part: str, text: str, whole: str) -> list[str]:
+    """The names of one item of a comma list, refused once the list so far stands for more than MAX_NAMES (each
+    item is within the limit; together they may not be)."""
+    names = _pattern(part, whole)
+    if sum(map(len, items)) + len(names) > MAX_NAMES:
+        raise DataError(f"--shards {whole!r}: the list {{{text}}} stands for more than {MAX_NAMES:,} names")
+    return names

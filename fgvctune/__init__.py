@@ -20,10 +20,10 @@ __version__ = "0.1.0"
 # here: importing fgvctune.training would otherwise replace `fgvctune.train` by a module.)
 _API = {
     "load_dataset": "fgvctune.data.dataset",
-    "Listing": "fgvctune.data.dataset",
-    "Sample": "fgvctune.data.dataset",
-    "Problem": "fgvctune.data.dataset",
-    "IMAGE_EXTENSIONS": "fgvctune.data.dataset",
+    "Listing": "fgvctune.data.contract",
+    "Sample": "fgvctune.data.contract",
+    "Problem": "fgvctune.data.contract",
+    "IMAGE_EXTENSIONS": "fgvctune.data.contract",
     "convert": "fgvctune.data.tree",
     "ImageSource": "fgvctune.data.source",
     "find_duplicates": "fgvctune.data.duplicates",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import shutil
@@ -35,13 +36,38 @@ FAMILIES = {"707-320": "Boeing 707", "F/A-18": "F/A-18", "Cessna 172": "Cessna 1
 MAKERS = {"707-320": "Boeing", "F/A-18": "McDonnell Douglas", "Cessna 172": "Cessna"}
 
 
-def write_image(path: Path, colour=(128, 64, 32), size=(40, 48), mode="RGB", fmt=None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_image(path, colour=(128, 64, 32), size=(40, 48), mode="RGB", fmt=None):
+    """An image of one colour at `path`, a file (its format from its suffix unless `fmt` says) or a binary file
+    object (then `fmt` names the format). Returns `path`."""
+    if isinstance(path, Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.new("RGB", size, colour)
     if mode != "RGB":
         image = image.convert(mode)
     image.save(path, format=fmt)
     return path
+
+
+def png(number: int, fmt: str = "PNG") -> bytes:
+    """A real 8x8 image's bytes (PNG unless `fmt` names another format), its colour set by `number`: no two
+    numbers below 19,200 give the same image, so that a test can tell every sample from every other."""
+    colour = (number * 37 % 256, number * 11 % 256, 90 + number % 150)
+    return write_image(io.BytesIO(), colour, size=(8, 8), fmt=fmt).getvalue()
+
+
+def classes_file(root: Path, names=("cat", "dog", "owl")) -> str:
+    """A --classes file (one class name a line) in `root`; returns its name, as the option takes it."""
+    (root / "classes.txt").write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
+    return "classes.txt"
+
+
+def make_class_tree(root: Path, counts: dict[str, int]) -> Path:
+    """root/<class>/<image> (no split folders), JPEG and PNG, a hidden file beside them that readers pass over."""
+    for k, (name, count) in enumerate(counts.items()):
+        for i in range(count):
+            write_image(root / name / f"{name}{i}.{'png' if i % 2 else 'jpg'}", (50 * k, 20 * i, 90))
+    (root / next(iter(counts)) / ".DS_Store").write_bytes(b"\0")
+    return root
 
 
 def header_bomb(path: Path, side: int) -> Path:

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import make_csv, make_folder, write_image
+from conftest import make_class_tree, make_csv, make_folder, write_image
 from fgvctune import Listing, Problem, Sample
 from fgvctune.cli import app
 from fgvctune.data import registry
 from fgvctune.data.dataset import load_dataset
+from fgvctune.data.splits import ALIASES, EVAL_NAMES, TRAIN_NAMES, held_out, roles
 from fgvctune.data.tree import convert
 from fgvctune.errors import DataError, UsageError
 
@@ -156,6 +157,9 @@ def test_predict_on_an_unlabeled_split_leaves_the_real_columns_empty(listed, dig
     assert lines[0] == "image\tpred\treal\tpred_name\treal_name\tconfidence" and len(lines) == 11
     assert all(line.split("\t")[2] == line.split("\t")[4] == "" for line in lines[1:])
     assert (tmp_path / "test" / "predictions.png").is_file()
+    result = runner.invoke(app, ["predict", str(run), "-s", "test", "-o", str(tmp_path / "cli"), "--grid", "0"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == "10 images predicted (split 'test' has no labels)"
     with pytest.raises(UsageError) as refused:
         evaluate(run, "test", output=tmp_path / "eval")
     assert refused.value.message == NO_LABELS
@@ -181,9 +185,9 @@ def test_with_one_split_the_roles_hint_names_val_fraction_where_the_adapter_has_
     csv = make_csv(tmp_path / "csv", [(f"{i}.jpg", "cat dog".split()[i % 2], "train", (i, 9, 9)) for i in range(4)])
     single = make_listed(tmp_path / "listed", {"train": LABELLED["train"]})
     hints = {}
-    for adapter, root in (("folder", folder), ("csv", csv), ("listed", single)):
+    for adapter, root, options in (("folder", folder, {}), ("csv", csv, {}), ("listed", single, {})):
         with pytest.raises(UsageError) as refused:
-            load_dataset(adapter, root, roles=True)
+            load_dataset(adapter, root, roles=True, options=options)
         assert refused.value.message == "cannot tell which splits to train and evaluate on (this dataset has train)"
         hints[adapter] = refused.value.hint
     held = ", or hold out part of 'train' to evaluate on with the adapter option --val-fraction (e.g. 0.1)"
@@ -192,15 +196,10 @@ def test_with_one_split_the_roles_hint_names_val_fraction_where_the_adapter_has_
         "csv": "name them with --train-split and --val-split" + held,
         "listed": "name them with --train-split and --val-split",  # it has no such option
     }
-
-
-def make_class_tree(root: Path, counts: dict[str, int]) -> Path:
-    """root/<class>/<image>, JPEG and PNG, a hidden file beside them."""
-    for k, (name, count) in enumerate(counts.items()):
-        for i in range(count):
-            write_image(root / name / f"{name}{i}.{'png' if i % 2 else 'jpg'}", (50 * k, 20 * i, 90))
-    (root / next(iter(counts)) / ".DS_Store").write_bytes(b"\0")
-    return root
+    # Following the hint works: a fraction given holds out of the named train split (by default, none is).
+    for adapter, root in (("folder", folder), ("csv", csv)):
+        dataset = load_dataset(adapter, root, roles=True, options={"val_fraction": 0.5})
+        assert (dataset.train_split, dataset.eval_split) == ("train", "val"), adapter
 
 
 def read_by_fgvctune(source: Path, **options) -> tuple[list[str], dict[str, Counter]]:
@@ -272,4 +271,113 @@ def test_val_fraction_holds_out_a_stratified_share_the_same_for_the_same_seed(tm
         assert refused.value.message == f"--val-fraction must be at least 0 and below 1, got {fraction}"
     with pytest.raises(UsageError) as refused:
         load_dataset("folder", make_folder(tmp_path / "with-val"), options={"val_fraction": 0.2})
-    assert refused.value.message == "--val-fraction: this dataset already has a split 'val'"
+    assert refused.value.message == "--val-fraction: this dataset already has a validation split 'val'"
+
+
+def test_a_split_emptied_by_its_problems_says_the_first_problem_not_empty(listed, tmp_path):
+    cut = ("train/data-00000-of-00001.arrow", "cut short after 0 rows", "train")
+    root = make_listed(tmp_path / "d", {"train": [], "val": ["cat"]}, problems=[cut])
+    with pytest.raises(DataError) as refused:
+        load_dataset("listed", root, ["train"])
+    assert refused.value.message == (
+        f"split 'train' of {root} has no readable samples: train/data-00000-of-00001.arrow: cut short after 0 rows"
+    )
+
+
+@dataclasses.dataclass
+class Holding(Listed):
+    """The `listed` samples with an hf-like --val-fraction (held out as 'validation')."""
+
+    val_fraction: float = 0.0
+    seed: int = 0
+
+    def read(self) -> Listing:
+        return held_out(super().read(), self.val_fraction, self.seed, held="validation")
+
+
+@pytest.fixture
+def holding(monkeypatch):
+    registry.available()
+    monkeypatch.setitem(registry._adapters, "holding", registry.AdapterInfo("holding", Holding, "tests"))
+
+
+MANY = {"train": ["cat"] * 5 + ["dog"] * 5}
+HINT = "name them with --train-split and --val-split"
+HELD = ", or hold out part of {!r} to evaluate on with the adapter option --val-fraction (e.g. 0.1)"
+
+
+def test_val_fraction_is_hinted_only_where_it_works_and_then_it_works(holding, tmp_path):
+    """A name the held-out part would take already (an unlabeled split, or the only split itself) is no dead end:
+    the part takes another name. Where no hold-out can work, the hint does not offer one."""
+    cases = {
+        "unlabeled-validation": ({**MANY, "validation": [""] * 2}, ["validation"], "train", "val"),
+        "only-validation": ({"validation": MANY["train"]}, [], "validation", "val"),
+        "only-test": ({"test": MANY["train"], "validation": [""]}, ["validation"], "test", "val"),
+    }
+    for name, (splits, unlabeled, source, held) in cases.items():
+        root = make_listed(tmp_path / name, splits, unlabeled=unlabeled)
+        with pytest.raises(UsageError) as refused:
+            load_dataset("holding", root, roles=True)
+        assert refused.value.hint == HINT + HELD.format(source), name
+        dataset = load_dataset("holding", root, roles=True, options={"val_fraction": 0.2})
+        assert (dataset.train_split, dataset.eval_split) == (source, held), name
+        assert {k: len(v) for k, v in dataset.splits.items()} == {source: 8, held: 2}, name
+    # Two splits, neither to train on; classes of one sample: no fraction can hold any out, so none is offered.
+    for name, splits in (("two", {"a": ["cat", "dog"], "b": ["cat", "dog"]}), ("ones", {"train": ["cat", "dog"]})):
+        with pytest.raises(UsageError) as refused:
+            load_dataset("holding", make_listed(tmp_path / name, splits), roles=True)
+        assert refused.value.hint == HINT, name
+
+
+def test_val_fraction_refuses_beside_a_published_validation_split_by_any_of_its_names(holding, tmp_path):
+    """`valid`, `dev`, `val` are validation splits as `datasets` names them: holding out another would drop the
+    published one as the evaluation split in silence. A test split alone stays, with a held-out validation."""
+    for published in ("valid", "dev", "val"):
+        root = make_listed(tmp_path / published, {**MANY, published: ["cat", "dog"]})
+        with pytest.raises(UsageError) as refused:
+            load_dataset("holding", root, options={"val_fraction": 0.2})
+        assert refused.value.message == f"--val-fraction: this dataset already has a validation split {published!r}"
+    root = make_listed(tmp_path / "test", {**MANY, "test": ["cat", "dog"]})
+    dataset = load_dataset("holding", root, options={"val_fraction": 0.2}, roles=True)
+    assert (dataset.train_split, dataset.eval_split, list(dataset.splits)) == (
+        "train",
+        "validation",
+        ["train", "validation"],
+    )
+    tree = make_folder(tmp_path / "tree", splits=("train", "dev"))
+    with pytest.raises(UsageError, match="already has a validation split 'dev'"):
+        load_dataset("folder", tree, options={"val_fraction": 0.3})
+
+
+def test_a_fraction_that_holds_out_nothing_says_the_classes_are_too_small(tmp_path):
+    root = make_class_tree(tmp_path / "pets", {"bird": 1, "cat": 1, "dog": 1})
+    with pytest.raises(DataError) as refused:
+        load_dataset("folder", root, options={"val_fraction": 0.3}, roles=True)
+    assert refused.value.message == (
+        f"split 'val' of {root} has no readable samples: --val-fraction: 0.3 holds out no sample of 'train': its "
+        "classes are too small (the largest has 1; each keeps one to train on)"
+    )
+    assert sum(map(len, load_dataset("folder", root, ["train"], options={"val_fraction": 0.3}).splits.values())) == 3
+
+
+def test_split_keywords_are_those_of_datasets_and_the_roles_read_them_in_any_case():
+    from datasets.data_files import SPLIT_KEYWORDS
+
+    assert ALIASES == {word: str(split) for split, words in SPLIT_KEYWORDS.items() for word in words}
+    assert set(TRAIN_NAMES) | set(EVAL_NAMES) == set(ALIASES) | {"trainval"}
+    assert roles(["Test", "Train", "Val"]) == ("Train", "Val")
+    assert roles(["train", "validation", "test"], unlabeled={"validation"}) == ("train", "test")
+
+
+def test_images_moved_out_of_many_class_folders_are_each_listed_in_their_own_class(tmp_path):
+    """A `convert --mode move` rerun over 600 emptied class folders: each folder finds its own moved files (grouped
+    once by folder: looking through all of them per folder grew with classes x images)."""
+    from fgvctune_adapters.folder import FolderAdapter
+
+    root = tmp_path / "pets"
+    for k in range(600):
+        (root / f"c{k:03d}").mkdir(parents=True)
+    reader = FolderAdapter(root)
+    reader.moved = frozenset(root / f"c{k:03d}" / f"{i}.png" for k in range(600) for i in range(2))
+    listing = reader.read()
+    assert len(listing.classes) == 600 and {s.path for s in listing.splits["train"]} == reader.moved

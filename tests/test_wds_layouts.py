@@ -11,17 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, write_image
+from conftest import classes_file, png, run_cli
 from fgvctune import load_dataset
 from fgvctune.data import containers
 from fgvctune.data.dataset import open_adapter
+from fgvctune.errors import UsageError
 
 CLASSES = ["cat", "dog", "owl"]
-
-
-def png(tmp_path: Path, i: int, ext: str = "png") -> bytes:
-    """A real 8x8 image, its colour from `i`, as PNG or JPEG bytes."""
-    return write_image(tmp_path / "images" / f"{i}.{ext}", (40 * (i % 6), 90, 17 * (i % 15)), size=(8, 8)).read_bytes()
 
 
 def write_shards(pattern: str, samples: list[dict], maxcount: int = 1000) -> None:
@@ -54,17 +50,13 @@ def keyed(samples) -> Counter:
     return Counter((s.where.rsplit(":", 1)[1], s.label) for s in samples)
 
 
-def classes_file(root: Path) -> None:
-    (root / "classes.txt").write_text("".join(f"{c}\n" for c in CLASSES), encoding="utf-8")
-
-
 # -- 1. keys by webdataset's rule ----------------------------------------------------------------------------------
 def test_keys_with_dots_are_read_as_webdataset_groups_them(tmp_path):
     """`img_0_0.v2.png` is field `v2.png` of key `img_0_0`: webdataset yields it with its `v2.cls`, so fgvctune
     has it too (as it has the keys without dots beside them), none dropped."""
     root = tmp_path / "shards"
-    samples = [{"__key__": f"img_{i}_0.v2", "png": png(tmp_path, i), "cls": i % 3} for i in range(6)]
-    samples += [{"__key__": f"img_{i}_1", "png": png(tmp_path, i + 6), "cls": i % 2} for i in range(6)]
+    samples = [{"__key__": f"img_{i}_0.v2", "png": png(i), "cls": i % 3} for i in range(6)]
+    samples += [{"__key__": f"img_{i}_1", "png": png(i + 6), "cls": i % 2} for i in range(6)]
     write_shards(str(root / "train-%06d.tar"), samples)
     classes_file(root)
     expected = oracle(str(root / "train-000000.tar"))
@@ -83,10 +75,10 @@ def test_keys_webdataset_merges_or_raises_on_are_problems_never_lost(tmp_path):
     equal but for case (`dup.X`, `dup.x`) repeat a field, and webdataset raises. Each is a problem naming the
     shard and key, in its split; the samples beside them are read."""
     root = tmp_path / "shards"
-    good = [{"__key__": f"ok{i}", "png": png(tmp_path, i), "cls": i % 3} for i in range(4)]
-    merged = [{"__key__": f"pic.{v}", "png": png(tmp_path, 9), "cls": 1} for v in "ab"]
+    good = [{"__key__": f"ok{i}", "png": png(i), "cls": i % 3} for i in range(4)]
+    merged = [{"__key__": f"pic.{v}", "png": png(9), "cls": 1} for v in "ab"]
     write_shards(str(root / "train-%06d.tar"), good + merged)
-    write_shards(str(root / "val-%06d.tar"), good[:2] + [{"__key__": f"dup.{v}", "png": png(tmp_path, 8), "cls": 0}
+    write_shards(str(root / "val-%06d.tar"), good[:2] + [{"__key__": f"dup.{v}", "png": png(8), "cls": 0}
                                                         for v in "Xx"])  # fmt: skip
     classes_file(root)
     seen = oracle(str(root / "train-000000.tar"))
@@ -116,7 +108,7 @@ def split_folders(tmp_path: Path, folders: dict[str, str]) -> Path:
     for folder, pattern in folders.items():
         samples = []
         for i in range(7):
-            samples.append({"__key__": f"{folder}_{i:03d}", "png": png(tmp_path, n), "cls": (i + n) % 3})
+            samples.append({"__key__": f"{folder}_{i:03d}", "png": png(n), "cls": (i + n) % 3})
             n += 1
         write_shards(str(root / folder / pattern), samples, maxcount=4)
     classes_file(root)
@@ -134,15 +126,26 @@ def test_shards_in_split_folders_keep_their_split(tmp_path):
     folders = {"train": "shard-%06d.tar", "val": "shard-%06d.tar.gz", "test": "shard-%06d.tgz"}
     root = split_folders(tmp_path, folders)
     assert len(list((root / "train").iterdir())) == 2  # ShardWriter split it
-    expected = {"train": folder_counts(root, "train"), "validation": folder_counts(root, "val"),
-                "test": folder_counts(root, "test")}  # fmt: skip
+    expected = {folder: folder_counts(root, folder) for folder in folders}
     for shards in ("", "*/shard-*"):
         listing = read(root, classes="classes.txt", shards=shards)
         assert {split: Counter(s.label for s in ss) for split, ss in listing.splits.items()} == expected, shards
-        assert (listing.train_split, listing.eval_split) == ("train", "validation")
+        assert (listing.train_split, listing.eval_split) == ("train", "val")
         assert listing.problems == []
     keys = {split: {s.where.split("/")[0] for s in ss} for split, ss in listing.splits.items()}
-    assert keys == {"train": {"train"}, "validation": {"val"}, "test": {"test"}}
+    assert keys == {"train": {"train"}, "val": {"val"}, "test": {"test"}}
+
+
+def test_split_folders_keep_their_names_as_written_and_are_named_so(tmp_path):
+    """dev/ and eval/ are split folders (as `datasets` reads them) that keep their names: `-s dev` names what the
+    publisher wrote; shards named by split keep the name `datasets` gives them."""
+    root = split_folders(tmp_path, {"Train": "s-%06d.tar", "dev": "s-%06d.tar", "eval": "s-%06d.tar"})
+    listing = read(root, classes="classes.txt")
+    expected = {folder: folder_counts(root, folder) for folder in ("Train", "dev", "eval")}
+    assert {split: Counter(s.label for s in ss) for split, ss in listing.splits.items()} == expected
+    assert (listing.train_split, listing.eval_split) == ("Train", "dev")
+    dataset = load_dataset("wds", root, ["dev"], options={"classes": "classes.txt"})
+    assert Counter(s.label for s in dataset.splits["dev"]) == expected["dev"]
 
 
 def test_split_folders_that_mean_the_same_split_keep_their_own_names(tmp_path):
@@ -150,6 +153,25 @@ def test_split_folders_that_mean_the_same_split_keep_their_own_names(tmp_path):
     listing = read(root, classes="classes.txt")
     expected = {folder: folder_counts(root, folder) for folder in ("train", "test_seen", "test_unseen")}
     assert {split: Counter(s.label for s in ss) for split, ss in listing.splits.items()} == expected
+
+
+def test_shards_of_a_training_split_only_hold_out_val_fraction(tmp_path):
+    """train-*.tar and nothing to evaluate on: --val-fraction, given, holds out a stratified share, as for unnamed
+    shards (by default none is: the split is the publisher's, and the roles' hint offers the option)."""
+    root = split_folders(tmp_path, {"shards": "train-%06d.tar"})
+    expected = folder_counts(root, "shards")
+    listing = read(root, classes="classes.txt", val_fraction=0.3, seed=1)
+    assert (listing.train_split, listing.eval_split, set(listing.splits)) == ("train", "val", {"train", "val"})
+    assert 0 < len(listing.splits["val"]) < len(listing.splits["train"])
+    assert Counter(s.label for ss in listing.splits.values() for s in ss) == expected
+    assert (
+        list(read(root, classes="classes.txt").splits)
+        == list(read(root, classes="classes.txt", val_fraction=0).splits)
+        == ["train"]
+    )
+    with pytest.raises(UsageError) as refused:
+        load_dataset("wds", root, options={"classes": "classes.txt"}, roles=True)
+    assert "--val-fraction" in refused.value.hint
 
 
 def test_shards_without_a_split_anywhere_are_still_held_out_by_fraction(tmp_path):
@@ -197,6 +219,20 @@ def test_brace_expansion_matches_braceexpand(pattern):
     assert braces(pattern) == list(braceexpand(pattern))
 
 
+def test_a_brace_list_of_ranges_is_held_to_the_limit_of_names_in_total(monkeypatch):
+    """Each range of the list is within the limit; the list, joined, is refused in one line before it is built."""
+    from fgvctune.errors import DataError
+    from fgvctune_adapters import wds
+
+    monkeypatch.setattr(wds, "MAX_NAMES", 1000)
+    assert len(wds.braces("{{000..499},{500..999}}.tar")) == 1000
+    with pytest.raises(DataError) as refused:
+        wds.braces("s-{{000..999},{000..999}}.tar")
+    assert refused.value.message == (
+        "--shards 's-{{000..999},{000..999}}.tar': the list {{000..999},{000..999}} stands for more than 1,000 names"
+    )
+
+
 @pytest.mark.parametrize("pattern", ["{1{2,3}", "a}b", "{a,b"])
 def test_unbalanced_braces_are_one_line(pattern, tmp_path):
     from braceexpand import UnbalancedBracesError, braceexpand
@@ -213,7 +249,7 @@ def test_unbalanced_braces_are_one_line(pattern, tmp_path):
 def test_brace_lists_of_splits_read_as_webdataset_reads_them(tmp_path):
     root = tmp_path / "shards"
     for split in ("train", "test"):
-        samples = [{"__key__": f"{split}{i}", "png": png(tmp_path, i), "cls": i % 3} for i in range(6)]
+        samples = [{"__key__": f"{split}{i}", "png": png(i), "cls": i % 3} for i in range(6)]
         write_shards(str(root / f"{split}-%06d.tar"), samples, maxcount=3)
     classes_file(root)
     pattern = "{train,test}-{000000..000001}.tar"
@@ -237,7 +273,7 @@ def test_json_label_ids_map_through_classes_and_names_stay_names(tmp_path):
     samples = []
     for i in range(9):
         value = i % 3 if i < 6 else CLASSES[i % 3]  # integer ids, then names
-        samples.append({"__key__": f"s{i}", "jpg": png(tmp_path, i, "jpg"), "json": {"label": value}})
+        samples.append({"__key__": f"s{i}", "jpg": png(i, "JPEG"), "json": {"label": value}})
     write_shards(str(root / "train-%06d.tar"), samples)
     write_shards(str(root / "val-%06d.tar"), samples[:3])
     classes_file(root)
@@ -258,9 +294,9 @@ def test_every_problem_names_its_split_and_unreadable_members_are_problems(tmp_p
     """A label with no image, a label over the member limit, a shard cut short (webdataset yields what precedes
     the cut, the last sample half there, and says nothing): each a problem in its split."""
     root = tmp_path / "shards"
-    good = [{"__key__": f"ok{i}", "png": png(tmp_path, i), "cls": i % 3} for i in range(4)]
+    good = [{"__key__": f"ok{i}", "png": png(i), "cls": i % 3} for i in range(4)]
     orphan = {"__key__": "orphan", "cls": 1}  # a label, no image
-    big = {"__key__": "big", "png": png(tmp_path, 5), "cls": "1" * 300}
+    big = {"__key__": "big", "png": png(5), "cls": "1" * 300}
     write_shards(str(root / "train-%06d.tar"), [*good, orphan, big])
     write_shards(str(root / "val-%06d.tar"), good)
     cut = root / "val-000000.tar"
@@ -285,8 +321,8 @@ def test_every_problem_names_its_split_and_unreadable_members_are_problems(tmp_p
 
 def test_problems_of_shards_pooled_by_fraction_belong_to_train(tmp_path):
     root = tmp_path / "shards"
-    write_shards(str(root / "part-%06d.tar"), [{"__key__": f"ok{i}", "png": png(tmp_path, i), "cls": i % 3}
+    write_shards(str(root / "part-%06d.tar"), [{"__key__": f"ok{i}", "png": png(i), "cls": i % 3}
                                                for i in range(6)] + [{"__key__": "orphan", "cls": 1}])  # fmt: skip
     classes_file(root)
-    listing = read(root, classes="classes.txt")
+    listing = read(root, classes="classes.txt", val_fraction=0.5)
     assert [(p.where, p.split) for p in listing.problems] == [("part-000000.tar:orphan", "train")]

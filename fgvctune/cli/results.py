@@ -108,8 +108,12 @@ def predict_command(
             typer.echo(f"{r['image'].ljust(width)}  {ranked}")
     else:
         result = predict_split(run, split, output, checkpoint, ckpt_path, config, grid, verbose, _tta(tta))
-        right = sum(r["pred"] == r["real"] for r in result.rows)
-        typer.echo(f"{len(result.rows)} images, {right} predicted right ({right / len(result.rows):.2%})")
+        if all(r["real"] == "" for r in result.rows):  # an unlabeled split: nothing to be right about
+            named = f"split {split!r}" if split else "the split"
+            typer.echo(f"{len(result.rows)} images predicted ({named} has no labels)")
+        else:
+            right = sum(r["pred"] == r["real"] for r in result.rows)
+            typer.echo(f"{len(result.rows)} images, {right} predicted right ({right / len(result.rows):.2%})")
     for path in result.files:
         typer.echo(f"wrote {path}")
 

@@ -1,7 +1,9 @@
 """The data room: everything between a dataset on disk and batches of tensors.
 
     registry.py    adapters: found through the `fgvctune.adapters` entry points, options parsed from flags
-    dataset.py     the adapter contract (Sample, Problem, Listing), label maps, checking every image
+    contract.py    what an adapter answers: Sample, Problem, Listing
+    dataset.py     label maps, checking every image, load_dataset
+    containers.py  images inside Parquet, Arrow, tar and zip files, read in place by member
     splits.py      split names and roles, the stratified hold-out (public, for adapters)
     card.py        a Hugging Face dataset card: its YAML header, its configs, the one `datasets` reads by default
     hub.py         a Hugging Face Hub dataset id as a folder in huggingface_hub's cache

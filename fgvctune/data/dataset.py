@@ -1,4 +1,4 @@
-"""One picture of the data: what adapters answer, the label map, and the checks every adapter shares.
+"""One picture of the data: the label map, and the checks every adapter's answer (contract.py) goes through.
 
 An adapter only says which classes exist and which (image path, label) samples each split holds.
 Everything else (validation, label ids, the class tree, the mappable source) is built here from that.
@@ -19,9 +19,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fgvctune.data.containers import Member, read_member
+from fgvctune.data.contract import IMAGE_EXTENSIONS, Listing, Problem, Sample  # noqa: F401 (their old home)
+from fgvctune.data.splits import held_out
 from fgvctune.errors import DataError, UsageError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 LABELS_FILE = "labels.csv"
 # An image whose header claims more pixels is refused before it is decoded (a few bytes can claim gigapixels).
 # 200 megapixels is above any camera's single frame (the largest, medium-format backs, take 150) and decodes to
@@ -31,53 +32,6 @@ MAX_PIXELS_VARIABLE = "FGVCTUNE_MAX_PIXELS"
 # Set to 1, symbolic links in a dataset are followed wherever they lead (a tree of links made by `convert --mode
 # symlink`, a folder linked to another disk); by default only while they stay inside the dataset folder.
 FOLLOW_LINKS_VARIABLE = "FGVCTUNE_FOLLOW_LINKS"
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One image and its class name. `path` is the image file, or a `Member` of a container file (a Parquet or
-    Arrow row, a tar or zip member: see containers.py) for images that live inside one."""
-
-    path: Path | Member
-    label: str
-    where: str  # the file and line (or the path) that declared the sample, for messages
-    box: tuple[int, int, int, int] | None = None  # crop (left, upper, right, lower), pixels
-    trim_bottom: int = 0  # rows dropped at the bottom, e.g. FGVC's copyright banner
-    reencode: bool = False  # set by validation for images MindSpore's decoder cannot take as they are
-
-    @property
-    def transformed(self) -> bool:
-        """True when the bytes fed to training differ from the file on disk."""
-        return self.box is not None or self.trim_bottom > 0 or self.reencode
-
-
-@dataclass(frozen=True)
-class Problem:
-    where: str
-    message: str
-    split: str | None = None  # the split it belongs to, if any: a command reports only the splits it uses
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.message}"
-
-
-@dataclass
-class Listing:
-    """An adapter's answer: the samples of each split, and the class list if the source declares one."""
-
-    root: Path
-    splits: dict[str, list[Sample]]
-    classes: list[str] | None = None
-    problems: list[Problem] = field(default_factory=list)  # lines the adapter could not turn into samples
-    default_splits: list[str] | None = None  # what `convert` writes when no split is named
-    train_split: str | None = None
-    eval_split: str | None = None
-    # Where symbolic links in the dataset may lead (default: root). A Hugging Face Hub snapshot's files are
-    # links into the repository's blobs/ folder, beside the snapshot.
-    links_root: Path | None = None
-    # Splits whose samples carry no label (Hugging Face's -1, a competition's test split): their samples' label
-    # is "". They can be predicted, not trained or evaluated on.
-    unlabeled: frozenset[str] = frozenset()
 
 
 def folder_name(label: str) -> str:
@@ -238,7 +192,7 @@ def load_dataset(
         if not train_name or not eval_name or train_name == eval_name:
             raise UsageError(
                 f"cannot tell which splits to train and evaluate on (this dataset has {', '.join(listing.splits)})",
-                hint=_roles_hint(reader, listing, eval_name),
+                hint=_roles_hint(reader, listing),
             )
         chosen = [train_name, eval_name]
     elif splits:
@@ -255,19 +209,18 @@ def load_dataset(
         if split in listing.unlabeled and not unlabeled:
             raise UsageError(
                 f"split {split!r} has no labels (-1): it can be predicted, not {purpose}",
-                hint=_roles_hint(reader, listing, eval_name) if roles else f"`fgvctune predict --split {split}`",
+                hint=_roles_hint(reader, listing) if roles else f"`fgvctune predict --split {split}`",
             )
         if not listing.splits[split] and strict:
-            raise DataError(
-                f"split {split!r} of {listing.root} is empty (0 samples)",
-                hint="fix the dataset, or choose other splits",
-            )
+            found = next((p for p in listing.problems if p.split == split), None)
+            said = f"has no readable samples: {found}" if found else "is empty (0 samples)"
+            raise DataError(f"split {split!r} of {listing.root} {said}", hint="fix the dataset, or choose other splits")
     if not chosen and strict:
         raise DataError(f"{listing.root} has no labelled split", hint=f"its splits can be predicted, not {purpose}")
     train = train_name if train_name in chosen else None
     evaluated = eval_name if eval_name in chosen else None
     problems = [p for p in listing.problems if p.split is None or p.split in chosen]
-    notes = _unused(listing, chosen)
+    notes = _notes_on_unused(listing, chosen)
     kept: dict[str, list[Sample]] = {}
     for split in chosen:
         good, found = _check_samples(
@@ -327,19 +280,23 @@ def load_dataset(
     )
 
 
-def _roles_hint(reader, listing: Listing, eval_name: str | None) -> str:
-    """How to name the train/eval roles; with one split or no evaluation split, how to hold one out too."""
+def _roles_hint(reader, listing: Listing) -> str:
+    """How to name the train/eval roles; where the adapter's --val-fraction would give an evaluation split (a
+    trial hold-out succeeds), how to hold one out too."""
     hint = "name them with --train-split and --val-split"
-    labelled = [s for s in listing.splits if s not in listing.unlabeled]
-    no_eval = not eval_name or eval_name in listing.unlabeled or len(labelled) <= 1
-    has_option = any(f.name == "val_fraction" for f in dataclasses.fields(reader))
-    if no_eval and has_option:
-        source = listing.train_split or (labelled[0] if len(labelled) == 1 else "the training split")
-        hint += f", or hold out part of {source!r} to evaluate on with the adapter option --val-fraction (e.g. 0.1)"
-    return hint
+    if not any(f.name == "val_fraction" for f in dataclasses.fields(reader)):
+        return hint
+    try:  # (0.5 holds out a sample of every class that has two: if it holds out none, no fraction will)
+        trial = held_out(listing, 0.5, 0)
+    except UsageError:
+        return hint
+    if not trial.splits[trial.eval_split]:
+        return hint
+    source = trial.train_split
+    return hint + f", or hold out part of {source!r} to evaluate on with the adapter option --val-fraction (e.g. 0.1)"
 
 
-def _unused(listing: Listing, chosen: list[str]) -> list[str]:
+def _notes_on_unused(listing: Listing, chosen: list[str]) -> list[str]:
     """Notes on the splits a command leaves alone: those without labels, and those with problems."""
     notes = []
     for split, samples in listing.splits.items():

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import random
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import replace
 
-from fgvctune.data.dataset import Listing, Sample
+from fgvctune.data.contract import Listing, Problem, Sample
 from fgvctune.errors import UsageError
 
 # HF's split keywords (datasets.data_files.SPLIT_KEYWORDS), each to the split name `datasets` gives it.
 ALIASES = {
     **dict.fromkeys(("train", "training"), "train"),
-    **dict.fromkeys(("validation", "valid", "val", "dev"), "validation"),
+    **dict.fromkeys(("validation", "valid", "dev", "val"), "validation"),
     **dict.fromkeys(("test", "testing", "eval", "evaluation"), "test"),
 }
 HUB_SHARD = re.compile(r"^(?P<split>.+?)-\d{5}-of-\d{5}$")  # the Hub's data/{split}-00000-of-00002.parquet
@@ -41,17 +41,22 @@ def split_name(name: str) -> str | None:
 
 
 # The splits a dataset trains and evaluates on when none are named: its first training-like split, and its first
-# validation-like one, else its test split (the published validation set selects the best checkpoint).
-TRAIN_NAMES = ("train", "trainval", "training")
-EVAL_NAMES = ("validation", "val", "valid", "dev", "test", "testing", "eval", "evaluation")
+# validation-like one, else its test split (the published validation set selects the best checkpoint). ALIASES
+# says which names are which; `trainval` (train and validation together, as VOC ships it) trains too.
+TRAIN_NAMES = (*(n for n, s in ALIASES.items() if s == "train"), "trainval")
+VALIDATION_NAMES = tuple(n for n, s in ALIASES.items() if s == "validation")
+EVAL_NAMES = (*VALIDATION_NAMES, *(n for n, s in ALIASES.items() if s == "test"))
 
 
 def roles(names, unlabeled=()) -> tuple[str | None, str | None]:
-    """(train split, evaluation split) among split `names` by TRAIN_NAMES and EVAL_NAMES; unlabeled splits are
-    never either."""
-    labelled = [n for n in names if n not in unlabeled]
-    train = next((n for n in TRAIN_NAMES if n in labelled), None)
-    return train, next((n for n in EVAL_NAMES if n in labelled), None)
+    """(train split, evaluation split) among split `names` by TRAIN_NAMES and EVAL_NAMES, in any case (`Train/`);
+    unlabeled splits are never either."""
+    by_name = {}
+    for n in names:
+        if n not in unlabeled:
+            by_name.setdefault(n.lower(), n)
+    train = next((by_name[n] for n in TRAIN_NAMES if n in by_name), None)
+    return train, next((by_name[n] for n in EVAL_NAMES if n in by_name), None)
 
 
 def stratified(samples: list[Sample], fraction: float, seed: int, held: str = "val", kept: str = "train"):
@@ -71,28 +76,55 @@ def stratified(samples: list[Sample], fraction: float, seed: int, held: str = "v
     return {kept: train, held: val}
 
 
+class Default(float):
+    """An option's default number, told apart from the same number given on purpose (`isinstance(x, Default)`):
+    a --val-fraction default that holds out where nothing names a split, not where a training split is named."""
+
+
+def holds_from(listing: Listing) -> str | None:
+    """The split `held_out` holds out of: the training split, else the only labelled one (None: cannot tell)."""
+    labelled = [s for s in listing.splits if s not in listing.unlabeled]
+    return listing.train_split or (labelled[0] if len(labelled) == 1 else None)
+
+
 def held_out(listing: Listing, fraction: float, seed: int, held: str = "val") -> Listing:
-    """`listing` with `fraction` of its training split (or of its only split) held out as split `held`, which
-    becomes the evaluation split (a test split stays, for the end), stratified by `stratified`; unchanged for 0.
-    One line for a fraction outside [0, 1), for a dataset that has a split `held` already, and for one whose
-    training split cannot be told."""
+    """`listing` with `fraction` of its training split (or of its only labelled split) held out as split `held`,
+    which becomes the evaluation split (a test split stays, for the end), stratified by `stratified`; unchanged
+    for 0. When `held` names a split already (an unlabeled one, or the source itself), the held-out part takes the
+    first free name of `val`, `validation`, `held_out`. One line for a fraction outside [0, 1), for a dataset
+    that has a labelled validation split already (by any of its names), for one whose training split cannot be
+    told; a fraction that holds out no sample (classes too small) is a problem of the held-out split."""
     if not 0 <= fraction < 1:
         raise UsageError(f"--val-fraction must be at least 0 and below 1, got {fraction}")
     if not fraction:
         return listing
-    if held in listing.splits:
-        raise UsageError(
-            f"--val-fraction: this dataset already has a split {held!r}",
-            hint="drop --val-fraction, or name the splits with --train-split and --val-split",
-        )
     labelled = [s for s in listing.splits if s not in listing.unlabeled]
-    source = listing.train_split or (labelled[0] if len(labelled) == 1 else None)
+    source = holds_from(listing)
     if source is None or source in listing.unlabeled:
         raise UsageError(
             f"--val-fraction: cannot tell which split to hold {held!r} out of (this dataset has "
             f"{', '.join(listing.splits)})"
         )
+    published = next((s for s in labelled if s != source and s.lower() in VALIDATION_NAMES), None)
+    if published is not None:
+        raise UsageError(
+            f"--val-fraction: this dataset already has a validation split {published!r}",
+            hint="drop --val-fraction, or name the splits with --train-split and --val-split",
+        )
+    held = next(n for n in (held, "val", "validation", "held_out") if n not in listing.splits)
     parts = stratified(listing.splits[source], fraction, seed, held=held, kept=source)
+    problems = listing.problems
+    if not parts[held]:  # a problem of the held-out split: it stops the commands that use it, in one line
+        largest = max(Counter(s.label for s in listing.splits[source]).values(), default=0)
+        problems = [
+            *problems,
+            Problem(
+                "--val-fraction",
+                f"{fraction} holds out no sample of {source!r}: its classes are too small (the largest has "
+                f"{largest}; each keeps one to train on)",
+                held,
+            ),
+        ]
     splits = {}
     for name, samples in listing.splits.items():
         splits[name] = parts[source] if name == source else samples
@@ -101,4 +133,6 @@ def held_out(listing: Listing, fraction: float, seed: int, held: str = "val") ->
     defaults = listing.default_splits
     if defaults is not None and source in defaults:
         defaults = [n for d in defaults for n in ((d, held) if d == source else (d,))]
-    return replace(listing, splits=splits, default_splits=defaults, train_split=source, eval_split=held)
+    return replace(
+        listing, splits=splits, problems=problems, default_splits=defaults, train_split=source, eval_split=held
+    )
