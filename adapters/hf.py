@@ -10,6 +10,7 @@ label column's values. HF's label -1 means "no label".
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 from fgvctune import Listing, Problem, Sample
 from fgvctune.data.containers import Member
 from fgvctune.data.splits import held_out, roles
-from fgvctune.errors import DataError
+from fgvctune.errors import DataError, UsageError
 from fgvctune.fileio import stays_below
 from fgvctune_adapters.hf_files import (
     IMAGE_SUFFIXES,
@@ -45,7 +46,10 @@ class HfAdapter:
     revision: str = field(default="", metadata={"help": "The Hub revision, for a Hub id."})
     val_fraction: float = field(
         default=0.0,
-        metadata={"help": "With no validation/test split, the share of train held out as 'validation', stratified."},
+        metadata={
+            "help": "With no validation split, the share of train held out as 'validation', stratified (a test "
+            "split stays for the end)."
+        },
     )
     seed: int = field(default=0, metadata={"help": "Seed of the stratified --val-fraction hold-out."})
 
@@ -57,74 +61,91 @@ class HfAdapter:
             from fgvctune.data.hub import dataset_folder
 
             root = Path(dataset_folder(str(self.data_dir), self.revision, self.subset))
+        elif self.revision:
+            raise UsageError(
+                f"--revision {self.revision} is for a Hub dataset id; {root} is a local folder",
+                hint="drop --revision, or pass the dataset's Hub id (user/name) as the data directory",
+            )
         listing = self._read(root)
         return held_out(listing, self.val_fraction, self.seed, held="validation")
 
     def _read(self, root: Path) -> Listing:
-        if (root / "dataset_dict.json").is_file() or (root / "state.json").is_file():
-            tables, config = saved_tables(root), self.subset
-        elif cache_tables(root):
-            tables, config = cache_tables(root), self.subset
-        else:
-            card = read_card(root)
-            config, files = split_files(root, card, self.subset)
-            kind = file_kind(root, files)
-            if kind == "imagefolder":
-                return _imagefolder(root, files, self.label_column)
-            tables = {split: [(p, kind) for p in ps if f".{kind}" in suffixes(p)] for split, ps in files.items()}
-        return self._tables(root, tables, config)
+        saved = (root / "dataset_dict.json").is_file() or (root / "state.json").is_file()
+        tables = saved_tables(root) if saved else cache_tables(root)
+        if tables:
+            if self.subset:
+                what = "save_to_disk folder" if saved else "folder of datasets' cache"
+                raise UsageError(
+                    f"--subset {self.subset}: {root} is a {what}, which holds one subset",
+                    hint="drop --subset (it names a config of a README's `configs:`)",
+                )
+            return self._tables(root, tables, {}, "")
+        card = read_card(root)
+        config, files = split_files(root, card, self.subset)
+        kind = file_kind(root, files)
+        if kind == "imagefolder":
+            return _imagefolder(root, files, self.label_column)
+        tables = {split: [(p, kind) for p in ps if f".{kind}" in suffixes(p)] for split, ps in files.items()}
+        return self._tables(root, tables, card, config)
 
-    def _tables(self, root: Path, tables: dict[str, list], config: str) -> Listing:
+    def _tables(self, root: Path, tables: dict[str, list], card: dict, config: str) -> Listing:
         splits: dict[str, list[Sample]] = {}
         problems: list[Problem] = []
         unlabeled: set[str] = set()
         classes = None
         for split, files in tables.items():
             samples = splits.setdefault(split, [])
-            missing: list[Problem] = []  # -1 or null labels: a problem each, unless the whole split has no labels
+            # Rows with no label (null, -1, ""): a count and the first of each kind, a problem unless the whole
+            # split has none (an unlabeled split, such as a competition's test split).
+            missing: dict[str, list] = {}
             labelled = 0
             for path, kind in files:
                 shown = path.relative_to(root) if path.is_relative_to(root) else path
                 try:
                     schema, features = _schema(path, kind)
-                except DataError as exc:
-                    if kind != "arrow":
-                        raise
+                except DataError as exc:  # an unreadable file: a problem of its split, not of every command
                     problems.append(Problem(str(shown), exc.message, split=split))
                     continue
                 image, label = _columns(path, schema, features, self.image_column, self.label_column)
-                names = _class_names(features.get(label)) or _readme_names(root, label, config)
+                names = _class_names(features.get(label)) or _readme_names(card, label, config)
                 classes = classes or names
                 try:
                     for row, (cell, value) in enumerate(_rows(path, kind, image, label)):
                         where = f"{shown}:{row}"
                         source = _source(root, path, kind, row, image, cell)
-                        if value is None or value == -1:
-                            missing.append(Problem(where, "the label is null" if value is None else "the label is -1 "
-                                                   "(no label)", split=split))  # fmt: skip
+                        if isinstance(value, int) and names is not None and value != -1:
+                            if not 0 <= value < len(names):
+                                why = f"label {value} is outside the {len(names)} ClassLabel names"
+                                problems.append(Problem(where, why, split=split))
+                                continue
+                            value = names[value]
+                        why = _no_label(value)
+                        if why:
+                            first = missing.setdefault(why, [where, 0])
+                            first[1] += 1
                             samples.append(Sample(path=source, label="", where=where))
                             continue
                         labelled += 1
-                        if isinstance(value, int) and names is not None:
-                            if not 0 <= value < len(names):
-                                problems.append(
-                                    Problem(
-                                        where,
-                                        f"label {value} is outside the {len(names)} ClassLabel names",
-                                        split=split,
-                                    )  # fmt: skip
-                                )
-                                continue
-                            value = names[value]
                         samples.append(Sample(path=source, label=str(value), where=where))
                 except _CutShort as exc:
-                    problems.append(Problem(str(shown), f"cut short after {exc.rows} rows ({exc.reason})", split=split))
+                    problems.append(Problem(str(shown), exc.message, split=split))
             if missing and not labelled:
                 unlabeled.add(split)
             elif missing:
-                problems += missing
-                splits[split] = [s for s in samples if s.label != ""]
+                for why, (where, count) in missing.items():
+                    more = f", as in {count} rows of split {split!r}" if count > 1 else ""
+                    problems.append(Problem(where, why + more, split=split))
+                splits[split] = [s for s in samples if s.label != ""]  # "" only ever marks a row with no label
         return _listing(root, splits, classes, problems, unlabeled)
+
+
+def _no_label(value) -> str:
+    """Why a row's label value is no label (HF's null and -1, an empty name), else ''."""
+    if value is None:
+        return "the label is null"
+    if isinstance(value, int) and value == -1:
+        return "the label is -1 (no label)"
+    return "the label is empty" if str(value) == "" else ""
 
 
 def _listing(root: Path, splits: dict, classes, problems, unlabeled=()) -> Listing:
@@ -258,9 +279,9 @@ def _class_names(feature) -> list[str] | None:
     return None
 
 
-def _readme_names(root: Path, label: str, subset: str) -> list[str] | None:
-    """Class names from the README's YAML `dataset_info` (the Hub's dataset card); None if it has none."""
-    infos = read_card(root).get("dataset_info")
+def _readme_names(card: dict, label: str, subset: str) -> list[str] | None:
+    """Class names from the card's YAML `dataset_info` (the Hub's dataset card); None if it has none."""
+    infos = card.get("dataset_info")
     for info in infos if isinstance(infos, list) else [infos]:
         if not isinstance(info, dict) or info.get("config_name", "default") != (subset or "default"):
             continue
@@ -279,10 +300,11 @@ def _readme_names(root: Path, label: str, subset: str) -> list[str] | None:
 
 
 class _CutShort(Exception):
-    """An Arrow file that ends before its stream does: the rows read so far stand."""
+    """A file that cannot be read past some row (an Arrow stream cut short, a damaged Parquet page): the rows read
+    so far stand, and the file is one problem."""
 
-    def __init__(self, rows: int, reason: str):
-        self.rows, self.reason = rows, reason
+    def __init__(self, message: str):
+        self.message = message
 
 
 def _rows(path: Path, kind: str, image: str, label: str):
@@ -303,20 +325,29 @@ def _rows(path: Path, kind: str, image: str, label: str):
             shown = [b"" if valid else None for valid in images.is_valid().to_pylist()]
         return zip(shown, batch.column(label).to_pylist())
 
-    if kind == "parquet":
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=128, columns=[image, label]):
-            yield from cells(batch)
-        return
     rows = 0
-    with pa.memory_map(str(path)) as source:
-        batches = iter(pa.ipc.open_stream(source))
+
+    def stopped(exc: Exception):
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        what = "cut short" if kind == "arrow" else "damaged"
+        return _CutShort(f"{what} after {rows} rows ({reason})")
+
+    with contextlib.ExitStack() as stack:
+        try:
+            if kind == "parquet":
+                parquet = stack.enter_context(pq.ParquetFile(path))
+                batches = parquet.iter_batches(batch_size=128, columns=[image, label])
+            else:
+                batches = iter(pa.ipc.open_stream(stack.enter_context(pa.memory_map(str(path)))))
+        except (OSError, pa.ArrowException) as exc:
+            raise stopped(exc) from None
         while True:
             try:
                 batch = next(batches)
             except StopIteration:
                 return
-            except (OSError, pa.ArrowInvalid) as exc:
-                raise _CutShort(rows, str(exc).splitlines()[0][:120]) from None
+            except (OSError, pa.ArrowException) as exc:
+                raise stopped(exc) from None
             rows += batch.num_rows
             yield from cells(batch)
 
@@ -339,6 +370,16 @@ def _imagefolder(root: Path, files: dict[str, list[Path]], label_column: str) ->
     labels = {p.parent.name for ps in images.values() for p in ps}
     depths = {len(p.absolute().parts) for ps in images.values() for p in ps}
     labelled = len(labels) > 1 and len(depths) == 1
+    listed = {p for ps in files.values() for p in ps}
+    stray = [root / m for m in METADATA_FILES if (root / m).is_file() and root / m not in listed]
+    if stray and labelled and all(len({p.parent for p in ps}) == 1 for ps in images.values() if ps):
+        # `datasets` reads a metadata file only among its split's files: this one it ignores, and it labels each
+        # image by its split folder's name, a class per split.
+        raise DataError(
+            f"{stray[0]} is not read: with split folders, a metadata file is read only inside a split's folder (as "
+            "`datasets` reads it), and these images would be labelled by their split folder's name",
+            hint="write a metadata file into each split folder, its file_name relative to that folder",
+        )
     for split, paths in images.items():
         where = lambda p: p.relative_to(root).as_posix()  # noqa: E731
         splits[split] = [Sample(path=p, label=p.parent.name if labelled else "", where=where(p)) for p in paths]

@@ -13,17 +13,14 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from fgvctune.data.card import chosen_config, front_matter, named_configs, split_patterns
+from fgvctune.data.card import chosen_config, config_dir, front_matter, named_configs, split_patterns
+from fgvctune.data.splits import ALIASES
 from fgvctune.errors import DataError
 from fgvctune.fileio import stays_below
 
 # datasets.data_files: SPLIT_PATTERN_SHARDED, SPLIT_KEYWORDS, KEYWORDS_IN_*_BASE_PATTERNS (fsspec >= 2023.12).
 SHARDED = "data/{split}-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9]*.*"
-KEYWORDS = {
-    "train": ["train", "training"],
-    "validation": ["validation", "valid", "dev", "val"],
-    "test": ["test", "testing", "eval", "evaluation"],
-}
+KEYWORDS = {split: [k for k, name in ALIASES.items() if name == split] for split in dict.fromkeys(ALIASES.values())}
 _SEP = "-._ 0-9"
 IN_DIR_NAME = ["**/{keyword}/**", "**/{keyword}[{sep}]*/**", "**/*[{sep}]{keyword}/**",
                "**/*[{sep}]{keyword}[{sep}]*/**"]  # fmt: skip
@@ -59,25 +56,28 @@ def split_files(root: Path, card: dict, subset: str) -> tuple[str, dict[str, lis
     if configs:
         chosen = chosen_config(configs, subset, str(root))
         config = configs[chosen]
-        base = root / str(config["data_dir"]) if config.get("data_dir") else root
+        folder = config_dir(config, f"{root / 'README.md'}: config {chosen!r}")
+        base = root / folder if folder else root
+        files = _walk(base)
         if config.get("data_files") is not None:
             patterns = split_patterns(config["data_files"], f"{root / 'README.md'}: config {chosen!r}'s data_files")
         else:
-            patterns = _default_patterns(base)
+            patterns = _default_patterns(base, files)
     else:
         if subset and subset != "default":
             raise DataError(f"{root} has no subset {subset!r}; its subsets: default (its README names no configs)")
         chosen, base = "default", root
-        patterns = _default_patterns(base)
-    files = {split: _resolved(base, pats) for split, pats in patterns.items()}
-    if not any(files.values()):
+        files = _walk(base)
+        patterns = _default_patterns(base, files)
+    found = {split: _resolved(base, files, pats) for split, pats in patterns.items()}
+    if not any(found.values()):
         _no_dataset(root)
-    return chosen, files
+    return chosen, found
 
 
-def _default_patterns(base: Path) -> dict[str, list[str]]:
-    """datasets.data_files._get_data_files_patterns: the first kind of pattern that matches any file."""
-    files = _walk(base)
+def _default_patterns(base: Path, files: list[str]) -> dict[str, list[str]]:
+    """datasets.data_files._get_data_files_patterns: the first kind of pattern that matches any of `files` (those
+    under `base`)."""
     sharded = _glob_regex(SHARDED.replace("{split}", "*"))
     names = {p for p in files if sharded.match(p)}
     if names:
@@ -103,7 +103,8 @@ def _default_patterns(base: Path) -> dict[str, list[str]]:
 
 
 def _walk(base: Path) -> list[str]:
-    """Every file under `base` as a relative POSIX path (links to files included, as datasets' glob does)."""
+    """Every file under `base` as a relative POSIX path (links to files included, as datasets' glob does); none
+    when `base` is no folder."""
     found = []
     for folder, dirs, names in os.walk(base):
         dirs.sort()
@@ -164,15 +165,14 @@ def _glob_regex(pattern: str) -> re.Pattern:
     return re.compile("^" + "".join(out) + "$")
 
 
-def _resolved(base: Path, patterns: list[str]) -> list[Path]:
-    """The files of one split: each pattern's matches in turn, each file once."""
-    files = _walk(base) if base.is_dir() else []
+def _resolved(base: Path, files: list[str], patterns: list[str]) -> list[Path]:
+    """The files of one split among `files` (under `base`): each pattern's matches in turn, each file once."""
     seen: dict[str, None] = {}
     for pattern in patterns:
         pattern = str(pattern)
         if not stays_below(pattern.replace("*", "x")):
             raise DataError(f"{base / 'README.md'}: the pattern {pattern!r} leads out of {base}")
-        for path in _matches(files, pattern.lstrip("./") if pattern.startswith("./") else pattern):
+        for path in _matches(files, pattern.removeprefix("./")):
             seen.setdefault(path)
     return [base / p for p in seen]
 
@@ -218,7 +218,7 @@ def _no_dataset(root: Path):
 # -- save_to_disk and datasets' cache -------------------------------------------------------------------------
 def saved_tables(root: Path) -> dict[str, list]:
     """save_to_disk: dataset_dict.json with a folder per split (names as saved), or one split's folder, whose
-    state.json `_split` names it."""
+    state.json `_split` names it (a slice's `train[:50%]` is split `train`)."""
     if (root / "dataset_dict.json").is_file():
         names = json_file(root / "dataset_dict.json").get("splits") or []
         if not isinstance(names, list):
@@ -229,7 +229,7 @@ def saved_tables(root: Path) -> dict[str, list]:
         if not name:
             info = json_file(root / "dataset_info.json") if (root / "dataset_info.json").is_file() else {}
             name = next(iter(info.get("splits") or {"train": None}))
-        folders = [(str(name), root)]
+        folders = [(str(name).split("[")[0] or "train", root)]
     tables = {}
     for split, folder in folders:
         state = json_file(folder / "state.json")

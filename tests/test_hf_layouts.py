@@ -4,26 +4,17 @@ configs, save_to_disk, its cache, imagefolder trees of real PNGs), then what `da
 
 from __future__ import annotations
 
-import io
 import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, write_image
+from conftest import png, run_cli, write_image
 from fgvctune.data.dataset import open_adapter
 from fgvctune.errors import DataError, UsageError
 
 CLASSES = ["cat", "dog", "owl"]
-
-
-def png(colour: int) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8), (colour, 40, 90)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def table(labels: list, features=None, **columns):
@@ -335,35 +326,139 @@ def test_val_fraction_holds_out_validation_from_the_only_split(tmp_path):
         read(root, val_fraction=1.0)
 
 
-# -- by name ----------------------------------------------------------------------------------------------------
-def test_a_hub_id_reads_from_the_hub_cache_offline(tmp_path):
-    """A Hub id that is no local folder resolves through huggingface_hub's cache (its layout: blobs, a snapshot of
-    links to them, refs/main) with HF_HUB_OFFLINE=1, and reads as `datasets` reads the snapshot folder."""
-    import os
-    import subprocess
-    import sys
+# -- damaged files, empty labels, options that do not apply ------------------------------------------------
+def _damaged(path: Path):
+    """Overwrite bytes in the middle of a Parquet file: its footer (the schema) stays, a data page breaks."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = b"\xff" * 64
+    path.write_bytes(bytes(data))
 
-    source = _hub(tmp_path)
-    repo = tmp_path / "cache" / "datasets--someone--tiny"
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    (repo / "blobs").mkdir()
-    for i, shard in enumerate(sorted((source / "data").glob("*.parquet"))):
-        blob = repo / "blobs" / f"{i:040x}"
-        shutil.copy(shard, blob)
-        link = repo / "snapshots" / commit / "data" / shard.name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    snapshot = repo / "snapshots" / commit
-    same(read(snapshot), loads(snapshot, tmp_path))
-    code = (
-        "from collections import Counter; from fgvctune.data.dataset import open_adapter\n"
-        "listing = open_adapter('hf', 'someone/tiny').read()\n"
-        "print({s: sorted(Counter(x.label for x in xs).items()) for s, xs in listing.splits.items()})\n"
+
+def test_a_damaged_parquet_file_is_a_problem_of_its_split_only(tmp_path):
+    """A broken data page and a file that is no Parquet at all: each one problem of its own split, no traceback,
+    and the splits that are whole still read (and convert) as `datasets` reads them."""
+    import datasets
+
+    root = _hub(tmp_path)
+    test = root / "data" / "test-00000-of-00001.parquet"
+    table([0, 1, 2] * 100).to_parquet(str(test))
+    _damaged(test)
+    (root / "data" / "validation-00000-of-00001.parquet").write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(Exception):  # noqa: B017 (datasets raises pyarrow's own error)
+        loads(root, tmp_path)
+    listing = read(root)
+    by_split = {p.split: p for p in listing.problems}
+    assert set(by_split) == {"test", "validation"} and len(listing.problems) == 2
+    assert by_split["test"].where == "data/test-00000-of-00001.parquet"
+    assert "damaged after" in by_split["test"].message
+    assert by_split["validation"].where == "data/validation-00000-of-00001.parquet"
+    assert "is not a readable parquet file" in by_split["validation"].message
+    train = datasets.load_dataset(
+        "parquet", data_files={"train": str(root / "data" / "train-00000-of-00001.parquet")}, cache_dir=str(tmp_path)
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "cache")}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    theirs = expected(loads(snapshot, tmp_path))[0]
-    assert result.stdout.strip() == str({s: sorted(c.items()) for s, c in theirs.items()})
+    assert found(listing)[0]["train"] == expected(train)[0]["train"]
+    result = run_cli("convert", "-a", "hf", "-d", str(root), "-s", "train", "-o", str(tmp_path / "out"))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("others", [["cat"], ["cat", None]])
+def test_an_empty_string_label_is_a_problem_not_a_class_nor_lost(tmp_path, others):
+    """`datasets` loads '' as a label like any other string; fgvctune has no class '' and says so, whether or not
+    the split also has null labels."""
+    import datasets
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("string")})
+    root = tmp_path / "strings"
+    (root / "data").mkdir(parents=True)
+    table(["cat", "dog", "", *others], features).to_parquet(str(root / "data" / "train-00000-of-00001.parquet"))
+    theirs = loads(root, tmp_path)["train"]["label"]
+    listing = read(root)
+    assert found(listing)[0]["train"] == Counter(v for v in theirs if v not in ("", None))
+    wheres = {p.where: p.message for p in listing.problems}
+    assert wheres["data/train-00000-of-00001.parquet:2"] == "the label is empty"
+    assert len(listing.problems) == len(theirs) - sum(found(listing)[0]["train"].values())
+
+
+def test_stray_unlabeled_rows_are_one_problem_with_their_count(tmp_path):
+    """Many -1 rows in a labelled split: the first and how many, not a problem (kept in memory) per row."""
+    root = _hub(tmp_path)
+    table([0, -1, 2, -1, -1, 1]).to_parquet(str(root / "data" / "train-00000-of-00001.parquet"))
+    theirs = expected(loads(root, tmp_path))[0]["train"]
+    listing = read(root)
+    (problem,) = listing.problems
+    assert problem.where == "data/train-00000-of-00001.parquet:1"
+    assert problem.message == f"the label is -1 (no label), as in {theirs['']} rows of split 'train'"
+    assert found(listing)[0]["train"] == theirs - Counter({"": theirs[""]})
+
+
+@pytest.mark.parametrize("data_dir", ["../outside", "/usr/share"])
+def test_a_readme_data_dir_outside_the_dataset_is_refused(tmp_path, data_dir):
+    """`datasets` finds no data files there either; fgvctune names README.md and the config, for a folder and for
+    the files it would fetch from the Hub."""
+    from fgvctune.data.hub import subset_patterns
+
+    outside = _hub(tmp_path / "x").rename(tmp_path / "outside")
+    root = tmp_path / "card"
+    root.mkdir()
+    card = f"---\nconfigs:\n- config_name: default\n  data_dir: {data_dir}\n---\n"
+    (root / "README.md").write_text(card)
+    assert outside.is_dir()
+    with pytest.raises(Exception, match="doesn't contain any data files"):
+        loads(root, tmp_path)
+    error = one_line_error("-a", "hf", "-d", str(root))
+    assert f"README.md: config 'default': data_dir '{data_dir}' is not a folder inside the dataset" in error
+    with pytest.raises(DataError, match="is not a folder inside the dataset"):
+        subset_patterns(card, "", "someone/tiny")
+
+
+def test_subset_and_revision_that_cannot_apply_are_refused(tmp_path):
+    """--subset names a README config: a save_to_disk or cache folder has none; --revision is for a Hub id."""
+    import datasets
+
+    datasets.DatasetDict({"train": table([0, 1, 2])}).save_to_disk(str(tmp_path / "disk"))
+    loaded = loads(_hub(tmp_path), tmp_path)
+    cache = Path(loaded["train"].cache_files[0]["filename"]).parent
+    for folder, what in ((tmp_path / "disk", "save_to_disk folder"), (cache, "folder of datasets' cache")):
+        with pytest.raises(UsageError, match=f"--subset small: .* is a {what}, which holds one subset"):
+            read(folder, subset="small")
+    with pytest.raises(UsageError, match="--revision main is for a Hub dataset id"):
+        read(tmp_path / "hub", revision="main")
+
+
+def test_a_saved_slice_is_read_under_its_splits_name(tmp_path):
+    """`load_dataset(..., split="train[:50%]").save_to_disk`: the split is `train`, not a folder named
+    `train[:50%]`."""
+    import datasets
+
+    root = _hub(tmp_path)
+    part = datasets.load_dataset(str(root), split="train[:50%]", cache_dir=str(tmp_path / "hf-cache"))
+    part.save_to_disk(str(tmp_path / "slice"))
+    loaded = datasets.load_from_disk(str(tmp_path / "slice"))
+    assert str(loaded.split) == "train[:50%]"
+    listing = read(tmp_path / "slice")
+    assert found(listing) == ({"train": expected(loaded)[0]["train[:50%]"]}, expected(loaded)[1])
+
+
+def test_a_root_metadata_file_beside_split_folders_is_not_read(tmp_path):
+    """`datasets` reads a metadata file only among a split's files: beside split folders of images it ignores the
+    root metadata.csv and labels each image by its split folder (one line here); beside split/class folders it
+    labels by the class folders, as fgvctune does."""
+    root = tmp_path / "meta"
+    rows = ["file_name,label"]
+    for split, count in (("train", 4), ("test", 2)):
+        for i in range(count):
+            write_image(root / split / f"{i}.png", colour=(40 * i, 90, 0))
+            rows.append(f"{split}/{i}.png,{CLASSES[i % 2]}")
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    theirs = loads(root, tmp_path)
+    assert theirs["test"].features["label"].names == ["test", "train"]  # the split folders, not the metadata
+    error = one_line_error("-a", "hf", "-d", str(root))
+    assert f"{root / 'metadata.csv'} is not read" in error
+
+    tree = tmp_path / "tree"
+    for split in ("train", "test"):
+        for i, name in enumerate(CLASSES):
+            write_image(tree / split / name / f"{i}.png", colour=(40 * i, 10, 0))
+    (tree / "metadata.csv").write_text("file_name,label\ntrain/cat/0.png,zebra\n")
+    same(read(tree), loads(tree, tmp_path))

@@ -1,8 +1,9 @@
 """A Hugging Face dataset card (the README's YAML header) as `datasets` reads it: its `configs:` by name, the
-config taken when none is named, and a config's `data_files` as split -> patterns. One rule for the `hf` adapter,
+config taken when none is named, a config's `data_dir` (kept inside the dataset) and its `data_files` as
+split -> patterns. One rule for the `hf` adapter,
 which reads the files, and for hub.py, which fetches only those of the chosen config.
 
-    from fgvctune.data.card import chosen_config, front_matter, named_configs, split_patterns
+    from fgvctune.data.card import chosen_config, config_dir, front_matter, named_configs, split_patterns
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 
 from fgvctune.config import parse_yaml
 from fgvctune.errors import DataError, FgvctuneError
+from fgvctune.fileio import stays_below
 
 HEADER = re.compile(r"\ufeff?---\s*\n(.*?)\n---\s*(\n|$)", re.S)
 
@@ -50,6 +52,18 @@ def chosen_config(configs: dict[str, dict], subset: str, what: str, error: type[
             hint="choose one with --subset NAME",
         )
     return defaults[0]
+
+
+def config_dir(config: dict, where: str) -> str:
+    """A config's `data_dir` ('' without one), refused when it leads out of the dataset's folder (absolute, or
+    through `..`): `where` names the README and the config."""
+    folder = str(config.get("data_dir") or "").strip()
+    if folder and not stays_below(folder):
+        raise DataError(
+            f"{where}: data_dir {folder!r} is not a folder inside the dataset",
+            hint="name a folder of the dataset, relative to its README.md",
+        )
+    return folder.strip("/")
 
 
 def split_patterns(data_files, where: str) -> dict[str, list[str]]:

@@ -21,7 +21,7 @@ from fgvctune.errors import DataError, FgvctuneError, UsageError
 # '-' and '.', no '--' or '..', neither end a '-' or '.', 96 characters at most.
 PART = r"[\w\-.]+"
 HUB_ID = re.compile(rf"^(?:{PART}/)?{PART}$")
-ALWAYS = ["README.md", "dataset_infos.json"]  # the card (class names, configs) and the older infos file
+CARD_FILES = ["README.md", "dataset_infos.json"]  # the card (class names, configs) and the older infos file
 
 
 def looks_like_id(name: str) -> bool:
@@ -64,7 +64,7 @@ def _fetch(name: str, revision: str | None, subset: str) -> Path:
     except EntryNotFoundError:  # no card, or (offline) none cached: then the whole snapshot, or its error
         readme = None
     patterns = subset_patterns(readme.read_text(encoding="utf-8", errors="replace"), subset, name) if readme else None
-    return _snapshot(name, revision, None if patterns is None else ALWAYS + patterns)
+    return _snapshot(name, revision, None if patterns is None else CARD_FILES + patterns)
 
 
 def _snapshot(name: str, revision: str | None, allow: list[str] | None) -> Path:
@@ -77,7 +77,7 @@ def subset_patterns(card: str, subset: str, name: str) -> list[str] | None:
     """The repo paths (fnmatch patterns) the README's `configs:` give the config `datasets` would read (see
     fgvctune.data.card); None when the card has no configs or the config names no files (`datasets` then reads the
     whole repository)."""
-    from fgvctune.data.card import chosen_config, front_matter, named_configs, split_patterns
+    from fgvctune.data.card import chosen_config, config_dir, front_matter, named_configs, split_patterns
 
     where = f"Hub dataset {name}'s README.md"
     configs = named_configs(front_matter(card, where), where)
@@ -85,7 +85,7 @@ def subset_patterns(card: str, subset: str, name: str) -> list[str] | None:
         return None
     chosen = chosen_config(configs, subset, f"Hub dataset {name}", UsageError)
     config = configs[chosen]
-    base = str(config.get("data_dir") or "").strip("/")
+    base = config_dir(config, f"{where}: config {chosen!r}")
     files = config.get("data_files")
     patterns = split_patterns(files, f"{where}: config {chosen!r}'s data_files") if files else {}
     paths = [str(p) for split in patterns.values() for p in split if p]
