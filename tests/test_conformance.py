@@ -5,24 +5,19 @@ Where the library raises, or holds what fgvctune refuses by design, fgvctune giv
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import os
 import re
-import subprocess
-import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from conftest import REPO, write_image
+from conftest import classes_file, make_class_tree, png, run_cli, write_image
 from fgvctune import load_dataset
 from fgvctune.data.dataset import open_adapter
-from fgvctune.data.splits import split_name
 from fgvctune.errors import FgvctuneError
 
 
@@ -38,13 +33,6 @@ def offline(tmp_path_factory):
 
         datasets.disable_progress_bars()
         yield
-
-
-def png(number: int) -> bytes:
-    """A real 8x8 PNG, its colour set by `number` so that no two images of a layout are the same."""
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8), (number * 37 % 256, number * 11 % 256, 90 + number % 150)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def ids(counts: list[int]) -> list[int]:
@@ -63,13 +51,12 @@ class Case:
     """A layout on disk, how fgvctune is asked to read it, and what the library itself loaded from it."""
 
     adapter: str
-    data: str  # a path, or a Hub id read from a huggingface_hub cache (see `env`)
+    data: str
     options: dict
     splits: dict[str, Counter]  # the library's: split -> class name -> rows
     names: list[str]  # the library's class names
-    unlabeled: dict[str, int] = field(default_factory=dict)  # splits whose labels are all -1 -> rows
+    unlabeled: dict[str, int]  # splits whose labels are all -1 -> rows
     held_out: bool = False  # the library has one split; fgvctune holds out part of it for validation
-    env: dict = field(default_factory=dict)  # read by fgvctune in a child process with these variables
 
 
 # -- the Hugging Face side -------------------------------------------------------------------------------------
@@ -405,20 +392,11 @@ def metadata_jsonl(tmp: Path) -> Case:
     return hub_case(root, hf_load(str(root)))
 
 
-def class_tree(root: Path, splits: dict[str, dict[str, int]]) -> Path:
-    number = 0
-    for split, counts in splits.items():
-        for label, n in counts.items():
-            for _ in range(n):
-                number += 1
-                where = root / split / label if split else root / label
-                write_image(where / f"{label}{number:03d}.png", (number * 30 % 256, 120, 40), size=(10, 10))
-    return root
-
-
 def imagefolder_splits(tmp: Path) -> Case:
     """imagefolder without metadata: train/<class>/<image>, test/<class>/<image>; labels from folder names."""
-    root = class_tree(tmp / "split-tree", {"train": {"cat": 3, "dog": 2}, "test": {"cat": 1, "dog": 2}})
+    root = tmp / "split-tree"
+    make_class_tree(root / "train", {"cat": 3, "dog": 2})
+    make_class_tree(root / "test", {"cat": 1, "dog": 2})
     return hub_case(root, hf_load(str(root)))
 
 
@@ -426,7 +404,7 @@ def plain_tree(adapter: str, held_out: float = 0.0):
     def build(tmp: Path) -> Case:
         """A <class>/<image> tree, no split folders: one split, as load_dataset("imagefolder") and torchvision's
         ImageFolder read it."""
-        root = class_tree(tmp / "class-tree", {"": {"cat": 4, "dog": 3, "owl": 4}})
+        root = make_class_tree(tmp / "class-tree", {"cat": 4, "dog": 3, "owl": 4})
         case = hub_case(root, hf_load("imagefolder", data_dir=str(root)))
         case.adapter = adapter
         if held_out:
@@ -436,63 +414,40 @@ def plain_tree(adapter: str, held_out: float = 0.0):
     return build
 
 
-def hub_snapshot(root: Path, repo_id: str) -> Path:
-    """A dataset repository in huggingface_hub's cache layout: blobs named by their sha256, a snapshot of links to
-    them, refs/main naming the snapshot. Returns the snapshot folder."""
+def snapshot(tmp: Path) -> Case:
+    """A Hub cache snapshot folder given by path: huggingface_hub's cache layout (blobs named by their sha256, a
+    snapshot of links to them, refs/main naming it), which huggingface_hub itself resolves offline. Reading a Hub id
+    from a cache that huggingface_hub downloaded is tests/test_hub.py's part."""
     import hashlib
     import shutil
 
-    from huggingface_hub import scan_cache_dir
+    from huggingface_hub import scan_cache_dir, snapshot_download
 
-    source = root / "source"
+    source = tmp / "source"
     (source / "data").mkdir(parents=True)
     (source / "README.md").write_text("---\nlicense: mit\n---\n# Birds\n")
     for split, counts in (("train", [3, 2, 2]), ("validation", [1, 1, 1]), ("test", [1, 2, 1])):
         simple(CIFAR, counts).to_parquet(str(source / "data" / f"{split}-00000-of-00001.parquet"))
-    cache = root / "hub"
-    repo = cache / ("datasets--" + repo_id.replace("/", "--"))
-    commit = hashlib.sha1(repo_id.encode()).hexdigest()
+    cache, commit = tmp / "hub", "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / "datasets--acme--birds"
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(commit)
     (repo / "blobs").mkdir()
-    snapshot = repo / "snapshots" / commit
-    for path in sorted(source.rglob("*")):
-        if path.is_file():
-            blob = hashlib.sha256(path.read_bytes()).hexdigest()
-            shutil.copyfile(path, repo / "blobs" / blob)
-            link = snapshot / path.relative_to(source)
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(os.path.relpath(repo / "blobs" / blob, link.parent))
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        blob = repo / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()
+        shutil.move(path, blob)
+        link = repo / "snapshots" / commit / path.relative_to(source)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
     shutil.rmtree(source)
-    # huggingface_hub itself must see a cached dataset repository there.
-    found = {(r.repo_id, r.repo_type): r for r in scan_cache_dir(cache).repos}
-    assert {f.file_name for f in next(iter(found[(repo_id, "dataset")].revisions)).files} >= {"README.md"}
-    return snapshot
-
-
-def snapshot_by_path(tmp: Path) -> Case:
-    """A Hub cache snapshot folder given by path (its files are links into the repository's blobs/)."""
-    snapshot = hub_snapshot(tmp, "acme/birds")
-    return hub_case(snapshot, hf_load(str(snapshot)))
-
-
-def snapshot_by_name(tmp: Path) -> Case:
-    """A Hub id resolved from huggingface_hub's cache with HF_HUB_OFFLINE=1 (oracle: the snapshot it resolves to)."""
-    snapshot = hub_snapshot(tmp, "acme/birds")
-    case = hub_case(snapshot, hf_load(str(snapshot)))
-    case.data = "acme/birds"
-    case.env = {"HF_HUB_CACHE": str(tmp / "hub"), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp / "hf-home")}
-    # huggingface_hub itself resolves the id to that snapshot, offline (it reads its cache settings on import).
-    resolve = "import huggingface_hub as h; print(h.snapshot_download('acme/birds', repo_type='dataset'))"
-    done = subprocess.run(
-        [sys.executable, "-c", resolve], capture_output=True, text=True, env={**os.environ, **case.env}
-    )
-    assert done.stdout.strip() == str(snapshot), done.stderr[-1000:]
-    return case
+    (cached,) = scan_cache_dir(cache).repos
+    assert (cached.repo_id, cached.repo_type) == ("acme/birds", "dataset")
+    folder = Path(snapshot_download("acme/birds", repo_type="dataset", cache_dir=cache, local_files_only=True))
+    return hub_case(folder, hf_load(str(folder)))
 
 
 # -- the WebDataset side ---------------------------------------------------------------------------------------
-ANIMALS = ["cat", "dog", "owl"]
+ANIMALS = ["cat", "dog", "owl"]  # as conftest.classes_file writes them
 
 
 def write_shards(root: Path, name: str, labels: list[int], label: str = "cls", key=None, start: int = 0) -> None:
@@ -514,11 +469,6 @@ def write_shards(root: Path, name: str, labels: list[int], label: str = "cls", k
             sink.write(sample)
 
 
-def classes_file(root: Path) -> str:
-    (root / "classes.txt").write_text("".join(f"{c}\n" for c in ANIMALS))
-    return "classes.txt"
-
-
 def wds_oracle(urls, label: str, names: list[str] | None) -> Counter:
     """The samples webdataset.WebDataset yields from `urls`, counted per class name."""
     import webdataset
@@ -538,7 +488,7 @@ def wds_oracle(urls, label: str, names: list[str] | None) -> Counter:
 def wds_case(root: Path, urls_by_split: dict[str, list], label: str, options: dict, names=None) -> Case:
     splits = {split: wds_oracle([str(u) for u in urls], label, names) for split, urls in urls_by_split.items()}
     all_names = sorted({c for counts in splits.values() for c in counts})
-    return Case("wds", str(root), options, splits, all_names)
+    return Case("wds", str(root), options, splits, all_names, {})
 
 
 def wds_flat(tmp: Path) -> Case:
@@ -559,7 +509,7 @@ def wds_split_folders(tmp: Path) -> Case:
     write_shards(root, "train/shard-000001.tar", ids([1, 2, 2]), start=100)
     write_shards(root, "val/shard-000000.tar", ids([1, 1, 1]), start=200)
     options = {"classes": classes_file(root)}
-    urls = {split_name(s): sorted((root / s).glob("*.tar")) for s in ("train", "val")}
+    urls = {"train": sorted((root / "train").glob("*.tar")), "val": sorted((root / "val").glob("*.tar"))}
     return wds_case(root, urls, "cls", options, ANIMALS)
 
 
@@ -581,9 +531,7 @@ def wds_braces(tmp: Path) -> Case:
     for n, name in enumerate(braceexpand.braceexpand(pattern)):
         write_shards(root, name, ids([1, 2, 1]) if n % 2 else ids([2, 1, 1]), start=100 * n)
     write_shards(root, "extra-000000.tar", ids([1, 1, 1]), start=900)  # not in the pattern: not read
-    urls = {}
-    for name in braceexpand.braceexpand(str(root / pattern)):
-        urls.setdefault(split_name(Path(name).name), []).append(name)
+    urls = {split: [root / f"{split}-000000.tar", root / f"{split}-000001.tar"] for split in ("train", "test")}
     return wds_case(root, urls, "cls", {"shards": pattern, "classes": classes_file(root)}, ANIMALS)
 
 
@@ -649,8 +597,7 @@ LAYOUTS = {
     "hf-imagefolder-split-class-tree": imagefolder_splits,
     "hf-plain-class-tree": plain_tree("hf"),
     "folder-plain-class-tree": plain_tree("folder"),
-    "hf-hub-cache-snapshot-path": snapshot_by_path,
-    "hf-hub-cache-by-name-offline": snapshot_by_name,
+    "hf-hub-cache-snapshot-path": snapshot,
     "hf-train-only-val-fraction": lambda tmp: train_only(tmp, 0.25),
     "hf-one-saved-split-val-fraction": lambda tmp: saved_split(tmp, 0.3),
     "folder-plain-class-tree-val-fraction": plain_tree("folder", 0.25),
@@ -668,35 +615,8 @@ LAYOUTS = {
 
 
 # -- reading with fgvctune ---------------------------------------------------------------------------------------
-READ = """
-import json, sys
-from collections import Counter
-from fgvctune import load_dataset
-from fgvctune.data.dataset import open_adapter
-adapter, data, options, chosen = json.loads(sys.argv[1])
-listing = open_adapter(adapter, data, **options).read()
-dataset = load_dataset(adapter, data, splits=chosen, options=options, strict=False)
-print(json.dumps({
-    "listed": {s: len(v) for s, v in listing.splits.items()},
-    "unlabeled": sorted(listing.unlabeled),
-    "counts": {s: Counter(x.label for x in v) for s, v in dataset.splits.items()},
-    "classes": list(dataset.labels.classes),
-    "problems": [str(p) for p in dataset.problems],
-    "roles": [dataset.train_split, dataset.eval_split],
-}))
-"""
-
-
 def fgvctune_reads(case: Case, chosen: list[str] | None) -> dict:
     """What fgvctune reads: the adapter's listing (split -> rows, unlabeled splits) and the checked dataset."""
-    if case.env:
-        env = {**os.environ, **case.env}
-        argument = json.dumps([case.adapter, case.data, case.options, chosen])
-        done = subprocess.run(
-            [sys.executable, "-c", READ, argument], capture_output=True, text=True, cwd=REPO, env=env, timeout=120
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        return json.loads(done.stdout.splitlines()[-1])
     listing = open_adapter(case.adapter, case.data, **case.options).read()
     dataset = load_dataset(case.adapter, case.data, splits=chosen, options=case.options, strict=False)
     return {
@@ -737,6 +657,8 @@ def test_fgvctune_reads_what_the_library_loads(layout, tmp_path):
 
 
 # -- refused in one line -----------------------------------------------------------------------------------------
+# (Others are where their adapter's tests are: a cut-short Arrow file and a multi-label column in test_hf_layouts.py,
+# keys webdataset merges in test_wds_layouts.py, a Hub id by name in test_hub.py.)
 def test_a_zero_row_split_the_library_cannot_load_stops_in_one_line_when_used(tmp_path):
     """`datasets` cannot write an empty split of images (to_parquet and save_to_disk divide by its size), so the
     shard is written with pyarrow from `datasets`' own table; `datasets` then raises on it."""
@@ -757,42 +679,6 @@ def test_a_zero_row_split_the_library_cannot_load_stops_in_one_line_when_used(tm
     assert oracle({"train": hf_load(str(root / "data"), data_files={"train": "train-*.parquet"})["train"]})[0] == {
         "train": Counter(s.label for s in train.splits["train"])
     }
-
-
-def test_a_save_to_disk_arrow_file_cut_short_is_one_line(tmp_path):
-    import datasets
-
-    root = tmp_path / "cut"
-    datasets.DatasetDict({"train": simple(CIFAR, [3, 3, 3]), "test": simple(CIFAR, [1, 1, 1])}).save_to_disk(str(root))
-    (arrow,) = (root / "train").glob("*.arrow")
-    data = arrow.read_bytes()
-    arrow.write_bytes(data[: len(data) // 2])
-    with pytest.raises(Exception) as raised:  # the library raises, on loading or on reading the rows
-        oracle(datasets.load_from_disk(str(root)))
-    assert not isinstance(raised.value, FgvctuneError)
-    try:
-        dataset = load_dataset("hf", root, strict=False)
-    except FgvctuneError as exc:
-        assert "train" in exc.message
-    else:  # or every row it cannot read is a problem naming the file
-        assert dataset.problems and all("train" in str(p) for p in dataset.problems)
-        assert sum(map(len, dataset.splits.values())) < 12
-
-
-def test_a_multi_label_column_is_refused_in_one_line(tmp_path):
-    """List(ClassLabel): the library loads it; fgvctune is single-label and says so, not one class per combination."""
-    import datasets
-
-    names = ["beach", "people", "sunset"]
-    features = datasets.Features({"image": datasets.Image(), "labels": datasets.List(datasets.ClassLabel(names=names))})
-    root = tmp_path / "multi"
-    (root / "data").mkdir(parents=True)
-    table = hf_table(features, "image", {"labels": [[0], [0, 1], [1, 2], [2], [0, 2]]})
-    table.to_parquet(str(root / "data" / "train-00000-of-00001.parquet"))
-    loaded = hf_load(str(root))
-    assert isinstance(loaded["train"].features["labels"], datasets.List)
-    with pytest.raises(FgvctuneError, match=r"(?i)single.label"):
-        load_dataset("hf", root, strict=False)
 
 
 def test_an_unlabeled_split_does_not_stop_training_on_the_others(tmp_path):
@@ -818,51 +704,8 @@ CLI = {
 def test_info_shows_what_the_library_loads(layout, tmp_path):
     case = LAYOUTS[layout](tmp_path)
     options = CLI[layout]
-    done = subprocess.run(
-        [sys.executable, "-m", "fgvctune", "info", "-a", case.adapter, "-d", case.data, "--no-duplicates", *options],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-    )
+    done = run_cli("info", "-a", case.adapter, "-d", case.data, "--no-duplicates", *options)
     assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
     shown = dict(re.findall(r"^  (\S+?)(?: \((?:train|eval)\))?: (\d+) images", done.stdout, re.M))
     assert {s: int(n) for s, n in shown.items()} == {s: sum(c.values()) for s, c in case.splits.items()}
     assert f": {len(case.names)} classes" in done.stdout and "no problems found" in done.stdout
-
-
-def test_a_hub_id_offline_and_not_cached_is_one_line(tmp_path):
-    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-m", "fgvctune", "info", "-a", "hf", "-d", "acme/not-cached", "--no-duplicates"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=120,
-    )
-    shown = done.stdout + done.stderr
-    assert done.returncode == 1 and "Traceback" not in shown, shown[-1500:]
-    assert "acme/not-cached" in shown and re.search(r"(?i)offline|HF_HUB_OFFLINE", shown)
-
-
-def test_keys_that_webdataset_groups_into_one_sample_of_two_images_are_problems_not_lost(tmp_path):
-    """`img_0.png` beside `img_0.v2.png`: webdataset makes one sample of both (its key ends at the first dot), which
-    has no single image; fgvctune names each such key as a problem and keeps the samples it can read."""
-    import webdataset
-
-    root = tmp_path / "wds-mixed"
-    root.mkdir()
-    with webdataset.TarWriter(str(root / "train-000000.tar")) as sink:
-        for i, cls in enumerate(ids([2, 2, 2])):
-            keys = (f"img_{i}", f"img_{i}.v2") if i % 2 else (f"img_{i}",)
-            for n, key in enumerate(keys):
-                sink.write({"__key__": key, "png": png(10 * i + n), "cls": cls})
-    yielded = list(webdataset.WebDataset(str(root / "train-000000.tar"), shardshuffle=False))
-    single = [s["__key__"] for s in yielded if "v2.png" not in s]
-    double = [s["__key__"] for s in yielded if "v2.png" in s]
-    assert single and double
-    dataset = load_dataset("wds", root, options={"val_fraction": 0.5}, strict=False)
-    taken = sorted(s.where.rsplit(":", 1)[1] for ss in dataset.splits.values() for s in ss)
-    assert taken == sorted(single)
-    assert sorted(p.where.rsplit(":", 1)[1] for p in dataset.problems) == sorted(double)

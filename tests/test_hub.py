@@ -19,9 +19,8 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from PIL import Image
 
-from conftest import FAST, REPO, fgvctune, free_port
+from conftest import FAST, REPO, fgvctune, free_port, write_image
 from fgvctune.data.dataset import folder_name
 
 REPO_ID = "someone/aircraft"
@@ -48,9 +47,8 @@ def shards(sizes: dict, with_configs: bool = True) -> dict[str, bytes]:
             images, labels = [], []
             for label, colour in enumerate(COLOURS.values()):
                 for i in range(count):
-                    buf = io.BytesIO()
-                    Image.new("RGB", (40, 48), (colour[0], colour[1], 20 * i)).save(buf, format="PNG")
-                    images.append({"bytes": buf.getvalue(), "path": f"{classes[label]}{i}.png"})
+                    image = write_image(io.BytesIO(), (colour[0], colour[1], 20 * i), fmt="PNG").getvalue()
+                    images.append({"bytes": image, "path": f"{classes[label]}{i}.png"})
                     labels.append(label)
             buf = io.BytesIO()
             datasets.Dataset.from_dict({"image": images, "label": labels}, features=features).to_parquet(buf)
