@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fgvctune import Listing, Problem, Sample
-from fgvctune.data.splits import Default, held_out, holds_from, roles
+from fgvctune.data.splits import held_out, roles
 from fgvctune.errors import DataError
 
 PATH_COLUMNS = ("filepath", "path")
@@ -21,9 +21,12 @@ class CsvAdapter:
     path_column: str = field(default="", metadata={"help": "column of image paths (default: filepath or path)"})
     label_column: str = field(default="label", metadata={"help": "column of class names"})
     split_column: str = field(default="split", metadata={"help": "column of split names, if the file has one"})
-    val_fraction: float = field(
-        default=Default(0.2),
-        metadata={"help": "share held out as 'val': of all rows with no split column; if given, of a lone train split"},
+    val_fraction: float | None = field(
+        default=None,
+        metadata={
+            "help": "share of the train split (of all rows, with no split column) held out as 'val', stratified; "
+            "refused beside a validation split (default: 0.2 where no split is named, else none)"
+        },
     )
     seed: int = field(default=0, metadata={"help": "with --val-fraction: seed of the stratified split"})
 
@@ -60,16 +63,12 @@ class CsvAdapter:
                 continue
             sample = Sample(path=self.data_dir / path.strip(), label=label.strip(), where=where)
             rows.append((split.strip(), sample))
-        if not 0 < self.val_fraction < 1 and not has_split:
-            raise DataError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
         splits = _by_split(rows) if has_split else {"train": [s for _, s in rows]}
         train, evaluated = roles(splits)
         listing = Listing(root=self.data_dir, splits=splits, problems=problems, train_split=train, eval_split=evaluated)
-        # With no split column, the default holds out too; beside a named training split, only a fraction given.
-        given = not has_split or not isinstance(self.val_fraction, Default)
-        if evaluated is None and holds_from(listing) and given:
-            return held_out(listing, self.val_fraction, self.seed)
-        return listing
+        # Pooled rows are held out of by default; the publisher's splits only with a fraction given.
+        fraction = self.val_fraction if self.val_fraction is not None else (0.0 if has_split else 0.2)
+        return held_out(listing, fraction, self.seed)
 
     def _csv_path(self) -> Path:
         if self.file:

@@ -21,11 +21,12 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from fgvctune import Listing, Problem, Sample
 from fgvctune.data import containers
 from fgvctune.data.containers import Member
-from fgvctune.data.splits import Default, held_out, holds_from, roles, split_name
+from fgvctune.data.splits import held_out, roles, split_name
 from fgvctune.errors import DataError
 from fgvctune.fileio import stays_below
 
@@ -53,9 +54,12 @@ class WdsAdapter:
         metadata={"help": "cls (an integer), txt (a class name) or json:FIELD (a name, or an integer as cls is)"},
     )
     classes: str = field(default="", metadata={"help": "file of class names, one per line in id order (for ids)"})
-    val_fraction: float = field(
-        default=Default(0.2),
-        metadata={"help": "share held out as 'val': of unnamed shards; if given, of a train split with no eval split"},
+    val_fraction: float | None = field(
+        default=None,
+        metadata={
+            "help": "share of the train split (of all shards, where none names a split) held out as 'val', "
+            "stratified; refused beside a validation split (default: 0.2 where no split is named, else none)"
+        },
     )
     seed: int = field(default=0, metadata={"help": "with --val-fraction: seed of the stratified split"})
 
@@ -70,7 +74,7 @@ class WdsAdapter:
                 f"no .tar, .tar.gz or .tgz shards in {root} or its split folders",
                 hint="pass --shards with a glob or brace pattern",
             )
-        names = self._class_names(root)
+        rule = LabelRule(kind, json_field, self._class_names(root))
         splits = shard_splits(root, paths)
         unnamed = [shard_name(p, root) for p in paths if splits[p] is None]
         if unnamed and len(unnamed) < len(paths):
@@ -79,22 +83,18 @@ class WdsAdapter:
                 hint="put the shards in split folders (train/, val/) or name each by its split (train-000000.tar)",
             )
         pooled = bool(unnamed)
-        if pooled and not 0 < self.val_fraction < 1:
-            raise DataError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
         problems: list[Problem] = []
         by_split: dict[str, list[Sample]] = {}
         for path in paths:
             split = "train" if pooled else splits[path]  # a pooled shard's problems: of the split most samples join
-            samples, found = self._read_shard(path, shard_name(path, root), split, kind, json_field, names)
+            samples, found = self._read_shard(path, shard_name(path, root), split, rule)
             problems += found
             by_split.setdefault(split, []).extend(samples)
         train, evaluated = roles(by_split)
-        listing = Listing(root, by_split, names, problems, train_split=train, eval_split=evaluated)
-        # Unnamed shards hold out by default; beside a named training split, only a fraction given on purpose.
-        given = pooled or not isinstance(self.val_fraction, Default)
-        if evaluated is None and holds_from(listing) and given:
-            return held_out(listing, self.val_fraction, self.seed)
-        return listing
+        listing = Listing(root, by_split, rule.names, problems, train_split=train, eval_split=evaluated)
+        # Pooled shards are held out of by default; the publisher's splits only with a fraction given.
+        fraction = self.val_fraction if self.val_fraction is not None else (0.2 if pooled else 0.0)
+        return held_out(listing, fraction, self.seed)
 
     def _class_names(self, root: Path) -> list[str] | None:
         if not self.classes:
@@ -104,86 +104,122 @@ class WdsAdapter:
             raise DataError(f"--classes {path} does not exist")
         return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
-    def _read_shard(self, path: Path, name: str, split: str, kind: str, json_field: str, names):
+    def _read_shard(self, path: Path, name: str, split: str, rule: LabelRule):
         try:
-            members, labels = listing_of(path, kind)
+            shard = Shard.read(path, rule.kind)
         except DataError as exc:
             return [], [Problem(name, f"{exc.message}: its samples are left out; download it again", split)]
-        copies = Counter(members)
         samples, problems = [], []
-        for key, fields, repeated in groups(members):
-            where = f"{name}:{key}"
+        for group in groups(shard.members):
+            where = f"{name}:{group.key}"
             try:
-                image, label = sample_of(key, fields, repeated, members, labels, copies, kind, json_field, names)
+                found = sample_of(group, shard, rule)
             except Refused as exc:
                 problems.append(Problem(where, str(exc), split))
                 continue
-            if image is not None:
+            if found is not None:
+                image, label = found
                 samples.append(Sample(path=Member(path, "tar", image, filename=image), label=label, where=where))
         return samples, problems
 
 
-def sample_of(key, fields, repeated, members, labels, copies, kind, json_field, names):
-    """(image member, label) of one group of members, (None, None) for files that are no sample (a README,
-    metadata), or Refused saying why the group, a sample to webdataset, is not one fgvctune can use."""
+@dataclass(frozen=True)
+class LabelRule:
+    """What a sample's label is: the field kind of --label-key (cls, txt, json), its JSON field, --classes' names."""
+
+    kind: str
+    json_field: str = ""
+    names: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One shard as read once, forward: its regular members' names in stored order, the bytes of its label
+    members by position (a label over the member limit is its DataError), and how often each name occurs."""
+
+    members: list[str]
+    label_bytes: dict[int, bytes | DataError]
+    copies: Counter
+
+    @classmethod
+    def read(cls, path: Path, kind: str) -> Shard:
+        members, label_bytes = listing_of(path, kind)
+        return cls(members, label_bytes, Counter(members))
+
+
+class Group(NamedTuple):
+    """The members webdataset's group_by_keys makes one sample: its key, its fields (the rest of a member's name,
+    lower-cased) by position, and the first member that repeats a field, if any."""
+
+    key: str
+    fields: dict[str, int]
+    repeated: str
+
+
+def sample_of(group: Group, shard: Shard, rule: LabelRule) -> tuple[str, str] | None:
+    """(image member, label) of one group of members, None for files that are no sample (a README, metadata), or
+    Refused saying why the group, a sample to webdataset, is not one fgvctune can use."""
+    fields = group.fields
     images = [f for f in fields if last_extension(f) in IMAGES]
-    marks = [f for f in fields if last_extension(f) == kind]
-    if repeated:
-        raise Refused(f"member {repeated} repeats a field of this key (webdataset stops there: rename one)")
-    if not images and not marks:
-        return None, None
+    labels = [f for f in fields if last_extension(f) == rule.kind]
+    if group.repeated:
+        raise Refused(f"member {group.repeated} repeats a field of this key (webdataset stops there: rename one)")
+    if not images and not labels:
+        return None
     if len(images) > 1:
         dotted = " (a key ends at the first dot of a name)" if any("." in f for f in images) else ""
         raise Refused(f"two images under one key ({', '.join(images)}){dotted}")
     if not images:
-        others = ", ".join(f for f in fields if f not in marks)
-        raise Refused(f"a .{kind} label but no image{f' (only {others})' if others else ''}")
-    image = members[fields[images[0]]]
-    if not stays_below(key):
+        others = ", ".join(f for f in fields if f not in labels)
+        raise Refused(f"a .{rule.kind} label but no image{f' (only {others})' if others else ''}")
+    image = shard.members[fields[images[0]]]
+    if not stays_below(group.key):
         raise Refused("the key leads out of the shard's folder (an absolute or ../ name)")
-    if copies[image] > 1:
-        raise Refused(f"{image} is in the shard {copies[image]} times (members are read by name: rename one)")
-    if not marks:
-        raise Refused(f"an image but no .{kind} label")
-    mark = kind if kind in fields else marks[0]
-    if len(marks) > 1 and mark != kind:
-        raise Refused(f"two labels under one key ({', '.join(marks)})")
-    raw = labels[fields[mark]]
+    if shard.copies[image] > 1:
+        raise Refused(f"{image} is in the shard {shard.copies[image]} times (members are read by name: rename one)")
+    if not labels:
+        raise Refused(f"an image but no .{rule.kind} label")
+    field_name = rule.kind if rule.kind in fields else labels[0]
+    if len(labels) > 1 and field_name != rule.kind:
+        raise Refused(f"two labels under one key ({', '.join(labels)})")
+    raw = shard.label_bytes[fields[field_name]]
     if isinstance(raw, DataError):
-        raise Refused(f".{mark}: {raw.message}")
-    return image, label_of(raw.decode("utf-8", "replace").strip(), kind, mark, json_field, names)
+        raise Refused(f".{field_name}: {raw.message}")
+    return image, label_of(raw.decode("utf-8", "replace").strip(), field_name, rule)
 
 
 class Refused(Exception):
     """Why a group of members is not a sample fgvctune can use."""
 
 
-def label_of(raw: str, kind: str, mark: str, json_field: str, names: list[str] | None) -> str:
-    """The class name a label member holds: a .txt's text, a .json field's string, or an id (a .cls, a .json
-    field's integer) mapped through --classes when given."""
-    if kind == "txt":
+def label_of(raw: str, field_name: str, rule: LabelRule) -> str:
+    """The class name a label member (field `field_name`) holds: a .txt's text, a .json field's string, or an id (a
+    .cls, a .json field's integer) mapped through --classes when given."""
+    if rule.kind == "txt":
         if not raw:
-            raise Refused(f"the .{mark} label is empty")
+            raise Refused(f"the .{field_name} label is empty")
         return raw
-    if kind == "json":
+    if rule.kind == "json":
         try:
-            value = json.loads(raw).get(json_field)
+            value = json.loads(raw).get(rule.json_field)
         except (json.JSONDecodeError, AttributeError):
-            raise Refused(f"the .{mark} is not a JSON object") from None
+            raise Refused(f"the .{field_name} is not a JSON object") from None
         if value is None:
-            raise Refused(f"the .{mark} has no {json_field!r}")
+            raise Refused(f"the .{field_name} has no {rule.json_field!r}")
         if isinstance(value, (list, dict)):
-            raise Refused(f"the .{mark}'s {json_field!r} is not one label (fgvctune is single-label): {raw[:40]!r}")
+            raise Refused(
+                f"the .{field_name}'s {rule.json_field!r} is not one label (fgvctune is single-label): {raw[:40]!r}"
+            )
         if not isinstance(value, int) or isinstance(value, bool):
             return str(value)  # a class name
         raw = str(value)
     if not re.fullmatch(r"-?\d+", raw):
-        raise Refused(f"the .{mark} is not an integer ({raw[:20]!r})")
-    if names is None:
+        raise Refused(f"the .{field_name} is not an integer ({raw[:20]!r})")
+    if rule.names is None:
         return raw
-    if not 0 <= int(raw) < len(names):
-        raise Refused(f"class id {raw} is outside the {len(names)} names of --classes")
-    return names[int(raw)]
+    if not 0 <= int(raw) < len(rule.names):
+        raise Refused(f"class id {raw} is outside the {len(rule.names)} names of --classes")
+    return rule.names[int(raw)]
 
 
 def last_extension(name: str) -> str:
@@ -220,7 +256,7 @@ def listing_of(path: Path, kind: str) -> tuple[list[str], dict[int, bytes | Data
 
 
 def groups(members: list[str]):
-    """(key, {field: position}, repeated member or "") per sample, as webdataset's group_by_keys makes them."""
+    """A Group per sample, as webdataset's group_by_keys makes them."""
     current = None
     for position, name in enumerate(members):
         if ("/" not in name and name.startswith("__") and name.endswith("__")) or META.match(name):
@@ -229,14 +265,14 @@ def groups(members: list[str]):
         if not match:
             continue
         key, suffix = match.group(1), match.group(2).lower()
-        if current is None or key != current[0]:
+        if current is None or key != current.key:
             if current is not None:
                 yield current
-            current = [key, {}, ""]
-        if suffix in current[1]:
-            current[2] = current[2] or name
+            current = Group(key, {}, "")
+        if suffix in current.fields:
+            current = current._replace(repeated=current.repeated or name)
         else:
-            current[1][suffix] = position
+            current.fields[suffix] = position
     if current is not None:
         yield current
 
@@ -356,7 +392,7 @@ def _expression(text: str, whole: str) -> list[str] | None:
 
 
 def _sequence(text: str, whole: str) -> list[str] | None:
-    start = pos = depth = 0
+    start = pos = depth = total = 0
     items: list[list[str]] = []
     while pos < len(text):
         char = text[pos]
@@ -368,19 +404,20 @@ def _sequence(text: str, whole: str) -> list[str] | None:
         elif char == "}":
             depth -= 1
         elif char == "," and depth == 0:
-            items.append(_listed(items, text[start:pos], text, whole))
+            items.append(_listed(total, text[start:pos], text, whole))
+            total += len(items[-1])
             start = pos + 1
         pos += 1
     if depth != 0 or not items:
         return None  # not a list: the braces stay as they are
-    items.append(_listed(items, text[start:], text, whole))
+    items.append(_listed(total, text[start:], text, whole))
     return [name for item in items for name in item]
 
 
-def _listed(items: list[list[str]], part: str, text: str, whole: str) -> list[str]:
-    """The names of one item of a comma list, refused once the list so far stands for more than MAX_NAMES (each
-    item is within the limit; together they may not be)."""
+def _listed(total: int, part: str, text: str, whole: str) -> list[str]:
+    """The names of one item of a comma list, refused once the list so far (`total` names before it) stands for
+    more than MAX_NAMES (each item is within the limit; together they may not be)."""
     names = _pattern(part, whole)
-    if sum(map(len, items)) + len(names) > MAX_NAMES:
+    if total + len(names) > MAX_NAMES:
         raise DataError(f"--shards {whole!r}: the list {{{text}}} stands for more than {MAX_NAMES:,} names")
     return names

@@ -12,7 +12,7 @@ from conftest import SAMPLE, make_csv, make_folder, write_image, zip_tree
 from fgvctune.data import registry
 from fgvctune.data.dataset import encoded_image, load_dataset
 from fgvctune.data.tree import convert
-from fgvctune.errors import DataError
+from fgvctune.errors import DataError, UsageError
 
 
 def annotation_counts(data: Path, level: str, split: str):
@@ -204,14 +204,15 @@ def test_csv_bad_rows_are_each_reported_and_every_good_row_read(tmp_path):
     assert [len(dataset.splits[s]) for s in ("train", "val")] == [3, 1]
 
 
-@pytest.mark.parametrize("fraction", [0, 1, 1.5])
+@pytest.mark.parametrize("fraction", [1, 1.5, -0.1])
 def test_csv_val_fraction_outside_zero_to_one_is_refused(tmp_path, fraction):
     root = make_csv(
         tmp_path / "csv", [("a.jpg", "x", None, (1, 1, 1)), ("b.jpg", "x", None, (2, 2, 2))], ("path", "label")
     )
-    with pytest.raises(DataError) as refused:
+    with pytest.raises(UsageError) as refused:
         load_dataset("csv", root, options={"val_fraction": fraction})
-    assert refused.value.message == f"--val-fraction must be between 0 and 1, got {fraction}"
+    assert refused.value.message == f"--val-fraction must be at least 0 and below 1, got {fraction}"
+    assert list(load_dataset("csv", root, options={"val_fraction": 0}).splits) == ["train"]  # 0: none held out
 
 
 def test_csv_split_keeps_one_image_of_each_class_to_train_on(tmp_path):

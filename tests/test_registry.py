@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import get_type_hints
+from typing import Literal, Optional, get_type_hints
 
 import pytest
 
@@ -226,6 +226,42 @@ def test_parse_options_flags_with_values_and_the_list_of_options():
         "number",
         "integer",
     ]
+
+
+@dataclasses.dataclass
+class MayBeGiven:
+    """Options that may be left out: the adapter picks."""
+
+    data_dir: str = ""
+    share: float | None = dataclasses.field(default=None, metadata={"help": "a share (default: the adapter's)"})
+    count: Optional[int] = dataclasses.field(default=None, metadata={"help": "a count"})
+    level: Optional[Literal["a", "b"]] = dataclasses.field(default=None, metadata={"help": "a level"})
+
+    def read(self):
+        return None
+
+
+def test_an_option_that_may_be_not_given_is_parsed_and_shown_as_its_type(fresh_registry):
+    """`float | None` and `Optional[int]` are typed as float and int; `fgvctune adapters` shows no None default."""
+    from typer.testing import CliRunner
+
+    from fgvctune.cli import app
+
+    registry.available()
+    registry.register(MayBeGiven, name="maybe")
+    info = registry.get("maybe")
+    assert registry.parse_options(info, ["--share", "0.25", "--count=3", "--level", "b"]) == {
+        "share": 0.25,
+        "count": 3,
+        "level": "b",
+    }
+    with pytest.raises(UsageError, match="^--count needs an integer, got 'x'$"):
+        registry.parse_options(info, ["--count", "x"])
+    hints = get_type_hints(MayBeGiven)
+    assert [registry.describe_type(hints[f.name]) for f in info.options()] == ["number", "integer", "a|b"]
+    shown = CliRunner().invoke(app, ["adapters"]).output
+    assert "    --share number: a share (default: the adapter's)\n" in shown
+    assert "    --val-fraction number: share of the train split" in shown and "[default: None]" not in shown
 
 
 def test_a_class_that_is_not_an_adapter_is_refused():

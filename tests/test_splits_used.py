@@ -350,14 +350,76 @@ def test_val_fraction_refuses_beside_a_published_validation_split_by_any_of_its_
 
 
 def test_a_fraction_that_holds_out_nothing_says_the_classes_are_too_small(tmp_path):
+    """The images are there and readable: the hold-out emptied the split, so the line says so and asks no fix of
+    the dataset, for a fraction typed and for csv's default alike."""
     root = make_class_tree(tmp_path / "pets", {"bird": 1, "cat": 1, "dog": 1})
     with pytest.raises(DataError) as refused:
         load_dataset("folder", root, options={"val_fraction": 0.3}, roles=True)
-    assert refused.value.message == (
-        f"split 'val' of {root} has no readable samples: --val-fraction: 0.3 holds out no sample of 'train': its "
-        "classes are too small (the largest has 1; each keeps one to train on)"
+    assert (refused.value.message, refused.value.hint) == (
+        f"split 'val' of {root} has no samples: --val-fraction: 0.3 holds out no sample of 'train': its "
+        "classes are too small (the largest has 1; each keeps one to train on)",
+        "choose other splits",
     )
     assert sum(map(len, load_dataset("folder", root, ["train"], options={"val_fraction": 0.3}).splits.values())) == 3
+    rows = [(f"{c}.jpg", c, None, (k, 0, 0)) for k, c in enumerate("pq")]
+    pooled = make_csv(tmp_path / "csv", rows, ("path", "label"))
+    with pytest.raises(DataError) as refused:
+        load_dataset("csv", pooled)
+    assert (refused.value.message, refused.value.hint) == (
+        f"split 'val' of {pooled} has no samples: --val-fraction: 0.2 holds out no sample of 'train': its "
+        "classes are too small (the largest has 1; each keeps one to train on)",
+        "choose other splits",
+    )
+
+
+def csv_splits(root: Path, splits: dict[str, int]) -> Path:
+    """A csv with a split column: `splits` split -> images of each of the classes p and q."""
+    rows = [(f"{s}/{c}{i}.png", c, s, (40 * i, 90 * k, n)) for n, (s, count) in enumerate(splits.items())
+            for k, c in enumerate("pq") for i in range(count)]  # fmt: skip
+    return make_csv(root, rows)
+
+
+def test_a_csv_val_fraction_given_is_never_ignored(tmp_path):
+    """Beside a test split the fraction holds 'val' out of train (the test split stays, for the end), as hf and
+    folder do; beside a validation split, or out of range, it is refused in the line they give."""
+    root = csv_splits(tmp_path / "tt", {"train": 4, "test": 2})
+    dataset = load_dataset("csv", root, options={"val_fraction": 0.5}, roles=True)
+    assert (dataset.train_split, dataset.eval_split) == ("train", "val")
+    assert {k: len(v) for k, v in load_dataset("csv", root, options={"val_fraction": 0.5}).splits.items()} == {
+        "train": 4,
+        "val": 4,
+        "test": 4,
+    }
+    assert (load_dataset("csv", root, roles=True).eval_split, list(load_dataset("csv", root).splits)) == (
+        "test",
+        ["train", "test"],
+    )  # not given: the publisher's splits as they are
+    root = csv_splits(tmp_path / "tv", {"train": 4, "val": 2})
+    with pytest.raises(UsageError) as refused:
+        load_dataset("csv", root, options={"val_fraction": 0.5})
+    assert refused.value.message == "--val-fraction: this dataset already has a validation split 'val'"
+    with pytest.raises(UsageError) as refused:
+        load_dataset("csv", root, options={"val_fraction": 7})
+    assert refused.value.message == "--val-fraction must be at least 0 and below 1, got 7"
+
+
+def test_roles_fall_back_to_the_one_name_that_says_each():
+    assert roles(["train2017", "val2017", "test2017"]) == ("train2017", "val2017")
+    assert roles(["imagenet-train", "imagenet-test"]) == ("imagenet-train", "imagenet-test")
+    assert roles(["train", "Val", "val2017"]) == ("train", "Val")  # a name as such first
+    assert roles(["train", "test_seen", "test_unseen"]) == ("train", None)  # two say test: the user names one
+    assert roles(["train", "val_a", "val_b", "test"]) == ("train", "test")
+    assert roles(["train", "val_a", "val_b", "test2017"]) == ("train", None)
+
+
+def test_held_out_with_no_name_free_is_one_line(holding, tmp_path):
+    taken = {"validation": [""], "val": [""], "held_out": [""]}
+    root = make_listed(tmp_path / "d", {"train": MANY["train"], **taken}, unlabeled=list(taken))
+    with pytest.raises(UsageError) as refused:
+        load_dataset("holding", root, options={"val_fraction": 0.2})
+    assert refused.value.message == (
+        "--val-fraction: no name is free for the held-out split (validation, val, held_out are taken)"
+    )
 
 
 def test_split_keywords_are_those_of_datasets_and_the_roles_read_them_in_any_case():
@@ -370,8 +432,8 @@ def test_split_keywords_are_those_of_datasets_and_the_roles_read_them_in_any_cas
 
 
 def test_images_moved_out_of_many_class_folders_are_each_listed_in_their_own_class(tmp_path):
-    """A `convert --mode move` rerun over 600 emptied class folders: each folder finds its own moved files (grouped
-    once by folder: looking through all of them per folder grew with classes x images)."""
+    """A `convert --mode move` rerun over 600 emptied class folders: each folder finds its own moved files, and
+    only those."""
     from fgvctune_adapters.folder import FolderAdapter
 
     root = tmp_path / "pets"

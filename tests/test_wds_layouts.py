@@ -182,6 +182,46 @@ def test_shards_without_a_split_anywhere_are_still_held_out_by_fraction(tmp_path
     assert pooled == folder_counts(root, "shards")
 
 
+def test_a_val_fraction_given_holds_out_of_the_only_split_whatever_its_name(tmp_path):
+    """test-*.tar alone: the roles' hint offers --val-fraction on 'test', and given, the fraction holds out of it
+    (not ignored because the split evaluates by its name)."""
+    root = split_folders(tmp_path, {"shards": "test-%06d.tar"})
+    with pytest.raises(UsageError) as refused:
+        load_dataset("wds", root, options={"classes": "classes.txt"}, roles=True)
+    assert "hold out part of 'test'" in refused.value.hint
+    dataset = load_dataset("wds", root, options={"classes": "classes.txt", "val_fraction": 0.3}, roles=True)
+    assert (dataset.train_split, dataset.eval_split) == ("test", "val")
+    assert 0 < len(dataset.splits["val"]) < len(dataset.splits["test"])
+    assert sum((Counter(s.label for s in ss) for ss in dataset.splits.values()), Counter()) == folder_counts(
+        root, "shards"
+    )
+
+
+def test_split_folders_named_with_a_year_or_a_prefix_take_their_roles(tmp_path):
+    """train2017/ and val2017/ (COCO), imagenet-train/ and imagenet-val/: each keeps its name and its role; a
+    fraction given beside val2017/ is refused, as beside val/."""
+    for folders in (("train2017", "val2017"), ("imagenet-train", "imagenet-val")):
+        root = split_folders(tmp_path / folders[0], dict.fromkeys(folders, "s-%06d.tar"))
+        dataset = load_dataset("wds", root, options={"classes": "classes.txt"}, roles=True)
+        assert (dataset.train_split, dataset.eval_split) == folders
+        assert {split: Counter(s.label for s in ss) for split, ss in dataset.splits.items()} == {
+            folder: folder_counts(root, folder) for folder in folders
+        }
+        with pytest.raises(UsageError) as refused:
+            read(root, classes="classes.txt", val_fraction=0.3)
+        assert refused.value.message == f"--val-fraction: this dataset already has a validation split {folders[1]!r}"
+
+
+def test_the_fraction_range_is_one_rule_for_every_adapter(tmp_path):
+    """Unnamed shards with a fraction out of range: the line every adapter gives; 0 holds nothing out."""
+    root = split_folders(tmp_path, {"shards": "part-%06d.tar"})
+    for fraction in (1.0, 1.5, -0.1):
+        with pytest.raises(UsageError) as refused:
+            read(root, classes="classes.txt", val_fraction=fraction)
+        assert refused.value.message == f"--val-fraction must be at least 0 and below 1, got {fraction}"
+    assert list(read(root, classes="classes.txt", val_fraction=0).splits) == ["train"]
+
+
 # -- 3. brace patterns, as webdataset expands them -----------------------------------------------------------------
 PATTERNS = [
     "train-{000000..000009}.tar",
@@ -220,7 +260,7 @@ def test_brace_expansion_matches_braceexpand(pattern):
 
 
 def test_a_brace_list_of_ranges_is_held_to_the_limit_of_names_in_total(monkeypatch):
-    """Each range of the list is within the limit; the list, joined, is refused in one line before it is built."""
+    """Each range of the list is within the limit; the list, joined, is refused in one line."""
     from fgvctune.errors import DataError
     from fgvctune_adapters import wds
 
@@ -231,6 +271,17 @@ def test_a_brace_list_of_ranges_is_held_to_the_limit_of_names_in_total(monkeypat
     assert refused.value.message == (
         "--shards 's-{{000..999},{000..999}}.tar': the list {{000..999},{000..999}} stands for more than 1,000 names"
     )
+
+
+def test_a_long_brace_list_expands_as_braceexpand_does():
+    """50,000 shard names in one comma list (a publisher's listing pasted as --shards), expanded whole and in order
+    (the count of names is kept as the list grows, so its length costs no more than its items)."""
+    from braceexpand import braceexpand
+
+    from fgvctune_adapters.wds import braces
+
+    pattern = "{" + ",".join(f"s{i}" for i in range(50_000)) + "}.tar"
+    assert braces(pattern) == list(braceexpand(pattern))
 
 
 @pytest.mark.parametrize("pattern", ["{1{2,3}", "a}b", "{a,b"])

@@ -32,7 +32,9 @@ def adapters_command():
         for f in info.options():
             flag = f"--{f.name.replace('_', '-')}"
             kind = registry.describe_type(hints.get(f.name, str))
-            default = "" if f.default in ("", None) or hints.get(f.name) is bool else f" [default: {f.default}]"
+            # None: the adapter picks (its help says how); a flag's default goes without saying.
+            unsaid = f.default in ("", None) or registry.given(hints.get(f.name)) is bool
+            default = "" if unsaid else f" [default: {f.default}]"
             typer.echo(f"    {flag} {kind}: {f.metadata.get('help', '')}{default}")
 
 

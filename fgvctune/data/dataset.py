@@ -213,8 +213,12 @@ def load_dataset(
             )
         if not listing.splits[split] and strict:
             found = next((p for p in listing.problems if p.split == split), None)
-            said = f"has no readable samples: {found}" if found else "is empty (0 samples)"
-            raise DataError(f"split {split!r} of {listing.root} {said}", hint="fix the dataset, or choose other splits")
+            if found is not None and found.where.startswith("--"):  # an option emptied it (a hold-out), not the data
+                said, hint = f"has no samples: {found}", "choose other splits"
+            else:
+                said = f"has no readable samples: {found}" if found else "is empty (0 samples)"
+                hint = "fix the dataset, or choose other splits"
+            raise DataError(f"split {split!r} of {listing.root} {said}", hint=hint)
     if not chosen and strict:
         raise DataError(f"{listing.root} has no labelled split", hint=f"its splits can be predicted, not {purpose}")
     train = train_name if train_name in chosen else None

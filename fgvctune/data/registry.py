@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import types
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Literal, get_args, get_origin, get_type_hints
+from typing import Literal, Union, get_args, get_origin, get_type_hints
 
 from fgvctune.errors import UsageError
 
@@ -80,7 +81,7 @@ def get(name: str) -> AdapterInfo:
 
 def parse_options(info: AdapterInfo, tokens: list[str]) -> dict:
     """Turn command-line tokens such as `--level family --crop-box` into the adapter's keyword arguments."""
-    hints = get_type_hints(info.cls)
+    hints = {name: given(kind) for name, kind in get_type_hints(info.cls).items()}
     fields = {f.name: f for f in info.options()}
     options: dict = {}
     tokens = list(tokens)
@@ -107,7 +108,17 @@ def parse_options(info: AdapterInfo, tokens: list[str]) -> dict:
     return options
 
 
+def given(kind):
+    """An option's type as typed: `float` for `float | None` (None: "not given", the adapter picks)."""
+    if get_origin(kind) in (Union, types.UnionType):
+        args = [a for a in get_args(kind) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return kind
+
+
 def _convert(value: str, kind, flag: str):
+    kind = given(kind)
     if get_origin(kind) is Literal:
         choices = get_args(kind)
         if value not in choices:
@@ -120,6 +131,7 @@ def _convert(value: str, kind, flag: str):
 
 
 def describe_type(kind) -> str:
+    kind = given(kind)
     if get_origin(kind) is Literal:
         return "|".join(get_args(kind))
     return {bool: "flag", int: "integer", float: "number"}.get(kind, "text")

@@ -4,7 +4,7 @@ from file and folder names, and a stratified hold-out for datasets that ship no 
     from fgvctune.data.splits import held_out, split_name, stratified
 
 An adapter with a `val_fraction` option (and `seed`) ends its `read()` with `return held_out(listing,
-self.val_fraction, self.seed)`: 0 leaves the listing as it is.
+self.val_fraction, self.seed)`: 0 leaves the listing as it is, and held_out checks the fraction's range.
 """
 
 from __future__ import annotations
@@ -49,14 +49,25 @@ EVAL_NAMES = (*VALIDATION_NAMES, *(n for n, s in ALIASES.items() if s == "test")
 
 
 def roles(names, unlabeled=()) -> tuple[str | None, str | None]:
-    """(train split, evaluation split) among split `names` by TRAIN_NAMES and EVAL_NAMES, in any case (`Train/`);
-    unlabeled splits are never either."""
+    """(train split, evaluation split) among split `names`: by TRAIN_NAMES and EVAL_NAMES, in any case (`Train/`),
+    else by the one name whose words say it (`train2017`, `imagenet-val`: `split_name`); unlabeled splits are never
+    either. Where two names say the same role (`test_seen`, `test_unseen`), neither takes it: the user names one."""
+    labelled = [n for n in names if n not in unlabeled]
     by_name = {}
-    for n in names:
-        if n not in unlabeled:
-            by_name.setdefault(n.lower(), n)
-    train = next((by_name[n] for n in TRAIN_NAMES if n in by_name), None)
-    return train, next((by_name[n] for n in EVAL_NAMES if n in by_name), None)
+    for n in labelled:
+        by_name.setdefault(n.lower(), n)
+    said = defaultdict(list)
+    for n in labelled:
+        said[split_name(n)].append(n)
+
+    def said_once(split):
+        return said[split][0] if len(said[split]) == 1 else None
+
+    train = next((by_name[n] for n in TRAIN_NAMES if n in by_name), None) or said_once("train")
+    evaluated = next((by_name[n] for n in EVAL_NAMES if n in by_name), None)
+    if evaluated is None:
+        evaluated = said_once("validation") if said["validation"] else said_once("test")
+    return train, evaluated
 
 
 def stratified(samples: list[Sample], fraction: float, seed: int, held: str = "val", kept: str = "train"):
@@ -76,11 +87,6 @@ def stratified(samples: list[Sample], fraction: float, seed: int, held: str = "v
     return {kept: train, held: val}
 
 
-class Default(float):
-    """An option's default number, told apart from the same number given on purpose (`isinstance(x, Default)`):
-    a --val-fraction default that holds out where nothing names a split, not where a training split is named."""
-
-
 def holds_from(listing: Listing) -> str | None:
     """The split `held_out` holds out of: the training split, else the only labelled one (None: cannot tell)."""
     labelled = [s for s in listing.splits if s not in listing.unlabeled]
@@ -92,26 +98,35 @@ def held_out(listing: Listing, fraction: float, seed: int, held: str = "val") ->
     which becomes the evaluation split (a test split stays, for the end), stratified by `stratified`; unchanged
     for 0. When `held` names a split already (an unlabeled one, or the source itself), the held-out part takes the
     first free name of `val`, `validation`, `held_out`. One line for a fraction outside [0, 1), for a dataset
-    that has a labelled validation split already (by any of its names), for one whose training split cannot be
-    told; a fraction that holds out no sample (classes too small) is a problem of the held-out split."""
+    that has a labelled validation split already (by any of its names, `val2017` too), for one whose training
+    split cannot be told, for one with no name free; a fraction that holds out no sample (classes too small) is a
+    problem of the held-out split."""
     if not 0 <= fraction < 1:
         raise UsageError(f"--val-fraction must be at least 0 and below 1, got {fraction}")
     if not fraction:
         return listing
-    labelled = [s for s in listing.splits if s not in listing.unlabeled]
     source = holds_from(listing)
     if source is None or source in listing.unlabeled:
         raise UsageError(
             f"--val-fraction: cannot tell which split to hold {held!r} out of (this dataset has "
             f"{', '.join(listing.splits)})"
         )
-    published = next((s for s in labelled if s != source and s.lower() in VALIDATION_NAMES), None)
+    published = next(
+        (s for s in listing.splits if s != source and s not in listing.unlabeled and split_name(s) == "validation"),
+        None,
+    )
     if published is not None:
         raise UsageError(
             f"--val-fraction: this dataset already has a validation split {published!r}",
             hint="drop --val-fraction, or name the splits with --train-split and --val-split",
         )
-    held = next(n for n in (held, "val", "validation", "held_out") if n not in listing.splits)
+    names = (held, "val", "validation", "held_out")
+    held = next((n for n in names if n not in listing.splits), None)
+    if held is None:
+        raise UsageError(
+            f"--val-fraction: no name is free for the held-out split ({', '.join(dict.fromkeys(names))} are taken)",
+            hint="rename one of those splits",
+        )
     parts = stratified(listing.splits[source], fraction, seed, held=held, kept=source)
     problems = listing.problems
     if not parts[held]:  # a problem of the held-out split: it stops the commands that use it, in one line
