@@ -186,7 +186,10 @@ def _schema(path: Path, kind: str):
             with pa.memory_map(str(path)) as source:
                 schema = pa.ipc.open_stream(source).schema
     except (OSError, pa.ArrowInvalid) as exc:
-        raise DataError(f"{path} is not a readable {kind} file ({exc})") from None
+        # The Problem this becomes names the file already: the library's first line says why, kept short.
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        why = why if len(why) <= 120 else why[:119] + "…"
+        raise DataError(f"not a readable {kind} file ({why})") from None
     meta = (schema.metadata or {}).get(b"huggingface")
     info = json_object(meta, f"{path}'s huggingface metadata").get("info") if meta else {}
     features = info.get("features", {}) if isinstance(info, dict) else {}
@@ -376,8 +379,7 @@ def _imagefolder(root: Path, files: dict[str, list[Path]], label_column: str) ->
         # `datasets` reads a metadata file only among its split's files: this one it ignores, and it labels each
         # image by its split folder's name, a class per split.
         raise DataError(
-            f"{stray[0]} is not read: with split folders, a metadata file is read only inside a split's folder (as "
-            "`datasets` reads it), and these images would be labelled by their split folder's name",
+            f"{stray[0]} is not read beside split folders (datasets reads metadata only inside a split's folder)",
             hint="write a metadata file into each split folder, its file_name relative to that folder",
         )
     for split, paths in images.items():

@@ -43,7 +43,7 @@ ADAPTER_FOR = {"csv": "-a csv", "webdataset": "-a wds", "zip": "-a folder"}
 
 
 def read_card(root: Path) -> dict:
-    """The README's YAML header (the dataset card), {} without one; a card that cannot be read is no card."""
+    """The README's YAML header (the dataset card), {} without one; a header that cannot be read is a DataError."""
     readme = root / "README.md"
     if not readme.is_file():
         return {}

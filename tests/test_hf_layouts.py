@@ -353,7 +353,7 @@ def test_a_damaged_parquet_file_is_a_problem_of_its_split_only(tmp_path):
     assert by_split["test"].where == "data/test-00000-of-00001.parquet"
     assert "damaged after" in by_split["test"].message
     assert by_split["validation"].where == "data/validation-00000-of-00001.parquet"
-    assert "is not a readable parquet file" in by_split["validation"].message
+    assert by_split["validation"].message.startswith("not a readable parquet file (")
     train = datasets.load_dataset(
         "parquet", data_files={"train": str(root / "data" / "train-00000-of-00001.parquet")}, cache_dir=str(tmp_path)
     )
@@ -462,3 +462,60 @@ def test_a_root_metadata_file_beside_split_folders_is_not_read(tmp_path):
             write_image(tree / split / name / f"{i}.png", colour=(40 * i, 10, 0))
     (tree / "metadata.csv").write_text("file_name,label\ntrain/cat/0.png,zebra\n")
     same(read(tree), loads(tree, tmp_path))
+
+
+def test_an_unreadable_parquet_file_is_said_once_and_in_full(tmp_path):
+    """The problem's `where` names the file: its message says only why, so the error of a split with no other file
+    still fits on its line, uncut."""
+    root = _hub(tmp_path)
+    (root / "data" / "validation-00000-of-00001.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(Exception):  # noqa: B017 (datasets raises pyarrow's own error)
+        loads(root, tmp_path)
+    (problem,) = read(root).problems
+    assert problem.where == "data/validation-00000-of-00001.parquet" and str(root) not in problem.message
+    assert problem.message.startswith("not a readable parquet file (Parquet magic bytes not found")
+    result = run_cli("convert", "-a", "hf", "-d", str(root), "-s", "validation", "-o", str(tmp_path / "out"))
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert result.returncode == 1 and f"{problem.where}: {problem.message} (fix the dataset" in line
+    assert line.count("validation-00000-of-00001.parquet") == 1 and "…" not in line
+
+
+def test_the_root_metadata_refusal_is_short_and_says_what_to_do_in_its_hint(tmp_path):
+    """Beside split folders `datasets` ignores a root metadata.csv (it labels by the split folders): the refusal
+    names the file and why in a line that is not cut, and the fix in its hint."""
+    root = tmp_path / "meta"
+    for split in ("train", "test"):
+        write_image(root / split / "0.png", colour=(40, 90, 0))
+    (root / "metadata.csv").write_text("file_name,label\ntrain/0.png,cat\ntest/0.png,dog\n")
+    assert loads(root, tmp_path)["train"].features["label"].names == ["test", "train"]
+    with pytest.raises(DataError) as refused:
+        read(root)
+    assert refused.value.message == (
+        f"{root / 'metadata.csv'} is not read beside split folders "
+        "(datasets reads metadata only inside a split's folder)"
+    )
+    assert refused.value.hint == "write a metadata file into each split folder, its file_name relative to that folder"
+
+
+@pytest.mark.parametrize(
+    "header, said",
+    [
+        ("configs:\n- config_name: x\n\tdata_files: data/extra.parquet", "README.md:4: not valid YAML (found"),
+        ('license: mit\nconfigs: "data/extra.parquet', "README.md:3: not valid YAML (found"),
+        ("- a list\n- not a mapping", "README.md: the YAML header is not a mapping of keys"),
+    ],
+)
+def test_a_readme_header_that_is_not_a_yaml_mapping_is_refused_as_datasets_refuses_it(tmp_path, header, said):
+    """`datasets` stops on such a card; read as no card, its configs would be merged in silence."""
+    from fgvctune.data.hub import subset_patterns
+
+    root = _hub(tmp_path)
+    table([2]).to_parquet(str(root / "data" / "extra.parquet"))
+    card = f"---\n{header}\n---\n# card\n"
+    (root / "README.md").write_text(card)
+    with pytest.raises(Exception, match="block should be a dict|while (scanning|parsing)"):
+        loads(root, tmp_path)
+    error = one_line_error("-a", "hf", "-d", str(root))
+    assert f"error: {root / said}" in error and "(fix the YAML header between the README's --- lines)" in error
+    with pytest.raises(DataError, match="README.md"):
+        subset_patterns(card, "", "someone/tiny")

@@ -15,16 +15,22 @@ from fgvctune.errors import DataError, FgvctuneError
 from fgvctune.fileio import stays_below
 
 HEADER = re.compile(r"\ufeff?---\s*\n(.*?)\n---\s*(\n|$)", re.S)
+FIX = "fix the YAML header between the README's --- lines"
 
 
 def front_matter(text: str, where: str) -> dict:
-    """The card's YAML header, {} without one; a header that cannot be read is no card."""
+    """The card's YAML header, {} without one. A header that is not YAML, or not a mapping, is a DataError naming
+    `where` (the README): `datasets` refuses such a card too, rather than read the files with no configs."""
     match = HEADER.match(text)
-    try:
-        card = parse_yaml(match.group(1), where)[0] if match else None
-    except FgvctuneError:
+    if not match:
         return {}
-    return card if isinstance(card, dict) else {}
+    try:
+        card = parse_yaml("\n" + match.group(1), where)[0]  # "\n": YAML's line numbers count from the README's
+    except FgvctuneError as exc:
+        raise DataError(exc.message, hint=FIX) from None
+    if not isinstance(card, dict):
+        raise DataError(f"{where}: the YAML header is not a mapping of keys", hint=FIX)
+    return card
 
 
 def named_configs(card: dict, where: str) -> dict[str, dict]:
