@@ -35,6 +35,7 @@ IMAGES = frozenset("jpg jpeg png webp bmp gif tif tiff ppm pgm pbm pnm".split())
 SHARD_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 KEY = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")  # webdataset's base_plus_ext
 META = re.compile(r"__[^/]*__($|/)")  # members webdataset skips (tar_file_iterator's skip_meta)
+CLASSES_LIMIT = 16 << 20  # bytes of a --classes file
 
 
 @dataclass
@@ -102,7 +103,13 @@ class WdsAdapter:
         path = root / self.classes
         if not path.is_file():
             raise DataError(f"--classes {path} does not exist")
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if path.stat().st_size > CLASSES_LIMIT:  # names of 21,841 ImageNet-21k classes take half a megabyte
+            raise DataError(f"--classes {path}: larger than {CLASSES_LIMIT >> 20} MiB: not a file of class names")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"--classes {path}: not UTF-8 text", hint="one class name per line, in id order") from None
+        return [line.strip() for line in text.splitlines() if line.strip()]
 
     def _read_shard(self, path: Path, name: str, split: str, rule: LabelRule):
         try:

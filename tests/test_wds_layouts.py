@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import tarfile
 from collections import Counter
 from pathlib import Path
 
@@ -377,3 +378,26 @@ def test_problems_of_shards_pooled_by_fraction_belong_to_train(tmp_path):
     classes_file(root)
     listing = read(root, classes="classes.txt", val_fraction=0.5)
     assert [(p.where, p.split) for p in listing.problems] == [("part-000000.tar:orphan", "train")]
+
+
+def test_a_classes_file_that_is_not_text_or_too_large_is_one_line(tmp_path, monkeypatch):
+    """--classes names a file the user chose, which may be anything: bytes that are not UTF-8, or a huge file."""
+    from fgvctune_adapters import wds
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    with tarfile.open(shards / "train-000000.tar", "w") as tar:
+        for name, data in (("a.png", png(0)), ("a.cls", b"0")):
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    (shards / "classes.txt").write_bytes(b"\xff\xfe\x00cat\n")
+    shown = run_cli("info", "-a", "wds", "-d", str(shards), "--classes", "classes.txt")
+    assert shown.returncode == 1 and "Traceback" not in shown.stderr
+    assert shown.stderr.strip().splitlines() == [
+        f"error: --classes {shards / 'classes.txt'}: not UTF-8 text (one class name per line, in id order)"
+    ]
+    (shards / "classes.txt").write_text("cat\ndog\n")
+    monkeypatch.setattr(wds, "CLASSES_LIMIT", 4)
+    with pytest.raises(wds.DataError, match="not a file of class names"):
+        wds.WdsAdapter(shards, classes="classes.txt")._class_names(shards)
