@@ -44,7 +44,7 @@ def _error(e: Exception) -> str:
 
 
 def ops_case() -> dict:
-    from fgvctune.models import runtime
+    from fgvctune import runtime
 
     ms = runtime.start(mode="pynative")
     import numpy as np
@@ -96,7 +96,7 @@ def ops_case() -> dict:
 
 
 def model_case(model: str, kind: str, level: str, steps: int) -> dict:
-    from fgvctune.models import runtime
+    from fgvctune import runtime
 
     ms = runtime.start()
     import mindcv
@@ -141,7 +141,7 @@ def _sync(out):
 
 
 def elementwise_case() -> dict:
-    from fgvctune.models import runtime
+    from fgvctune import runtime
 
     ms = runtime.start()
     import numpy as np

@@ -28,7 +28,7 @@ SHAPES = [(16, 240, 14, 5), (16, 576, 7, 5)]  # batch, channels, height = width,
 def mindspore_times(repeats: int) -> dict:
     import numpy as np
 
-    from fgvctune.models import runtime
+    from fgvctune import runtime
 
     ms = runtime.start()
     from mindspore import nn
@@ -41,7 +41,7 @@ def mindspore_times(repeats: int) -> dict:
         def construct(self, x):
             return (self.inner(x) ** 2).sum()
 
-    from fgvctune.models import kernels
+    from fgvctune.kernels import cells as kernels
 
     times = {}
     for batch, channels, size, k in SHAPES:

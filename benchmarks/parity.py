@@ -195,7 +195,7 @@ def patched_fgvctune(variant: str, argv: list[str]) -> None:
 
     from fgvctune.cli import main
     from fgvctune.data import pipeline
-    from fgvctune.models import swaps
+    from fgvctune.kernels import swaps
     from fgvctune.training import trainer
 
     if variant == "mindspore-dropout":

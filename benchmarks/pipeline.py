@@ -75,7 +75,7 @@ def rss_mb() -> float:
 
 
 def measure(mode: str, root: Path, batches: int, cache: str) -> dict:
-    from fgvctune.models import runtime
+    from fgvctune import runtime
 
     runtime.start()
     import pyarrow.parquet  # noqa: F401  loaded before measuring in every mode: the library is not the data

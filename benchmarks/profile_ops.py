@@ -49,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     from train_step import INFER_BATCH, SIZE, TRAIN_BATCH, mindspore_step
 
-    from fgvctune.models import runtime
+    from fgvctune import runtime
 
     ms = runtime.start()
     batch = INFER_BATCH if args.kind == "infer" else TRAIN_BATCH

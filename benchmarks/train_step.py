@@ -65,11 +65,11 @@ def mindspore_step(
     model: str, kind: str, size: int, batch: int, tuned: bool = True, folded: bool = True, without: tuple = ()
 ):
     """One case's step(images, labels) and a batch of random tensors for it (also profile_ops.py's); `without`
-    names swaps (functions of fgvctune.models.swaps) left out of fgvctune's model."""
+    names swaps (functions of fgvctune.kernels.swaps) left out of fgvctune's model."""
     import numpy as np
 
     if tuned:
-        from fgvctune.models import runtime
+        from fgvctune import runtime
 
         ms = runtime.start()
     else:
@@ -81,7 +81,7 @@ def mindspore_step(
     from fgvctune.training.step import TrainStep
 
     if tuned:  # fgvctune's model, with its swaps and per-model settings
-        from fgvctune.models import swaps
+        from fgvctune.kernels import swaps
         from fgvctune.models.factory import create_network
 
         for name in without:
@@ -94,7 +94,7 @@ def mindspore_step(
     rng = np.random.default_rng(0)
     images = ms.Tensor(rng.standard_normal((batch, 3, size, size)).astype(np.float32))
     labels = ms.Tensor(rng.integers(0, CLASSES, batch).astype(np.int32))
-    from fgvctune.models import fold
+    from fgvctune.kernels import fold
     from fgvctune.training import strategy
 
     if kind == "infer":

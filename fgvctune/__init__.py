@@ -38,8 +38,8 @@ _API = {
     "export": "fgvctune.results.export",
     "compare": "fgvctune.comparison",
     "demo": "fgvctune.tutorial",
-    "import_weights": "fgvctune.models.weights",
-    "inspect_weights": "fgvctune.models.weights",
+    "import_weights": "fgvctune.weights.convert",
+    "inspect_weights": "fgvctune.weights.convert",
 }
 
 __all__ = sorted(_API)

@@ -178,7 +178,7 @@ def zip_tree(tree: Path, archive: Path, names_from: Path | None = None) -> Path:
 def pynative():
     """MindSpore in PyNative mode for this test. The mode is process-wide and other tests in the same
     process set graph mode, so a module that needs PyNative asks for it per test."""
-    from fgvctune.models import runtime
+    from fgvctune import runtime
 
     runtime.start(mode="pynative")
 

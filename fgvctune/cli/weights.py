@@ -31,7 +31,7 @@ def weights_import_command(
     verbose: VerboseOpt = False,
 ):
     """Convert PyTorch weights into a MindCV checkpoint for --ckpt-path, checked against the source model."""
-    from fgvctune.models.weights import TOLERANCE, import_weights
+    from fgvctune.weights.convert import TOLERANCE, import_weights
 
     verbosity(verbose)
     result = import_weights(file, model, output, check, verbose)
@@ -61,7 +61,7 @@ def weights_inspect_command(
     every: Annotated[bool, typer.Option("--all", help="List every tensor with its shape.")] = False,
 ):
     """Show what a weight file holds: format, naming family, tensors and shapes, and the MindCV model it matches."""
-    from fgvctune.models.weights import inspect_weights
+    from fgvctune.weights.convert import inspect_weights
 
     for line in inspect_weights(file).lines(every):
         typer.echo(line)

@@ -88,8 +88,8 @@ def load_weights(network, ckpt_path: str | Path, model_name: str, source: str = 
     """
     import mindspore as ms
 
+    from fgvctune.kernels.swaps import is_counter
     from fgvctune.models import torchcompat
-    from fgvctune.models.swaps import is_counter
 
     path = Path(ckpt_path)
     if not path.is_file():

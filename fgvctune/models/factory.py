@@ -30,7 +30,7 @@ def create_network(
     fgvctune's swaps (`swaps.py`) are applied after loading; `seed` seeds the dropout masks. `ckpt_path`
     may also be a PyTorch file (.safetensors, .pth, .pt, .bin): it is converted once into the cache under
     `cache_dir` (default ~/.cache/fgvctune). `model_options` go to MindCV's model constructor (drop_rate, ...)."""
-    from fgvctune.models import swaps
+    from fgvctune.kernels import swaps
 
     if pretrained and not ckpt_path:
         network, report = _download_pretrained(model_name, num_classes, **model_options)
@@ -45,10 +45,10 @@ def create_network(
 
 
 def _load(network, path: Path, model_name: str, cache_dir: str) -> LoadReport:
-    from fgvctune.models.torchfile import SUFFIXES
+    from fgvctune.weights.torchfile import SUFFIXES
 
     if path.suffix.lower() in SUFFIXES and path.is_file():
-        from fgvctune.models.weights import converted_checkpoint
+        from fgvctune.weights.convert import converted_checkpoint
 
         converted = converted_checkpoint(path, model_name, cache_dir)
         return load_weights(network, converted, model_name, source=f"{path} (converted into {converted})")

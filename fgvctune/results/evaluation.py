@@ -45,7 +45,8 @@ def load_model(
 ) -> Model:
     """The network of a run folder (best.ckpt by default), or a checkpoint with its config and labels.csv, in
     inference mode with its BatchNorm folded into the convolutions before it (models/fold.py)."""
-    from fgvctune.models import fold, runtime
+    from fgvctune import runtime
+    from fgvctune.kernels import fold
     from fgvctune.models.factory import create_network
 
     if run:

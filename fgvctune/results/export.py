@@ -38,7 +38,8 @@ def export(
     model = load_model(run, checkpoint, verbose=verbose)  # starts MindSpore the fgvctune way
     import mindspore as ms
 
-    from fgvctune.models import fold, kernels
+    from fgvctune.kernels import cells as kernels
+    from fgvctune.kernels import fold
 
     kernels.restore(model.network)  # MindSpore's own ops: the file runs where fgvctune's kernels are not
     out = Path(output) if output else model.checkpoint.parent / "export"

@@ -225,7 +225,7 @@ def layers(model_or_run: str, **strategy_options) -> Strategy:
     """The plan for a MindCV model name or a run folder, without training: what `fgvctune layers` prints."""
     from pathlib import Path
 
-    from fgvctune.models import runtime
+    from fgvctune import runtime
     from fgvctune.results import runfiles
 
     folder = Path(model_or_run)

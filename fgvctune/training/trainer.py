@@ -115,8 +115,8 @@ class Trainer:
 
     def set_up(self) -> None:
         """Data, model and loss; the run's files (config, labels, counts) when it writes them."""
+        from fgvctune import runtime
         from fgvctune.data import duplicates
-        from fgvctune.models import runtime
         from fgvctune.training import distributed
 
         c = self.config
@@ -270,7 +270,7 @@ class Trainer:
         from mindspore import amp
 
         from fgvctune.fileio import cache_root
-        from fgvctune.models import kernels
+        from fgvctune.kernels import cells as kernels
 
         kernels.restore(self.network)  # fgvctune's CPU kernels are float32 kernels: MindSpore's own ops cast
         # O1 rewrites the network's code into ./rewritten_network/ and imports it from there (graph mode then
@@ -290,7 +290,7 @@ class Trainer:
         """Strategy, optimizer and compiled train step for one phase of training."""
         import mindcv
 
-        from fgvctune.models import fold
+        from fgvctune.kernels import fold
         from fgvctune.training import strategy
 
         c = self.config
@@ -515,7 +515,7 @@ class Trainer:
         return epoch, rows
 
     def _load_last(self) -> None:
-        from fgvctune.models import fold
+        from fgvctune.kernels import fold
 
         if self.resumed:
             params = {k: v for k, v in self.resumed.items() if not k.startswith("fgvctune_")}

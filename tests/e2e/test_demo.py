@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from conftest import REPO
+
+pytestmark = pytest.mark.e2e
 
 
 def test_demo_runs_end_to_end(tmp_path):

@@ -53,7 +53,7 @@ def test_awkward_images_reach_mindspore_as_they_look(tmp_path):
     import mindspore.dataset.vision as vision
     from PIL import Image
 
-    from fgvctune.models import runtime
+    from fgvctune import runtime
 
     runtime.start()
     photo = Image.open(SAMPLE / "data" / "images" / "1000050.jpg").convert("RGB")

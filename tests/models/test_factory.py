@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fgvctune import runtime
 from fgvctune.errors import ModelError
-from fgvctune.models import runtime
 from fgvctune.models.factory import create_network
 
 ms = runtime.start(mode="pynative")
@@ -89,7 +89,7 @@ def test_unknown_model():
 def test_the_seeded_dropout_is_the_one_that_runs():
     """In training mode the same input comes out differently at every call (a fresh mask each time, p of the
     units dropped), and identically in inference mode."""
-    from fgvctune.models.swaps import SeededDropout
+    from fgvctune.kernels.swaps import SeededDropout
 
     network, _ = create_network(MODEL, 4)
     inner = network.classifier.cell_list  # what the SequentialCell runs

@@ -52,13 +52,13 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn, ops
 
+from fgvctune import runtime
 from fgvctune.fileio import atomic_write_bytes, atomic_write_text, cache_root, locked
-from fgvctune.models import runtime
 
 log = logging.getLogger("fgvctune")
 
 SOURCES = [
-    Path(__file__).with_name(name)
+    Path(__file__).parent / "csrc" / name
     for name in ("depthwise.cc", "batchnorm.cc", "layernorm.cc", "bias.cc", "activation.cc")
 ]
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-std=c++17", "-shared", "-fPIC"]
@@ -127,7 +127,7 @@ def library() -> str | None:
         if package:
             headers, shared = package
             flags = [*FLAGS, f"-I{headers}", f'-DFGVCTUNE_DNNL="{shared}"']
-            built = _build(compiler, version, [*SOURCES, Path(__file__).with_name("onednn.cc")], flags)
+            built = _build(compiler, version, [*SOURCES, Path(__file__).parent / "csrc" / "onednn.cc"], flags)
             if built:
                 return built
         built = _build(compiler, version, SOURCES, FLAGS)

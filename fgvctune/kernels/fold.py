@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from mindspore import Tensor, nn
 
-from fgvctune.models import kernels
+from fgvctune.kernels import cells as kernels
 
 
 class FoldedConv2d(nn.Conv2d):
@@ -42,7 +42,7 @@ def _block_pairs() -> dict:
     """(conv, bn) attribute pairs each MindCV block class calls in sequence in its `construct`."""
     from mindcv.models import resnest, resnet
 
-    from fgvctune.models import swaps
+    from fgvctune.kernels import swaps
 
     split_attention = [("conv", "bn0"), ("fc1", "bn1")]
     return {

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from conftest import bounded_cli
 from fgvctune.cli import app
 from fgvctune.errors import ModelError
-from fgvctune.models import torchfile
-from fgvctune.models.weightmaps import identify
+from fgvctune.weights import torchfile
+from fgvctune.weights.maps import identify
 from weightfiles import FIXTURES, _Pickle, expanded, write_safetensors, write_torch_zip, write_torch_zip_pickle
 
 runner = CliRunner()

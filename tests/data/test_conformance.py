@@ -417,7 +417,7 @@ def plain_tree(adapter: str, held_out: float = 0.0):
 def snapshot(tmp: Path) -> Case:
     """A Hub cache snapshot folder given by path: huggingface_hub's cache layout (blobs named by their sha256, a
     snapshot of links to them, refs/main naming it), which huggingface_hub itself resolves offline. Reading a Hub id
-    from a cache that huggingface_hub downloaded is tests/test_hub.py's part."""
+    from a cache that huggingface_hub downloaded is tests/data/test_hub.py's part."""
     import hashlib
     import shutil
 

@@ -173,7 +173,7 @@ def test_export_matches_the_checkpoint(run, tmp_path):
 def test_eval_folds_batchnorm_and_scores_as_the_checkpoint_does(run):
     """The folded network eval and predict use gives the unfolded network's logits, to float rounding."""
     from fgvctune.data.dataset import load_dataset
-    from fgvctune.models import fold
+    from fgvctune.kernels import fold
     from fgvctune.results.evaluation import _score, load_model
 
     folded, plain = load_model(run), load_model(run)  # two networks: each compiles its own graph

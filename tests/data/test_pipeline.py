@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 
 from conftest import SAMPLE
+from fgvctune import runtime
 from fgvctune.config import resolve
 from fgvctune.data.dataset import load_dataset
 from fgvctune.data.pipeline import class_tree, eval_transforms, loader, train_transforms
 from fgvctune.fileio import locked
-from fgvctune.models import runtime
 
 runtime.start()
 

@@ -185,7 +185,7 @@ def faster_split_attention(network) -> int:
     of a resnest50 training step on CPUs), the weighted sum through fgvctune's own kernel where it builds: one
     pass each way for what are otherwise slices, two Muls and an Add, and in the gradient four Muls and two
     ReduceSums (together 20% of a resnest50 training step)."""
-    from fgvctune.models import kernels
+    from fgvctune.kernels import cells as kernels
 
     changed = 0
     for _, cell in network.cells_and_names():
@@ -201,7 +201,7 @@ def faster_split_attention(network) -> int:
 def faster_depthwise(network) -> int:
     """MobileNetV3's and ConvNeXt's depthwise convolutions through fgvctune's own kernels (kernels.py): on
     CPUs MindSpore runs them as im2col and a GEMM per channel, several times slower than PyTorch."""
-    from fgvctune.models import kernels
+    from fgvctune.kernels import cells as kernels
 
     return kernels.swap_depthwise(network)
 
@@ -209,35 +209,35 @@ def faster_depthwise(network) -> int:
 def faster_convolution(network) -> int:
     """Every other convolution through a private oneDNN on the layouts it chooses (kernels.py): MindSpore hands
     its oneDNN plain tensors, for which it runs im2col and a GEMM (and, with AVX-512, a reference kernel)."""
-    from fgvctune.models import kernels
+    from fgvctune.kernels import cells as kernels
 
     return kernels.swap_convolution(network)
 
 
 def faster_dense_product(network) -> int:
     """nn.Dense's matrix product through the same private oneDNN, free to use AVX-512 (kernels.py)."""
-    from fgvctune.models import kernels
+    from fgvctune.kernels import cells as kernels
 
     return kernels.swap_dense_product(network)
 
 
 def faster_batchnorm(network) -> int:
     """BatchNorm in training mode through fgvctune's own kernels (kernels.py)."""
-    from fgvctune.models import kernels
+    from fgvctune.kernels import cells as kernels
 
     return kernels.swap_batchnorm(network)
 
 
 def faster_layernorm(network) -> int:
     """ConvNeXt's LayerNorms (over the channels of a channels-last tensor) through fgvctune's own kernels."""
-    from fgvctune.models import kernels
+    from fgvctune.kernels import cells as kernels
 
     return kernels.swap_layernorm(network)
 
 
 def faster_hswish(network) -> int:
     """MobileNetV3's hard swish through fgvctune's own kernels (kernels.py)."""
-    from fgvctune.models import kernels
+    from fgvctune.kernels import cells as kernels
 
     return kernels.swap_hswish(network)
 
@@ -258,7 +258,7 @@ class ScaledSqueezeExcite(SqueezeExcite):
 def faster_squeeze_excite(network) -> int:
     """MobileNetV3's squeeze-excitations with their channel scale (and its gradient, a Mul and a ReduceSum over
     each plane) through fgvctune's own kernels, in one pass each way (kernels.py)."""
-    from fgvctune.models import kernels
+    from fgvctune.kernels import cells as kernels
 
     if not kernels.library():
         return 0
@@ -271,6 +271,6 @@ def faster_squeeze_excite(network) -> int:
 
 def faster_dense_bias(network) -> int:
     """nn.Dense's bias (its gradient a sum over the rows) through fgvctune's own kernels."""
-    from fgvctune.models import kernels
+    from fgvctune.kernels import cells as kernels
 
     return kernels.swap_dense_bias(network)

@@ -16,12 +16,13 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import FAST, SAMPLE, bounded_cli
+from fgvctune import runtime
 from fgvctune.cli import app
 from fgvctune.errors import ModelError
-from fgvctune.models import runtime, weightmaps
 from fgvctune.models.factory import create_network
-from fgvctune.models.weightmaps import SUPPORTED, identify
-from fgvctune.models.weights import TOLERANCE, Reference, import_weights, inspect_weights
+from fgvctune.weights import maps as weightmaps
+from fgvctune.weights.convert import TOLERANCE, Reference, import_weights, inspect_weights
+from fgvctune.weights.maps import SUPPORTED, identify
 from weightfiles import (
     FIXTURES,
     expanded,
@@ -326,7 +327,7 @@ def test_train_from_a_pytorch_file_then_evaluate(tmp_path, cache):
 
 def test_real_torch_files_read_without_torch():
     """Files torch.save and safetensors.torch wrote (tests/fixtures/weights/make.py)."""
-    from fgvctune.models import torchfile
+    from fgvctune.weights import torchfile
 
     base = np.arange(12, dtype=np.float32).reshape(3, 4)
     expected = {

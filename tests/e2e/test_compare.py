@@ -18,6 +18,8 @@ from fgvctune.comparison import TUTORIAL
 from fgvctune.results.runfiles import compare_text, read_config, read_eval, read_results, read_rows
 from fgvctune.training import strategy
 
+pytestmark = pytest.mark.e2e
+
 runner = CliRunner()
 
 

@@ -20,7 +20,10 @@ from conftest import SAMPLE, checkpoint, fgvctune, finish, free_port, running, t
 from fgvctune.results.runfiles import read_results
 
 MSRUN = Path(sys.executable).with_name("msrun")
-pytestmark = pytest.mark.skipif(not MSRUN.is_file(), reason="msrun is not installed beside this Python")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not MSRUN.is_file(), reason="msrun is not installed beside this Python"),
+]
 ENV = dict(os.environ, PATH=f"{MSRUN.parent}{os.pathsep}{os.environ['PATH']}")  # msrun starts `python` from PATH
 
 

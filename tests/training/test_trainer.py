@@ -27,7 +27,7 @@ from fgvctune.config import resolve
 from fgvctune.data.dataset import LabelMap
 from fgvctune.data.tree import convert
 from fgvctune.errors import DataError, UsageError
-from fgvctune.models.swaps import is_counter
+from fgvctune.kernels.swaps import is_counter
 from fgvctune.results.runfiles import read_results
 from fgvctune.training.trainer import Trainer, train
 

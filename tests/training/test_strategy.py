@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fgvctune import runtime
 from fgvctune.errors import UsageError
-from fgvctune.models import runtime
 from fgvctune.training import strategy
 
 ms = runtime.start(mode="pynative")

@@ -1,7 +1,7 @@
 """PyTorch weights (timm, torchvision, Hugging Face files) as MindCV checkpoints that compute the same function.
 
-`import_weights` reads a `.safetensors`/`.pth`/`.pt`/`.bin` file safely (`fgvctune.models.torchfile`), recognises
-its model and naming (`fgvctune.models.weightmaps`), renames and reshapes every tensor onto MindCV's model, records
+`import_weights` reads a `.safetensors`/`.pth`/`.pt`/`.bin` file safely (`fgvctune.weights.torchfile`), recognises
+its model and naming (`fgvctune.weights.maps`), renames and reshapes every tensor onto MindCV's model, records
 what MindCV's layers must change to compute what PyTorch's compute (`fgvctune.models.torchcompat`), and writes a
 MindSpore checkpoint atomically, after checking that the converted network gives the source model's logits:
 `torch_reference` runs the source model when torch (and timm or torchvision) can be imported, `compare` runs the
@@ -23,7 +23,8 @@ import numpy as np
 
 from fgvctune.errors import ModelError
 from fgvctune.fileio import cache_root, written_as
-from fgvctune.models import torchfile, weightmaps
+from fgvctune.weights import maps as weightmaps
+from fgvctune.weights import torchfile
 
 # The converted network's logits may differ from the source's by this fraction of their largest magnitude.
 TOLERANCE = 1e-4
@@ -130,7 +131,7 @@ def import_weights(
     difference at most TOLERANCE of their scale, same argmax) or nothing is written. The source's logits are
     `reference` when given (computed elsewhere), else computed here when torch is importable (`torch_reference`).
     """
-    from fgvctune.models import runtime
+    from fgvctune import runtime
 
     path = Path(path)
     runtime.start(verbose, mode="pynative")
@@ -298,7 +299,7 @@ def compare(mapping: weightmaps.Mapping, converted: Path, reference: Reference) 
     """The converted checkpoint's network, as fgvctune runs it, on the reference's input against its logits."""
     import mindspore as ms
 
-    from fgvctune.models import swaps
+    from fgvctune.kernels import swaps
     from fgvctune.models.checkpoint import load_weights
     from fgvctune.models.network import build_network
 

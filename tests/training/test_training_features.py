@@ -47,7 +47,7 @@ def test_frozen_blocks_train_folded_and_save_the_weights_they_loaded(tmp_path, b
     """--freeze 7 folds the frozen blocks' BatchNorm into their convolutions (gradual unfreezing's head-only
     phase folds every block, the next phase unfolds what it trains); a step leaves the frozen weights as loaded
     and the checkpoint keeps MindCV's names."""
-    from fgvctune.models import fold
+    from fgvctune.kernels import fold
 
     def folded(t):
         return [name for name, cell in t.network.cells_and_names() if type(cell) is fold.FoldedBatchNorm2d]
@@ -212,9 +212,9 @@ def imbalanced(tmp_path) -> Path:
 
 
 def test_balanced_sampler_draws_classes_evenly_repeatably_and_shards_exactly(imbalanced):
+    from fgvctune import runtime
     from fgvctune.data.dataset import load_dataset
     from fgvctune.data.pipeline import Shard, loader
-    from fgvctune.models import runtime
 
     runtime.start()
     dataset = load_dataset("folder", imbalanced)
@@ -419,8 +419,8 @@ def test_mixed_precision_levels_train_on_the_cpu(tmp_path, base, cache, level):
 
 
 def test_drop_rates_reach_the_models_that_take_them_through_the_seeded_dropout(pynative):
+    from fgvctune.kernels.swaps import SeededDropout
     from fgvctune.models.factory import create_network
-    from fgvctune.models.swaps import SeededDropout
 
     network, _ = create_network("resnest50", 10, drop_rate=0.3)
     assert [round(c.p, 3) for _, c in network.cells_and_names() if isinstance(c, SeededDropout)] == [0.3]

@@ -16,13 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fgvctune.models import runtime
+from fgvctune import runtime
 
 ms = runtime.start(mode="pynative")
 import mindcv  # noqa: E402
 from mindspore import nn  # noqa: E402
 
-from fgvctune.models import fold, kernels, swaps, torchcompat  # noqa: E402
+from fgvctune.kernels import cells as kernels  # noqa: E402
+from fgvctune.kernels import fold, swaps  # noqa: E402
+from fgvctune.models import torchcompat  # noqa: E402
 from fgvctune.training import strategy  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("pynative")
@@ -257,7 +259,14 @@ def test_a_damaged_library_in_the_cache_is_rebuilt_before_anything_loads_it(dama
     assert library.read_bytes() == whole  # rebuilt (the compiler gives the same bytes)
 
 
-BUILD = "from fgvctune.models import kernels\nkernels.onednn = lambda: None\nprint(kernels.library(), flush=True)\n"
+BUILD = "\n".join(
+    [
+        "from fgvctune.kernels import cells as kernels",
+        "kernels.onednn = lambda: None",
+        "print(kernels.library(), flush=True)",
+        "",
+    ]
+)
 
 
 def test_two_processes_on_an_empty_cache_compile_once(tmp_path):

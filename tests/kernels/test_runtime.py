@@ -6,12 +6,12 @@ import os
 import subprocess
 import sys
 
-from fgvctune.models.runtime import onednn_isa
+from fgvctune.runtime import onednn_isa
 
 PROBE = (
     "import os, logging, sys\n"
     "logging.basicConfig(level=logging.INFO, format='%(message)s', stream=sys.stdout)\n"
-    "from fgvctune.models import runtime\n"
+    "from fgvctune import runtime\n"
     "runtime.start(verbose=True)\n"
     "print('value', os.environ.get('ONEDNN_MAX_CPU_ISA'), 'user', runtime.isa_set_by_user())\n"
     "os._exit(0)\n"
@@ -20,7 +20,7 @@ PROBE = (
 # One convolution through fgvctune's own oneDNN (kernels.py), which says in verbose mode what it dispatches to.
 CONVOLVE = (
     "import os, numpy as np\n"
-    "from fgvctune.models import runtime, kernels\n"
+    "from fgvctune import runtime\nfrom fgvctune.kernels import cells as kernels\n"
     "ms = runtime.start(mode='pynative')\n"
     "conv = ms.nn.Conv2d(16, 16, 3)\n"
     "assert kernels.swap_convolution(conv) == 1\n"

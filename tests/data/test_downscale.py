@@ -12,12 +12,12 @@ import numpy as np
 from PIL import Image
 
 from conftest import SAMPLE
+from fgvctune import runtime
 from fgvctune.config import dump_yaml, resolve
 from fgvctune.data.dataset import load_dataset
 from fgvctune.data.downscale import short_side
 from fgvctune.data.pipeline import class_tree, loader
 from fgvctune.data.source import ImageSource
-from fgvctune.models import runtime
 
 runtime.start()
 

@@ -4,7 +4,7 @@ Each outcome must be a result or an FgvctuneError of one line: never another exc
 never more memory than a bound (`bounded_memory` caps the address space while the reader runs, so a reader that
 believes a header claiming gigabytes fails here with MemoryError), and, for the readers that write, nothing
 written, moved or deleted outside the output folder. The default profile runs a few hundred examples per reader,
-the same ones every run (derandomized, so CI is repeatable); `.venv/bin/python -m pytest tests/test_fuzz.py
+the same ones every run (derandomized, so CI is repeatable); `.venv/bin/python -m pytest tests/data/test_fuzz.py
 --hypothesis-profile=long` runs many more, drawn anew.
 """
 
@@ -31,7 +31,7 @@ from fgvctune import config
 from fgvctune.data.dataset import LabelMap, load_dataset
 from fgvctune.data.tree import MANIFEST, convert
 from fgvctune.errors import FgvctuneError
-from fgvctune.models import torchfile
+from fgvctune.weights import torchfile
 from weightfiles import write_safetensors, write_torch_zip
 
 HEADROOM = 1 << 30  # bytes of address space a reader may add to what the process already holds
