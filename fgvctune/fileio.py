@@ -61,6 +61,15 @@ def written_as(path: Path):
             tmp.unlink()
 
 
+def save_checkpoint(path: Path, parameters, append_dict: dict | None = None) -> None:
+    """A MindSpore checkpoint written atomically: `parameters` (a cell, or a list of `{"name", "data"}`) saved
+    to a temporary name beside `path`, then renamed (written_as), so a reader sees the old file or the new one."""
+    import mindspore as ms
+
+    with written_as(path) as tmp:
+        ms.save_checkpoint(parameters, str(tmp), append_dict=append_dict)
+
+
 def stays_below(relative: str) -> bool:
     """True for a relative path that cannot climb out of the folder it is joined to: not absolute, no `..` part,
     not empty. (`.` and doubled slashes are harmless: tar writes `./train/...`.)"""
