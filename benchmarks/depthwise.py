@@ -1,5 +1,5 @@
 """MobileNetV3's depthwise convolutions, forward and backward, op by op: MindSpore's Conv2D with one group per channel
-and fgvctune's own kernel (models/kernels.py) against PyTorch's when it is installed.
+and fgvctune's own kernel (kernels/csrc/depthwise.cc) against PyTorch's when it is installed.
 
     .venv/bin/python benchmarks/depthwise.py [--torch-python PATH] [--repeats 20]
 
@@ -41,14 +41,14 @@ def mindspore_times(repeats: int) -> dict:
         def construct(self, x):
             return (self.inner(x) ** 2).sum()
 
-    from fgvctune.kernels import cells as kernels
+    from fgvctune.kernels import cells
 
     times = {}
     for batch, channels, size, k in SHAPES:
         x = ms.Tensor(np.random.default_rng(0).standard_normal((batch, channels, size, size)).astype(np.float32))
         for name in ("MindSpore", "fgvctune kernel"):
             conv = nn.Conv2d(channels, channels, k, pad_mode="pad", padding=k // 2, group=channels)
-            if name != "MindSpore" and not kernels.swap_depthwise(conv):
+            if name != "MindSpore" and not cells.swap(conv, "depthwise"):
                 continue  # no C++ compiler here
             grad = ms.jit(ms.value_and_grad(SquaredSum(conv), 0, conv.trainable_params()))
             for _ in range(3):

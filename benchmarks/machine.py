@@ -19,12 +19,9 @@ MODELS = {
 
 
 def describe() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from fgvctune.runtime import cpu_info  # fgvctune's one reader of /proc/cpuinfo
+
+    cpu = cpu_info().get("model name") or "unknown CPU"
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError):

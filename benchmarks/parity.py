@@ -196,10 +196,11 @@ def patched_fgvctune(variant: str, argv: list[str]) -> None:
     from fgvctune.cli import main
     from fgvctune.data import pipeline
     from fgvctune.kernels import swaps
+    from fgvctune.models import dropout
     from fgvctune.training import trainer
 
     if variant == "mindspore-dropout":
-        swaps.seeded_dropout = lambda network, seed: 0
+        dropout.seeded_dropout = lambda network, seed: 0
     elif variant == "mindcv-pooling":
         swaps.faster_pooling = lambda network: 0
     elif variant == "warmup-factor-0":

@@ -9,7 +9,8 @@ inference a forward pass in inference mode at batch 32. `freeze7` trains with th
 (`--freeze 7`), `probe` the classifier alone (`--linear-probe`), both set up through fgvctune's strategy as `train`
 does, with the frozen blocks' BatchNorm folded into their convolutions; the `infer` row runs the folded network
 `eval`, `predict` and `export` use (`--unfolded`: neither folds, to compare). `--without` leaves out the named
-swaps of fgvctune's model (functions of fgvctune/models/swaps.py), to measure what each one gains.
+swaps of fgvctune's model (functions of fgvctune/kernels/swaps.py, or faster_ and a row of kernels/cells.py's
+STAND_INS: faster_convolution), to measure what each one gains.
 Each case starts once the 1-minute load is under 1.2 (the previous case's threads die down); a row's `load before`
 is the highest load a case of it started at.
 `--defaults` adds MindSpore's defaults (MindCV's model as it is, oneDNN uncapped; slow: minutes per model),
@@ -65,7 +66,8 @@ def mindspore_step(
     model: str, kind: str, size: int, batch: int, tuned: bool = True, folded: bool = True, without: tuple = ()
 ):
     """One case's step(images, labels) and a batch of random tensors for it (also profile_ops.py's); `without`
-    names swaps (functions of fgvctune.kernels.swaps) left out of fgvctune's model."""
+    names swaps (functions of fgvctune.kernels.swaps, or faster_ and a row of cells.STAND_INS) left out of
+    fgvctune's model."""
     import numpy as np
 
     if tuned:
@@ -81,12 +83,16 @@ def mindspore_step(
     from fgvctune.training.step import TrainStep
 
     if tuned:  # fgvctune's model, with its swaps and per-model settings
-        from fgvctune.kernels import swaps
+        from fgvctune.kernels import cells, swaps
         from fgvctune.models.factory import create_network
 
         for name in without:
+            row = name[len("faster_") :] if name.startswith("faster_") else name
+            if row in cells.STAND_INS:  # one of fgvctune's own kernels (this case's process alone)
+                del cells.STAND_INS[row]
+                continue
             getattr(swaps, name)  # a misspelt swap stops the case rather than measuring every swap
-            setattr(swaps, name, lambda network: 0)
+            setattr(swaps, name, lambda network, *cache_dir: 0)
 
         network, _ = create_network(model, CLASSES)
     else:

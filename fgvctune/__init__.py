@@ -4,10 +4,12 @@ The library API mirrors the commands; MindSpore is imported only by the function
 The code lives in rooms by job (see each room's docstring for what it owns and may import):
 
     data/      adapters' registry, datasets and their checks, class trees, sources, the input pipeline
-    models/    creating networks, loading weights (MindSpore or PyTorch files), the swaps, the runtime
+    kernels/   fgvctune's own CPU kernels (C++), their stand-in cells, the CPU swaps, BatchNorm folding
+    models/    creating networks, loading MindSpore checkpoints, the seeded dropout
+    weights/   PyTorch weight files converted to MindCV checkpoints, and networks created from them
     training/  the trainer, its step, strategies (freezing, rate multipliers), data-parallel workers
     results/   run folders' files, evaluation, metrics, plots, the report, export
-    cli/, comparison.py, tutorial.py on top; config.py, errors.py, fileio.py under everything.
+    cli/, comparison.py, tutorial.py on top; config.py, errors.py, fileio.py, runtime.py under everything.
 
     import fgvctune
     fgvctune.convert("aircraft", "data/aircraft-sample", "runs/tree")
@@ -32,8 +34,8 @@ _API = {
     "layers": "fgvctune.training.strategy",
     "lr_find": "fgvctune.training.lrfind",
     "evaluate": "fgvctune.results.evaluation",
-    "predict_split": "fgvctune.results.evaluation",
-    "predict_images": "fgvctune.results.evaluation",
+    "predict_split": "fgvctune.results.prediction",
+    "predict_images": "fgvctune.results.prediction",
     "write_report": "fgvctune.results.report",
     "export": "fgvctune.results.export",
     "compare": "fgvctune.comparison",

@@ -61,13 +61,16 @@ def written_as(path: Path):
             tmp.unlink()
 
 
-def save_checkpoint(path: Path, parameters, append_dict: dict | None = None) -> None:
+def save_checkpoint(path: Path, parameters, append_dict: dict | None = None, check=None) -> None:
     """A MindSpore checkpoint written atomically: `parameters` (a cell, or a list of `{"name", "data"}`) saved
-    to a temporary name beside `path`, then renamed (written_as), so a reader sees the old file or the new one."""
+    to a temporary name beside `path`, then renamed (written_as), so a reader sees the old file or the new one.
+    `check`, where given, is called with the temporary file before the rename: if it raises, nothing is written."""
     import mindspore as ms
 
     with written_as(path) as tmp:
         ms.save_checkpoint(parameters, str(tmp), append_dict=append_dict)
+        if check is not None:
+            check(tmp)
 
 
 def stays_below(relative: str) -> bool:
@@ -90,7 +93,8 @@ def inside(root: Path, relative: str) -> Path:
 
 
 def cache_root(cache_dir: str = "") -> Path:
-    """Where fgvctune keeps what it can remake (class trees, converted weights): `cache_dir`, else the user's cache."""
+    """Where fgvctune keeps what it can remake (class trees, converted weights, built kernels): `cache_dir`, else the
+    user's cache."""
     if cache_dir:
         return Path(cache_dir)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"

@@ -50,7 +50,7 @@ def onednn_isa(flags: set[str]) -> str | None:
 
 
 def isa_set_by_user() -> bool:
-    """Whether the user capped oneDNN's instruction sets (fgvctune's own oneDNN, kernels.py, then keeps the cap)."""
+    """Whether the user capped oneDNN's instruction sets (fgvctune's own oneDNN, onednn.cc, then keeps the cap)."""
     return ONEDNN_VARIABLE in os.environ and not _capped_here
 
 
@@ -66,7 +66,7 @@ def start(verbose: bool = False, mode: str = "graph", device_target: str = "CPU"
                 log.info("set %s=%s: this CPU has AVX-512, where MindSpore's oneDNN is slow", ONEDNN_VARIABLE, isa)
         else:
             log.info("%s=%s was set by the user; left as it is", ONEDNN_VARIABLE, os.environ[ONEDNN_VARIABLE])
-        # OpenMP threads (MindSpore's CPU kernels and fgvctune's, kernels.py) that finish a parallel region spin
+        # OpenMP threads (MindSpore's CPU kernels and fgvctune's, kernels/csrc/) that finish a parallel region spin
         # for a while before they sleep, taking the cores from the next op's thread pool: a mobilenet_v3_small
         # training step ran 1.7x slower with fgvctune's kernels until they slept at once.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

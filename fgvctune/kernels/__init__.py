@@ -1,9 +1,11 @@
 """The kernels room: fgvctune's own CPU kernels and the faster equivalent cells swapped into MindCV's models.
 
-    cells.py    the kernels' build and their stand-in cells
-    swaps.py    faster equivalent cells for the CPU
+    build.py    compiling the kernels once per machine into the private cache, and loading them
+    cells.py    the stand-in cells that run them, as one table, swapped in and restored
+    swaps.py    faster equivalent cells for MindCV's blocks on the CPU, and `apply`: every CPU swap
     fold.py     BatchNorm folded into the convolution before it where its statistics are fixed
-    csrc/       the kernels' C++ sources
+    csrc/       the kernels' C++ sources (one .cc per kind of layer) and common.h, which they all include
 
-May import: fgvctune.config, fgvctune.errors, fgvctune.fileio, fgvctune.runtime, and this room.
+Within the room the order is build < cells < swaps < fold (tests/test_layout.py).
+May import: fgvctune.config, fgvctune.errors, fgvctune.fileio, fgvctune.runtime, and this room; never models.
 """

@@ -1,21 +1,4 @@
-"""fgvctune's own CPU kernels for the ops MindSpore runs slowest on CPUs, built once per machine.
-
-- Depthwise convolution (depthwise.cc). MindSpore's CPU Conv2D gives oneDNN plain NCHW tensors, and for those
-  oneDNN runs a convolution with one group per channel as im2col and a small GEMM per channel: forward and both
-  gradients of mobilenet_v3_small's 240-channel 5x5 layer take 55 ms at batch 16, PyTorch's 8 ms
-  (benchmarks/depthwise.py). depthwise.cc works on each channel's plane directly.
-- BatchNorm in training mode (batchnorm.cc): a channel's statistics in one pass, the normalization in another.
-- LayerNorm over the last axis (layernorm.cc), ConvNeXt's: a row at a time, forward and backward.
-- nn.Dense's bias (bias.cc), whose gradient (a sum over the rows) MindSpore's BiasAddGrad takes 13% of a
-  ConvNeXt training step for.
-- Hard swish and the squeeze-excitation's channel scale (activation.cc), MobileNetV3's: MindSpore's HSwish and
-  HSwishGrad run at 1.3 and 0.9 billion floats a second where a Mul runs at 7, and the scale's gradient is a Mul
-  and a ReduceSum over each plane (together 30% of a mobilenet_v3_small step with frozen blocks); ResNeSt's
-  split attention's weighted sum of two channel halves likewise.
-- Every other convolution, and nn.Dense's matrix product, through a private copy of oneDNN (onednn.cc, from the
-  onednn-cpu-gomp package) free to use every instruction set the CPU has, on the layouts it chooses: MindSpore
-  gives its own oneDNN plain NCHW tensors, for which it runs im2col and a GEMM, and with AVX-512 a reference
-  kernel (which is why runtime.py caps it at AVX2, and with it MindSpore's MatMul).
+"""The stand-in cells through which fgvctune's own CPU kernels (build.py, csrc/) run, as one table.
 
 Each swap gives a cell a stand-in for the primitive it calls (`conv2d`, `matmul`, `bn_train`, `layer_norm`,
 `bias_add`, `hswish`; `scale` and `combine` are those swaps.py's SqueezeExcite and SplitAttn subclasses call),
@@ -23,232 +6,24 @@ so the cell and its parameters stay where they are: checkpoints and BatchNorm fo
 puts back what was there before, MindSpore's primitives (or swaps.py's WeightedPairSum): export does, so an
 exported MindIR runs anywhere; so does mixed precision, as these kernels are float32.
 
-The kernels are compiled with the machine's C++ compiler (CXX, else g++) into the user cache (a private
-`kernels/` folder under fileio.cache_root), keyed by the sources, the compiler and the CPU: one process builds
-while the others wait on a lock, and a library is loaded only if it is the user's, in folders no one else may
-write but the user's private group (Debian's umask 002), with the SHA-256 recorded at its build (else it is
-rebuilt). Where they cannot be built, the swaps are skipped and MindSpore's ops run as before, said once per
-machine (--verbose shows the compiler's output).
+`STAND_INS` lists each stand-in: the primitive it stands in for, which cells get it, and whether it needs
+onednn.cc. `swap` gives one row's stand-in to every cell it fits, `swap_all` walks the table, `restore` undoes it.
+
+Longer than 400 lines because each of the nine stand-ins writes its custom ops and their bprop out in full: graph
+mode compiled one layer's bprop closure for another with the same code when they were shared (see Convolution).
 """
 
 from __future__ import annotations
 
-import contextlib
-import grp
-import hashlib
-import logging
-import os
-import platform
-import pwd
-import shutil
-import stat
-import subprocess
-import sys
-import tempfile
-from functools import lru_cache
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import mindspore as ms
 import numpy as np
 from mindspore import nn, ops
 
 from fgvctune import runtime
-from fgvctune.fileio import atomic_write_bytes, atomic_write_text, cache_root, locked
-
-log = logging.getLogger("fgvctune")
-
-SOURCES = [
-    Path(__file__).parent / "csrc" / name
-    for name in ("depthwise.cc", "batchnorm.cc", "layernorm.cc", "bias.cc", "activation.cc")
-]
-FLAGS = ["-O3", "-march=native", "-fopenmp", "-std=c++17", "-shared", "-fPIC"]
-ONEDNN = ("onednn-cpu-gomp", "onednn-devel-cpu-gomp")  # the library and its headers, for onednn.cc
-
-
-@lru_cache(maxsize=1)
-def onednn() -> tuple[str, str] | None:
-    """(headers folder, library path) of the installed onednn-cpu-gomp, or None."""
-    from importlib import metadata
-
-    try:
-        files = [file for name in ONEDNN for file in metadata.files(name) or []]
-    except metadata.PackageNotFoundError:
-        return None
-    header = next((f for f in files if str(f).endswith("oneapi/dnnl/dnnl.h")), None)
-    shared = next((f for f in files if str(f).endswith("/libdnnl.so.3")), None)
-    if header is None or shared is None:
-        return None
-    return str(Path(header.locate()).parents[2]), str(Path(shared.locate()).resolve())
-
-
-def _cache_dir() -> Path:
-    return cache_root() / "kernels"
-
-
-def _cpu() -> str:
-    """What -march=native compiles for: the CPU's model and flags."""
-    info = runtime.cpu_info()
-    return f"{info.get('model name', '')}\n{info.get('flags', '')}" if info else platform.processor()
-
-
-@lru_cache(maxsize=1)
-def library() -> str | None:
-    """The compiled kernels' path, compiling them on first use; None where they cannot be built or the cache is
-    not private. onednn.cc joins them where the onednn-cpu-gomp package is installed; should it not build, the
-    others are built without it."""
-    if platform.system() != "Linux":
-        log.info("fgvctune's CPU kernels are built on Linux only; MindSpore's own ops run")
-        return None
-    folder = _cache_dir()
-    try:
-        _make_private(folder)
-    except OSError as exc:
-        log.warning("fgvctune's CPU kernels: cannot make their cache folder (%s); MindSpore's own ops run", exc)
-        return None
-    exposed = _exposed(folder)
-    if exposed:
-        log.warning(
-            "fgvctune's CPU kernels are not loaded: %s, so the library there may not be fgvctune's; MindSpore's "
-            "own ops run (make it private with chmod go-w, or set XDG_CACHE_HOME to a private folder)",
-            exposed,
-        )
-        return None
-    compiler = shutil.which(os.environ.get("CXX", "g++"))
-    if not compiler:
-        message = "fgvctune's CPU kernels need a C++ compiler (g++, or CXX): MindSpore's own, slower ops run"
-        _warn_once(folder / "no-compiler.warned", message)
-        return None
-    try:
-        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    package = onednn()
-    with locked(folder / "build.lock"):  # the first process builds; the others wait, then find it built
-        if package:
-            headers, shared = package
-            flags = [*FLAGS, f"-I{headers}", f'-DFGVCTUNE_DNNL="{shared}"']
-            built = _build(compiler, version, [*SOURCES, Path(__file__).parent / "csrc" / "onednn.cc"], flags)
-            if built:
-                return built
-        built = _build(compiler, version, SOURCES, FLAGS)
-    if package or not built:  # everything but onednn.cc built, or nothing
-        failed = "onednn" if built else "all"
-        what = "onednn.cc, for convolutions and matrix products," if built else "CPU kernels"
-        _warn_once(
-            folder / f"fgvctune-{_key(version, SOURCES, FLAGS)}-{failed}.warned",
-            f"fgvctune's {what} did not build, so MindSpore's own, slower ops run in their place; --verbose shows "
-            "the compiler's output (said once)",
-        )
-    return built
-
-
-def _key(version: str, sources: list[Path], flags: list[str]) -> str:
-    """What a build depends on: the sources, the compiler, the flags and the CPU (16 hex digits of their hash)."""
-    texts = [source.read_text() for source in sources]
-    return hashlib.sha256("\0".join([*texts, version, " ".join(flags), _cpu()]).encode()).hexdigest()[:16]
-
-
-def _build(compiler: str, version: str, sources: list[Path], flags: list[str]) -> str | None:
-    """Compile `sources` into the cache once, or find them compiled there whole, as built (the caller holds the
-    build lock). A library is written whole or not at all (fsynced, then renamed), its SHA-256 recorded beside it
-    after it, and checked before every use: a power cut, a full disk or a stray write gives a rebuild, never a
-    damaged library loaded into MindSpore (an ELF error, or a bus error with no message)."""
-    target = _cache_dir() / f"fgvctune-{_key(version, sources, flags)}.so"
-    damage = _damage(target)
-    if damage is None:
-        return str(target)
-    if target.exists():
-        log.warning("fgvctune's CPU kernels: %s %s; rebuilding it", target, damage)
-    try:
-        with tempfile.TemporaryDirectory(prefix=".build-", dir=target.parent) as work:
-            partial = Path(work) / target.name
-            command = [compiler, *flags, "-o", str(partial), *map(str, sources)]
-            subprocess.run(command, capture_output=True, text=True, check=True)
-            if sys.executable:  # loaded once in a process of its own, before one that matters may load it
-                trial = [sys.executable, "-c", "import ctypes, sys; ctypes.CDLL(sys.argv[1])", str(partial)]
-                subprocess.run(trial, capture_output=True, text=True, check=True)
-            data = partial.read_bytes()
-        atomic_write_bytes(target, data)
-        atomic_write_text(_hash_file(target), hashlib.sha256(data).hexdigest())
-    except (OSError, subprocess.CalledProcessError) as exc:
-        built = ", ".join(source.name for source in sources)
-        log.info("fgvctune's CPU kernels (%s) were not built: %s", built, getattr(exc, "stderr", None) or exc)
-        return None
-    return str(target)
-
-
-def _hash_file(library: Path) -> Path:
-    return library.with_name(library.name + ".sha256")
-
-
-def _damage(library: Path) -> str | None:
-    """Why `library` may not be loaded as it is, or None: it must be this user's and have the SHA-256 recorded
-    at its build (hashing it costs milliseconds; a trial load in a subprocess would cost a Python start-up)."""
-    try:
-        if library.stat().st_uid != os.getuid():
-            return "belongs to another user"
-        recorded = _hash_file(library).read_text(encoding="ascii").strip()
-        actual = hashlib.sha256(library.read_bytes()).hexdigest()
-    except (OSError, UnicodeDecodeError):
-        return "has no SHA-256 recorded at its build" if library.exists() else "is missing"
-    return None if actual == recorded else "is not the library built there (its SHA-256 differs)"
-
-
-def _make_private(folder: Path) -> None:
-    """Make `folder` and any missing folder above it, readable and writable by this user alone; the kernels'
-    folder and fgvctune's cache root, if this user's, are made so too."""
-    for missing in reversed([path for path in (folder, *folder.parents) if not path.exists()]):
-        missing.mkdir(mode=0o700, exist_ok=True)
-    for own in (folder, folder.parent):  # an older fgvctune made them under umask 002 (0775): tighten, not refuse
-        status = own.stat()
-        if status.st_uid == os.getuid() and status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            own.chmod(0o700)
-
-
-def _private_group(gid: int) -> bool:
-    """Whether `gid` is this user's private group: their primary group, named after them, with no one else in it
-    (as a listed member, or by having it as their own primary group)."""
-    try:
-        user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(gid)
-    except KeyError:
-        return False
-    members = set(group.gr_mem) | {entry.pw_name for entry in pwd.getpwall() if entry.pw_gid == gid}
-    return gid == os.getgid() and group.gr_name == user and members <= {user}
-
-
-def _exposed(folder: Path) -> str | None:
-    """Why another user could have put a library in `folder`, or None: the folder or one above it is another
-    user's (root aside), or others may write in it (above it, a sticky folder such as /tmp is fine: others
-    cannot rename what is ours there)."""
-    uid, resolved = os.getuid(), folder.resolve()
-    for path in (resolved, *resolved.parents):
-        status = path.stat()
-        if status.st_uid not in (uid, 0):
-            return f"{path} belongs to another user"
-        sticky = path != resolved and status.st_mode & stat.S_ISVTX
-        # Debian's umask 002 makes ~/.cache 0775, its group the user's private one: no one else may write there
-        group = status.st_mode & stat.S_IWGRP and not _private_group(status.st_gid)
-        if (status.st_mode & stat.S_IWOTH or group) and not sticky:
-            return f"others may write in {path}"
-    return None
-
-
-def _warn_once(marker: Path, message: str) -> None:
-    """`message` as a warning the first time on this machine (`marker` remembers), later in verbose mode only."""
-    if marker.exists():
-        log.info(message)
-        return
-    log.warning(message)
-    with contextlib.suppress(OSError):
-        marker.touch()
-
-
-def has_onednn() -> bool:
-    """Whether the built kernels include onednn.cc's (the package installed and onednn.cc built)."""
-    import ctypes
-
-    path = library()
-    return bool(path) and hasattr(ctypes.CDLL(path), "ConvForward")
+from fgvctune.kernels.build import has_onednn, library
 
 
 def _output_size(size: int, kernel: int, stride: int, pad_mode: str, before: int, after: int) -> int:
@@ -590,82 +365,83 @@ class RadixPair(nn.Cell):
         return self.combine(x, a)
 
 
-def swap(network, attribute: str, stand_in, eligible) -> int:
-    """Give every cell `eligible` accepts a `stand_in(cell, path)` in place of its primitive `attribute`; returns
-    how many (0 where the kernels cannot be built)."""
+def is_training_batchnorm(cell) -> bool:
+    return isinstance(cell, nn.BatchNorm2d) and cell.format == "NCHW"
+
+
+def is_last_axis_layernorm(cell) -> bool:
+    """LayerNorms over the last axis alone (gamma and beta of that axis' length): ConvNeXt's, over the channels of
+    a channels-last tensor."""
+    return (
+        isinstance(cell, nn.LayerNorm)
+        and cell.begin_norm_axis == cell.begin_params_axis == -1
+        and len(cell.normalized_shape) == 1
+    )
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """One stand-in: `cell(old cell, library path)` takes the place of the primitive `attribute` in every cell
+    `eligible` accepts (None: swaps.py gives the cells it reclasses this attribute and asks for it)."""
+
+    attribute: str
+    cell: type
+    eligible: Optional[Callable[[object], bool]]
+    onednn: bool = False  # onednn.cc's: none where the onednn-cpu-gomp package is missing or onednn.cc did not build
+
+
+# By name, the order swap_all gives them in; the name is what benchmarks/train_step.py's --without leaves out.
+STAND_INS = {
+    # MobileNetV3's and ConvNeXt's depthwise convolutions: MindSpore runs them as im2col and a GEMM per channel
+    "depthwise": StandIn("conv2d", DepthwiseConv, is_depthwise),
+    # every other convolution through a private oneDNN on the layouts it chooses (MindSpore's gets plain tensors)
+    "convolution": StandIn("conv2d", Convolution, is_convolution, onednn=True),
+    # nn.Dense's matrix product through the same private oneDNN, free to use AVX-512
+    "dense_product": StandIn("matmul", DenseProduct, lambda cell: isinstance(cell, nn.Dense), onednn=True),
+    "batchnorm": StandIn("bn_train", BatchNormTrain, is_training_batchnorm),
+    "layernorm": StandIn("layer_norm", LayerNormLastAxis, is_last_axis_layernorm),
+    # nn.Dense's bias, its gradient a sum over the rows
+    "dense_bias": StandIn("bias_add", DenseBias, lambda cell: isinstance(cell, nn.Dense) and cell.has_bias),
+    # MobileNetV3's hard swish
+    "hswish": StandIn("hswish", HardSwish, lambda cell: isinstance(cell, nn.HSwish)),
+    "scale": StandIn("scale", ChannelScale, None),  # swaps.ScaledSqueezeExcite's
+    "combine": StandIn("combine", RadixPair, None),  # swaps.PairSplitAttn's
+}
+
+
+def swap(network, name: str, eligible=None, cache_dir: str = "") -> int:
+    """Give every cell the table's row `name` accepts (or `eligible`, for rows that leave it to the caller) its
+    stand-in in place of the primitive; returns how many (0 where the kernels cannot be built, in the cache under
+    `cache_dir`)."""
+    row = STAND_INS[name]
+    accepts = eligible or row.eligible
     cells = [
         cell
         for _, cell in network.cells_and_names()
-        if eligible(cell) and not isinstance(getattr(cell, attribute), stand_in)
+        if accepts(cell) and not isinstance(getattr(cell, row.attribute), row.cell)
     ]
-    path = library() if cells else None
+    if not cells or (row.onednn and not has_onednn(cache_dir)):
+        return 0
+    path = library(cache_dir)
     if not path:
         return 0
     for cell in cells:
-        setattr(cell, attribute, stand_in(cell, path))
+        setattr(cell, row.attribute, row.cell(cell, path))
     return len(cells)
 
 
-def swap_depthwise(network) -> int:
-    return swap(network, "conv2d", DepthwiseConv, is_depthwise)
-
-
-def swap_convolution(network) -> int:
-    """Convolutions through onednn.cc; none where the onednn-cpu-gomp package is missing or onednn.cc did not
-    build."""
-    return swap(network, "conv2d", Convolution, is_convolution) if has_onednn() else 0
-
-
-def swap_dense_product(network) -> int:
-    """nn.Dense's matrix products through onednn.cc; none where convolutions get none (swap_convolution)."""
-    return swap(network, "matmul", DenseProduct, lambda c: isinstance(c, nn.Dense)) if has_onednn() else 0
-
-
-def swap_batchnorm(network) -> int:
-    return swap(network, "bn_train", BatchNormTrain, lambda c: isinstance(c, nn.BatchNorm2d) and c.format == "NCHW")
-
-
-def swap_layernorm(network) -> int:
-    """LayerNorms over the last axis alone (gamma and beta of that axis' length)."""
-
-    def eligible(cell):
-        return (
-            isinstance(cell, nn.LayerNorm)
-            and cell.begin_norm_axis == cell.begin_params_axis == -1
-            and len(cell.normalized_shape) == 1
-        )
-
-    return swap(network, "layer_norm", LayerNormLastAxis, eligible)
-
-
-def swap_dense_bias(network) -> int:
-    return swap(network, "bias_add", DenseBias, lambda c: isinstance(c, nn.Dense) and c.has_bias)
-
-
-def swap_hswish(network) -> int:
-    return swap(network, "hswish", HardSwish, lambda c: isinstance(c, nn.HSwish))
-
-
-STAND_INS = (
-    ("conv2d", DepthwiseConv),
-    ("conv2d", Convolution),
-    ("matmul", DenseProduct),
-    ("bn_train", BatchNormTrain),
-    ("layer_norm", LayerNormLastAxis),
-    ("bias_add", DenseBias),
-    ("hswish", HardSwish),
-    ("scale", ChannelScale),
-    ("combine", RadixPair),
-)
+def swap_all(network, cache_dir: str = "") -> int:
+    """Every row of the table that says which cells it fits, in order; returns how many cells got a stand-in."""
+    return sum(swap(network, name, cache_dir=cache_dir) for name, row in STAND_INS.items() if row.eligible)
 
 
 def restore(network) -> int:
     """What every swapped cell had before (MindSpore's own primitives) back in it; returns how many."""
     swapped = [
-        (cell, name)
+        (cell, row.attribute)
         for _, cell in network.cells_and_names()
-        for name, kind in STAND_INS
-        if isinstance(getattr(cell, name, None), kind)
+        for row in STAND_INS.values()
+        if isinstance(getattr(cell, row.attribute, None), row.cell)
     ]
     for cell, name in swapped:
         primitive = getattr(cell, name).primitive

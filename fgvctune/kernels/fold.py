@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from mindspore import Tensor, nn
 
-from fgvctune.kernels import cells as kernels
+from fgvctune.kernels import cells
 
 
 class FoldedConv2d(nn.Conv2d):
@@ -26,7 +26,7 @@ class FoldedConv2d(nn.Conv2d):
 
     def construct(self, x):
         weight, bias = self.folded_weight.astype(x.dtype), self.folded_bias.astype(x.dtype)
-        if isinstance(self.conv2d, kernels.Convolution):  # fgvctune's oneDNN adds the bias in the same call
+        if isinstance(self.conv2d, cells.Convolution):  # fgvctune's oneDNN adds the bias in the same call
             return self.conv2d(x, weight, bias)
         return self.bias_add(self.conv2d(x, weight), bias)
 

@@ -1,17 +1,13 @@
-"""The models room: networks, their weights, and how MindSpore runs them.
+"""The models room: MindCV networks as fgvctune creates them.
 
     network.py      a bare MindCV network, its classifier and its feature blocks
-    checkpoint.py   loading a MindSpore checkpoint: what fits is loaded, what does not is reported or refused
-    weights.py      PyTorch weight files converted to MindCV checkpoints, checked against the source model
-    torchfile.py    reading .safetensors/.pth/.pt/.bin without torch
-    weightmaps.py   the name maps from timm, torchvision and Hugging Face names to MindCV's
+    dropout.py      the seeded dropout (masks a resumed run draws again) and its counter's name
     torchcompat.py  the network settings a PyTorch checkpoint needs (BatchNorm epsilon, padding, GELU)
-    swaps.py        faster equivalent cells for the CPU, and the seeded dropout
-    fold.py         BatchNorm folded into the convolution before it where its statistics are fixed
-    factory.py      create_network: all of the above, for a run (the top of this room)
-    runtime.py      starting MindSpore: mode, device, seed, its log noise
+    checkpoint.py   loading a MindSpore checkpoint: what fits is loaded, what does not is reported or refused
+    factory.py      create_network: a network, its weights and fgvctune's swaps, for a run (the top of this room)
+    weights.py      kept for the old import path: fgvctune.weights.convert's names
 
-Within the room the order is network < checkpoint < weights < factory: the converter builds the network it
-checks from network.py, never from the factory above it. May import: fgvctune.config, fgvctune.errors,
-fgvctune.fileio, and this room. Never data, training, results or the commands.
+Within the room the order is network < dropout < torchcompat < checkpoint < factory (tests/test_layout.py).
+May import: fgvctune.config, fgvctune.errors, fgvctune.fileio, fgvctune.runtime, kernels, and this room; never
+weights (a PyTorch file is fgvctune.weights.loading's to convert), data, training, results or the commands.
 """

@@ -8,6 +8,9 @@ from pathlib import Path
 from fgvctune.errors import ModelError
 from fgvctune.models.network import classifier_name
 
+# PyTorch's weight files (fgvctune.weights reads and converts them): never loaded here as they are.
+PYTORCH_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
 # Names a MindSpore training checkpoint gives optimizer and loop state, never network weights.
 OPTIMIZER_STATE = (
     "moments.",
@@ -88,12 +91,17 @@ def load_weights(network, ckpt_path: str | Path, model_name: str, source: str = 
     """
     import mindspore as ms
 
-    from fgvctune.kernels.swaps import is_counter
     from fgvctune.models import torchcompat
+    from fgvctune.models.dropout import is_counter
 
     path = Path(ckpt_path)
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist", hint="check --ckpt-path")
+    if path.suffix.lower() in PYTORCH_SUFFIXES:
+        raise ModelError(
+            f"{path} is a PyTorch weight file, not a MindSpore checkpoint: fgvctune.weights.loading.create_network "
+            "converts and loads it"
+        )
     saved = read_checkpoint(path)
     own = network.parameters_dict()
     head = classifier_name(network, model_name)

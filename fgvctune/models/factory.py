@@ -1,8 +1,8 @@
 """Creating the network a run trains or evaluates: a MindCV model with a new classifier, its weights from a
-checkpoint (MindSpore or PyTorch, see weights.py) or MindCV's download, and fgvctune's swaps applied.
+MindSpore checkpoint or MindCV's download, and fgvctune's swaps applied (the seeded dropout, the CPU's kernels).
 
-The top of the models room: it uses network.py, checkpoint.py, weights.py and swaps.py, and nothing imports it
-from inside the room.
+The top of the models room: it uses network.py, dropout.py and checkpoint.py, and the kernels' swaps; nothing
+imports it from inside the room. A PyTorch weight file is fgvctune.weights.loading's to convert and load.
 """
 
 from __future__ import annotations
@@ -25,34 +25,32 @@ def create_network(
     cache_dir: str = "",
     **model_options,
 ):
-    """A MindCV model with a fresh `num_classes` classifier, weights from a checkpoint or MindCV's download.
+    """A MindCV model with a fresh `num_classes` classifier, weights from a MindSpore checkpoint or MindCV's
+    download.
 
-    fgvctune's swaps (`swaps.py`) are applied after loading; `seed` seeds the dropout masks. `ckpt_path`
-    may also be a PyTorch file (.safetensors, .pth, .pt, .bin): it is converted once into the cache under
-    `cache_dir` (default ~/.cache/fgvctune). `model_options` go to MindCV's model constructor (drop_rate, ...)."""
-    from fgvctune.kernels import swaps
-
+    fgvctune's swaps (`apply_swaps`) are applied after loading; `seed` seeds the dropout masks, `cache_dir`
+    (default ~/.cache/fgvctune) holds the built kernels. `model_options` go to MindCV's model constructor
+    (drop_rate, ...). A PyTorch file as `ckpt_path` is refused: fgvctune.weights.loading.create_network takes one."""
     if pretrained and not ckpt_path:
         network, report = _download_pretrained(model_name, num_classes, **model_options)
     else:
         network = build_network(model_name, num_classes, **model_options)
         if ckpt_path:
-            report = _load(network, Path(ckpt_path), model_name, cache_dir)
+            report = load_weights(network, Path(ckpt_path), model_name)
         else:
             report = LoadReport(source="random initialisation")
-    swaps.apply(network, seed)
+    apply_swaps(network, seed, cache_dir)
     return network, report
 
 
-def _load(network, path: Path, model_name: str, cache_dir: str) -> LoadReport:
-    from fgvctune.weights.torchfile import SUFFIXES
+def apply_swaps(network, seed: int = 0, cache_dir: str = "") -> None:
+    """fgvctune's swaps: the seeded dropout everywhere (`seed` seeds its masks), and on the CPU the faster
+    equivalent cells and fgvctune's own kernels (built in the cache under `cache_dir`)."""
+    from fgvctune.kernels import swaps
+    from fgvctune.models.dropout import seeded_dropout
 
-    if path.suffix.lower() in SUFFIXES and path.is_file():
-        from fgvctune.weights.convert import converted_checkpoint
-
-        converted = converted_checkpoint(path, model_name, cache_dir)
-        return load_weights(network, converted, model_name, source=f"{path} (converted into {converted})")
-    return load_weights(network, path, model_name)
+    seeded_dropout(network, seed)
+    swaps.apply(network, cache_dir)
 
 
 def _download_pretrained(model_name: str, num_classes: int, **model_options):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fgvctune.errors import ModelError
-from fgvctune.fileio import cache_root, written_as
+from fgvctune.fileio import cache_root, save_checkpoint
 from fgvctune.weights import maps as weightmaps
 from fgvctune.weights import torchfile
 
@@ -141,20 +141,22 @@ def import_weights(
         raise ModelError(f"--output {output} must end in .ckpt (a MindSpore checkpoint)")
     conversion.output = output
     output.parent.mkdir(parents=True, exist_ok=True)
-    with written_as(output) as tmp:  # written only once it passed the check
-        _save(entries, conversion.mapping, tmp)
-        if check:
-            if reference is None:
-                reference, conversion.check_note = torch_reference(path, conversion.mapping)
-            if reference is not None:
-                c = conversion.check = compare(conversion.mapping, tmp, reference)
-                if not c.passed:
-                    raise ModelError(
-                        f"the converted {conversion.mapping.model} does not compute what {c.library}'s "
-                        f"{conversion.mapping.source} computes: largest logit difference {c.max_difference:.3g} "
-                        f"(tolerance {TOLERANCE * c.scale:.3g}){'' if c.same_argmax else ', other predictions'}",
-                        hint="nothing was written; please report this file's source",
-                    )
+
+    def checked(written: Path) -> None:  # before the rename: a conversion that fails its check is not written
+        nonlocal reference
+        if reference is None:
+            reference, conversion.check_note = torch_reference(path, conversion.mapping)
+        if reference is not None:
+            c = conversion.check = compare(conversion.mapping, written, reference)
+            if not c.passed:
+                raise ModelError(
+                    f"the converted {conversion.mapping.model} does not compute what {c.library}'s "
+                    f"{conversion.mapping.source} computes: largest logit difference {c.max_difference:.3g} "
+                    f"(tolerance {TOLERANCE * c.scale:.3g}){'' if c.same_argmax else ', other predictions'}",
+                    hint="nothing was written; please report this file's source",
+                )
+
+    _save(entries, conversion.mapping, output, checked if check else None)
     return conversion
 
 
@@ -170,8 +172,7 @@ def converted_checkpoint(path: str | Path, model: str, cache_dir: str = "") -> P
     if not target.is_file():
         conversion, entries = _convert(path, model)
         folder.mkdir(parents=True, exist_ok=True)
-        with written_as(target) as tmp:
-            _save(entries, conversion.mapping, tmp)
+        _save(entries, conversion.mapping, target)
     return target
 
 
@@ -237,18 +238,15 @@ def _fit(path: Path, src: str, value: np.ndarray, dst: str, shape: tuple) -> np.
     )
 
 
-def _save(entries: dict[str, np.ndarray], mapping: weightmaps.Mapping, target: Path) -> None:
+def _save(entries: dict[str, np.ndarray], mapping: weightmaps.Mapping, target: Path, check=None) -> None:
+    """The converted entries, with the network settings they need, written atomically (after `check`)."""
     import mindspore as ms
 
     from fgvctune.models.torchcompat import RECORD
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     append = {RECORD: json.dumps(mapping.network, sort_keys=True)} if mapping.network else None
-    ms.save_checkpoint(
-        [{"name": name, "data": ms.Tensor(value)} for name, value in entries.items()],
-        str(target),
-        append_dict=append,
-    )
+    parameters = [{"name": name, "data": ms.Tensor(value)} for name, value in entries.items()]
+    save_checkpoint(target, parameters, append_dict=append, check=check)
 
 
 # -- the check against the source model ----------------------------------------------------------------
@@ -299,13 +297,13 @@ def compare(mapping: weightmaps.Mapping, converted: Path, reference: Reference) 
     """The converted checkpoint's network, as fgvctune runs it, on the reference's input against its logits."""
     import mindspore as ms
 
-    from fgvctune.kernels import swaps
     from fgvctune.models.checkpoint import load_weights
+    from fgvctune.models.factory import apply_swaps
     from fgvctune.models.network import build_network
 
     network = build_network(mapping.model, mapping.num_classes)
     load_weights(network, converted, mapping.model)
-    swaps.apply(network, seed=0)
+    apply_swaps(network, seed=0)
     network.set_train(False)
     actual = network(ms.Tensor(reference.input)).asnumpy()
     expected = reference.logits

@@ -9,7 +9,7 @@ LayerNorm's weight/bias gamma/beta, convolution and linear layers keep weight/bi
 What differs beyond names (BatchNorm epsilon, padding, GELU) is listed in `Mapping.network`, which
 `fgvctune.models.torchcompat` applies to the MindCV network.
 
-(Over 400 lines: one table of name rules per architecture family, read side by side.)
+Longer than 400 lines because it is one table of name rules per architecture family, read side by side.
 """
 
 from __future__ import annotations

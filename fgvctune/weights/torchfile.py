@@ -5,8 +5,9 @@ writes since 1.6: `data.pkl` plus one raw file per storage under `data/`) and to
 "legacy" format (a few pickles followed by the raw storages), which torchvision's first model-zoo
 files use. Pickles are read by an unpickler that admits only tensors, numbers, strings and plain
 containers: a file that names any other function or class is refused before anything is called.
-(Over 400 lines because the three formats share that unpickler and the storage reading; split, each
-part would be half a format.)
+
+Longer than 400 lines because the three formats share that unpickler and the storage reading; split, each part
+would be half a format.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import numpy as np
 
 from fgvctune.errors import ModelError
 
-SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 # Keys under which checkpoints of timm, torchvision's reference scripts, Lightning and others keep the weights.
 CONTAINER_KEYS = (
     "state_dict",

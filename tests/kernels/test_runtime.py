@@ -17,13 +17,13 @@ PROBE = (
     "os._exit(0)\n"
 )
 
-# One convolution through fgvctune's own oneDNN (kernels.py), which says in verbose mode what it dispatches to.
+# One convolution through fgvctune's own oneDNN (onednn.cc), which says in verbose mode what it dispatches to.
 CONVOLVE = (
     "import os, numpy as np\n"
-    "from fgvctune import runtime\nfrom fgvctune.kernels import cells as kernels\n"
+    "from fgvctune import runtime\nfrom fgvctune.kernels import cells\n"
     "ms = runtime.start(mode='pynative')\n"
     "conv = ms.nn.Conv2d(16, 16, 3)\n"
-    "assert kernels.swap_convolution(conv) == 1\n"
+    "assert cells.swap(conv, 'convolution') == 1\n"
     "conv(ms.Tensor(np.ones((2, 16, 8, 8), np.float32))).asnumpy()\n"
     "os._exit(0)\n"
 )

@@ -62,6 +62,15 @@ def test_not_a_checkpoint(tmp_path):
         create_network(MODEL, 3, ckpt_path=str(path))
 
 
+def test_a_pytorch_file_is_refused_in_one_line_naming_it(tmp_path):
+    """The models room loads MindSpore checkpoints; fgvctune.weights.loading.create_network converts PyTorch files."""
+    path = tmp_path / "model.pth"
+    path.write_bytes(b"PK" * 100)
+    with pytest.raises(ModelError, match="is a PyTorch weight file") as caught:
+        create_network(MODEL, 3, ckpt_path=str(path))
+    assert str(path) in caught.value.message and "weights.loading" in caught.value.message
+
+
 def test_checkpoint_of_another_architecture(tmp_path):
     path = tmp_path / "resnet.ckpt"
     ms.save_checkpoint(mindcv.create_model("resnet18", num_classes=3), str(path))
@@ -89,7 +98,7 @@ def test_unknown_model():
 def test_the_seeded_dropout_is_the_one_that_runs():
     """In training mode the same input comes out differently at every call (a fresh mask each time, p of the
     units dropped), and identically in inference mode."""
-    from fgvctune.kernels.swaps import SeededDropout
+    from fgvctune.models.dropout import SeededDropout
 
     network, _ = create_network(MODEL, 4)
     inner = network.classifier.cell_list  # what the SequentialCell runs

@@ -19,9 +19,9 @@ from conftest import FAST, SAMPLE, bounded_cli
 from fgvctune import runtime
 from fgvctune.cli import app
 from fgvctune.errors import ModelError
-from fgvctune.models.factory import create_network
 from fgvctune.weights import maps as weightmaps
 from fgvctune.weights.convert import TOLERANCE, Reference, import_weights, inspect_weights
+from fgvctune.weights.loading import create_network
 from fgvctune.weights.maps import SUPPORTED, identify
 from weightfiles import (
     FIXTURES,
@@ -300,6 +300,7 @@ def test_inspect_and_import_commands(tmp_path):
     assert "converted 266 tensors" in result.output and "check skipped (--no-check)" in result.output
 
 
+@pytest.mark.e2e
 def test_train_from_a_pytorch_file_then_evaluate(tmp_path, cache):
     """Fine-tuning from a torchvision .pth end to end; the run's checkpoints keep the network settings."""
     from fgvctune.results.evaluation import evaluate

@@ -1,19 +1,14 @@
 // Elementwise layers MindSpore's CPU kernels run at a fraction of the memory's speed, as MindSpore custom "aot"
 // kernels (float32): hard swish (MobileNetV3's activation), the squeeze-excitation's channel scale and ResNeSt's
-// split attention's weighted sum of two channel halves, each with its gradient. Built by kernels.py; every function has MindSpore's aot signature.
+// split attention's weighted sum of two channel halves, each with its gradient. Built by
+// build.py; every function has MindSpore's aot signature.
+
+#include "common.h"
 
 #include <cstdint>
 #include <cstring>
 
 namespace {
-
-bool is_float32(const char *dtype) { return std::strcmp(dtype, "float32") == 0; }
-
-int64_t elements(int ndim, const int64_t *shape) {
-  int64_t count = 1;
-  for (int d = 0; d < ndim; ++d) count *= shape[d];
-  return count;
-}
 
 // Whether the second tensor holds one number per plane of the first, a (N, C, H, W) one: (N, C, 1, 1).
 bool is_per_plane(const int *ndims, int64_t *const *shapes) {
@@ -24,8 +19,7 @@ bool is_per_plane(const int *ndims, int64_t *const *shapes) {
 }  // namespace
 
 // Input x; output y = x * min(max(x + 3, 0), 6) / 6.
-extern "C" int HSwishForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                             void *stream, void *extra) {
+FGVCTUNE_KERNEL(HSwishForward) {
   if (nparam != 2 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
   const float *x = static_cast<const float *>(params[0]);
   float *y = static_cast<float *>(params[1]);
@@ -39,8 +33,7 @@ extern "C" int HSwishForward(int nparam, void **params, int *ndims, int64_t **sh
 }
 
 // Inputs dy, x; output dx = dy * (0 below -3, 1 above 3, (2x + 3) / 6 between).
-extern "C" int HSwishBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                              void *stream, void *extra) {
+FGVCTUNE_KERNEL(HSwishBackward) {
   if (nparam != 3 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
   const float *dy = static_cast<const float *>(params[0]);
   const float *x = static_cast<const float *>(params[1]);
@@ -55,8 +48,7 @@ extern "C" int HSwishBackward(int nparam, void **params, int *ndims, int64_t **s
 }
 
 // Inputs x (N, C, H, W), s (N, C, 1, 1); output y = x * s, each plane scaled by its channel's number.
-extern "C" int ChannelScaleForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                                   void *stream, void *extra) {
+FGVCTUNE_KERNEL(ChannelScaleForward) {
   if (nparam != 3 || !is_per_plane(ndims, shapes) || !is_float32(dtypes[0])) return 1;  // MindSpore raises
   const float *x = static_cast<const float *>(params[0]);
   const float *s = static_cast<const float *>(params[1]);
@@ -73,8 +65,7 @@ extern "C" int ChannelScaleForward(int nparam, void **params, int *ndims, int64_
 
 // Inputs dy, x (N, C, H, W), s (N, C, 1, 1); outputs dx = dy * s and ds, each plane's sum of dy * x (one
 // thread's sum in order, so the same whatever the number of threads).
-extern "C" int ChannelScaleBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                                    void *stream, void *extra) {
+FGVCTUNE_KERNEL(ChannelScaleBackward) {
   if (nparam != 5 || !is_per_plane(ndims + 1, shapes + 1) || !is_float32(dtypes[0])) return 1;  // MindSpore raises
   const float *dy = static_cast<const float *>(params[0]);
   const float *x = static_cast<const float *>(params[1]);
@@ -98,8 +89,7 @@ extern "C" int ChannelScaleBackward(int nparam, void **params, int *ndims, int64
 
 // ResNeSt's radix-2 split attention's weighted sum. Inputs x (N, 2C, H, W), a (N, 2C, 1, 1); output y (N, C, H, W),
 // y[n, c] = x[n, c] * a[n, c] + x[n, C + c] * a[n, C + c]: the two channel halves, each plane scaled by its weight.
-extern "C" int RadixPairForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                                void *stream, void *extra) {
+FGVCTUNE_KERNEL(RadixPairForward) {
   if (nparam != 3 || !is_per_plane(ndims, shapes) || shapes[0][1] % 2 || !is_float32(dtypes[0])) return 1;
   const float *x = static_cast<const float *>(params[0]);
   const float *a = static_cast<const float *>(params[1]);
@@ -119,8 +109,7 @@ extern "C" int RadixPairForward(int nparam, void **params, int *ndims, int64_t *
 
 // Inputs dy (N, C, H, W), x (N, 2C, H, W), a (N, 2C, 1, 1); outputs dx (N, 2C, H, W), each half dy times its
 // weight, and da (N, 2C, 1, 1), each plane's sum of dy * x (one thread's sum in order).
-extern "C" int RadixPairBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                                 void *stream, void *extra) {
+FGVCTUNE_KERNEL(RadixPairBackward) {
   if (nparam != 5 || !is_per_plane(ndims + 1, shapes + 1) || !is_float32(dtypes[0])) return 1;  // MindSpore raises
   const float *dy = static_cast<const float *>(params[0]);
   const float *x = static_cast<const float *>(params[1]);

@@ -1,6 +1,8 @@
 // BatchNorm in training mode over NCHW float32 tensors, forward and backward, as MindSpore custom "aot"
 // kernels: each channel's statistics in one pass over its planes (sums in double), then one pass that
-// normalizes. Built by kernels.py; every function has MindSpore's aot signature.
+// normalizes. Built by build.py; every function has MindSpore's aot signature.
+
+#include "common.h"
 
 #include <algorithm>
 #include <cmath>
@@ -19,9 +21,8 @@ Shape shape_of(const int64_t *x) { return {x[0], x[1], x[2] * x[3]}; }
 
 // Inputs x (N, C, H, W), gamma (C), beta (C), eps (1); outputs y (N, C, H, W), the batch mean (C), 1/std (C)
 // and the batch's unbiased variance (C), for the moving statistics.
-extern "C" int BatchNormForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                                void *stream, void *extra) {
-  if (nparam != 8 || std::strcmp(dtypes[0], "float32") != 0) return 1;  // MindSpore raises
+FGVCTUNE_KERNEL(BatchNormForward) {
+  if (nparam != 8 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
   const float *x = static_cast<const float *>(params[0]);
   const float *gamma = static_cast<const float *>(params[1]);
   const float *beta = static_cast<const float *>(params[2]);
@@ -59,9 +60,8 @@ extern "C" int BatchNormForward(int nparam, void **params, int *ndims, int64_t *
 }
 
 // Inputs dy, x, gamma, mean, invstd; outputs dx, dgamma, dbeta.
-extern "C" int BatchNormBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                                 void *stream, void *extra) {
-  if (nparam != 8 || std::strcmp(dtypes[0], "float32") != 0) return 1;  // MindSpore raises
+FGVCTUNE_KERNEL(BatchNormBackward) {
+  if (nparam != 8 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
   const float *dy = static_cast<const float *>(params[0]);
   const float *x = static_cast<const float *>(params[1]);
   const float *gamma = static_cast<const float *>(params[2]);

@@ -1,22 +1,15 @@
 // A bias added along the last axis (nn.Dense's), forward and backward, as MindSpore custom "aot" kernels. The
 // gradient of the bias is the output gradient summed over the rows, in a fixed number of row blocks so the sum
-// does not depend on how many threads ran. Built by kernels.py; every function has MindSpore's aot signature.
+// does not depend on how many threads ran. Built by build.py; every function has MindSpore's aot signature.
+
+#include "common.h"
 
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
-namespace {
-
-constexpr int64_t kBlocks = 64;
-
-bool is_float32(const char *dtype) { return std::strcmp(dtype, "float32") == 0; }
-
-}  // namespace
-
 // Inputs x (rows, C), bias (C); output y (rows, C).
-extern "C" int BiasAddForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                              void *stream, void *extra) {
+FGVCTUNE_KERNEL(BiasAddForward) {
   if (nparam != 3 || ndims[0] != 2 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
   const float *x = static_cast<const float *>(params[0]);
   const float *bias = static_cast<const float *>(params[1]);
@@ -31,8 +24,7 @@ extern "C" int BiasAddForward(int nparam, void **params, int *ndims, int64_t **s
 }
 
 // Input dy (rows, C); output dbias (C).
-extern "C" int BiasAddBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                               void *stream, void *extra) {
+FGVCTUNE_KERNEL(BiasAddBackward) {
   if (nparam != 2 || ndims[0] != 2 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
   const float *dy = static_cast<const float *>(params[0]);
   float *dbias = static_cast<float *>(params[1]);

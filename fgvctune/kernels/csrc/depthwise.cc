@@ -1,7 +1,7 @@
 // Depthwise 2-D convolution (one filter per channel, NCHW, float32) and its two gradients, as MindSpore
 // custom "aot" kernels. MindSpore's CPU Conv2D hands oneDNN plain NCHW tensors, for which oneDNN runs a
 // grouped convolution as im2col and a GEMM per channel; these loops work on each channel's plane directly.
-// Built by kernels.py; every function has MindSpore's aot signature.
+// Built by build.py; every function has MindSpore's aot signature.
 //
 // Inputs are x (N, C, H, W), w (C, 1, K, K) and spec, int64 [stride_h, stride_w, pad_top, pad_left, same]:
 // with same = 1 the padding is MindSpore's pad_mode "same" (the total a dimension needs, the smaller half at
@@ -12,6 +12,8 @@
 // columns: four planes), so every tap reads one phase at stride 1. Output rows are then computed as wide as a
 // phase's rows, which makes each of the K*K taps one long multiply-add over contiguous memory (the extra
 // columns are computed and dropped).
+
+#include "common.h"
 
 #include <cstdint>
 #include <cstring>
@@ -145,13 +147,10 @@ void grad_weight_plane(const Geometry &g, const float *wide, const float *phases
   }
 }
 
-bool is_float32(const char *dtype) { return std::strcmp(dtype, "float32") == 0; }
-
 }  // namespace
 
 // Inputs x, w, spec; output y (N, C, OH, OW).
-extern "C" int DepthwiseForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                                void *stream, void *extra) {
+FGVCTUNE_KERNEL(DepthwiseForward) {
   if (nparam != 4 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
   const float *x = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
@@ -170,8 +169,7 @@ extern "C" int DepthwiseForward(int nparam, void **params, int *ndims, int64_t *
 }
 
 // Inputs dy (N, C, OH, OW), w, x (for its shape), spec; output dx (N, C, H, W).
-extern "C" int DepthwiseGradInput(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                                  void *stream, void *extra) {
+FGVCTUNE_KERNEL(DepthwiseGradInput) {
   if (nparam != 5 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
   const float *dy = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
@@ -191,8 +189,7 @@ extern "C" int DepthwiseGradInput(int nparam, void **params, int *ndims, int64_t
 }
 
 // Inputs dy, x, w (for its shape), spec; output dw (C, 1, K, K), summed over the batch.
-extern "C" int DepthwiseGradWeight(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                                   void *stream, void *extra) {
+FGVCTUNE_KERNEL(DepthwiseGradWeight) {
   if (nparam != 5 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
   const float *dy = static_cast<const float *>(params[0]);
   const float *x = static_cast<const float *>(params[1]);

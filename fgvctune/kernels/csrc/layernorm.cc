@@ -1,7 +1,9 @@
 // LayerNorm over the last axis (ConvNeXt's, on channels-last tensors), forward and backward, as MindSpore custom
 // "aot" kernels: each row normalized on its own, the gradients of gamma and beta summed over the rows in a
-// fixed number of blocks, so the sums do not depend on how many threads ran. Built by kernels.py; every function
+// fixed number of blocks, so the sums do not depend on how many threads ran. Built by build.py; every function
 // has MindSpore's aot signature.
+
+#include "common.h"
 
 #include <cmath>
 #include <cstdint>
@@ -9,8 +11,6 @@
 #include <vector>
 
 namespace {
-
-constexpr int64_t kBlocks = 64;  // row blocks for the gamma and beta gradients
 
 struct Rows {
   int64_t count, width;
@@ -25,9 +25,8 @@ Rows rows_of(int ndim, const int64_t *shape) {
 }  // namespace
 
 // Inputs x (..., C), gamma (C), beta (C), eps (1); outputs y (..., C), mean (rows), 1/std (rows).
-extern "C" int LayerNormForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                                void *stream, void *extra) {
-  if (nparam != 7 || std::strcmp(dtypes[0], "float32") != 0) return 1;  // MindSpore raises
+FGVCTUNE_KERNEL(LayerNormForward) {
+  if (nparam != 7 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
   const float *x = static_cast<const float *>(params[0]);
   const float *gamma = static_cast<const float *>(params[1]);
   const float *beta = static_cast<const float *>(params[2]);
@@ -56,9 +55,8 @@ extern "C" int LayerNormForward(int nparam, void **params, int *ndims, int64_t *
 }
 
 // Inputs dy, x, gamma, mean, 1/std; outputs dx, dgamma, dbeta.
-extern "C" int LayerNormBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                                 void *stream, void *extra) {
-  if (nparam != 8 || std::strcmp(dtypes[0], "float32") != 0) return 1;  // MindSpore raises
+FGVCTUNE_KERNEL(LayerNormBackward) {
+  if (nparam != 8 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
   const float *dy = static_cast<const float *>(params[0]);
   const float *x = static_cast<const float *>(params[1]);
   const float *gamma = static_cast<const float *>(params[2]);

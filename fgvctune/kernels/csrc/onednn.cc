@@ -1,5 +1,5 @@
 // Convolution and matrix product through a private copy of oneDNN, as MindSpore custom "aot" kernels. Built
-// by kernels.py when the onednn-cpu-gomp package is installed; every exported function has MindSpore's aot
+// by build.py when the onednn-cpu-gomp package is installed; every exported function has MindSpore's aot
 // signature.
 //
 // MindSpore's CPU Conv2D hands its own oneDNN plain NCHW tensors and OIHW weights. oneDNN then runs every
@@ -15,6 +15,8 @@
 // read; the padding at the bottom and right is what the output's shape leaves over.
 // Matrix product (float32, 2-D): see DenseForward below.
 // any_isa = 1 lets this oneDNN use every instruction set the CPU has (read at the first call).
+
+#include "common.h"
 
 #include <dlfcn.h>
 #include <oneapi/dnnl/dnnl.h>
@@ -48,7 +50,7 @@ namespace {
   X(dnnl_primitive_create)                                   \
   X(dnnl_primitive_execute)
 
-// The library's functions, looked up in the private copy (FGVCTUNE_DNNL, the path kernels.py compiles in).
+// The library's functions, looked up in the private copy (FGVCTUNE_DNNL, the path build.py compiles in).
 struct Api {
 #define DECLARE(name) decltype(&::name) name = nullptr;
   FUNCTIONS(DECLARE)
@@ -306,32 +308,28 @@ int convolve(Kind kind, const char *dtype, void *spec_param, std::vector<void *>
 }  // namespace
 
 // (x, w, spec) -> y
-extern "C" int ConvForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                           void *stream, void *extra) {
+FGVCTUNE_KERNEL(ConvForward) {
   if (nparam != 4) return 1;
   return convolve(kForward, dtypes[0], params[2], {params[0], params[1], params[3]}, shapes[0], shapes[1],
                   shapes[3]);
 }
 
 // (x, w, b, spec) -> y + b: a folded BatchNorm's shift added in the same pass
-extern "C" int ConvBiasForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                               void *stream, void *extra) {
+FGVCTUNE_KERNEL(ConvBiasForward) {
   if (nparam != 5) return 1;
   return convolve(kBiasedForward, dtypes[0], params[3], {params[0], params[1], params[2], params[4]}, shapes[0],
                   shapes[1], shapes[4]);
 }
 
 // (dy, w, x, spec) -> dx; x is passed for its shape
-extern "C" int ConvGradInput(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                             void *stream, void *extra) {
+FGVCTUNE_KERNEL(ConvGradInput) {
   if (nparam != 5) return 1;
   return convolve(kGradInput, dtypes[0], params[3], {params[0], params[1], params[4]}, shapes[2], shapes[1],
                   shapes[0]);
 }
 
 // (dy, x, w, spec) -> dw; w is passed for its shape
-extern "C" int ConvGradWeight(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                              void *stream, void *extra) {
+FGVCTUNE_KERNEL(ConvGradWeight) {
   if (nparam != 5) return 1;
   return convolve(kGradWeight, dtypes[0], params[3], {params[0], params[1], params[4]}, shapes[1], shapes[2],
                   shapes[0]);
@@ -341,7 +339,7 @@ extern "C" int ConvGradWeight(int nparam, void **params, int *ndims, int64_t **s
 namespace {
 
 int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool tb) {
-  if (std::string(dtypes[0]) != "float32") return 1;  // MindSpore raises
+  if (!is_float32(dtypes[0])) return 1;  // MindSpore raises
   const int64_t m = shapes[0][ta ? 1 : 0], k = shapes[0][ta ? 0 : 1], n = shapes[1][tb ? 0 : 1];
   const Api *a = api(static_cast<const int64_t *>(params[2])[0] != 0);
   auto make = [&]() -> Plan * {
@@ -366,19 +364,16 @@ int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool
 }  // namespace
 
 // (x, w, spec) -> x @ w.T
-extern "C" int DenseForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                            void *stream, void *extra) {
+FGVCTUNE_KERNEL(DenseForward) {
   return nparam == 4 && ndims[0] == 2 ? multiply(params, shapes, dtypes, false, true) : 1;
 }
 
 // (dy, w, spec) -> dy @ w
-extern "C" int DenseGradInput(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                              void *stream, void *extra) {
+FGVCTUNE_KERNEL(DenseGradInput) {
   return nparam == 4 ? multiply(params, shapes, dtypes, false, false) : 1;
 }
 
 // (dy, x, spec) -> dy.T @ x
-extern "C" int DenseGradWeight(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                               void *stream, void *extra) {
+FGVCTUNE_KERNEL(DenseGradWeight) {
   return nparam == 4 ? multiply(params, shapes, dtypes, true, false) : 1;
 }
