@@ -8,7 +8,7 @@ from pathlib import Path
 from fgvctune.config import TrainConfig, dump_yaml
 from fgvctune.errors import UsageError
 from fgvctune.fileio import atomic_write_text
-from fgvctune.results.runfiles import COMPARE_CONFIG, COMPARE_TABLE, compare_text
+from fgvctune.results.runfiles import COMPARE_CONFIG, COMPARE_MARKDOWN, COMPARE_TABLE, compare_text
 
 # The five columns of the tutorial's table, in its order.
 TUTORIAL = ("linear-probe", "freeze-shallow", "full", "full-classifier-lr", "full-deep-lr")
@@ -50,7 +50,7 @@ def compare(
 
 
 def _compare(config: TrainConfig, output: Path, names, verbose: bool, log, seeds: int) -> list[dict]:
-    from fgvctune.results.report import write_comparison_report
+    from fgvctune.results.comparison_report import write_comparison_report
     from fgvctune.training import strategy as strategy_module
 
     base_plan = strategy_module.layers(config.model)
@@ -70,7 +70,7 @@ def _compare(config: TrainConfig, output: Path, names, verbose: bool, log, seeds
         rows.append(_summary(name, runs, output))
     atomic_write_text(output / COMPARE_CONFIG, dump_yaml(config))
     atomic_write_text(output / COMPARE_TABLE, compare_text(rows))
-    atomic_write_text(output / "compare.md", _markdown(rows, config))
+    atomic_write_text(output / COMPARE_MARKDOWN, _markdown(rows, config))
     write_comparison_report(output, rows, config)
     return rows
 

@@ -29,7 +29,9 @@ def demo(
     from fgvctune.data.dataset import load_dataset
     from fgvctune.data.source import ImageSource
     from fgvctune.data.tree import convert
-    from fgvctune.results.evaluation import evaluate, predict_split
+    from fgvctune.results import runfiles
+    from fgvctune.results.evaluation import evaluate
+    from fgvctune.results.prediction import predict_split
     from fgvctune.training.trainer import train
 
     output, data_dir = Path(output), Path(data_dir)
@@ -42,7 +44,7 @@ def demo(
 
     log("== 2. reading offline: an ImageNet-style class tree")
     tree = convert("aircraft", data_dir, output / "tree")
-    log(f"   {output / 'tree'}: {tree.placed + tree.unchanged} images hardlinked, labels.csv beside them")
+    log(f"   {output / 'tree'}: {tree.placed + tree.unchanged} images hardlinked, {runfiles.LABELS_FILE} beside them")
     written += tree.files
 
     log("== 3. reading online: the same samples as a mappable source for GeneratorDataset")
@@ -57,7 +59,7 @@ def demo(
     log("      sample's 3 manufacturers from scratch and fine-tunes from that (--ckpt-path), as a user would")
     log("      from a downloaded MindCV checkpoint. On a machine with internet, use --pretrained instead.")
     base = output / "base-manufacturer"
-    if not (base / "best.ckpt").is_file():
+    if not (base / runfiles.BEST).is_file():
         train(
             adapter="aircraft",
             data_dir=str(data_dir),
@@ -69,28 +71,25 @@ def demo(
             log=_indent(log),
             **SETTINGS,
         )
-    written.append(base / "best.ckpt")
+    written.append(base / runfiles.BEST)
 
     log("== 5. fine-tuning at the variant level with the tutorial's strategies")
     config = resolve(
         adapter="aircraft",
         data_dir=str(data_dir),
-        ckpt_path=str(base / "best.ckpt"),
+        ckpt_path=str(base / runfiles.BEST),
         pretrained=False,
         epoch_size=epoch_size,
         **SETTINGS,
     )
-    rows = compare(config, output / "compare", strategies, verbose=verbose, log=_indent(log))
-    log((output / "compare" / "compare.md").read_text(encoding="utf-8"))
-    written += [
-        output / "compare" / "compare.md",
-        output / "compare" / "compare.csv",
-        output / "compare" / "report.html",
-    ]
+    compared = output / "compare"
+    rows = compare(config, compared, strategies, verbose=verbose, log=_indent(log))
+    log((compared / runfiles.COMPARE_MARKDOWN).read_text(encoding="utf-8"))
+    written += [compared / name for name in (runfiles.COMPARE_MARKDOWN, runfiles.COMPARE_TABLE, runfiles.REPORT_FILE)]
 
     best = max(rows, key=lambda r: r["top1"])
-    run = output / "compare" / best["strategy"]
-    log(f"== 6. evaluating the best checkpoint ({best['strategy']}/best.ckpt) on the test split")
+    run = compared / best["strategy"]
+    log(f"== 6. evaluating the best checkpoint ({best['strategy']}/{runfiles.BEST}) on the test split")
     result = evaluate(run, verbose=verbose)
     log(f"   top-1 {result.top1:.2%}  top-{result.k} {result.top5:.2%}  mean per-class {result.mean_per_class:.2%}")
     written += [Path(f) for f in result.files]
@@ -99,7 +98,7 @@ def demo(
     predictions = predict_split(run, verbose=verbose)
     wrong = sum(r["pred"] != r["real"] for r in predictions.rows)
     log(f"   {len(predictions.rows)} test images, {wrong} wrong")
-    written += [Path(f) for f in predictions.files] + [run / "curves.png", run / "report.html"]
+    written += [Path(f) for f in predictions.files] + [run / runfiles.CURVES_FILE, run / runfiles.REPORT_FILE]
     return written
 
 

@@ -31,11 +31,12 @@ def compare_command(
 ):
     """Train the tutorial's strategies on the same data and settings; write the table (Markdown, CSV) and a report."""
     from fgvctune.comparison import compare
+    from fgvctune.results.runfiles import COMPARE_MARKDOWN, COMPARE_TABLE, REPORT_FILE
 
     verbosity(verbose)
     compare(resolved_config(ctx, config, options), output, strategy, verbose, seeds=seeds)
-    typer.echo((output / "compare.md").read_text(encoding="utf-8"))
-    typer.echo(f"wrote {output / 'compare.md'}, {output / 'compare.csv'} and {output / 'report.html'}")
+    typer.echo((output / COMPARE_MARKDOWN).read_text(encoding="utf-8"))
+    typer.echo(f"wrote {output / COMPARE_MARKDOWN}, {output / COMPARE_TABLE} and {output / REPORT_FILE}")
 
 
 @handles_errors

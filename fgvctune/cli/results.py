@@ -97,7 +97,7 @@ def predict_command(
     verbose: VerboseOpt = False,
 ):
     """Predict a split (pred.txt with true and predicted labels) or any image files, with a picture grid."""
-    from fgvctune.results.evaluation import predict_images, predict_split
+    from fgvctune.results.prediction import predict_images, predict_split
 
     verbosity(verbose)
     if images:
@@ -147,10 +147,12 @@ def report_command(
     verbose: VerboseOpt = False,
 ):
     """Write RUN/report.html: the whole run on one self-contained page (evaluates best.ckpt if not done yet)."""
-    from fgvctune.results.report import rewrite_comparison_report, write_report
+    from fgvctune.results.comparison_report import rewrite_comparison_report
+    from fgvctune.results.report import write_report
+    from fgvctune.results.runfiles import COMPARE_TABLE, is_run
 
     verbosity(verbose)
-    if (run / "compare.csv").is_file() and not (run / "config.yaml").is_file():
+    if (run / COMPARE_TABLE).is_file() and not is_run(run):
         typer.echo(f"wrote {rewrite_comparison_report(run)}")
     else:
         typer.echo(f"wrote {write_report(run, verbose=verbose)}")

@@ -1,12 +1,19 @@
 """The results room: what a run leaves behind, and everything read from it after training.
 
-    runfiles.py    the names and formats of a run folder's files (and a comparison's), read and written here only
-    evaluation.py  eval and predict: the best checkpoint on a split or on image files
-    metrics.py     top-k, per-class accuracy, predicting a loader
-    plots.py       training curves, confusion matrix, prediction grid
-    report.py      report.html: a run, or a comparison, on one page
-    export.py      MINDIR/ONNX/AIR export with the label map beside it
+Modules in their order: each imports only the ones above it (and the rooms below).
 
-May import: data, models, fgvctune.config, errors, fileio, and this room. Never training or the commands:
-everything here works on a finished run folder.
+    runfiles.py           the names and formats of a run folder's files (and a comparison's), spelled here only
+    metrics.py            top-k, per-class accuracy, predicting a loader
+    page.py               the report page's building blocks (tables, cards, sections, inline pictures) and style
+    plots.py              training curves, confusion matrix, prediction grid, lr-find and comparison pictures
+    model.py              a trained network with its config and label map, loaded from a run (or a checkpoint)
+    scoring.py            a model's scores on a split or on samples, with test-time augmentation
+    prediction.py         predict: pred.txt for a split, predictions.csv for image files, the picture grid
+    evaluation.py         eval: eval.json, confusion.csv and confusion.png of a checkpoint on a split
+    report.py             report.html: a run on one page
+    comparison_report.py  report.html of `compare`: the strategies side by side on one page
+    export.py             MINDIR/ONNX export with the label map beside it
+
+May import: the base (fgvctune, config, errors, fileio, runtime), data, kernels, models, weights, and this room.
+Never training or the commands: everything here works on a finished run folder.
 """

@@ -10,6 +10,7 @@ import numpy as np
 from fgvctune.data.dataset import LABELS_FILE
 from fgvctune.errors import ModelError, UsageError
 from fgvctune.fileio import atomic_write_bytes, written_as
+from fgvctune.results import runfiles
 
 FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx"}
 
@@ -30,7 +31,7 @@ def export(
     check: int = 8,
     verbose: bool = False,
 ) -> Export:
-    from fgvctune.results.evaluation import load_model
+    from fgvctune.results.model import load_model
 
     fmt = fmt.upper()
     if fmt not in FORMATS:
@@ -42,7 +43,7 @@ def export(
     from fgvctune.kernels import fold
 
     kernels.restore(model.network)  # MindSpore's own ops: the file runs where fgvctune's kernels are not
-    out = Path(output) if output else model.checkpoint.parent / "export"
+    out = Path(output) if output else model.checkpoint.parent / runfiles.EXPORT_FOLDER
     out.mkdir(parents=True, exist_ok=True)
     size = model.config.image_resize
     example = ms.Tensor(np.zeros((1, 3, size, size), np.float32))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CURVES_FILE = "curves.png"
+from fgvctune.results.runfiles import CURVES_FILE, LABELS_FILE, read_results
 
 
 def _pyplot():
@@ -24,7 +24,6 @@ def training_curves(folder: str | Path) -> Path:
 def curves_figure(folder: str | Path):
     """The figure of curves.png: train loss (left), train accuracy and val top-1/top-k (right) per epoch."""
     from fgvctune.errors import UsageError
-    from fgvctune.results.runfiles import read_results
 
     folder = Path(folder)
     rows = read_results(folder)
@@ -118,7 +117,7 @@ def comparison_curves(runs: dict[str, list[list[dict]]], title: str = "") -> byt
 
 def _top_k_of(folder: Path) -> int:
     """The k of a run's top-k column: 5, or the class count when smaller."""
-    from fgvctune.data.dataset import LABELS_FILE, LabelMap
+    from fgvctune.data.dataset import LabelMap
     from fgvctune.results.metrics import top_k
 
     labels = folder / LABELS_FILE

@@ -1,4 +1,5 @@
-"""A run on one page: `report.html`, one self-contained file that opens from disk.
+"""A run on one page: `report.html`, one self-contained file that opens from disk (a comparison's page is
+comparison_report.py's).
 
 Pictures are inline PNGs (base64), the style sheet is inline, and there is no script and nothing
 fetched from the network. The page is built from the run folder's files (`runfiles`); MindSpore is
@@ -14,7 +15,6 @@ from pathlib import Path
 from fgvctune.fileio import atomic_write_text
 from fgvctune.results import page, runfiles
 
-COMPARE_REPORT = "report.html"
 THUMBNAIL = 144  # pixels, the longer side of a mistake's picture
 
 
@@ -34,70 +34,6 @@ def write_report(run: str | Path, evaluate: bool = True, verbose: bool = False) 
     return path
 
 
-def write_comparison_report(output: str | Path, rows: list[dict], config) -> Path:
-    """OUTPUT/report.html for `compare`: the table, every strategy's curves on one picture, links to the runs."""
-    from fgvctune.results import plots
-
-    output = Path(output)
-    seeds = max((len(r["runs"]) for r in rows), default=1)
-    curves = {r["strategy"]: [runfiles.read_results(output / run) for run in r["runs"]] for r in rows}
-    spread = seeds > 1
-    head = ["strategy", "top-1", "mean per-class", "trainable parameters", "seconds per run", "runs"]
-    table = []
-    for r in rows:
-        links = ", ".join(
-            f'<a href="{page.esc(run)}/{runfiles.REPORT_FILE}">{page.esc(Path(run).name if spread else "report")}</a>'
-            for run in r["runs"]
-        )
-        table.append(
-            [
-                page.esc(r["strategy"]),
-                page.plus_minus(r["top1"], r.get("top1_std"), spread),
-                page.plus_minus(r["mean_per_class"], r.get("mean_per_class_std"), spread),
-                f"{r['trainable_params']:,}",
-                f"{r['seconds']:.0f}",
-                links,
-            ]
-        )
-    best = max(rows, key=lambda r: r["top1"]) if rows else None
-    summary = [
-        ("strategies", str(len(rows))),
-        ("runs per strategy", f"{seeds} (seeds {config.seed}..{config.seed + seeds - 1})" if spread else "1"),
-        ("best top-1", f"{best['top1']:.1%} ({best['strategy']})" if best else "-"),
-        ("epochs", str(config.epoch_size)),
-    ]
-    note = (
-        f"<p>Figures are the mean &plusmn; standard deviation over {seeds} runs with different seeds; "
-        "the band around each curve is one standard deviation.</p>"
-        if spread
-        else "<p>One run per strategy: on small data single runs scatter by several points, so differences "
-        "of a few points between strategies mean little (<code>--seeds 3</code> gives the spread).</p>"
-    )
-    body = [
-        page.header(f"compare: {output.name}", _setting_line(config)),
-        page.cards(summary),
-        page.section("Results", note + page.table(head, table, numeric=range(1, 5))),
-        page.section(
-            "Training curves",
-            page.img(plots.comparison_curves(curves, title=output.name), "validation top-1 and train loss per epoch"),
-        ),
-        page.section("Configuration", _config_table(config)),
-    ]
-    path = output / COMPARE_REPORT
-    atomic_write_text(path, page.document(f"fgvctune compare {output.name}", "\n".join(body)))
-    return path
-
-
-def rewrite_comparison_report(output: str | Path) -> Path:
-    """The compare page again, from compare.csv, compare.yaml and the runs' files (no training, no MindSpore)."""
-    from fgvctune.config import resolve
-    from fgvctune.results.runfiles import COMPARE_CONFIG, read_rows
-
-    output = Path(output)
-    return write_comparison_report(output, read_rows(output), resolve(output / COMPARE_CONFIG))
-
-
-# -- the run page --------------------------------------------------------------------------------
 def _run_body(folder: Path, config, result: dict | None) -> str:
     rows = runfiles.read_results(folder)
     best = max(rows, key=lambda r: r["val_top1"]) if rows else None
@@ -113,18 +49,18 @@ def _run_body(folder: Path, config, result: dict | None) -> str:
         ]
     return "\n".join(
         [
-            page.header(f"run: {folder.name}", _setting_line(config)),
+            page.header(f"run: {folder.name}", setting_line(config)),
             page.cards(cards),
             page.section("Training", _training(folder, rows, best)),
             page.section("Evaluation", _evaluation(folder, config, result)),
             "<div class=pair>" + page.section("Strategy", _strategy(folder, config)),
             page.section("Data", _data(folder, config)) + "</div>",
-            page.section("Configuration", _config_table(config)),
+            page.section("Configuration", config_table(config)),
         ]
     )
 
 
-def _setting_line(config) -> str:
+def setting_line(config) -> str:
     if config.ckpt_path:
         start = f"from {config.ckpt_path}"
     elif config.pretrained:
@@ -159,7 +95,10 @@ def _strategy(folder: Path, config) -> str:
     rows = runfiles.read_strategy(folder)
     text = f"<p>{page.esc(describe_strategy(config))}.</p>"
     if not rows:
-        return text + "<p class=muted>No strategy.csv in this run (`fgvctune layers RUN` lists the blocks).</p>"
+        return (
+            text
+            + f"<p class=muted>No {runfiles.STRATEGY_FILE} in this run (`fgvctune layers RUN` lists the blocks).</p>"
+        )
     trainable = sum(r["params"] for r in rows if r["trainable"] == "yes")
     total = sum(r["params"] for r in rows)
     table = []
@@ -213,7 +152,7 @@ def _data(folder: Path, config) -> str:
         every = page.table(["class", *splits], per_class, numeric=range(1, 1 + len(splits)))
         parts.append(f"<details><summary>images per class</summary>{every}</details>")
     else:
-        parts.append("<p class=muted>No counts.csv in this run (`fgvctune info` shows the data).</p>")
+        parts.append(f"<p class=muted>No {runfiles.COUNTS_FILE} in this run (`fgvctune info` shows the data).</p>")
     parts.append(_duplicates(folder, config))
     skipped = runfiles.read_skipped(folder)
     if skipped:
@@ -264,9 +203,7 @@ def _short(path: str, config) -> str:
 def _training(folder: Path, rows: list[dict], best: dict | None) -> str:
     if not rows:
         return "<p class=muted>No finished epoch yet.</p>"
-    from fgvctune.results.plots import CURVES_FILE
-
-    curves = folder / CURVES_FILE
+    curves = folder / runfiles.CURVES_FILE
     picture = page.img(curves.read_bytes(), "loss and accuracy per epoch") if curves.is_file() else ""
     from fgvctune.results.metrics import top_k
 
@@ -285,7 +222,7 @@ def _training(folder: Path, rows: list[dict], best: dict | None) -> str:
     ]
     head = ["epoch", "train loss", "train acc", "val top-1", f"val {k}", "lr", "seconds"]
     return (
-        f"<p>Best val top-1 {best['val_top1']:.1%} at epoch {best['epoch']} (saved as best.ckpt).</p>"
+        f"<p>Best val top-1 {best['val_top1']:.1%} at epoch {best['epoch']} (saved as {runfiles.BEST}).</p>"
         + picture
         + f"<details><summary>every epoch</summary>{page.table(head, table, numeric=range(1, 7))}</details>"
     )
@@ -300,7 +237,7 @@ def _plain(result: dict, key: str, form: str) -> str:
 
 def _evaluation(folder: Path, config, result: dict | None) -> str:
     if not result:
-        return "<p class=muted>Not evaluated yet: <code>fgvctune report RUN</code> evaluates best.ckpt.</p>"
+        return f"<p class=muted>Not evaluated yet: <code>fgvctune report RUN</code> evaluates {runfiles.BEST}.</p>"
     parts = [
         f"<p>{page.esc(Path(result['checkpoint']).name)} on <b>{page.esc(result['split'])}</b>, "
         f"{result['count']} images: "
@@ -313,7 +250,7 @@ def _evaluation(folder: Path, config, result: dict | None) -> str:
             f"<p>With test-time augmentation ({page.esc(result['tta'])}); without it: top-1 {plain['top1']:.2%}, "
             f"top-{result['k']} {plain['top5']:.2%}, mean per-class {plain['mean_per_class']:.2%}.</p>"
         )
-    picture = runfiles.eval_folder(folder, result["split"]) / "confusion.png"
+    picture = runfiles.eval_folder(folder, result["split"]) / runfiles.CONFUSION_PICTURE
     per_class = sorted(result["per_class"].items(), key=lambda item: (item[1]["accuracy"], item[0]))
     table = [
         [
@@ -377,7 +314,7 @@ def _thumbnail(mistake: dict) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _config_table(config) -> str:
+def config_table(config) -> str:
     from fgvctune.config import FIELDS
 
     values = config.to_dict()
@@ -389,7 +326,7 @@ def _config_table(config) -> str:
     tables = "".join(
         f"<div><h3>{page.esc(panel)}</h3>{page.table(['key', 'value'], rows)}</div>" for panel, rows in panels.items()
     )
-    return f"<details><summary>every key (config.yaml)</summary><div class=columns>{tables}</div></details>"
+    return f"<details><summary>every key ({runfiles.CONFIG_FILE})</summary><div class=columns>{tables}</div></details>"
 
 
 def _value(value) -> str:

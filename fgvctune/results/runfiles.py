@@ -1,15 +1,21 @@
 """The files of a run folder: their names, and how each is read and written.
 
-`train` writes them, everything after training (eval, plots, compare, report) reads them; this module
-is the one place that knows their layout.
+`train` writes them, everything after training (eval, predict, plots, compare, report) reads them; this module
+is the one place that spells their names and knows their layout.
 
     config.yaml   the resolved configuration         labels.csv   class ids and names
     results.txt   a row per finished epoch            skipped.txt  samples left out (--skip-bad, --dedupe)
     last.ckpt     weights, optimizer state, epoch     best.ckpt    weights with the best val top-1
     counts.csv    images per split and class trained  strategy.csv blocks: parameters, trainable, rate x
-    eval-<split>/ eval.json, confusion.csv/.png       report.html  the whole run on one page
+    curves.png    loss and accuracy per epoch         report.html  the whole run on one page
+    eval-<split>/ eval.json, confusion.csv/.png       predict-<split>/, predict-images/: pred.txt or
+    export/       the exported network, labels.csv      predictions.csv, and predictions.png
     duplicates.csv  copies found inside a split or across train and eval (when there are any)
+    launch.yaml, msrun-logs/  the configuration and logs of data-parallel workers (train --workers)
+    lr-find.csv, lr-find.png  the sweep of `fgvctune lr-find` (in a folder of its own)
     .fgvctune.lock  while a run (train, compare, lr-find) works in the folder: its pid and command line
+
+labels.csv, counts.csv and skipped.txt are also a class tree's files: their names are the data room's, used here.
 """
 
 from __future__ import annotations
@@ -24,24 +30,34 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from fgvctune.data.dataset import LABELS_FILE, LabelMap
+from fgvctune.data.tree import COUNTS_FILE, SKIPPED_FILE
 from fgvctune.errors import UsageError
 from fgvctune.fileio import LockTaken, locked_or_taken
 
 CONFIG_FILE = "config.yaml"
 RESULTS_FILE = "results.txt"
-SKIPPED_FILE = "skipped.txt"
-COUNTS_FILE = "counts.csv"
 STRATEGY_FILE = "strategy.csv"
-REPORT_FILE = "report.html"
+REPORT_FILE = "report.html"  # a run's page, and a comparison's
+CURVES_FILE = "curves.png"
 DUPLICATES_FILE = "duplicates.csv"
 EVAL_FILE = "eval.json"
 CONFUSION_FILE = "confusion.csv"
+CONFUSION_PICTURE = "confusion.png"
+PRED_FILE = "pred.txt"  # predict on a split
+PREDICTIONS_FILE = "predictions.csv"  # predict on image files
+PREDICTIONS_PICTURE = "predictions.png"
+EXPORT_FOLDER = "export"
 STRATEGY_COLUMNS = ("block", "prefix", "params", "trainable", "lr_mult")
 BEST, LAST = "best.ckpt", "last.ckpt"
+CHECKPOINT_SUFFIX = ".ckpt"  # --checkpoint best means best.ckpt
 LOCK_FILE = ".fgvctune.lock"
-# A comparison's folder (fgvctune compare): a run folder per strategy, and these.
+LAUNCH_CONFIG = "launch.yaml"  # train --workers: the configuration the workers start from
+MSRUN_LOGS = "msrun-logs"
+LR_FIND_TABLE, LR_FIND_PICTURE = "lr-find.csv", "lr-find.png"
+# A comparison's folder (fgvctune compare): a run folder per strategy, and these (and its report.html).
 COMPARE_CONFIG = "compare.yaml"  # the configuration every strategy starts from
 COMPARE_TABLE = "compare.csv"
+COMPARE_MARKDOWN = "compare.md"
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_top1", "val_top5", "lr", "seconds")
 
 
@@ -82,6 +98,12 @@ def require_run(folder: str | Path) -> Path:
     if not is_run(folder):
         raise UsageError(f"{folder} is not a run folder (no {CONFIG_FILE})", hint="pass the --output of a train run")
     return folder
+
+
+def checkpoint_file(folder: str | Path, checkpoint: str) -> Path:
+    """A run's checkpoint by name (best, last) or by file name (best.ckpt)."""
+    name = checkpoint if checkpoint.endswith(CHECKPOINT_SUFFIX) else checkpoint + CHECKPOINT_SUFFIX
+    return Path(folder) / name
 
 
 def read_config(folder: str | Path):
@@ -160,6 +182,11 @@ def eval_folder(folder: str | Path, split: str) -> Path:
     return Path(folder) / f"eval-{split}"
 
 
+def predict_folder(folder: str | Path, split: str | None = None) -> Path:
+    """Where predict writes by default: predict-<split>, or predict-images for image files."""
+    return Path(folder) / f"predict-{split or 'images'}"
+
+
 def read_eval(folder: str | Path, split: str) -> dict | None:
     """eval.json of the run's best checkpoint on a split, if it is newer than that checkpoint."""
     path = eval_folder(folder, split) / EVAL_FILE
@@ -173,13 +200,14 @@ def read_eval(folder: str | Path, split: str) -> dict | None:
     return result if Path(result.get("checkpoint", "")).name == BEST else None
 
 
-def read_confusion(folder: str | Path, split: str) -> tuple[list[str], list[list[int]]] | None:
-    path = eval_folder(folder, split) / CONFUSION_FILE
-    if not path.is_file():
-        return None
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    return rows[0][1:], [[int(v) for v in row[1:]] for row in rows[1:]]
+def confusion_text(names, confusion) -> str:
+    """confusion.csv: a row per true class, a column per predicted class, counts in the cells."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["true \\ predicted", *names])
+    for name, row in zip(names, confusion):
+        writer.writerow([name, *map(int, row)])
+    return buf.getvalue()
 
 
 def read_duplicates(folder: str | Path) -> list[dict]:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from fgvctune.config import TrainConfig
 from fgvctune.fileio import atomic_write_text
+from fgvctune.results.runfiles import LR_FIND_PICTURE, LR_FIND_TABLE, working_in
 
-CSV_FILE, PLOT_FILE = "lr-find.csv", "lr-find.png"
 SMOOTHING = 0.98  # fastai's: an exponential moving average of the loss, bias-corrected
 DIVERGED = 4.0  # stop once the smoothed loss is this many times its lowest
 
@@ -43,7 +43,6 @@ def lr_find(
 ) -> Sweep:
     """Sweep the rate over `steps` steps of training (stopping early when the loss diverges)."""
     from fgvctune.errors import UsageError
-    from fgvctune.results.runfiles import working_in
 
     if not config.adapter or not config.data_dir:
         raise UsageError("no dataset given", hint="pass --adapter and --data-dir (or set them in --config)")
@@ -87,9 +86,9 @@ def _sweep(config: TrainConfig, output: Path, steps: int, start: float, end: flo
     output.mkdir(parents=True, exist_ok=True)
     lines = ["step,lr,loss,smoothed_loss"]
     lines += [f"{i + 1},{r:.6g},{x:.6g},{y:.6g}" for i, (r, x, y) in enumerate(zip(rates, losses, smoothed))]
-    atomic_write_text(output / CSV_FILE, "\n".join(lines) + "\n")
-    plot = lr_find_plot(rates, losses, smoothed, suggestion, output / PLOT_FILE)
-    return Sweep(rates, losses, smoothed, suggestion, lowest, [output / CSV_FILE, plot])
+    atomic_write_text(output / LR_FIND_TABLE, "\n".join(lines) + "\n")
+    plot = lr_find_plot(rates, losses, smoothed, suggestion, output / LR_FIND_PICTURE)
+    return Sweep(rates, losses, smoothed, suggestion, lowest, [output / LR_FIND_TABLE, plot])
 
 
 def _batches(trainer):

@@ -18,6 +18,8 @@ The optimizer is MindCV's, but for Nesterov momentum (see `NesterovMomentum`).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 SCALE_FACTOR, SCALE_WINDOW = 2, 2000  # MindCV's dynamic loss scale: x2 after 2000 good updates, /2 on overflow
 EMA_PREFIX = "ema."
 
@@ -169,6 +171,18 @@ def carried_over(state: dict) -> dict:
     return {name: value for name, value in state.items() if not name.startswith("learning_rate")}
 
 
-def ema_weights(state: dict) -> dict:
-    """The averaged weights of a step's state under the network's names (empty without EMA)."""
-    return {name[len(EMA_PREFIX) :]: value for name, value in state.items() if name.startswith(EMA_PREFIX)}
+@contextmanager
+def averaged_weights(step):
+    """The EMA of a step's weights put in its network for the block, and the training weights put back exactly
+    after: what validation and best.ckpt see with --ema."""
+    from mindspore import Tensor
+
+    followed = list(step.followed)
+    raw = [p.asnumpy().copy() for p in followed]
+    for param, average in zip(followed, step.averages):
+        param.set_data(Tensor(average.asnumpy()))
+    try:
+        yield
+    finally:
+        for param, values in zip(followed, raw):
+            param.set_data(Tensor(values))

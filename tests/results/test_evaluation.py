@@ -1,4 +1,4 @@
-"""After training: eval, predict, layers, export and plot on runs made here."""
+"""After training: eval, predict and plot on runs made here (results/evaluation.py, prediction.py, plots.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import FAST, SAMPLE, bounded_cli, checkpoint, header_bomb
+from conftest import SAMPLE, bounded_cli, checkpoint, header_bomb
 from fgvctune.cli import app
 from fgvctune.results import runfiles
 from fgvctune.results.evaluation import MISTAKES
-from fgvctune.training.trainer import train
 
 runner = CliRunner()
 
@@ -23,26 +22,6 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def run(base):
     return base.parent  # a finished run folder: manufacturers, 3 classes
-
-
-@pytest.fixture(scope="module")
-def frozen_run(tmp_path_factory, base, cache):
-    """One epoch at the variant level with --freeze 7, from the base run's weights."""
-    folder = tmp_path_factory.mktemp("frozen") / "run"
-    train(
-        adapter="aircraft",
-        data_dir=str(SAMPLE),
-        ckpt_path=str(base),
-        pretrained=False,
-        freeze="7",
-        epoch_size=1,
-        lr=0.05,
-        cache_dir=cache,
-        output=folder,
-        progress=False,
-        **FAST,
-    )
-    return folder
 
 
 def read_pred(path):
@@ -95,7 +74,8 @@ def test_top_k_is_capped_at_the_class_count(run):
 
 
 def test_eval_every_sample_counts_with_an_awkward_batch(run, tmp_path):
-    from fgvctune.results.evaluation import load_model, score_split
+    from fgvctune.results.model import load_model
+    from fgvctune.results.scoring import score_split
 
     model = load_model(run)
     split, scores = score_split(model, batch_size=7)  # 64 test images: 9 batches of 7 and one of 1
@@ -136,51 +116,18 @@ def test_predict_refuses_an_image_claiming_more_pixels_than_the_limit_in_one_lin
     assert f"{bomb} declares 30000x30000 pixels" in result.stderr and "FGVCTUNE_MAX_PIXELS=" in result.stderr
 
 
-def test_layers_agrees_with_what_training_froze(frozen_run, base):
-    from fgvctune.training.strategy import layers
-
-    plan = layers(str(frozen_run))
-    before, after = checkpoint(base), checkpoint(frozen_run / "last.ckpt")
-    unchanged = {n for n in plan.trainable + plan.frozen if before[n].tobytes() == after[n].tobytes()}
-    assert set(plan.frozen) == unchanged - {"classifier.3.weight", "classifier.3.bias"}
-    shown = runner.invoke(app, ["layers", str(frozen_run)])
-    assert shown.exit_code == 0, shown.output
-    lines = {line.split()[1]: line.split()[3] for line in shown.output.splitlines()[1:18]}
-    assert [lines[f"features.{i}"] for i in (0, 1, 3, 6)] == ["no"] * 4
-    assert lines["features.7"] == "yes" and lines["features.2"] == "-"
-
-
-def test_export_matches_the_checkpoint(run, tmp_path):
-    result = runner.invoke(app, ["export", str(run), "-o", str(tmp_path / "export")])
-    assert result.exit_code == 0, result.output
-    assert "same predictions as the checkpoint on 8 images" in result.output
-    import mindspore as ms
-    from mindspore import nn
-
-    from fgvctune.results.evaluation import load_model
-
-    exported = nn.GraphCell(ms.load(str(tmp_path / "export" / "mobilenet_v3_small_100.mindir")))
-    model = load_model(run)
-    size = FAST["image_resize"]
-    x = ms.Tensor(np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32))
-    np.testing.assert_allclose(exported(x).asnumpy(), model.network(x).asnumpy(), rtol=1e-4, atol=1e-5)
-    assert (tmp_path / "export" / "labels.csv").read_text() == (run / "labels.csv").read_text()
-    mindir = (tmp_path / "export" / "mobilenet_v3_small_100.mindir").read_bytes()
-    assert b"BatchNorm" not in mindir  # folded
-    assert b"Conv2D" in mindir and b"Custom" not in mindir  # MindSpore's own ops, not fgvctune's CPU kernels
-
-
 def test_eval_folds_batchnorm_and_scores_as_the_checkpoint_does(run):
     """The folded network eval and predict use gives the unfolded network's logits, to float rounding."""
     from fgvctune.data.dataset import load_dataset
     from fgvctune.kernels import fold
-    from fgvctune.results.evaluation import _score, load_model
+    from fgvctune.results.model import load_model
+    from fgvctune.results.scoring import score
 
     folded, plain = load_model(run), load_model(run)  # two networks: each compiles its own graph
     assert fold.unfold(plain.network) == 34  # every BatchNorm of mobilenet_v3_small_100
     c = plain.config
     samples = load_dataset(c.adapter, c.data_dir, [c.val_split], c.adapter_options).splits[c.val_split]
-    folded_scores, plain_scores = _score(folded, samples), _score(plain, samples)
+    folded_scores, plain_scores = score(folded, samples), score(plain, samples)
     np.testing.assert_array_equal(folded_scores.predicted, plain_scores.predicted)
     np.testing.assert_allclose(
         folded_scores.logits, plain_scores.logits, rtol=0, atol=1e-5 * np.abs(plain_scores.logits).max()
@@ -231,30 +178,6 @@ def test_checkpoint_best_or_last_scores_what_training_reported(run, tmp_path):
         assert report["top1"] == pytest.approx(row["val_top1"], abs=1e-4)
 
 
-def test_layers_shows_what_trains_and_each_blocks_rate():
-    result = runner.invoke(
-        app,
-        ["layers", "mobilenet_v3_small_100", "--freeze", "3", "--lr-mult", "classifier=2", "--layer-decay", "0.5"],
-    )
-    assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
-    rows = {}
-    for line in lines[1:-1]:
-        index, rest = line.split(maxsplit=1)
-        prefix, params, trainable, rate = rest.rsplit(maxsplit=3)
-        rows[prefix.strip()] = (index, trainable, rate)
-    for i in range(17):
-        index, trainable, rate = rows[f"features.{i}"]
-        if i in (2, 16):
-            assert (trainable, rate) == ("-", "-")  # an activation and the pooling: no parameters
-        elif i < 3:
-            assert (trainable, rate) == ("no", "-")
-        else:
-            assert (trainable, rate) == ("yes", f"{0.5 ** (17 - i):g}"), i
-    assert rows["classifier.0, classifier.3"] == ("-", "yes", "2")
-    assert lines[-1].startswith("17 feature blocks; classifier classifier.3;")
-
-
 def test_eval_on_another_dataset_and_from_a_bare_checkpoint(run, tmp_path):
     import shutil
 
@@ -289,40 +212,6 @@ def test_eval_on_another_dataset_and_from_a_bare_checkpoint(run, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["top1"] == json.loads(same.output)["top1"]
-
-
-def test_onnx_export_is_checked_with_onnx_runtime(run, tmp_path, cache):
-    """mobilenet_v2's operators all export to ONNX: the file predicts what the checkpoint predicts, checked
-    by fgvctune with ONNX Runtime and here again. mobilenet_v3's HSwish does not export: one line says so."""
-    import onnxruntime
-
-    from fgvctune.results.evaluation import load_model
-
-    folder = tmp_path / "v2"
-    train(
-        adapter="aircraft",
-        data_dir=str(SAMPLE),
-        model="mobilenet_v2_100",
-        pretrained=False,
-        epoch_size=1,
-        lr=0.05,
-        cache_dir=cache,
-        output=folder,
-        progress=False,
-        **{**FAST, "image_resize": 32},
-    )
-    result = runner.invoke(app, ["export", str(folder), "--format", "ONNX", "-o", str(tmp_path / "onnx")])
-    assert result.exit_code == 0, result.output
-    assert "same predictions as the checkpoint on 8 images" in result.output
-    session = onnxruntime.InferenceSession(str(tmp_path / "onnx" / "mobilenet_v2_100.onnx"))
-    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
-    import mindspore as ms
-
-    expected = load_model(folder).network(ms.Tensor(x)).asnumpy()
-    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x})[0], expected, rtol=1e-4, atol=1e-5)
-
-    refused = runner.invoke(app, ["export", str(run), "--format", "ONNX", "-o", str(tmp_path / "v3")])
-    assert refused.exit_code == 1 and "cannot export mobilenet_v3_small_100 as ONNX" in refused.output
 
 
 # -- what predict and eval write about each image, on the digits run -------------------------------

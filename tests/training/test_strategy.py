@@ -193,6 +193,7 @@ def test_bad_strategies_are_refused(network):
         strategy.plan(network, MODEL, lr_mult=["classifier:2"])
 
 
+@pytest.mark.e2e
 def test_rates_and_weight_decay_through_fgvctune_train(tmp_path, base, few_digits, cache):
     """`fgvctune train` with --layer-decay, --lr-mult and each --weight-decay-filter, one plain SGD step (the
     12 training images in one batch, constant rate): each parameter moves by -lr * factor * (gradient + decay),

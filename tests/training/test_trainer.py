@@ -27,7 +27,7 @@ from fgvctune.config import resolve
 from fgvctune.data.dataset import LabelMap
 from fgvctune.data.tree import convert
 from fgvctune.errors import DataError, UsageError
-from fgvctune.kernels.swaps import is_counter
+from fgvctune.models.dropout import is_counter
 from fgvctune.results.runfiles import read_results
 from fgvctune.training.trainer import Trainer, train
 
@@ -147,6 +147,7 @@ def test_gradual_unfreezing_trains_the_head_alone_first(tmp_path, base, cache):
     assert features <= changed(snapshots[1], snapshots[2])
 
 
+@pytest.mark.e2e
 def test_same_seed_same_run_on_a_busy_machine(tmp_path, digits_400, cache):
     """The same command twice, with the default two pipeline workers, every random augmentation on
     and another process taking a core: identical results, labels and checkpoints, byte for byte."""
@@ -185,6 +186,7 @@ RESUMED = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("features", RESUMED)
 def test_resume_after_kill_ends_as_the_uninterrupted_run(tmp_path, base, cache, features):
     """kill -9 after epoch 1, resume: the same results rows and the same last.ckpt bytes as a run that was
@@ -211,6 +213,7 @@ def test_resume_after_kill_ends_as_the_uninterrupted_run(tmp_path, base, cache, 
         assert (broken / name).read_bytes() == (whole / name).read_bytes(), name
 
 
+@pytest.mark.e2e
 def test_ctrl_c_stops_cleanly_with_finished_epochs_saved(tmp_path, base, cache):
     from conftest import train_command
 
@@ -393,6 +396,7 @@ def test_rows_in_memory_are_the_rows_results_txt_gives_back(tmp_path):
     assert written[0]["val_top1"] == read_results(tmp_path)[0]["val_top1"] != rows[0]["val_top1"]
 
 
+@pytest.mark.e2e
 def test_a_second_train_in_a_running_runs_folder_stops_at_once_naming_it(tmp_path, cache):
     """Two real `fgvctune train` processes on one --output: the second stops at once with one line naming the first
     (its pid), touching nothing; the first finishes as if alone, and its lock file goes with it."""

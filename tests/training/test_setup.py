@@ -1,0 +1,66 @@
+"""training/setup.py on real runs: frozen blocks folded (and the weights they loaded saved as loaded), mixed
+precision on the CPU, and drop rates reaching the network the run builds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from trainers import first_batches, trainer
+
+from conftest import checkpoint, finetune_settings
+from fgvctune.errors import ModelError
+from fgvctune.training import strategy
+from fgvctune.training.trainer import train
+
+
+def test_frozen_blocks_train_folded_and_save_the_weights_they_loaded(tmp_path, base, cache):
+    """--freeze 7 folds the frozen blocks' BatchNorm into their convolutions (gradual unfreezing's head-only
+    phase folds every block, the next phase unfolds what it trains); a step leaves the frozen weights as loaded
+    and the checkpoint keeps MindCV's names."""
+    from fgvctune.kernels import fold
+
+    def folded(t):
+        return [name for name, cell in t.network.cells_and_names() if type(cell) is fold.FoldedBatchNorm2d]
+
+    t = trainer(tmp_path, base, cache, freeze="7")
+    assert folded(t) == t.frozen_norms and t.frozen_norms[-1].startswith("features.6.")
+    t.build_step(head_only=True)
+    assert len(folded(t)) == t.folded == 34  # every BatchNorm of mobilenet_v3_small_100
+    t.build_step(head_only=False)
+    assert folded(t) == t.frozen_norms
+    t.step.set_train(True)
+    strategy.set_train_mode(t.network, True, t.frozen_norms)
+    images, labels = first_batches(t, 1)[0]
+    t.step(images, labels)
+    t.folder.mkdir()
+    t._save(t.step, "last.ckpt", 1)
+    saved, start = checkpoint(t.folder / "last.ckpt"), checkpoint(base)
+    assert set(start) <= set(saved)
+    frozen = [k for k in start if k.startswith(tuple(f"features.{i}." for i in range(7)))]
+    assert frozen and all(saved[k].tobytes() == start[k].tobytes() for k in frozen)
+    assert saved["features.7.layers.0.weight"].tobytes() != start["features.7.layers.0.weight"].tobytes()
+
+
+@pytest.mark.parametrize("level", ["O1", "O2"])
+def test_mixed_precision_levels_train_on_the_cpu(tmp_path, base, cache, level):
+    run = train(
+        output=tmp_path / level, progress=False, **finetune_settings(base, cache, epoch_size=1, amp_level=level)
+    )
+    assert len(run.rows) == 1 and np.isfinite(run.rows[0]["train_loss"])
+    assert not (Path.cwd() / "rewritten_network").exists()  # O1's generated code lives in the cache
+    assert checkpoint(tmp_path / level / "best.ckpt")["classifier.3.weight"].dtype == np.float32
+
+
+def test_drop_rates_reach_the_models_that_take_them_through_the_seeded_dropout(pynative):
+    from fgvctune.models.dropout import SeededDropout
+    from fgvctune.models.factory import create_network
+
+    network, _ = create_network("resnest50", 10, drop_rate=0.3)
+    assert [round(c.p, 3) for _, c in network.cells_and_names() if isinstance(c, SeededDropout)] == [0.3]
+    network, _ = create_network("convnext_tiny", 10, drop_path_rate=0.2)
+    rates = [c.p for _, c in network.cells_and_names() if isinstance(c, SeededDropout)]
+    assert len(rates) == 17 and max(rates) == pytest.approx(0.2)  # rates grow over 18 blocks; the first's is 0
+    with pytest.raises(ModelError, match="mobilenet_v3_small_100 does not take drop_rate"):
+        create_network("mobilenet_v3_small_100", 10, drop_rate=0.3)
