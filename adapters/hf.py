@@ -2,8 +2,8 @@
 shards, `save_to_disk`'s Arrow files, `datasets`' own cache folders, or an `imagefolder` tree (with metadata.csv /
 metadata.jsonl, or labelled by its folder names). A name that is not a local folder is a Hub dataset id.
 
-This module holds the adapter and what it reads from the files (columns, labels, rows, imagefolder samples);
-hf_files.py says which files make which split. Images stay inside their shards (a sample is a row, see
+This module holds the adapter and what it reads from the files (columns, labels, rows); hf_files.py says which files
+make which split, hf_imagefolder.py reads an imagefolder tree. Images stay inside their shards (a sample is a row, see
 fgvctune.data.containers); class names come from the schema's ClassLabel, else the README's `dataset_info`, else the
 label column's values. HF's label -1 means "no label".
 """
@@ -11,7 +11,6 @@ label column's values. HF's label -1 means "no label".
 from __future__ import annotations
 
 import contextlib
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +18,7 @@ from fgvctune import Listing, Problem, Sample
 from fgvctune.data.containers import Member
 from fgvctune.data.splits import held_out, roles
 from fgvctune.errors import DataError, UsageError
-from fgvctune.fileio import stays_below
 from fgvctune_adapters.hf_files import (
-    IMAGE_SUFFIXES,
-    METADATA_FILES,
     cache_tables,
     file_kind,
     json_file,
@@ -32,6 +28,7 @@ from fgvctune_adapters.hf_files import (
     split_files,
     suffixes,
 )
+from fgvctune_adapters.hf_imagefolder import imagefolder
 
 
 @dataclass
@@ -84,7 +81,7 @@ class HfAdapter:
         config, files = split_files(root, card, self.subset)
         kind = file_kind(root, files)
         if kind == "imagefolder":
-            return _imagefolder(root, files, self.label_column)
+            return _listing(root, *imagefolder(root, files, self.label_column))
         tables = {split: [(p, kind) for p in ps if f".{kind}" in suffixes(p)] for split, ps in files.items()}
         return self._tables(root, tables, card, config)
 
@@ -353,86 +350,3 @@ def _rows(path: Path, kind: str, image: str, label: str):
                 raise stopped(exc) from None
             rows += batch.num_rows
             yield from cells(batch)
-
-
-# -- imagefolder --------------------------------------------------------------------------------------------
-def _imagefolder(root: Path, files: dict[str, list[Path]], label_column: str) -> Listing:
-    """datasets' imagefolder: with metadata files, a sample per metadata row (file_name and a label column);
-    without, a sample per image, labelled by its folder's name when there are several such names and every image
-    is as deep as the others (across all splits)."""
-    metadata = {split: [p for p in paths if p.name in METADATA_FILES] for split, paths in files.items()}
-    images = {split: [p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES] for split, paths in files.items()}
-    splits: dict[str, list[Sample]] = {}
-    problems: list[Problem] = []
-    if any(metadata.values()):
-        for split, metas in metadata.items():
-            splits[split] = []
-            for meta in metas:
-                _metadata_samples(root, meta, split, label_column, splits[split], problems)
-        return _listing(root, splits, None, problems)
-    labels = {p.parent.name for ps in images.values() for p in ps}
-    depths = {len(p.absolute().parts) for ps in images.values() for p in ps}
-    labelled = len(labels) > 1 and len(depths) == 1
-    listed = {p for ps in files.values() for p in ps}
-    stray = [root / m for m in METADATA_FILES if (root / m).is_file() and root / m not in listed]
-    if stray and labelled and all(len({p.parent for p in ps}) == 1 for ps in images.values() if ps):
-        # `datasets` reads a metadata file only among its split's files: this one it ignores, and it labels each
-        # image by its split folder's name, a class per split.
-        raise DataError(
-            f"{stray[0]} is not read beside split folders (datasets reads metadata only inside a split's folder)",
-            hint="write a metadata file into each split folder, its file_name relative to that folder",
-        )
-    for split, paths in images.items():
-        where = lambda p: p.relative_to(root).as_posix()  # noqa: E731
-        splits[split] = [Sample(path=p, label=p.parent.name if labelled else "", where=where(p)) for p in paths]
-    unlabeled = set() if labelled else set(splits)
-    return _listing(root, splits, sorted(labels) if labelled else None, problems, unlabeled)
-
-
-def _metadata_samples(root: Path, meta: Path, split: str, label_column: str, samples: list, problems: list):
-    if meta.suffix == ".parquet":
-        raise DataError(f"{meta}: metadata.parquet is not read", hint="write the metadata as metadata.csv or .jsonl")
-    rows = _metadata_rows(meta)
-    if not rows:
-        return
-    columns = list(rows[0][1])
-    if "file_name" not in columns:
-        raise DataError(f"{meta} has no file_name column; its columns: {', '.join(columns)}")
-    label = label_column or _metadata_label(meta, columns)
-    for line, row in rows:
-        where = f"{meta.relative_to(root)}:{line}"
-        name = row.get("file_name")
-        if not name:
-            problems.append(Problem(where, "no file_name", split=split))
-            continue
-        path = meta.parent / str(name)
-        if not stays_below(str(name)):
-            problems.append(Problem(where, f"{name} is outside the dataset folder", split=split))
-        elif Path(str(name)).suffix.lower() not in IMAGE_SUFFIXES:
-            problems.append(Problem(where, f"{name} is not an image file name", split=split))
-        elif row.get(label) in (None, ""):
-            problems.append(Problem(where, f"no {label} for {name}", split=split))
-        else:
-            samples.append(Sample(path=path, label=str(row[label]), where=where))
-
-
-def _metadata_rows(path: Path) -> list[tuple[int, dict]]:
-    try:
-        if path.suffix == ".csv":
-            with open(path, newline="", encoding="utf-8") as f:
-                return [(i + 2, row) for i, row in enumerate(csv.DictReader(f))]
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path} is not a readable metadata file ({exc})") from None
-    return [(i, json_object(line, f"{path}:{i}")) for i, line in enumerate(lines, 1) if line.strip()]
-
-
-def _metadata_label(path: Path, columns: list[str]) -> str:
-    candidates = [c for c in columns if c != "file_name"]
-    preferred = [c for c in candidates if c in ("label", "labels", "class", "category")]
-    if len(preferred) == 1 or len(candidates) == 1:
-        return (preferred or candidates)[0]
-    raise DataError(
-        f"{path}: cannot tell the label column among {', '.join(candidates) or 'no other column'}",
-        hint="name it with --label-column",
-    )

@@ -1,6 +1,6 @@
-"""Mutation score of the modules whose tests need no training: registry, config, dataset checks, tree
-and the adapters. Each module is mutated (mutmut 2) in a copy of the project, against the tests that
-cover it; the script prints the score per module and lists the mutants that survived.
+"""Mutation score of the modules whose tests need no training: registry, config, the label map, image checks,
+dataset checks, tree and the adapters. Each module is mutated (mutmut 2) in a copy of the project, against the tests
+that cover it; the script prints the score per module and lists the mutants that survived.
 
     .venv/bin/pip install -e ".[mutation]"
     .venv/bin/python benchmarks/mutation.py [--module fgvctune/data/tree.py ...]
@@ -25,15 +25,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe, table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+DATASET_TESTS = ["tests/data/test_dataset.py", "tests/data/test_adapters.py", "tests/data/test_source.py"]
 # Module -> the tests that cover it and need no training (the plug-in test installs and trains: left out).
 TARGETS = {
-    "fgvctune/data/registry.py": ["tests/test_registry.py", "-k", "not pip"],
-    "fgvctune/config.py": ["tests/test_config.py"],
-    "fgvctune/data/dataset.py": ["tests/test_dataset.py", "tests/test_adapters.py", "tests/test_source.py"],
-    "fgvctune/data/tree.py": ["tests/test_tree.py"],
-    "adapters/aircraft.py": ["tests/test_adapters.py", "tests/test_tree.py"],
-    "adapters/csv.py": ["tests/test_adapters.py", "tests/test_dataset.py"],
-    "adapters/folder.py": ["tests/test_adapters.py", "tests/test_dataset.py"],
+    "fgvctune/data/registry.py": ["tests/data/test_registry.py", "-k", "not pip"],
+    "fgvctune/config.py": ["tests/cli/test_config.py"],
+    "fgvctune/data/labels.py": ["tests/data/test_dataset.py", "tests/data/test_tree.py"],
+    "fgvctune/data/images.py": DATASET_TESTS,
+    "fgvctune/data/dataset.py": DATASET_TESTS,
+    "fgvctune/data/tree.py": ["tests/data/test_tree.py"],
+    "adapters/aircraft.py": ["tests/data/test_adapters.py", "tests/data/test_tree.py"],
+    "adapters/csv.py": ["tests/data/test_adapters.py", "tests/data/test_dataset.py"],
+    "adapters/folder.py": ["tests/data/test_adapters.py", "tests/data/test_dataset.py"],
 }
 
 

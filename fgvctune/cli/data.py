@@ -117,7 +117,7 @@ def convert_command(
     skip_bad: SkipBadOpt = False,
 ):
     """Write a dataset as an ImageNet-style class tree OUT/<split>/<class>/<image> (offline reading)."""
-    from fgvctune.data.tree import convert
+    from fgvctune.data.tree import SKIPPED_FILE, convert
 
     result = convert(
         adapter,
@@ -137,6 +137,6 @@ def convert_command(
     for note in dataset.notes:
         typer.echo(f"note: {note}")
     if dataset.problems:
-        typer.echo(f"{len(dataset.problems)} problem(s) skipped, listed in {result.out / 'skipped.txt'}")
+        typer.echo(f"{len(dataset.problems)} problem(s) skipped, listed in {result.out / SKIPPED_FILE}")
     for path in result.files:
         typer.echo(f"wrote {path}")

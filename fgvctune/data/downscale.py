@@ -33,7 +33,7 @@ def downscaled_bytes(path: str | os.PathLike, short: int) -> bytes | None:
     size still at least `short` on the short side, which skips most of the decoding work."""
     from PIL import Image
 
-    from fgvctune.data.dataset import open_image
+    from fgvctune.data.images import open_image
 
     with open_image(path) as im:
         width, height = im.size

@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from fgvctune.data.containers import Member, sort_key
-from fgvctune.data.dataset import Dataset, Problem, Sample, shown_name
+from fgvctune.data.contract import Problem, Sample
+from fgvctune.data.dataset import Dataset
+from fgvctune.data.images import shown_name
 
 NEAR = 10  # largest Hamming distance between dHashes of candidate near duplicates (of 64 bits)
 SIDE = 24  # thumbnail side, the scale of the smallest images checked
@@ -110,7 +112,7 @@ def fingerprint(path: Path) -> tuple[bytes, int | None, np.ndarray | None]:
     file cannot be decoded as an image."""
     from PIL import Image
 
-    from fgvctune.data.dataset import open_image
+    from fgvctune.data.images import open_image
     from fgvctune.errors import DataError
 
     data = path.read_bytes() if isinstance(path, Member) else Path(path).read_bytes()

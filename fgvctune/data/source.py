@@ -10,7 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fgvctune.data.dataset import Dataset, LabelMap, Sample, encoded_image
+from fgvctune.data.contract import Sample
+from fgvctune.data.dataset import Dataset
+from fgvctune.data.images import encoded_image
+from fgvctune.data.labels import LabelMap
 
 COLUMNS = ["image", "label"]  # the names MindCV's create_loader maps over
 

@@ -18,15 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from fgvctune.data.containers import Member
-from fgvctune.data.dataset import (
-    IMAGE_EXTENSIONS,
-    LABELS_FILE,
-    Dataset,
-    encoded_image,
-    folder_name,
-    load_dataset,
-    transformed_suffix,
-)
+from fgvctune.data.contract import IMAGE_EXTENSIONS
+from fgvctune.data.dataset import Dataset, load_dataset
+from fgvctune.data.images import encoded_image, transformed_suffix
+from fgvctune.data.labels import LABELS_FILE, folder_name
 from fgvctune.errors import DataError, UsageError
 from fgvctune.fileio import atomic_write_bytes, atomic_write_text, inside, stays_below
 

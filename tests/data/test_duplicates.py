@@ -53,6 +53,7 @@ def test_planted_copies_are_found(tmp_path):
         assert f"trainval:images/{copy.name} = test:images/{source.name}" in result.output
 
 
+@pytest.mark.e2e
 def test_dedupe_leaves_out_exactly_the_training_copies(tmp_path, cache):
     planted = plant_copies(tmp_path / "planted")
     run = tmp_path / "run"

@@ -136,6 +136,7 @@ def test_info_lists_the_shards(forms, tmp_path):
     assert "train (train): 128 images" in shown.stdout
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("form", "read"), [("hub", "online"), ("wds", "offline"), ("disk", "online")])
 def test_train_eval_predict_report_on_each_form(forms, form, read, tmp_path, cache):
     """From scratch for two epochs, so that there are mistakes for the report to picture."""

@@ -245,6 +245,7 @@ def test_a_revision_is_read_at_its_commit(published, tmp_path):
     }
 
 
+@pytest.mark.e2e
 def test_info_convert_and_train_read_a_cached_id_offline(published, tmp_path, cache):
     """Online, `info` by id downloads the default subset; then, the Hub gone and HF_HUB_OFFLINE=1, `info`,
     `convert` and `train` read the same id from the cache, with what `datasets` loads from it."""

@@ -40,6 +40,7 @@ def test_builtins_come_through_entry_points(fresh_registry):
     assert sources["aircraft"].startswith("fgvctune ")
 
 
+@pytest.mark.e2e
 def test_plugin_installed_by_pip_converts_and_trains(tmp_path, base, cache):
     """The example plug-in, installed by pip from its own pyproject.toml, is found through its entry
     point by a fresh fgvctune process, which converts and fine-tunes through it."""

@@ -263,12 +263,12 @@ def test_brace_expansion_matches_braceexpand(pattern):
 def test_a_brace_list_of_ranges_is_held_to_the_limit_of_names_in_total(monkeypatch):
     """Each range of the list is within the limit; the list, joined, is refused in one line."""
     from fgvctune.errors import DataError
-    from fgvctune_adapters import wds
+    from fgvctune_adapters import wds_braces
 
-    monkeypatch.setattr(wds, "MAX_NAMES", 1000)
-    assert len(wds.braces("{{000..499},{500..999}}.tar")) == 1000
+    monkeypatch.setattr(wds_braces, "MAX_NAMES", 1000)
+    assert len(wds_braces.braces("{{000..499},{500..999}}.tar")) == 1000
     with pytest.raises(DataError) as refused:
-        wds.braces("s-{{000..999},{000..999}}.tar")
+        wds_braces.braces("s-{{000..999},{000..999}}.tar")
     assert refused.value.message == (
         "--shards 's-{{000..999},{000..999}}.tar': the list {{000..999},{000..999}} stands for more than 1,000 names"
     )
