@@ -1,5 +1,5 @@
 """The library API: every documented name is what it names, even after every module of every room is imported, and
-every function the README lists runs on the bundled sample."""
+every function the Python API page (docs/python.md) lists runs on the bundled sample."""
 
 from __future__ import annotations
 
@@ -25,22 +25,22 @@ def test_public_names_survive_submodule_imports():
         assert callable(value) or name.isupper(), name  # functions and classes, and constants such as IMAGE_EXTENSIONS
 
 
-def listed_in_readme() -> set[str]:
-    """The names the README's Python section lists: `fgvctune.train`, `load_dataset`, `find_duplicates(...)`, ..."""
-    section = (REPO / "README.md").read_text().split("\n## Python\n", 1)[1]
-    paragraph = section.split("\n`fgvctune.train` takes", 1)[1].split("\n\n", 1)[0]
+def listed_in_the_docs() -> set[str]:
+    """The names docs/python.md lists: `fgvctune.train`, `load_dataset`, `find_duplicates(...)`, ..."""
+    page = (REPO / "docs" / "python.md").read_text(encoding="utf-8")
+    paragraph = page.split("\n`fgvctune.train` takes", 1)[1].split("\n\n", 1)[0]
     return {"train", *re.findall(r"`(?:fgvctune\.)?(\w+)[`(]", paragraph)}
 
 
-def test_every_function_the_readme_lists_runs_on_the_sample(tmp_path, base, cache, monkeypatch):
-    """Each once, as the README's example calls them (from the project folder, with configs/sample.yaml); one
+def test_every_function_the_docs_list_runs_on_the_sample(tmp_path, base, cache, monkeypatch):
+    """Each once, as the page's example calls them (from the project folder, with configs/sample.yaml); one
     one-epoch run serves every function that reads a run, compare included (it keeps a finished run)."""
     monkeypatch.chdir(REPO)
-    assert listed_in_readme() == {
+    assert listed_in_the_docs() == {
         *("load_dataset", "convert", "ImageSource", "find_duplicates", "train", "evaluate", "predict_split"),
         *("predict_images", "layers", "compare", "lr_find", "write_report", "export", "TrainConfig"),
     }
-    assert listed_in_readme() <= set(fgvctune.__all__)
+    assert listed_in_the_docs() <= set(fgvctune.__all__)
 
     dataset = fgvctune.load_dataset("aircraft", "data/aircraft-sample")
     assert len(dataset.labels) == 8 and len(dataset.splits["test"]) == 64
