@@ -237,7 +237,7 @@ def write_torch_zip_pickle(path: Path, pickled: bytes) -> Path:
 
 
 # -- state dicts of timm's models, as (name, shape, dtype), built as timm builds them ------------------------
-# Checked against the real models' fixtures (test_weights.py::test_state_dict_builders_match_timms_models), so
+# Checked against the real models' fixtures (weights/test_convert.py::test_state_dict_builders_match_timms_models), so
 # the variants fgvctune does not convert (resnet152, resnet50d, convnext_small, efficientnet_b3, ...) carry the
 # names and shapes timm gives them.
 def _conv(name: str, out: int, per_group: int, kernel: int, bias: bool = False) -> list:

@@ -94,7 +94,7 @@ def library(cache_dir: str = "") -> str | None:
         return None
     folder = _folder(cache_dir)
     try:
-        _make_private(folder)
+        _make_private(folder, own_root=not cache_dir)
     except OSError as exc:
         log.warning("fgvctune's CPU kernels: cannot make their cache folder (%s); MindSpore's own ops run", exc)
         return None
@@ -102,7 +102,7 @@ def library(cache_dir: str = "") -> str | None:
     if exposed:
         log.warning(
             "fgvctune's CPU kernels are not loaded: %s, so the library there may not be fgvctune's; MindSpore's "
-            "own ops run (make it private with chmod go-w, or set XDG_CACHE_HOME to a private folder)",
+            "own ops run (make it private with chmod go-w, or pass a private --cache-dir)",
             exposed,
         )
         return None
@@ -188,12 +188,14 @@ def _damage(library: Path) -> str | None:
     return None if actual == recorded else "is not the library built there (its SHA-256 differs)"
 
 
-def _make_private(folder: Path) -> None:
+def _make_private(folder: Path, own_root: bool) -> None:
     """Make `folder` and any missing folder above it, readable and writable by this user alone; the kernels'
-    folder and fgvctune's cache root, if this user's, are made so too."""
+    folder, if this user's, is made so too, and so is fgvctune's default cache root (`own_root`), never a
+    --cache-dir the user named (it may be shared on purpose: then the kernels are refused, not the folder changed)."""
     for missing in reversed([path for path in (folder, *folder.parents) if not path.exists()]):
         missing.mkdir(mode=0o700, exist_ok=True)
-    for own in (folder, folder.parent):  # an older fgvctune made them under umask 002 (0775): tighten, not refuse
+    # an older fgvctune made them under umask 002 (0775): tighten, not refuse
+    for own in (folder, folder.parent) if own_root else (folder,):
         status = own.stat()
         if status.st_uid == os.getuid() and status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             own.chmod(0o700)

@@ -81,13 +81,13 @@ def read_checkpoint(path: str | Path) -> dict:
         raise ModelError(f"{path} is not a readable MindSpore checkpoint ({said})") from None
 
 
-def load_weights(network, ckpt_path: str | Path, model_name: str, source: str = "") -> LoadReport:
+def load_weights(network, ckpt_path: str | Path, model_name: str) -> LoadReport:
     """Load a checkpoint, dropping a classifier of another class count and any optimizer state.
 
     A missing file or a checkpoint for another architecture is an error, never random weights
     (MindCV's load_model_checkpoint silently does nothing for a missing path). The network settings a
     checkpoint converted from PyTorch records (BatchNorm epsilon, padding, GELU: see torchcompat.py)
-    are applied to the network; `source` names the file the checkpoint came from in the report.
+    are applied to the network.
     """
     import mindspore as ms
 
@@ -105,7 +105,7 @@ def load_weights(network, ckpt_path: str | Path, model_name: str, source: str = 
     saved = read_checkpoint(path)
     own = network.parameters_dict()
     head = classifier_name(network, model_name)
-    report = LoadReport(source=source or str(path))
+    report = LoadReport(source=str(path))
     weights = {}
     for name, value in saved.items():
         if name.startswith("fgvctune_") or is_counter(name):

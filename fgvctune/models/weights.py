@@ -3,6 +3,7 @@ conversion of PyTorch weight files lives in fgvctune.weights.convert."""
 
 from fgvctune.weights.convert import (  # noqa: F401
     CHECK_INPUT,
+    CONVERTER_VERSION,
     TOLERANCE,
     Check,
     Conversion,

@@ -51,7 +51,7 @@ def load_model(
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist", hint="train first, or pass --checkpoint last")
     runtime.start(verbose, config.mode, config.device_target, config.seed)
-    network, report = create_network(config.model, len(labels), ckpt_path=str(path))
+    network, report = create_network(config.model, len(labels), ckpt_path=str(path), cache_dir=config.cache_dir)
     if report.dropped or report.missing:
         raise ModelError(f"{path} does not match its run's {len(labels)} classes: {report.summary()}")
     network.set_train(False)

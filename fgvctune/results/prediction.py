@@ -1,6 +1,6 @@
 """predict: a model's classes for every image of a split (pred.txt) or for any image files (predictions.csv).
 
-Both paths load the model, score in order, write their table and, with --grid, a picture of the first images.
+Both paths load the model, score in order, write their table and, with --grid, a picture of up to that many images.
 """
 
 from __future__ import annotations

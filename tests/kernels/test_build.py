@@ -230,6 +230,23 @@ def test_the_kernels_are_built_in_the_cache_dir_the_run_names(tmp_path, monkeypa
         build.library.cache_clear()
 
 
+def test_a_cache_dir_others_may_write_in_is_left_as_it_is_and_its_kernels_refused(tmp_path, monkeypatch, caplog):
+    """A --cache-dir shared on purpose (others may write there) is never made private behind the user's back, as
+    fgvctune's own default cache root is: the kernels are not loaded from it, said in one warning."""
+    monkeypatch.setattr(build, "onednn", lambda: None)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    build.library.cache_clear()
+    try:
+        assert build.library(str(shared)) is None
+    finally:
+        build.library.cache_clear()
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o777
+    (said,) = warnings_logged(caplog)
+    assert f"others may write in {shared}" in said and "--cache-dir" in said
+
+
 def test_every_header_the_sources_include_is_part_of_the_builds_key(tmp_path, monkeypatch):
     """A library built before csrc/common.h changed is another build: never loaded for the new sources."""
     included = {name for cc in build.CSRC.glob("*.cc") for name in re.findall(r'#include "(.+)"', cc.read_text())}

@@ -21,18 +21,23 @@ def run_file_names() -> dict[str, str]:
     }
 
 
-def spelled(value: str) -> list[str]:
-    """Where fgvctune's code spells `value` as a whole string literal (file:line)."""
-    found = []
+def literals() -> dict[str, list[str]]:
+    """Every whole string literal in fgvctune's code: value -> where it is spelled (file:line)."""
+    found: dict[str, list[str]] = {}
     for path in sorted((REPO / "fgvctune").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Constant) and node.value == value:
-                found.append(f"{path.relative_to(REPO)}:{node.lineno}")
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found.setdefault(node.value, []).append(f"{path.relative_to(REPO)}:{node.lineno}")
     return found
 
 
 def test_every_run_file_name_is_spelled_once_in_the_package():
     names = run_file_names()
     assert {"BEST", "PRED_FILE", "CURVES_FILE", "COUNTS_FILE", "LABELS_FILE", "MSRUN_LOGS"} <= set(names)
-    twice = {f"{name} = {value!r}": spelled(value) for name, value in names.items() if len(spelled(value)) != 1}
+    spelled = literals()
+    twice = {
+        f"{name} = {value!r}": spelled.get(value, [])
+        for name, value in names.items()
+        if len(spelled.get(value, [])) != 1
+    }
     assert not twice, twice
