@@ -32,6 +32,7 @@ def listed_in_the_docs() -> set[str]:
     return {"train", *re.findall(r"`(?:fgvctune\.)?(\w+)[`(]", paragraph)}
 
 
+@pytest.mark.e2e
 def test_every_function_the_docs_list_runs_on_the_sample(tmp_path, base, cache, monkeypatch):
     """Each once, as the page's example calls them (from the project folder, with configs/sample.yaml); one
     one-epoch run serves every function that reads a run, compare included (it keeps a finished run)."""

@@ -78,6 +78,7 @@ def test_convert_command_summary(aircraft, tmp_path):
     assert bad_mode.exit_code == 2 and "--mode must be one of" in bad_mode.output
 
 
+@pytest.mark.e2e
 def test_train_from_the_sample_config_prints_only_its_own_lines(tmp_path, base, cache):
     """`fgvctune train -c configs/sample.yaml` trains with the file's keys, the flags given over them. Without
     --verbose MindSpore's and MindCV's messages stay hidden (MindCV warns about its weight decay filter whenever

@@ -54,6 +54,7 @@ def test_squeeze_excite_scale_kernels_give_the_same_outputs_and_gradients():
     assert_same_computation(reference, swapped)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", ["mobilenet_v3_large_100", "resnest50", "convnext_tiny"])
 def test_every_swap_together(name):
     def every_swap(network):

@@ -38,6 +38,7 @@ def test_export_matches_the_checkpoint(run, tmp_path):
     assert b"Conv2D" in mindir and b"Custom" not in mindir  # MindSpore's own ops, not fgvctune's CPU kernels
 
 
+@pytest.mark.e2e
 def test_onnx_export_is_checked_with_onnx_runtime(run, tmp_path, cache):
     """mobilenet_v2's operators all export to ONNX: the file predicts what the checkpoint predicts, checked
     by fgvctune with ONNX Runtime and here again. mobilenet_v3's HSwish does not export: one line says so."""

@@ -43,6 +43,7 @@ def test_frozen_blocks_train_folded_and_save_the_weights_they_loaded(tmp_path, b
     assert saved["features.7.layers.0.weight"].tobytes() != start["features.7.layers.0.weight"].tobytes()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("level", ["O1", "O2"])
 def test_mixed_precision_levels_train_on_the_cpu(tmp_path, base, cache, level):
     run = train(

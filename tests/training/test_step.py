@@ -37,6 +37,7 @@ def test_ema_follows_each_update_and_is_what_validation_sees(tmp_path, base, cac
     assert all(restored[n].tobytes() == after[n].tobytes() for n in followed)  # training goes on from its own
 
 
+@pytest.mark.e2e
 def test_ema_run_saves_the_average_as_best_and_both_in_last(tmp_path, base, cache):
     folder = tmp_path / "ema"
     train(output=folder, progress=False, **finetune_settings(base, cache, epoch_size=1, ema=True, freeze="3"))

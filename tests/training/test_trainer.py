@@ -61,6 +61,7 @@ def changed(before: dict, after: dict) -> set[str]:
     return {k for k in after if k in before and before[k].tobytes() != after[k].tobytes()}
 
 
+@pytest.mark.e2e
 def test_full_finetune_writes_a_complete_run_folder(tmp_path, base, cache):
     folder = tmp_path / "full"
     snapshots = finetune_with_snapshots(folder, base, cache)
@@ -113,6 +114,7 @@ def test_dropout_drops_at_every_training_step(digits_run):
     assert int(saved["global_step"][0]) > 0
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "strategy, trains",
     [
@@ -134,6 +136,7 @@ def test_each_strategy_moves_exactly_its_parameters(tmp_path, base, cache, strat
     assert any("moving_" in name for name in frozen)
 
 
+@pytest.mark.e2e
 def test_gradual_unfreezing_trains_the_head_alone_first(tmp_path, base, cache):
     """--unfreeze-after 2: the feature blocks are the starting checkpoint's, byte for byte, through
     epoch 2 while the head learns; in epoch 3 they move too."""
@@ -230,6 +233,7 @@ def test_ctrl_c_stops_cleanly_with_finished_epochs_saved(tmp_path, base, cache):
     assert saved == len(read_results(folder)) >= 1
 
 
+@pytest.mark.e2e
 def test_chosen_splits_and_early_stop(tmp_path, base, cache):
     """Train on `train`, evaluate on `val`; with a learning rate too small to change the weights, val top-1 stops
     improving at once, so --early-stop 2 ends the run two epochs after its best, before epoch 6."""
@@ -252,6 +256,7 @@ def test_chosen_splits_and_early_stop(tmp_path, base, cache):
     assert "early stop: no better val top-1 for 2 epochs" in lines
 
 
+@pytest.mark.e2e
 def test_skip_bad_leaves_a_broken_image_out_of_training(tmp_path, base, cache):
     data = tmp_path / "sample"
     shutil.copytree(SAMPLE, data)
@@ -293,6 +298,7 @@ def test_without_dedupe_train_warns_how_many_evaluation_images_have_a_training_c
     assert not (tmp_path / "run" / "skipped.txt").exists()
 
 
+@pytest.mark.e2e
 def test_csv_online_in_memory_with_awkward_image_modes(tmp_path, base, cache):
     """CSV rows with their own split column name, read online into memory; the images are CMYK and
     greyscale JPEGs, GIFs, WebPs and RGBA PNGs (the last three re-encoded: MindSpore decodes neither
@@ -346,6 +352,7 @@ def test_folder_adapter_in_pynative_mode(tmp_path, base, cache):
     assert LabelMap.read(tmp_path / "run" / "labels.csv").classes[5] == "F_A-18"  # the tree's folder names
 
 
+@pytest.mark.e2e
 def test_every_augmentation_trains_on_real_images(tmp_path, digits, cache):
     """Mixup and CutMix turn labels into soft rows (the one-hot path of the loop); with RandAugment,
     random erasing, colour jitter and flips on too, the digits are still learnt."""
