@@ -6,17 +6,29 @@ from __future__ import annotations
 import mindcv
 import mindspore as ms
 import numpy as np
+from mindcv.models.convnext import ConvNeXt
+from mindcv.models.resnest import Bottleneck, ResNeSt
 from mindspore import nn
 
 from fgvctune.models.dropout import seeded_dropout
 
+# MindCV's own ConvNeXt and ResNeSt with fewer, narrower blocks: every kind of layer a swap replaces in
+# convnext_tiny and resnest50 (stem, downsampling, blocks, head), at a fraction of the cost. The full-size networks
+# go through every swap at once in test_swaps.test_every_swap_together (an e2e test).
+SMALL = {
+    "small_convnext": lambda: ConvNeXt(3, 4, depths=[1, 1, 2, 1], dims=[16, 32, 64, 128], layer_scale_init_value=1.0),
+    "small_resnest": lambda: ResNeSt(
+        Bottleneck, [1, 1, 1, 1], radix=2, num_classes=4, deep_stem=True, stem_width=32, avg_down=True, avd=True
+    ),
+}
+
 
 def pair(name: str, swap, prepare=None):
-    """MindCV's model and a copy with the same weights and `swap` applied; `prepare` runs on both first, and
-    both drop the same units (fgvctune's seeded dropout, itself checked in test_trainer)."""
+    """MindCV's model `name` (or one of SMALL) and a copy with the same weights and `swap` applied; `prepare` runs
+    on both first, and both drop the same units (fgvctune's seeded dropout, itself checked in test_trainer)."""
     ms.set_seed(3)
-    reference = mindcv.create_model(name, num_classes=4)
-    swapped = mindcv.create_model(name, num_classes=4)
+    create = SMALL.get(name) or (lambda: mindcv.create_model(name, num_classes=4))
+    reference, swapped = create(), create()
     ms.load_param_into_net(swapped, reference.parameters_dict())
     for network in (reference, swapped):
         seeded_dropout(network, 0)

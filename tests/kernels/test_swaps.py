@@ -26,7 +26,7 @@ def test_faster_pooling_gives_the_same_outputs_and_gradients():
 @pytest.mark.parametrize("exact", [False, True], ids=["tanh", "exact-for-pytorch-weights"])
 def test_faster_gelu_computes_the_gelu_it_replaces(exact):
     prepare = torchcompat.exact_gelu if exact else None
-    reference, swapped = pair("convnext_tiny", swaps.faster_gelu, prepare)
+    reference, swapped = pair("small_convnext", swaps.faster_gelu, prepare)
     gelus = [c for _, c in swapped.cells_and_names() if isinstance(c, nn.GELU)]
     assert gelus and all(type(c) is swaps.ComposedGELU for c in gelus)
     assert {c.approximate for c in gelus} == {"none" if exact else "tanh"}
@@ -35,13 +35,13 @@ def test_faster_gelu_computes_the_gelu_it_replaces(exact):
 
 def test_exact_gelu_still_reaches_a_swapped_gelu():
     """torchcompat switches GELUs to the exact form; on a swapped network it must still do so."""
-    reference, swapped = pair("convnext_tiny", swaps.faster_gelu)
-    assert torchcompat.exact_gelu(reference) == torchcompat.exact_gelu(swapped) == 18
+    reference, swapped = pair("small_convnext", swaps.faster_gelu)
+    assert torchcompat.exact_gelu(reference) == torchcompat.exact_gelu(swapped) == 5  # one per block
     assert_same_computation(reference, swapped, size=32, batch=4)
 
 
 def test_faster_split_attention_gives_the_same_outputs_and_gradients():
-    reference, swapped = pair("resnest50", swaps.faster_split_attention)
+    reference, swapped = pair("small_resnest", swaps.faster_split_attention)
     assert swaps.faster_split_attention(swapped) == 0  # already swapped: nothing left to do
     assert_same_computation(reference, swapped, size=32, batch=4)
 

@@ -79,38 +79,48 @@ def test_accumulated_steps_update_as_one_large_batch(tmp_path, cache):
         np.testing.assert_allclose(accumulated[name], large[name], rtol=1e-5, atol=1e-7, err_msg=name)
 
 
-def test_clipping_bounds_the_global_norm_of_a_real_step(tmp_path, base, cache):
-    """Plain SGD at rate 1: the update is the gradient, whose global norm is clip_value at most."""
-    settings = dict(opt="sgd", momentum=0.0, weight_decay=0.0, lr=1.0, scheduler="constant", min_lr=1.0)
-
-    def update_norm(**options):
-        t = trainer(tmp_path, base, cache, **settings, **options)
-        before = values(t.network.trainable_params())
-        (images, labels), *_ = first_batches(t, 1)
-        t.step(images, labels)
-        after = values(t.network.trainable_params())
-        return float(np.sqrt(sum(float(((after[n] - before[n]) ** 2).sum()) for n in before)))
-
-    assert update_norm() > 0.5
-    assert update_norm(clip_grad=True, clip_value=0.5) == pytest.approx(0.5, rel=1e-3)
+# Plain SGD at rate 1: a step's update is minus the gradient.
+SGD = dict(opt="sgd", momentum=0.0, weight_decay=0.0, lr=1.0, scheduler="constant", min_lr=1.0)
 
 
-def test_loss_scale_is_divided_out_and_a_dynamic_scale_skips_overflow(tmp_path, base, cache):
+def one_step(t, spoil=False) -> tuple[dict, dict]:
+    """The trainable weights before and after one step on the first batch (the same batch for every trainer of
+    the same seed); `spoil` makes the gradients not finite, as an overflow does."""
     import mindspore as ms
 
-    def one_step(t, spoil=False):
-        (images, labels), *_ = first_batches(t, 1)
-        if spoil:  # gradients that are not finite, as an overflow gives
-            images = ms.Tensor(np.full(images.shape, np.nan, np.float32))
-        start = values(t.network.trainable_params())
-        t.step(images, labels)
-        return start, values(t.network.trainable_params())
+    (images, labels), *_ = first_batches(t, 1)
+    if spoil:
+        images = ms.Tensor(np.full(images.shape, np.nan, np.float32))
+    start = values(t.network.trainable_params())
+    t.step(images, labels)
+    return start, values(t.network.trainable_params())
 
-    start, plain = one_step(trainer(tmp_path, base, cache))
-    _, scaled = one_step(trainer(tmp_path, base, cache, loss_scale=1024.0))
-    for name in plain:  # the scale multiplies the loss and divides the gradients: the same update
+
+@pytest.fixture(scope="module")
+def plain_sgd_step(tmp_path_factory, base, cache) -> tuple[dict, dict]:
+    """One plain SGD step (no clipping, no loss scale), which the clipping and loss-scale tests measure from."""
+    return one_step(trainer(tmp_path_factory.mktemp("sgd"), base, cache, **SGD))
+
+
+def norm_of_update(start: dict, after: dict) -> float:
+    return float(np.sqrt(sum(float(((after[n] - start[n]) ** 2).sum()) for n in start)))
+
+
+def test_clipping_bounds_the_global_norm_of_a_real_step(tmp_path, base, cache, plain_sgd_step):
+    """The update is the gradient, whose global norm is clip_value at most."""
+    assert norm_of_update(*plain_sgd_step) > 0.5
+    clipped = one_step(trainer(tmp_path, base, cache, **SGD, clip_grad=True, clip_value=0.5))
+    assert norm_of_update(*clipped) == pytest.approx(0.5, rel=1e-3)
+
+
+def test_loss_scale_is_divided_out_and_a_dynamic_scale_skips_overflow(tmp_path, base, cache, plain_sgd_step):
+    """A static scale multiplies the loss and divides the gradients: the same update as without. A dynamic one
+    skips a step whose gradients are not finite and halves the scale, then updates again."""
+    start, plain = plain_sgd_step
+    _, scaled = one_step(trainer(tmp_path, base, cache, **SGD, loss_scale=1024.0))
+    for name in plain:
         np.testing.assert_allclose(scaled[name] - start[name], plain[name] - start[name], rtol=1e-4, atol=1e-12)
-    t = trainer(tmp_path, base, cache, loss_scale=1024.0, loss_scale_type="dynamic")
+    t = trainer(tmp_path, base, cache, **SGD, loss_scale=1024.0, loss_scale_type="dynamic")
     start, after = one_step(t, spoil=True)
     assert all(start[n].tobytes() == after[n].tobytes() for n in start)  # skipped
     assert float(t.step.scale.asnumpy()) == 512.0

@@ -335,6 +335,7 @@ def test_csv_online_in_memory_with_awkward_image_modes(tmp_path, base, cache):
     assert run.best["val_top1"] > 2 * CHANCE
 
 
+@pytest.mark.e2e
 def test_folder_adapter_in_pynative_mode(tmp_path, base, cache):
     """--mode pynative runs eagerly: neither the train step nor the network is ever compiled into a graph (in
     graph mode both are, at their first call)."""
