@@ -32,6 +32,7 @@ def frozen_run(tmp_path_factory, base, cache):
     return folder
 
 
+@pytest.mark.e2e  # trains an epoch (frozen_run)
 def test_layers_agrees_with_what_training_froze(frozen_run, base):
     from fgvctune.training.strategy import layers
 
