@@ -49,7 +49,8 @@ class LoadReport:
 
     source: str
     loaded: int = 0
-    dropped: list[str] = field(default_factory=list)  # classifier weights whose shape does not fit
+    dropped: list[str] = field(default_factory=list)  # classifier weights left out: another class count, or
+    why_dropped: str = "class count differs"  # ... a new classifier asked for (other classes, same count)
     missing: list[str] = field(default_factory=list)  # model parameters the checkpoint lacks
     unexpected: list[str] = field(default_factory=list)  # checkpoint entries the model has no place for
     optimizer_state: int = 0  # optimizer/loop entries of a training checkpoint, left out
@@ -57,7 +58,7 @@ class LoadReport:
     def summary(self) -> str:
         parts = [f"loaded {self.loaded} parameters from {self.source}"]
         if self.dropped:
-            parts.append(f"dropped classifier {', '.join(self.dropped)} (class count differs)")
+            parts.append(f"dropped classifier {', '.join(self.dropped)} ({self.why_dropped})")
         if self.optimizer_state:
             parts.append(f"left out {self.optimizer_state} optimizer-state entries")
         if self.missing:
@@ -81,8 +82,10 @@ def read_checkpoint(path: str | Path) -> dict:
         raise ModelError(f"{path} is not a readable MindSpore checkpoint ({said})") from None
 
 
-def load_weights(network, ckpt_path: str | Path, model_name: str) -> LoadReport:
-    """Load a checkpoint, dropping a classifier of another class count and any optimizer state.
+def load_weights(network, ckpt_path: str | Path, model_name: str, new_classifier: str = "") -> LoadReport:
+    """Load a checkpoint, dropping a classifier of another class count and any optimizer state; `new_classifier`
+    (the reason, for the report) drops the classifier whatever its shape: one of the same count trained on other
+    classes is a worse start than a fresh one.
 
     A missing file or a checkpoint for another architecture is an error, never random weights
     (MindCV's load_model_checkpoint silently does nothing for a missing path). The network settings a
@@ -125,6 +128,10 @@ def load_weights(network, ckpt_path: str | Path, model_name: str) -> LoadReport:
                 f"the model needs {tuple(own[name].shape)}",
                 hint="the checkpoint is for another architecture; pass the matching --model",
             )
+        if new_classifier and name.startswith(head + "."):
+            report.dropped.append(name)
+            report.why_dropped = new_classifier
+            continue
         weights[name] = value
     matched = len(weights) + len(report.dropped)
     if matched < len(own) // 2:

@@ -23,10 +23,12 @@ def create_network(
     ckpt_path: str = "",
     seed: int = 0,
     cache_dir: str = "",
+    new_classifier: str = "",
     **model_options,
 ):
     """A MindCV model with a fresh `num_classes` classifier, weights from a MindSpore checkpoint or MindCV's
-    download.
+    download. A checkpoint's classifier is kept when its shape fits, unless `new_classifier` says why not
+    (checkpoint.load_weights).
 
     fgvctune's swaps (`apply_swaps`) are applied after loading; `seed` seeds the dropout masks, `cache_dir`
     (default ~/.cache/fgvctune) holds the built kernels. `model_options` go to MindCV's model constructor
@@ -36,7 +38,7 @@ def create_network(
     else:
         network = build_network(model_name, num_classes, **model_options)
         if ckpt_path:
-            report = load_weights(network, Path(ckpt_path), model_name)
+            report = load_weights(network, Path(ckpt_path), model_name, new_classifier)
         else:
             report = LoadReport(source="random initialisation")
     apply_swaps(network, seed, cache_dir)

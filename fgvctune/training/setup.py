@@ -24,6 +24,23 @@ from fgvctune.results.runfiles import (
 from fgvctune.training.step import NesterovMomentum, TrainStep
 
 
+def why_new_classifier(ckpt_path: str, classes) -> str:
+    """Why a run starting from `ckpt_path` gets a new classifier even where the checkpoint's fits its shape, or ""
+    to keep it. Kept only when the run that saved the checkpoint (its labels.csv, beside it) had these classes in
+    this order: a classifier of the same count trained on other classes starts worse than a fresh one (on digits
+    5-9 from a base of digits 0-4, 12.9 points worse after 15 epochs: docs/performance.md)."""
+    from fgvctune.data.labels import LabelMap
+
+    if not ckpt_path:
+        return ""
+    labels = Path(ckpt_path).parent / LABELS_FILE
+    if not labels.is_file():
+        return f"no {LABELS_FILE} beside the checkpoint says it was trained on these classes"
+    if tuple(LabelMap.read(labels).classes) != tuple(classes):
+        return f"trained on other classes, says {labels}"
+    return ""
+
+
 class SetUp:
     """Builds what `Trainer` runs; `set_up` is all of it but the step, which `build_step` makes per phase."""
 
@@ -147,6 +164,7 @@ class SetUp:
             c.ckpt_path,
             seed=c.seed * 1000 + self.dist.rank,
             cache_dir=c.cache_dir,
+            new_classifier=why_new_classifier(c.ckpt_path, self.dataset.labels.classes),
             **{k: getattr(c, k) for k in ("drop_rate", "drop_path_rate") if getattr(c, k) >= 0},
         )
         self.learnable = {p.name for p in self.network.trainable_params()}

@@ -20,18 +20,21 @@ def create_network(
     ckpt_path: str = "",
     seed: int = 0,
     cache_dir: str = "",
+    new_classifier: str = "",
     **model_options,
 ):
     """`fgvctune.models.factory.create_network`, whose `ckpt_path` may also be a PyTorch file: it is converted
     once into the cache under `cache_dir` (default ~/.cache/fgvctune), and the report names both files."""
     path = Path(ckpt_path) if ckpt_path else None
     if path is None or path.suffix.lower() not in PYTORCH_SUFFIXES or not path.is_file():
-        return factory.create_network(model_name, num_classes, pretrained, ckpt_path, seed, cache_dir, **model_options)
+        return factory.create_network(
+            model_name, num_classes, pretrained, ckpt_path, seed, cache_dir, new_classifier, **model_options
+        )
     from fgvctune.weights.convert import converted_checkpoint
 
     converted = converted_checkpoint(path, model_name, cache_dir)
     network, report = factory.create_network(
-        model_name, num_classes, pretrained, str(converted), seed, cache_dir, **model_options
+        model_name, num_classes, pretrained, str(converted), seed, cache_dir, new_classifier, **model_options
     )
     report.source = f"{path} (converted into {converted})"
     return network, report

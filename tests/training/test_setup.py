@@ -65,3 +65,39 @@ def test_drop_rates_reach_the_models_that_take_them_through_the_seeded_dropout(p
     assert len(rates) == 17 and max(rates) == pytest.approx(0.2)  # rates grow over 18 blocks; the first's is 0
     with pytest.raises(ModelError, match="mobilenet_v3_small_100 does not take drop_rate"):
         create_network("mobilenet_v3_small_100", 10, drop_rate=0.3)
+
+
+def test_a_checkpoints_classifier_is_kept_only_for_the_classes_it_learnt(tmp_path, base, few_digits, cache):
+    """The base run learnt 3 manufacturers; few_digits has 3 classes too (digits 0-2), so the base's classifier
+    fits but knows other classes: the run starts a new one (kept, it cost fine-tuning 12.9 points on digits in
+    benchmarks/parity.py --finetune). Beside a labels.csv of the same classes it is kept; beside none it is not
+    (the tutorial deletes it before everything)."""
+    import shutil
+
+    from fgvctune.config import resolve
+    from fgvctune.data.labels import LabelMap
+    from fgvctune.training.trainer import Trainer
+
+    def start(ckpt: Path, name: str) -> tuple[np.ndarray, str]:
+        settings = finetune_settings(ckpt, cache, adapter="folder", data_dir=str(few_digits))
+        lines = []
+        t = Trainer(resolve(**settings), tmp_path / name, False, False, progress=False, log=lines.append, writes=False)
+        t.set_up()
+        return t.network.parameters_dict()["classifier.3.weight"].asnumpy(), "\n".join(lines)
+
+    learnt = checkpoint(base)["classifier.3.weight"]
+    head, said = start(base, "other-classes")
+    assert head.shape == learnt.shape and not np.array_equal(head, learnt)
+    assert (
+        f"dropped classifier classifier.3.weight, classifier.3.bias (trained on other classes, says {base.parent}"
+        in said
+    )
+    same = tmp_path / "same-classes"
+    same.mkdir()
+    shutil.copy(base, same / "best.ckpt")
+    (same / "labels.csv").write_text(LabelMap(("0", "1", "2")).to_csv())
+    head, said = start(same / "best.ckpt", "same")
+    assert np.array_equal(head, learnt) and "dropped" not in said
+    (same / "labels.csv").unlink()
+    head, said = start(same / "best.ckpt", "bare")
+    assert not np.array_equal(head, learnt) and "no labels.csv beside the checkpoint" in said
