@@ -227,6 +227,8 @@ def test_rates_and_weight_decay_through_fgvctune_train(tmp_path, base, few_digit
     config = resolve(runs["disable"] / "config.yaml")
     trainer = Trainer(config, tmp_path / "unused", resume=False, verbose=False, progress=False, log=print, writes=False)
     trainer.set_up()
+    # Where the runs started: the checkpoint's weights and a new classifier (the base learnt other classes).
+    start = {p.name: p.asnumpy().copy() for p in trainer.network.get_parameters()}
     (images, labels), *_ = list(trainer.train_batches(0))
     trainer.network.set_train(True)
     params = trainer.network.trainable_params()
@@ -234,7 +236,6 @@ def test_rates_and_weight_decay_through_fgvctune_train(tmp_path, base, few_digit
     _, grads = ms.value_and_grad(lambda x, y: loss(trainer.network(x), y), None, params)(images, labels)
     gradient = {p.name: g.asnumpy() for p, g in zip(params, grads)}
 
-    start = checkpoint(base)
     assert len({round(expected_factor(name), 12) for name in gradient}) > 10  # many distinct rates are checked
     for filter_, folder in runs.items():
         after = checkpoint(folder / "last.ckpt")
