@@ -69,7 +69,7 @@ def test_drop_rates_reach_the_models_that_take_them_through_the_seeded_dropout(p
 
 def test_a_checkpoints_classifier_is_kept_only_for_the_classes_it_learnt(tmp_path, base, few_digits, cache):
     """The base run learnt 3 manufacturers; few_digits has 3 classes too (digits 0-2), so the base's classifier
-    fits but knows other classes: the run starts a new one (kept, it cost fine-tuning 12.9 points on digits in
+    fits but knows other classes: the run starts a new one (keeping it cost fine-tuning 12.9 points on digits in
     benchmarks/parity.py --finetune). Beside a labels.csv of the same classes it is kept; beside none it is not
     (the tutorial deletes it before everything)."""
     import shutil
