@@ -224,6 +224,13 @@ class TrainConfig:
         False, "Train only the final classifier layer (the tutorial's linear probe).", "Strategy"
     )
     lr_mult: list = option(list, "PATTERN=FACTOR: scale the rate of parameters under PATTERN (repeatable).", "Strategy")
+    head_lr_mult: float = option(
+        1.0,
+        "Rate multiplier of the head (what follows the feature blocks, whatever the model names it); "
+        "--lr-mult patterns multiply on top.",
+        "Strategy",
+        limits=above(0),
+    )
     layer_decay: float = option(
         1.0,
         "Layer-wise rate decay: block i of L gets lr * decay^(L-i) (1: off).",
@@ -232,6 +239,13 @@ class TrainConfig:
     )
     unfreeze_after: int = option(
         0, "Gradual unfreezing: train only the head for this many epochs first.", "Strategy", limits=at_least(0)
+    )
+    recipe: str = option(
+        "auto",
+        "auto: starting from weights (pretrained or ckpt_path) with no lr or opt given, the fine-tuning recipe "
+        "fills the keys not given; finetune: always; none: the plain defaults. config.yaml records which ran.",
+        "Strategy",
+        choices=("auto", "finetune", "none"),
     )
     # evaluation
     tta: str = option(
@@ -337,9 +351,34 @@ def resolve(config_file: str | Path | None = None, **given) -> TrainConfig:
     if config_file:
         values.update(_checked(*load_yaml(config_file), f"{config_file}"))
     values.update(_checked({k: v for k, v in given.items() if v is not None}, {}, "options"))
-    config = TrainConfig(**values)
+    config = TrainConfig(**with_recipe(values))
     _validate(config)
     return config
+
+
+# The fine-tuning recipe: what a run starting from weights uses where no rate was given. Measured against the plain
+# defaults on benchmarks/parity.py's transfer tasks (docs/performance.md, "The fine-tuning recipe").
+FINETUNE_RECIPE = {"opt": "adamw", "lr": 0.0003, "head_lr_mult": 10.0, "scale": [0.35, 1.0]}
+RATE_KEYS = {"lr", "opt"}  # either given: the user chose the optimisation, and the recipe stays out
+
+
+def with_recipe(values: dict) -> dict:
+    """The given `values` over the fine-tuning recipe where it applies (every key given wins), with `recipe` set
+    to the one that ran: finetune or none."""
+    recipe = values.get("recipe", "auto")
+    if recipe == "auto":
+        from_weights = values.get("pretrained", True) or values.get("ckpt_path")
+        recipe = "finetune" if from_weights and not RATE_KEYS & values.keys() else "none"
+    if recipe == "finetune":
+        values = {**FINETUNE_RECIPE, **values}
+    return {**values, "recipe": recipe}
+
+
+def recipe_keys(config: TrainConfig) -> dict:
+    """The keys of the fine-tuning recipe this run took from it (the ones the user gave are not), for its log."""
+    if config.recipe != "finetune":
+        return {}
+    return {k: v for k, v in FINETUNE_RECIPE.items() if getattr(config, k) == v}
 
 
 def _checked(values: dict, lines: dict[str, int], origin: str) -> dict:

@@ -108,13 +108,23 @@ def layers_command(
     linear_probe: Annotated[bool, typer.Option("--linear-probe", help="Train only the final classifier.")] = False,
     lr_mult: Annotated[Optional[list[str]], typer.Option("--lr-mult", help="PATTERN=FACTOR (repeatable).")] = None,
     layer_decay: Annotated[Optional[float], typer.Option("--layer-decay", help="Layer-wise rate decay.")] = None,
+    head_lr_mult: Annotated[
+        Optional[float], typer.Option("--head-lr-mult", help="Rate multiplier of the head.")
+    ] = None,
     verbose: VerboseOpt = False,
 ):
     """List a model's blocks in order: prefix, parameters, trainable or not, rate multiplier under a strategy."""
     from fgvctune.training.strategy import layers
 
     verbosity(verbose)
-    plan = layers(model, freeze=freeze, linear_probe=linear_probe, lr_mult=lr_mult or None, layer_decay=layer_decay)
+    plan = layers(
+        model,
+        freeze=freeze,
+        linear_probe=linear_probe,
+        lr_mult=lr_mult or None,
+        layer_decay=layer_decay,
+        head_lr_mult=head_lr_mult,
+    )
     rows = plan.rows()
     width = max(len(r["prefix"]) for r in rows)
     typer.echo(f"{'#':>3}  {'block prefix'.ljust(width)}  {'params':>10}  trainable  lr x")

@@ -86,6 +86,8 @@ def describe_strategy(config) -> str:
         parts.append("rate multipliers " + ", ".join(config.lr_mult))
     if config.layer_decay != 1.0:
         parts.append(f"layer-wise rate decay {config.layer_decay:g}")
+    if config.head_lr_mult != 1.0:
+        parts.append(f"the head's rate x{config.head_lr_mult:g}")
     if config.unfreeze_after:
         parts.append(f"the head alone for the first {config.unfreeze_after} epoch(s) (gradual unfreezing)")
     return "; ".join(parts)

@@ -169,6 +169,9 @@ class SetUp:
         )
         self.learnable = {p.name for p in self.network.trainable_params()}
         self.log(f"model: {c.model}, {report.summary()}")
+        if taken := config_module.recipe_keys(c):
+            settings = ", ".join(f"{k} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in taken.items())
+            self.log(f"fine-tuning recipe: {settings} (no lr or opt given; --recipe none for the plain defaults)")
         self._mixed_precision()
         weights = None
         if c.class_weights:
@@ -234,6 +237,7 @@ class SetUp:
             c.lr_mult,
             c.layer_decay,
             c.weight_decay_filter,
+            c.head_lr_mult,
             head_only=head_only,
             learnable=self.learnable,
         )

@@ -110,6 +110,7 @@ def plan(
     lr_mult=(),
     layer_decay: float = 1.0,
     weight_decay_filter: str = "norm_and_bias",
+    head_lr_mult: float = 1.0,
     head_only: bool = False,
     learnable: set[str] | None = None,
 ) -> Strategy:
@@ -148,7 +149,7 @@ def plan(
             trainable = param.name.startswith(classifier + ".")
         else:
             trainable = index is None or index >= frozen_blocks
-        factor = layer_decay ** (len(blocks) - index) if index is not None else 1.0
+        factor = layer_decay ** (len(blocks) - index) if index is not None else head_lr_mult
         best = max(((_match_depth(p, param.name), i) for i, (p, _) in enumerate(mults)), default=(0, -1))
         if best[0]:
             factor *= mults[best[1]][1]
@@ -226,8 +227,10 @@ def layers(model_or_run: str, **strategy_options) -> Strategy:
     from pathlib import Path
 
     from fgvctune import runtime
+    from fgvctune.config import resolve
     from fgvctune.results import runfiles
 
+    resolve(**strategy_options)  # each value within its config key's limits, or one line naming it
     folder = Path(model_or_run)
     if runfiles.is_run(folder):
         config = runfiles.read_config(folder)
@@ -238,6 +241,7 @@ def layers(model_or_run: str, **strategy_options) -> Strategy:
             "linear_probe": config.linear_probe,
             "lr_mult": config.lr_mult,
             "layer_decay": config.layer_decay,
+            "head_lr_mult": config.head_lr_mult,
             "weight_decay_filter": config.weight_decay_filter,
             **given,
         }

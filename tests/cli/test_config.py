@@ -349,3 +349,37 @@ def test_a_value_holding_line_breaks_is_shown_on_one_line():
     assert error.hint == "name it\\twith --label-column"
     screenshot = "Screenshot 2026-12-05 at 10.00.00\u202fAM.png"  # macOS's narrow no-break space: printed as it is
     assert DataError(f"missing file {screenshot}").message == f"missing file {screenshot}"
+
+
+def test_the_fine_tuning_recipe_fills_what_a_run_from_weights_was_not_given(tmp_path):
+    from fgvctune.config import FINETUNE_RECIPE
+
+    recipe = resolve(ckpt_path="base.ckpt")
+    assert recipe.recipe == "finetune"
+    assert (
+        {k: getattr(recipe, k) for k in FINETUNE_RECIPE}
+        == FINETUNE_RECIPE
+        != {k: getattr(TrainConfig(), k) for k in FINETUNE_RECIPE}
+    )
+    assert resolve().recipe == "finetune"  # pretrained: MindCV's weights
+    plain = {k: getattr(TrainConfig(), k) for k in FINETUNE_RECIPE}
+    for given in ({"pretrained": False}, {"ckpt_path": "base.ckpt", "lr": 0.01}, {"opt": "adamw"}, {"recipe": "none"}):
+        config = resolve(**given)
+        assert config.recipe == "none", given
+        assert {k: getattr(config, k) for k in FINETUNE_RECIPE if k not in given} == {
+            k: v for k, v in plain.items() if k not in given
+        }
+    (tmp_path / "c.yaml").write_text("lr: 0.01\n")  # a rate in a config file is given too
+    assert resolve(tmp_path / "c.yaml").recipe == "none"
+    forced = resolve(pretrained=False, recipe="finetune")
+    assert {k: getattr(forced, k) for k in FINETUNE_RECIPE} == FINETUNE_RECIPE
+    for key in FINETUNE_RECIPE:  # every key given wins over the recipe's
+        assert getattr(resolve(**{key: getattr(TrainConfig(), key)}), key) == getattr(TrainConfig(), key)
+
+
+def test_a_run_with_the_recipe_resumes_with_it(tmp_path):
+    from fgvctune.config import dump_yaml
+
+    config = resolve(ckpt_path="base.ckpt")
+    (tmp_path / "config.yaml").write_text(dump_yaml(config))
+    assert resolve(tmp_path / "config.yaml") == config

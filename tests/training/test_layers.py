@@ -50,7 +50,10 @@ def test_layers_agrees_with_what_training_froze(frozen_run, base):
 def test_layers_shows_what_trains_and_each_blocks_rate():
     result = runner.invoke(
         app,
-        ["layers", "mobilenet_v3_small_100", "--freeze", "3", "--lr-mult", "classifier=2", "--layer-decay", "0.5"],
+        [
+            *("layers", "mobilenet_v3_small_100", "--freeze", "3", "--lr-mult", "classifier=2"),
+            *("--layer-decay", "0.5", "--head-lr-mult", "3"),
+        ],
     )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -67,5 +70,18 @@ def test_layers_shows_what_trains_and_each_blocks_rate():
             assert (trainable, rate) == ("no", "-")
         else:
             assert (trainable, rate) == ("yes", f"{0.5 ** (17 - i):g}"), i
-    assert rows["classifier.0, classifier.3"] == ("-", "yes", "2")
+    assert rows["classifier.0, classifier.3"] == ("-", "yes", "6")  # the head's 3, the pattern's 2 on top
     assert lines[-1].startswith("17 feature blocks; classifier classifier.3;")
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--layer-decay", "5"], "layer_decay must be in (0, 1], got 5.0"),
+        (["--head-lr-mult", "-1"], "head_lr_mult must be more than 0, got -1.0"),
+        (["--freeze", "x"], "freeze"),
+    ],
+)
+def test_layers_refuses_what_training_would_refuse_in_one_line(flags, message):
+    result = runner.invoke(app, ["layers", "mobilenet_v3_small_100", *flags])
+    assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output

@@ -1,5 +1,6 @@
 """training/setup.py on real runs: frozen blocks folded (and the weights they loaded saved as loaded), mixed
-precision on the CPU, and drop rates reaching the network the run builds."""
+precision on the CPU, drop rates reaching the network the run builds, a checkpoint's classifier kept only for
+its own classes, and the fine-tuning recipe a run from weights takes when given no rate."""
 
 from __future__ import annotations
 
@@ -101,3 +102,28 @@ def test_a_checkpoints_classifier_is_kept_only_for_the_classes_it_learnt(tmp_pat
     (same / "labels.csv").unlink()
     head, said = start(same / "best.ckpt", "bare")
     assert not np.array_equal(head, learnt) and "no labels.csv beside the checkpoint" in said
+
+
+def test_a_run_from_weights_given_no_rate_takes_the_fine_tuning_recipe_and_says_so(tmp_path, base, cache):
+    from fgvctune.config import FINETUNE_RECIPE, resolve
+    from fgvctune.training.trainer import Trainer
+
+    settings = {k: v for k, v in finetune_settings(base, cache).items() if k != "lr"}
+
+    def start(name: str, **given) -> tuple[Trainer, str]:
+        lines = []
+        t = Trainer(resolve(**settings, **given), tmp_path / name, False, False, progress=False, log=lines.append)
+        t.set_up()
+        return t, "\n".join(lines)
+
+    def head_rate(t: Trainer) -> float:
+        t.build_step(head_only=False)
+        return {p.lr_mult for p in t.strategy.params if p.block == "head"}.pop()
+
+    tuned, said = start("recipe")
+    taken = {k: v for k, v in FINETUNE_RECIPE.items() if k not in settings}  # the keys given win
+    assert taken and {k: getattr(tuned.config, k) for k in taken} == taken
+    assert "fine-tuning recipe: " in said and "recipe: finetune" in (tmp_path / "recipe" / "config.yaml").read_text()
+    assert head_rate(tuned) == FINETUNE_RECIPE.get("head_lr_mult", 1.0)
+    plain, said = start("plain", lr=0.002)
+    assert "fine-tuning recipe" not in said and plain.config.recipe == "none" and head_rate(plain) == 1.0

@@ -39,6 +39,8 @@ def test_blocks_for_models_without_features():
     plan = strategy.plan(convnext, "convnext_tiny", freeze="all")
     assert [b.name for b in plan.blocks] == [f"feature.{i}" for i in range(8)]
     assert sorted({n.split(".")[0] for n in plan.trainable}) == ["classifier", "norm"]
+    rates = {(p.name.split(".")[0], p.lr_mult) for p in strategy.plan(convnext, "convnext_tiny", head_lr_mult=4).params}
+    assert rates == {("feature", 1), ("norm", 4), ("classifier", 4)}  # the head, whatever the model names it
 
 
 def test_linear_probe_is_the_last_dense_and_freeze_all_is_the_head(network):
@@ -146,17 +148,19 @@ def one_step(opt: str, weight_decay: float, **strategy_options) -> dict:
 LR = 0.1
 
 
-def assert_update(actual, expected, weights, name):
-    """Equal up to the float rounding of weight + update (a few ulps of the weights) and 0.1%."""
-    ulps = 4 * np.spacing(np.abs(weights).max()).astype(np.float64)
+def assert_update(actual, expected, weights, name, factor=1.0):
+    """Equal up to the float rounding of weight + update (a few ulps of the weights, times the factor the
+    expected update was scaled by with its rounding) and 0.1%."""
+    ulps = 4 * (1 + factor) * np.spacing(np.abs(weights).max()).astype(np.float64)
     np.testing.assert_allclose(actual, expected, rtol=1e-3, atol=ulps, err_msg=name)
 
 
 def expected_factor(name: str) -> float:
-    """Rate multipliers for --layer-decay 0.8 --lr-mult classifier=3 --lr-mult features.13=2, worked out by hand:
-    feature block i of mobilenet_v3_small's 17 gets 0.8^(17-i); the most specific pattern multiplies on top."""
+    """Rate multipliers for --layer-decay 0.8 --head-lr-mult 5 --lr-mult classifier=3 --lr-mult features.13=2,
+    worked out by hand: feature block i of mobilenet_v3_small's 17 gets 0.8^(17-i), the head (classifier.0 and
+    .3) 5; the most specific pattern multiplies on top."""
     parts = name.split(".")
-    factor = 0.8 ** (17 - int(parts[1])) if parts[0] == "features" else 1.0
+    factor = 0.8 ** (17 - int(parts[1])) if parts[0] == "features" else 5.0
     if parts[0] == "classifier":
         factor *= 3
     if parts[:2] == ["features", "13"]:
@@ -171,7 +175,7 @@ def test_every_group_moves_at_base_rate_times_its_factor(opt):
 
     ms.set_seed(1)
     weights = {p.name: p.asnumpy() for p in create_network(MODEL, 3, seed=1)[0].get_parameters()}
-    options = {"layer_decay": 0.8, "lr_mult": ["classifier=3", "features.13=2"]}
+    options = {"layer_decay": 0.8, "head_lr_mult": 5, "lr_mult": ["classifier=3", "features.13=2"]}
     plain, scaled = one_step(opt, 1e-4), one_step(opt, 1e-4, **options)
     factors = {name: expected_factor(name) for name in plain}
     assert len({round(f, 12) for f in factors.values()}) > 10  # many distinct rates are checked
@@ -179,7 +183,7 @@ def test_every_group_moves_at_base_rate_times_its_factor(opt):
     for name, delta in plain.items():
         if "moving_" in name or name.endswith("dropout_calls"):
             continue  # statistics and counters, not learned
-        assert_update(scaled[name], factors[name] * delta, weights[name], name)
+        assert_update(scaled[name], factors[name] * delta, weights[name], name, factors[name])
         moved += bool(np.abs(delta).max() > 0)
     assert moved > 100
 
@@ -195,10 +199,10 @@ def test_bad_strategies_are_refused(network):
 
 @pytest.mark.e2e
 def test_rates_and_weight_decay_through_fgvctune_train(tmp_path, base, few_digits, cache):
-    """`fgvctune train` with --layer-decay, --lr-mult and each --weight-decay-filter, one plain SGD step (the
-    12 training images in one batch, constant rate): each parameter moves by -lr * factor * (gradient + decay),
-    the gradient worked out again here at the starting checkpoint on the same batch; decay is wd * weight on
-    every parameter under `disable`, on none of the biases and norm parameters under norm_and_bias. PyNative
+    """`fgvctune train` with --layer-decay, --head-lr-mult, --lr-mult and each --weight-decay-filter, one plain SGD
+    step (the 12 training images in one batch, constant rate): each parameter moves by -lr * factor * (gradient +
+    decay), the gradient worked out again here at the starting checkpoint on the same batch; decay is wd * weight
+    on every parameter under `disable`, on none of the biases and norm parameters under norm_and_bias. PyNative
     mode, twice as fast here: the optimizer, which applies the groups, is compiled in either mode."""
     from typer.testing import CliRunner
 
@@ -218,6 +222,7 @@ def test_rates_and_weight_decay_through_fgvctune_train(tmp_path, base, few_digit
                 *("--cache-dir", cache, "--image-resize", "32", "--batch-size", "12", "--epoch-size", "1"),
                 *("--mode", "pynative", "--opt", "sgd", "--momentum", "0", "--scheduler", "constant", "--lr", str(LR)),
                 *("--weight-decay", str(wd), "--weight-decay-filter", filter_, "--layer-decay", "0.8"),
+                *("--head-lr-mult", "5"),
                 *("--lr-mult", "classifier=3", "--lr-mult", "features.13=2", "-o", str(runs[filter_])),
             ],
         )
@@ -242,4 +247,4 @@ def test_rates_and_weight_decay_through_fgvctune_train(tmp_path, base, few_digit
         for name, g in gradient.items():
             decays = filter_ == "disable" or g.ndim > 1
             expected = -LR * expected_factor(name) * (g + (wd * start[name] if decays else 0))
-            assert_update(after[name] - start[name], expected, start[name], f"{filter_}: {name}")
+            assert_update(after[name] - start[name], expected, start[name], f"{filter_}: {name}", expected_factor(name))
