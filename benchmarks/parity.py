@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/parity.py [--seeds 8] [--epochs 15] [--datasets digits,sample]
     .venv/bin/python benchmarks/parity.py --variants one-pipeline,mindspore-dropout   # fgvctune's departures
     .venv/bin/python benchmarks/parity.py --finetune [--strategies full,freeze,probe] [--variants ...]
+    .venv/bin/python benchmarks/parity.py --finetune --recipe defaults --variants old-defaults --no-scratch
 
 The recipe is the one a new user tries: mobilenet_v3_small from scratch at 64 px, AdamW lr 0.003, weight decay
 1e-4 (not on biases and norms), label smoothing 0.1, cosine decay with one warm-up epoch, batch 16. Both arms read
@@ -21,7 +22,8 @@ With --finetune each dataset is a transfer task (TRANSFERS): a base run trained 
 (digits 0-4; the sample's 3 manufacturers), then, from its best.ckpt, each of the tutorial's strategies (full,
 --freeze 7, --linear-probe) through fgvctune and through the tutorial's MindCV path (`tutorial_finetuning`), and
 fgvctune from scratch on the same target (digits 5-9 with 8 training images each; the sample's 8 variants), all
-with the recipe above.
+with the recipe above. With --recipe defaults the fine-tuning arms are given no rate (only BARE of the recipe):
+fgvctune's own fine-tuning recipe, against `old-defaults` (a rate given: the plain defaults) or other FLAGS.
 """
 
 from __future__ import annotations
@@ -70,7 +72,32 @@ FLAGS = {
     "layer-decay": ["--layer-decay=0.8"],
     "lr-0.001": ["--lr=0.001"],
     "warmup-3": ["--warmup-epochs=3"],
+    "head-x10-only": ["--lr-mult", "classifier=10"],  # the head's rate ten times the rest
+    "lp-ft-1": ["--unfreeze-after=1"],
+    "warmup-1": ["--warmup-epochs=1"],
+    "lr-0.01": ["--lr=0.01"],
+    "adamw": ["--opt=adamw", "--lr=0.001", "--weight-decay=1e-4"],
+    "head-x10+lp-ft-1": ["--lr-mult", "classifier=10", "--unfreeze-after=1"],
+    "head-x10+warmup-1": ["--lr-mult", "classifier=10", "--warmup-epochs=1"],
+    "label-smoothing": ["--label-smoothing=0.1"],
+    "adamw-0.001": ["--opt=adamw", "--lr=0.001"],
+    "adamw-0.003": ["--opt=adamw", "--lr=0.003"],
+    "adamw-0.001-head-x10": ["--opt=adamw", "--lr=0.001", "--lr-mult", "classifier=10"],
+    "adamw-0.0003-head-x10": ["--opt=adamw", "--lr=0.0003", "--lr-mult", "classifier=10"],
+    "adamw-0.0003-head-x10-milder-crops": [
+        "--opt=adamw",
+        "--lr=0.0003",
+        "--lr-mult",
+        "classifier=10",
+        "--scale",
+        "0.35",
+        "1",
+    ],
+    "old-defaults": ["--lr=0.002"],  # a rate given: fgvctune's defaults without the fine-tuning recipe
 }
+# With --recipe defaults the fgvctune arms are given only these of RECIPE (what a user types: no rate, fgvctune's
+# own defaults); there is no MindCV arm, which needs the whole recipe.
+BARE = ("model", "image_resize")
 # Fine-tuning: the tutorial's strategies, by fgvctune's flags (MindCV's path: tutorial_finetuning).
 FREEZE = 7
 STRATEGIES = {"full": [], "freeze": [f"--freeze={FREEZE}"], "probe": ["--linear-probe"]}
@@ -147,10 +174,11 @@ TRANSFERS = {"digits": (digits_transfer, 10), "sample": (sample_transfer, 30)}
 
 # -- the two arms ----------------------------------------------------------------------------------------
 def run_fgvctune(
-    tree: Path, out: Path, seed: int, epochs: int, variant: str, base: str = "", strategy: str = "full"
+    tree: Path, out: Path, seed: int, epochs: int, variant: str, base: str = "", strategy: str = "full", bare=False
 ) -> dict:
-    """`fgvctune train` with the recipe, from scratch or (`base`) fine-tuning that checkpoint by `strategy`."""
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in RECIPE.items()]
+    """`fgvctune train` with the recipe (`bare`: only its BARE keys), from scratch or (`base`) fine-tuning that
+    checkpoint by `strategy`."""
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in RECIPE.items() if k in BARE or not bare]
     command = [sys.executable, __file__, "--arm", "fgvctune", "--variant", variant, "--"]
     command += ["train", "-a", "folder", "-d", str(tree), "--no-pretrained", f"--epoch-size={epochs}"]
     command += [f"--seed={seed}", "-o", str(out), "--cache-dir", str(out.parent / "cache"), *flags]
@@ -282,11 +310,13 @@ def patched_fgvctune(variant: str, argv: list[str]) -> None:
         swaps.faster_pooling = lambda network: 0
     elif variant in FLAGS:
         argv = [*argv, *FLAGS[variant]]
-    elif variant == "moving-frozen-norms":
+    elif variant == "moving-frozen-norms":  # neither kept in inference mode nor folded into their convolutions
+        from fgvctune.kernels import fold
         from fgvctune.training import strategy
 
-        apply = strategy.apply
+        apply, fold_all = strategy.apply, fold.fold
         strategy.apply = lambda network, plan: (apply(network, plan), [])[1]
+        fold.fold = lambda network, frozen_only=False: fold.unfold(network) * 0 if frozen_only else fold_all(network)
     elif variant == "one-pipeline":
         build = trainer.Trainer._build_data
 
@@ -383,31 +413,32 @@ def finetuning(args, seeds: list[int]) -> None:
             checkpoint = str(Path(tmp) / "base" / "best.ckpt")
             images = sum(1 for _ in (tree / "train").glob("*/*"))
             classes = sum(1 for p in (tree / "train").iterdir() if p.is_dir())
-            arms, against = {}, {}
+            arms, against, bare = {}, {}, args.recipe == "defaults"
             for strategy in args.strategies.split(","):
                 label = f"fgvctune {strategy}"
                 arms[label] = lambda out, seed, s=strategy: run_fgvctune(
-                    tree, out, seed, args.epochs, "fgvctune", checkpoint, s
+                    tree, out, seed, args.epochs, "fgvctune", checkpoint, s, bare
                 )
                 for variant in args.variants:
                     arms[f"{variant} {strategy}"] = lambda out, seed, s=strategy, v=variant: run_fgvctune(
-                        tree, out, seed, args.epochs, v, checkpoint, s
+                        tree, out, seed, args.epochs, v, checkpoint, s, bare
                     )
                     against[f"{variant} {strategy}"] = label
-                if not args.no_mindcv:
+                if not args.no_mindcv and not bare:
                     arms[f"mindcv {strategy}"] = lambda out, seed, s=strategy: run_mindcv(
                         tree, out.with_suffix(".json"), seed, args.epochs, checkpoint, s
                     )
                     against[label] = f"mindcv {strategy}"
-            arms["fgvctune scratch"] = lambda out, seed: run_fgvctune(tree, out, seed, args.epochs, "fgvctune")
+            if not args.no_scratch:
+                arms["fgvctune scratch"] = lambda out, seed: run_fgvctune(tree, out, seed, args.epochs, "fgvctune")
             runs = run_seeds(arms, seeds, Path(tmp), name)
         print(
             f"\n{name}, fine-tuned: {images} training images ({classes} classes) from a base trained "
             f"{base_epochs} epochs (best top-1 {max(base['top1']):.1%})"
         )
         report(runs, against, images, args.epochs)
-        scratch = [r["top1"][-1] for r in runs["fgvctune scratch"]]
-        for strategy in args.strategies.split(","):
+        scratch = [r["top1"][-1] for r in runs.get("fgvctune scratch", [])]
+        for strategy in args.strategies.split(",") if scratch else ():
             tuned = [r["top1"][-1] for r in runs[f"fgvctune {strategy}"]]
             print(f"  fgvctune {strategy} - scratch: {paired(tuned, scratch)}")
 
@@ -422,6 +453,10 @@ def main() -> None:
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="with --finetune")
     parser.add_argument("--variants", default="", help=f"fgvctune arms besides plain: {', '.join([*VARIANTS, *FLAGS])}")
     parser.add_argument("--no-mindcv", action="store_true", help="only the fgvctune arms")
+    parser.add_argument("--no-scratch", action="store_true", help="with --finetune: no arm from scratch")
+    parser.add_argument(
+        "--recipe", choices=("benchmark", "defaults"), default="benchmark", help="defaults: fgvctune given no rate"
+    )
     parser.add_argument("--arm", choices=("fgvctune", "mindcv"), help=argparse.SUPPRESS)
     parser.add_argument("--variant", default="fgvctune", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
@@ -438,7 +473,8 @@ def main() -> None:
             raise SystemExit(f"unknown variant {variant}; choose from {', '.join([*VARIANTS, *FLAGS])}")
     print(describe())
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    print(f"recipe: {RECIPE}, {args.epochs} epochs, seeds {seeds[0]}..{seeds[-1]}")
+    given = {k: RECIPE[k] for k in BARE} if args.recipe == "defaults" else RECIPE
+    print(f"recipe: {given}, {args.epochs} epochs, seeds {seeds[0]}..{seeds[-1]}")
     (finetuning if args.finetune else training)(args, seeds)
 
 
