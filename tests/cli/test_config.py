@@ -382,4 +382,5 @@ def test_a_run_with_the_recipe_resumes_with_it(tmp_path):
 
     config = resolve(ckpt_path="base.ckpt")
     (tmp_path / "config.yaml").write_text(dump_yaml(config))
+    assert "recipe: finetune" in (tmp_path / "config.yaml").read_text()  # the file says which recipe ran
     assert resolve(tmp_path / "config.yaml") == config
