@@ -171,7 +171,7 @@ class SetUp:
         self.log(f"model: {c.model}, {report.summary()}")
         if taken := config_module.recipe_keys(c):
             settings = ", ".join(f"{k} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in taken.items())
-            self.log(f"fine-tuning recipe: {settings} (no lr or opt given; --recipe none for the plain defaults)")
+            self.log(f"fine-tuning recipe: {settings} (--recipe none for the plain defaults)")
         self._mixed_precision()
         weights = None
         if c.class_weights:
