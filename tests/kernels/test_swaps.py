@@ -3,7 +3,9 @@ same gradient for every parameter, to float rounding, in training and in inferen
 
 from __future__ import annotations
 
-import numpy as np
+import sys
+from pathlib import Path
+
 import pytest
 
 from fgvctune import runtime
@@ -69,14 +71,33 @@ def test_every_swap_together(name):
     assert_same_computation(*pair(name, every_swap), size=32, batch=4)
 
 
-def test_split_attention_swap_survives_amp_level_o1(tmp_path, monkeypatch):
-    """amp_level O1 rewrites the network's code into a new module that imports each cell's class by its name."""
-    from mindspore import amp
+AMP_O1 = """
+import numpy as np
+from fgvctune import runtime
+ms = runtime.start(mode="pynative")
+from mindspore import amp
+from same_computation import pair
+from fgvctune.kernels import cells, swaps
+reference, swapped = pair("resnest14", swaps.faster_split_attention)
+x = ms.Tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32))
+expected = reference.set_train(False)(x).asnumpy()
+cells.restore(swapped)  # as training does: fgvctune's kernels are float32 kernels
+mixed = amp.auto_mixed_precision(swapped, "O1").set_train(False)
+np.testing.assert_allclose(mixed(x).asnumpy(), expected, rtol=0, atol=1e-2 * np.abs(expected).max())
+"""
 
-    monkeypatch.chdir(tmp_path)  # O1 writes ./rewritten_network/
-    reference, swapped = pair("resnest14", swaps.faster_split_attention)
-    x = ms.Tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32))
-    expected = reference.set_train(False)(x).asnumpy()
-    cells.restore(swapped)  # as training does: fgvctune's kernels are float32 kernels
-    mixed = amp.auto_mixed_precision(swapped, "O1").set_train(False)
-    np.testing.assert_allclose(mixed(x).asnumpy(), expected, rtol=0, atol=1e-2 * np.abs(expected).max())
+
+def test_split_attention_swap_survives_amp_level_o1(tmp_path):
+    """amp_level O1 rewrites the network's code into a new module that imports each cell's class by its name. In a
+    process of its own, as a run has one network: MindSpore's rewrite imports a class from its file's module name
+    (`pooling`), and after an earlier rewrite in the same process (test_setup's) MindSpore's nn/layer/pooling.py
+    can stand where MindCV's pooling.py is wanted (MindSpore's cache, not the swap)."""
+    import os
+    import subprocess
+
+    path = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
+    done = subprocess.run(  # (O1 writes ./rewritten_network/: in tmp_path)
+        [sys.executable, "-c", AMP_O1], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": path},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
