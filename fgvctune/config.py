@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fgvctune.errors import UsageError
+from fgvctune.fileio import read_user_text
 
 
 def option(default, help: str, panel: str = "Training", **extra):
@@ -92,6 +93,18 @@ class TrainConfig:
     skip_bad: bool = option(False, "Leave bad samples out (listed in skipped.txt) instead of stopping.", "Data")
     dedupe: bool = option(
         False, "Leave training images that are (near) copies of evaluation images out (listed in skipped.txt).", "Data"
+    )
+    exclude: str = option(
+        "",
+        "A file of sample ids to leave out: doctor.csv, or any CSV (an id column) or text (one id a line) naming "
+        "them as doctor.csv and pred.txt do; listed in skipped.txt.",
+        "Data",
+    )
+    relabel: str = option(
+        "",
+        "A CSV of sample ids and new labels (columns id,label; or doctor.csv, whose label issues take their "
+        "suggested label); listed in relabelled.csv.",
+        "Data",
     )
     num_parallel_workers: int = option(2, "Threads of the input pipeline.", "Data", limits=at_least(1))
     sampler: str = option(
@@ -326,18 +339,7 @@ def parse_yaml(text: str, where: str):
 def load_yaml(path: str | Path) -> tuple[dict, dict[str, int]]:
     """A config file's mapping, and the line each of its keys is on."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MiB: not a config file")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise UsageError(f"{path}:{line}: not UTF-8 text", hint="save the file as UTF-8") from None
+    text = read_user_text(path, MAX_CONFIG_BYTES, "config file")
     data, node = parse_yaml(text, str(path))
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping of config keys")

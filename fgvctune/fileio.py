@@ -11,7 +11,7 @@ import tempfile
 from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
 
-from fgvctune.errors import DataError
+from fgvctune.errors import DataError, UsageError
 
 
 def _umask() -> int:
@@ -71,6 +71,23 @@ def save_checkpoint(path: Path, parameters, append_dict: dict | None = None, che
         ms.save_checkpoint(parameters, str(tmp), append_dict=append_dict)
         if check is not None:
             check(tmp)
+
+
+def read_user_text(path: Path, limit: int, kind: str) -> str:
+    """A small text file the user names (a config, a list of samples): at most `limit` bytes read, whatever its
+    size; UTF-8 (a byte-order mark allowed). Each failure is one line naming the file (and line)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(limit + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {kind} {path}: {exc.strerror}") from None
+    if len(raw) > limit:
+        raise UsageError(f"{path}: larger than {limit >> 20} MiB: not a {kind}")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise UsageError(f"{path}:{line}: not UTF-8 text", hint="save the file as UTF-8") from None
 
 
 def stays_below(relative: str) -> bool:

@@ -5,7 +5,7 @@
     kernels < models < weights             each the base and the rooms before it
     results                                + data, kernels, models, weights
     training                               + results
-    cli, comparison, tutorial              anything
+    cli, comparison, doctor, tutorial      anything
     adapters/                              the base, data, and each other
 
 Inside a room, its modules are in an order (ORDER, from the bottom up): a module imports only those before it.
@@ -51,6 +51,7 @@ ORDER = {
         "registry",
         "card",
         "hub",
+        "edits",
         "dataset",
         "duplicates",
         "tree",
@@ -68,11 +69,13 @@ ORDER = {
         "plots",
         "model",
         "scoring",
+        "gradcam",
         "prediction",
         "evaluation",
         "export",
         "report",
         "comparison_report",
+        "doctor_report",
     ],
     "training": [
         "balance",

@@ -1,7 +1,7 @@
 """The `fgvctune` command: thin wiring from options to library functions.
 
 The commands live by job, like the library's rooms:
-    data.py         adapters, info, convert
+    data.py         adapters, info, convert, doctor
     training.py     train, lr-find, layers (and the msrun launch behind `train --workers`)
     results.py      eval, predict, export, report, plot
     experiments.py  compare, demo
@@ -36,6 +36,7 @@ app = typer.Typer(
 app.command("adapters")(data.adapters_command)
 app.command("info", context_settings=WITH_ADAPTER_OPTIONS)(data.info_command)
 app.command("convert", context_settings=WITH_ADAPTER_OPTIONS)(data.convert_command)
+app.command("doctor", context_settings=WITH_ADAPTER_OPTIONS)(data.doctor_command)
 app.command("train", context_settings=WITH_ADAPTER_OPTIONS)(training.train_command)
 app.command("eval", context_settings=WITH_ADAPTER_OPTIONS)(results.eval_command)
 app.command("predict")(results.predict_command)

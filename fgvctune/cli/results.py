@@ -90,24 +90,33 @@ def predict_command(
     ] = None,
     top: Annotated[int, typer.Option("--top", "-k", help="Classes to show per image.")] = 5,
     grid: Annotated[int, typer.Option("--grid", help="Images in predictions.png (0: none).")] = 16,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain", help="Draw over each image of the grid where the model found its prediction (Grad-CAM)."
+        ),
+    ] = False,
     checkpoint: CheckpointOpt = "best",
     ckpt_path: CkptPathOpt = None,
     config: ConfigOpt = None,
     tta: TtaOpt = None,
     verbose: VerboseOpt = False,
 ):
-    """Predict a split (pred.txt with true and predicted labels) or any image files, with a picture grid."""
+    """Predict a split (pred.txt with true and predicted labels) or any image files, with a picture grid (and, with
+    --explain, a Grad-CAM heatmap over each of its images)."""
     from fgvctune.results.prediction import predict_images, predict_split
 
     verbosity(verbose)
     if images:
-        result = predict_images(run, images, output, top, checkpoint, ckpt_path, config, grid, verbose, _tta(tta))
+        result = predict_images(
+            run, images, output, top, checkpoint, ckpt_path, config, grid, verbose, _tta(tta), explain
+        )
         width = max(len(r["image"]) for r in result.rows)
         for r in result.rows:
             ranked = "  ".join(f"{name} {p:.1%}" for name, p in r["top"])
             typer.echo(f"{r['image'].ljust(width)}  {ranked}")
     else:
-        result = predict_split(run, split, output, checkpoint, ckpt_path, config, grid, verbose, _tta(tta))
+        result = predict_split(run, split, output, checkpoint, ckpt_path, config, grid, verbose, _tta(tta), explain)
         if all(r["real"] == "" for r in result.rows):  # an unlabeled split: nothing to be right about
             named = f"split {split!r}" if split else "the split"
             typer.echo(f"{len(result.rows)} images predicted ({named} has no labels)")

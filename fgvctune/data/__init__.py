@@ -10,6 +10,7 @@ Its modules, each importing only those above it in this list (bottom of the room
     registry.py    adapters: found through the `fgvctune.adapters` entry points, options parsed from flags
     card.py        a Hugging Face dataset card: its YAML header, its configs, the one `datasets` reads by default
     hub.py         a Hugging Face Hub dataset id as a folder in huggingface_hub's cache
+    edits.py       --exclude and --relabel: samples left out or relabelled by id, from doctor.csv or any list
     dataset.py     the checks every adapter's answer goes through, load_dataset
     duplicates.py  exact and near copies inside a split and across train and eval
     tree.py        the offline class tree (`convert`), written atomically, reruns safe

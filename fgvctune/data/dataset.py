@@ -52,6 +52,8 @@ class Dataset:
     # What the command does not use but the user should hear of: a split not chosen that has problems or no labels.
     notes: list[str] = field(default_factory=list)
     unlabeled: frozenset[str] = frozenset()  # chosen splits whose samples carry no label ("")
+    excluded: list[Problem] = field(default_factory=list)  # samples --exclude left out (skipped.txt lists them)
+    relabelled: list = field(default_factory=list)  # edits.Relabelled: the samples --relabel changed
 
     def counts(self) -> dict[str, Counter]:
         return {split: Counter(s.label for s in samples) for split, samples in self.splits.items()}
@@ -70,7 +72,7 @@ class Dataset:
         return sorted({s.path.container for ss in self.splits.values() for s in ss if isinstance(s.path, Member)})
 
     def skipped_report(self) -> str:
-        return "".join(f"{p}\n" for p in self.problems)
+        return "".join(f"{p}\n" for p in self.problems + self.excluded)
 
 
 def open_adapter(adapter: str, data_dir: str | os.PathLike, **options):
@@ -108,6 +110,8 @@ def load_dataset(
     roles: bool = False,
     unlabeled: bool = False,
     purpose: str = "trained or evaluated on",
+    exclude: str | os.PathLike = "",
+    relabel: str | os.PathLike = "",
 ) -> Dataset:
     """Read a dataset through its adapter and check the splits the command uses.
 
@@ -117,11 +121,18 @@ def load_dataset(
     Only the chosen splits are checked: an adapter's problems in other splits become `Dataset.notes`.
     Splits without labels may be chosen with `unlabeled` (info, predict); otherwise naming one is one line saying
     it cannot be `purpose`, and the default splits leave them out.
+    `exclude` and `relabel` name files of sample ids to leave out or give a new label (edits.py), applied to the
+    adapter's listing before any check: an excluded broken file is no problem.
     """
+    from fgvctune.data import edits
+
     reader = open_adapter(adapter, data_dir, **(options or {}))
     if relocated and hasattr(reader, "moved"):  # an adapter that lists by walking folders would miss them
         reader.moved = frozenset(relocated)
     listing = reader.read()
+    excluded, relabelled = [], []
+    if exclude or relabel:
+        listing, excluded, relabelled = edits.apply(listing, edits.read_edits(exclude, relabel))
     train_name = train_split or listing.train_split
     eval_name = eval_split or listing.eval_split
     if roles:
@@ -217,6 +228,8 @@ def load_dataset(
         problems=problems,
         notes=notes,
         unlabeled=frozenset(s for s in chosen if s in listing.unlabeled),
+        excluded=[p for p in excluded if p.split in chosen],
+        relabelled=[r for r in relabelled if r.split in chosen],
     )
 
 

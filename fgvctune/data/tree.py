@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from fgvctune.data.containers import Member
 from fgvctune.data.contract import IMAGE_EXTENSIONS
 from fgvctune.data.dataset import Dataset, load_dataset
+from fgvctune.data.edits import RELABELLED_FILE, relabelled_csv
 from fgvctune.data.images import encoded_image, transformed_suffix
 from fgvctune.data.labels import LABELS_FILE, folder_name
 from fgvctune.errors import DataError, UsageError
@@ -40,7 +41,9 @@ class ConvertResult:
 
     @property
     def files(self) -> list[Path]:
-        names = [LABELS_FILE, COUNTS_FILE] + ([SKIPPED_FILE] if self.dataset.problems else [])
+        d = self.dataset
+        names = [LABELS_FILE, COUNTS_FILE] + ([SKIPPED_FILE] if d.problems or d.excluded else [])
+        names += [RELABELLED_FILE] if d.relabelled else []
         return [self.out / name for name in names]
 
 
@@ -55,8 +58,11 @@ def convert(
     skip_bad: bool = False,
     progress: bool = False,
     dataset: Dataset | None = None,
+    exclude: str | os.PathLike = "",
+    relabel: str | os.PathLike = "",
 ) -> ConvertResult:
-    """Write the class tree; `dataset` skips reading and checking when the caller already did."""
+    """Write the class tree; `dataset` skips reading and checking when the caller already did. `exclude` and
+    `relabel` are files of sample ids (edits.py): left out, or written under their new class."""
     if mode not in MODES:
         raise UsageError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     out = Path(out)
@@ -83,6 +89,8 @@ def convert(
             skip_bad=skip_bad,
             relocated=relocated,
             purpose="converted (a class tree needs labels)",
+            exclude=exclude,
+            relabel=relabel,
         )
     plan = _plan(dataset, out)
 
@@ -109,12 +117,18 @@ def convert(
 
     atomic_write_text(out / LABELS_FILE, dataset.labels.to_csv())
     atomic_write_text(out / COUNTS_FILE, dataset.counts_csv())
-    if dataset.problems:
-        atomic_write_text(out / SKIPPED_FILE, dataset.skipped_report())
-    elif (out / SKIPPED_FILE).exists():
-        (out / SKIPPED_FILE).unlink()
+    _write_or_remove(out / SKIPPED_FILE, dataset.skipped_report())
+    _write_or_remove(out / RELABELLED_FILE, relabelled_csv(dataset.relabelled) if dataset.relabelled else "")
     _write_manifest(out, adapter, mode, files, complete=True)
     return ConvertResult(out=out, dataset=dataset, placed=placed, unchanged=unchanged)
+
+
+def _write_or_remove(path: Path, text: str) -> None:
+    """Write `text`; with none, remove an earlier conversion's file, which no longer holds."""
+    if text:
+        atomic_write_text(path, text)
+    elif path.exists():
+        path.unlink()
 
 
 def _plan(dataset: Dataset, out: Path) -> dict[str, object]:

@@ -1,8 +1,10 @@
-"""eval: top-1, top-k, mean per-class accuracy, the confusion matrix and the surest mistakes of a checkpoint.
+"""eval: top-1, top-k, mean per-class accuracy, the confusion matrix and the top losses of a checkpoint.
 
 The model is loaded by model.py and scored by scoring.py; this module turns the scores into eval.json,
-confusion.csv and confusion.png. (predict is prediction.py's; its two functions are importable from here too,
-their first home.)
+confusion.csv and confusion.png, and draws the top losses' Grad-CAM heatmaps (gradcam.py) as PNG files in
+top-losses/ beside eval.json, which names them: the report shows them without MindSpore, and eval.json stays
+small enough to read (`eval --json` prints it). (predict is prediction.py's; its two functions are importable
+from here too, their first home.)
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import numpy as np
 
 from fgvctune.data.containers import Member
 from fgvctune.data.dataset import shown_name
+from fgvctune.errors import ModelError
 from fgvctune.fileio import atomic_write_text
 from fgvctune.results import runfiles
-from fgvctune.results.model import load_model
+from fgvctune.results.model import Model, load_model
 from fgvctune.results.prediction import predict_images, predict_split  # noqa: F401  (their first home)
 from fgvctune.results.scoring import Scores, score_split
 
-MISTAKES = 12  # the most confident wrong predictions kept in eval.json (the report shows them)
+MISTAKES = 12  # the top losses kept in eval.json (the report shows them)
 
 
 @dataclass
@@ -35,7 +38,7 @@ class Evaluation:
     mean_per_class: float
     per_class: dict = field(default_factory=dict)  # class -> {correct, total, accuracy}
     confused: list = field(default_factory=list)  # [true class, predicted class, count], most first
-    mistakes: list = field(default_factory=list)  # the most confident wrong predictions, most confident first
+    top_losses: list = field(default_factory=list)  # the images with the highest loss, -log p(true), highest first
     files: list = field(default_factory=list)
     tta: str = ""  # the test-time augmentation the figures above are of ("": none)
     plain: dict = field(default_factory=dict)  # with tta: top1, top5 and mean_per_class of the plain view
@@ -70,6 +73,8 @@ def evaluate(
     per_class = _per_class(confusion, names)
     off = [(int(confusion[i, j]), names[i], names[j]) for i in range(n) for j in range(n) if i != j and confusion[i, j]]
     k = metrics.top_k(n)
+    out = Path(output) if output else runfiles.eval_folder(model.checkpoint.parent, split)
+    heatmaps = out / runfiles.TOP_LOSSES_FOLDER
     result = Evaluation(
         split=split,
         checkpoint=str(model.checkpoint),
@@ -78,13 +83,13 @@ def evaluate(
         k=k,
         per_class=per_class,
         confused=[[t, p, c] for c, t, p in sorted(off, key=lambda x: (-x[0], x[1], x[2]))[:10]],
-        mistakes=_mistakes(scores, names, Path(data_dir or model.config.data_dir)),
+        top_losses=_top_losses(model, scores, Path(data_dir or model.config.data_dir), heatmaps),
         tta=tta,
         plain=_figures(scores.plain, scores.truth, names, k) if tta else {},
     )
-    out = Path(output) if output else runfiles.eval_folder(model.checkpoint.parent, split)
     files = [out / runfiles.EVAL_FILE, out / runfiles.CONFUSION_FILE, out / runfiles.CONFUSION_PICTURE]
-    result.files = [str(f) for f in files]
+    explained = any("heatmap" in m for m in result.top_losses)
+    result.files = [str(f) for f in files] + ([str(heatmaps)] if explained else [])
     atomic_write_text(files[1], runfiles.confusion_text(names, confusion))
     plots.confusion_matrix(confusion, names, files[2], title=f"{Path(model.checkpoint).name} on {split}")
     atomic_write_text(files[0], result.to_json())
@@ -118,23 +123,40 @@ def _figures(logits: np.ndarray, truth: np.ndarray, names, k: int) -> dict:
     }
 
 
-def _mistakes(scores: Scores, names, root: Path, count: int = MISTAKES) -> list[dict]:
-    """The wrong predictions the model was surest of: image, true and predicted class, confidence."""
-    probabilities = scores.probabilities
-    predicted = scores.predicted
-    wrong = np.flatnonzero(predicted != scores.truth)
-    confidence = probabilities[wrong, predicted[wrong]]
-    order = wrong[np.argsort(-confidence, kind="stable")][:count]
-    return [
+def _top_losses(model: Model, scores: Scores, root: Path, folder: Path, count: int = MISTAKES) -> list[dict]:
+    """The images the model got most wrong, by their loss -log p(true class) (fastai's top losses): image, true and
+    predicted class, the confidence of the prediction, the probability of the true class, the loss, and the Grad-CAM
+    heatmap of the prediction over the image as the model saw it (a file in `folder`, named relative to its parent;
+    none for a network Grad-CAM cannot explain)."""
+    from fgvctune.results import gradcam
+
+    names = model.labels.classes
+    probabilities, predicted, truth = scores.probabilities, scores.predicted, scores.truth
+    true = probabilities[np.arange(len(truth)), truth]
+    losses = -np.log(np.maximum(true, 1e-30))
+    order = np.argsort(-losses, kind="stable")[:count]
+    top = [
         {
             "image": shown_name(scores.samples[i].path, root),
             **_where(scores.samples[i].path),
-            "true": names[scores.truth[i]],
+            "true": names[truth[i]],
             "predicted": names[predicted[i]],
             "confidence": float(probabilities[i, predicted[i]]),
+            "probability": float(true[i]),
+            "loss": float(losses[i]),
         }
         for i in order
     ]
+    for old in folder.glob("*.png"):  # an earlier evaluation's
+        old.unlink()
+    try:
+        explanation = gradcam.explain(model, [scores.samples[i] for i in order], predicted[order])
+    except ModelError:
+        return top
+    for rank, (entry, picture) in enumerate(zip(top, explanation.overlays()), start=1):
+        path = gradcam.write_png(picture, folder / f"{rank:02d}.png")
+        entry["heatmap"] = path.relative_to(folder.parent).as_posix()
+    return top
 
 
 def _where(source: Path | Member) -> dict:

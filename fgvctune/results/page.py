@@ -32,6 +32,26 @@ def table(head, rows, numeric=()) -> str:
     return f"<div class=scroll><table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
+def thumbnail(source, side: int) -> str:
+    """A base64 PNG of an image file or container member (data.containers.Member), its longer side `side`
+    pixels; "" when it cannot be read."""
+    import io
+
+    from fgvctune.data.images import open_image
+    from fgvctune.errors import DataError
+
+    try:
+        with open_image(source) as im:
+            im.draft("RGB", (side, side))
+            im = im.convert("RGB")
+            im.thumbnail((side, side))
+            buf = io.BytesIO()
+            im.save(buf, format="PNG", optimize=True)
+    except (DataError, TypeError, OSError):
+        return ""
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def cards(items) -> str:
     cards = "".join(
         f"<div class=card><div class=label>{esc(k)}</div><div class=value>{esc(v)}</div></div>" for k, v in items

@@ -153,7 +153,10 @@ def confusion_matrix(confusion, names, path: Path, title: str = "") -> Path:
 
 
 def image_grid(tiles, path: Path, title: str = "", columns: int = 4) -> Path:
-    """Images with captions in a grid; tiles are (sample, caption, wrong), wrong ones framed in red."""
+    """Images with captions in a grid; tiles are (sample, caption, wrong), wrong ones framed in red. A tile's sample
+    may be a picture already made instead (an RGB array, such as a Grad-CAM overlay: gradcam.py)."""
+    import numpy as np
+
     from fgvctune.data.dataset import decoded_image
 
     plt = _pyplot()
@@ -163,7 +166,10 @@ def image_grid(tiles, path: Path, title: str = "", columns: int = 4) -> Path:
     for ax in axes.flat:
         ax.axis("off")
     for ax, (sample, caption, wrong) in zip(axes.flat, tiles):
-        ax.imshow(decoded_image(sample, fit=side * dpi))  # decoded no larger than drawn, whatever the file claims
+        if isinstance(sample, np.ndarray):
+            ax.imshow(sample)
+        else:  # decoded no larger than drawn, whatever the file claims
+            ax.imshow(decoded_image(sample, fit=side * dpi))
         ax.set_title(caption, fontsize=8, color="red" if wrong else "black")
         if wrong:
             ax.axis("on")

@@ -1,6 +1,7 @@
 """predict: a model's classes for every image of a split (pred.txt) or for any image files (predictions.csv).
 
-Both paths load the model, score in order, write their table and, with --grid, a picture of up to that many images.
+Both paths load the model, score in order, write their table and, with --grid, a picture of up to that many images;
+with --explain, each image of the picture with the Grad-CAM heatmap of its prediction over it (gradcam.py).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from fgvctune.data.dataset import IMAGE_EXTENSIONS, Sample, shown_name
-from fgvctune.errors import DataError
+from fgvctune.errors import DataError, UsageError
 from fgvctune.fileio import atomic_write_text
 from fgvctune.results import runfiles
 from fgvctune.results.model import load_model
 from fgvctune.results.scoring import score, score_split
+
+EXPLAINED = "; heatmap: where the model found its prediction (Grad-CAM)"  # the grid's title with --explain
 
 
 @dataclass
@@ -36,8 +39,10 @@ def predict_split(
     grid: int = 16,
     verbose: bool = False,
     tta: str | None = None,
+    explain: bool = False,
 ) -> Predictions:
     """pred.txt for every image of a split: image, predicted and real id and name, confidence."""
+    _check_explain(explain, grid)
     model = load_model(run, checkpoint, ckpt_path, config_file, verbose)
     split, scores = score_split(model, split, tta=model.config.tta if tta is None else tta, unlabeled=True)
     names = model.labels.classes
@@ -72,8 +77,11 @@ def predict_split(
             )
             for i in chosen
         ]
+        if explain:
+            tiles = _explained(model, tiles, scores.predicted[chosen])
     out = Path(output) if output else runfiles.predict_folder(model.checkpoint.parent, split)
     title = f"{split}: predicted (true)" if labelled else f"{split}: predicted"
+    title += EXPLAINED if explain else ""
     return Predictions(rows, _written(out, runfiles.PRED_FILE, "\n".join(lines) + "\n", tiles, title))
 
 
@@ -88,10 +96,12 @@ def predict_images(
     grid: int = 16,
     verbose: bool = False,
     tta: str | None = None,
+    explain: bool = False,
 ) -> Predictions:
     """Top-k class names with probabilities for any image files or folders."""
     from fgvctune.data.dataset import inspect_image
 
+    _check_explain(explain, grid)
     model = load_model(run, checkpoint, ckpt_path, config_file, verbose)
     paths = image_files(images)
     samples = []
@@ -118,9 +128,25 @@ def predict_images(
             (replace(s, label=""), f"{r['top'][0][0]}\n{r['top'][0][1]:.0%}", False)
             for s, r in list(zip(samples, rows))[:grid]
         ]
+        if explain:
+            tiles = _explained(model, tiles, scores.predicted[:grid])
     out = Path(output) if output else runfiles.predict_folder(model.checkpoint.parent)
-    files = _written(out, runfiles.PREDICTIONS_FILE, buf.getvalue(), tiles, "predicted (probability)")
+    title = "predicted (probability)" + (EXPLAINED if explain else "")
+    files = _written(out, runfiles.PREDICTIONS_FILE, buf.getvalue(), tiles, title)
     return Predictions(rows, files)
+
+
+def _check_explain(explain: bool, grid: int) -> None:
+    if explain and not grid:
+        raise UsageError("--explain draws on the picture grid, and --grid 0 leaves it out", hint="drop --grid 0")
+
+
+def _explained(model, tiles: list, classes) -> list:
+    """The tiles with their images as the model saw them, the Grad-CAM heatmap of `classes` over each."""
+    from fgvctune.results import gradcam
+
+    explanation = gradcam.explain(model, [sample for sample, _, _ in tiles], classes)
+    return [(picture, caption, wrong) for picture, (_, caption, wrong) in zip(explanation.overlays(), tiles)]
 
 
 def _written(out: Path, table: str, text: str, tiles: list | None, title: str) -> list[str]:

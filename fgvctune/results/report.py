@@ -8,14 +8,12 @@ needed only when the best checkpoint has not been evaluated yet.
 
 from __future__ import annotations
 
-import base64
-import io
 from pathlib import Path
 
 from fgvctune.fileio import atomic_write_text
 from fgvctune.results import page, runfiles
 
-THUMBNAIL = 144  # pixels, the longer side of a mistake's picture
+THUMBNAIL = 144  # pixels, the longer side of a top loss's picture
 
 
 def write_report(run: str | Path, evaluate: bool = True, verbose: bool = False) -> Path:
@@ -164,6 +162,13 @@ def _data(folder: Path, config) -> str:
         parts.append(f"<h3>Left out of this run: {len(skipped)} ({runfiles.SKIPPED_FILE})</h3><ul>{shown}{more}</ul>")
     else:
         parts.append("<p>No files were left out.</p>")
+    relabelled = runfiles.read_relabelled(folder)
+    if relabelled:
+        rows = [[page.esc(r["split"]), f"<code>{page.esc(r['id'])}</code>", page.esc(r["was"]), page.esc(r["now"])]
+                for r in relabelled[:200]]  # fmt: skip
+        more = f"<p>... and {len(relabelled) - 200} more</p>" if len(relabelled) > 200 else ""
+        parts.append(f"<h3>Relabelled in this run: {len(relabelled)} ({runfiles.RELABELLED_FILE})</h3>")
+        parts.append(page.table(["split", "sample", "was", "now"], rows) + more)
     return "".join(parts)
 
 
@@ -252,7 +257,8 @@ def _evaluation(folder: Path, config, result: dict | None) -> str:
             f"<p>With test-time augmentation ({page.esc(result['tta'])}); without it: top-1 {plain['top1']:.2%}, "
             f"top-{result['k']} {plain['top5']:.2%}, mean per-class {plain['mean_per_class']:.2%}.</p>"
         )
-    picture = runfiles.eval_folder(folder, result["split"]) / runfiles.CONFUSION_PICTURE
+    evaluated = runfiles.eval_folder(folder, result["split"])
+    picture = evaluated / runfiles.CONFUSION_PICTURE
     per_class = sorted(result["per_class"].items(), key=lambda item: (item[1]["accuracy"], item[0]))
     table = [
         [
@@ -272,48 +278,45 @@ def _evaluation(folder: Path, config, result: dict | None) -> str:
     if confused:
         items = "".join(f"<li>{page.esc(t)} &rarr; {page.esc(p)}: {c}&times;</li>" for t, p, c in confused[:5])
         parts.append(f"<h3>Most confused pairs (true &rarr; predicted)</h3><ul>{items}</ul>")
-    mistakes = result.get("mistakes") or []
-    if mistakes:
-        tiles = "".join(_mistake(m) for m in mistakes)
-        parts.append(f"<h3>Worst mistakes: wrong and most confident</h3><div class=tiles>{tiles}</div>")
+    top = result.get("top_losses") or []
+    if top:
+        note = "Highest loss, -log p(true class), first."
+        if any("heatmap" in m for m in top):
+            note += " Over each image, as the model saw it, the Grad-CAM heatmap of the prediction: where it was found."
+        tiles = "".join(_top_loss(m, evaluated) for m in top)
+        heading = "<h3>Top losses: the images the model got most wrong</h3>"
+        parts.append(f"{heading}<p class=muted>{note}</p><div class=tiles>{tiles}</div>")
     elif "mistakes" in result:
-        parts.append("<p>No mistakes on this split.</p>")
+        parts.append("<p class=muted>Evaluated before fgvctune kept top losses: <code>fgvctune eval RUN</code>.</p>")
     return "".join(parts)
 
 
-def _mistake(m: dict) -> str:
-    picture = _thumbnail(m)
+def _top_loss(m: dict, folder: Path) -> str:
+    """A top loss's tile: its heatmap picture (else its image), predicted (red when wrong) and true class."""
+    picture = page.thumbnail(folder / m["heatmap"], THUMBNAIL) if m.get("heatmap") else ""
+    picture = picture or page.thumbnail(_source(m), THUMBNAIL)
     image = (
         f'<img src="data:image/png;base64,{picture}" alt="{page.esc(m["image"])}">'
         if picture
         else "<div class=missing>image not found</div>"
     )
+    predicted = page.esc(m["predicted"])
+    if m["predicted"] != m["true"]:
+        predicted = f"<span class=wrong>{predicted}</span>"
     return (
-        f"<figure>{image}<figcaption><span class=wrong>{page.esc(m['predicted'])}</span> {m['confidence']:.0%}"
-        f"<br>true: {page.esc(m['true'])}<br><small>{page.esc(m['image'])}</small></figcaption></figure>"
+        f"<figure>{image}<figcaption>{predicted} {m['confidence']:.0%}"
+        f"<br>true: {page.esc(m['true'])}, p {m['probability']:.2g}, loss {m['loss']:.2f}"
+        f"<br><small>{page.esc(m['image'])}</small></figcaption></figure>"
     )
 
 
-def _thumbnail(mistake: dict) -> str:
-    """A small PNG of a mistake's image, read from its file or from inside its container."""
+def _source(entry: dict):
+    """Where an image of eval.json is: its file, or a Member of its container."""
     from fgvctune.data.containers import Member
-    from fgvctune.data.dataset import open_image
-    from fgvctune.errors import DataError
 
-    try:
-        if mistake.get("member"):
-            source = Member(**{**mistake["member"], "container": Path(mistake["member"]["container"])})
-        else:
-            source = Path(mistake["path"])
-        with open_image(source) as im:
-            im.draft("RGB", (THUMBNAIL, THUMBNAIL))
-            im = im.convert("RGB")
-            im.thumbnail((THUMBNAIL, THUMBNAIL))
-            buf = io.BytesIO()
-            im.save(buf, format="PNG", optimize=True)
-    except (DataError, TypeError, OSError):
-        return ""
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    if entry.get("member"):
+        return Member(**{**entry["member"], "container": Path(entry["member"]["container"])})
+    return Path(entry["path"])
 
 
 def config_table(config) -> str:

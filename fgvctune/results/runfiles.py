@@ -4,18 +4,22 @@
 is the one place that spells their names and knows their layout.
 
     config.yaml   the resolved configuration         labels.csv   class ids and names
-    results.txt   a row per finished epoch            skipped.txt  samples left out (--skip-bad, --dedupe)
+    results.txt   a row per finished epoch            skipped.txt  samples left out (--skip-bad, --dedupe, --exclude)
     last.ckpt     weights, optimizer state, epoch     best.ckpt    weights with the best val top-1
     counts.csv    images per split and class trained  strategy.csv blocks: parameters, trainable, rate x
     curves.png    loss and accuracy per epoch         report.html  the whole run on one page
     eval-<split>/ eval.json, confusion.csv/.png       predict-<split>/, predict-images/: pred.txt or
     export/       the exported network, labels.csv      predictions.csv, and predictions.png
     duplicates.csv  copies found inside a split or across train and eval (when there are any)
+    eval-<split>/top-losses/  the Grad-CAM pictures of the evaluation's top losses
+    relabelled.csv  samples --relabel gave another label: split, id, was, now, the list's file and line
+    doctor/       doctor.csv and doctor.html of `fgvctune doctor RUN`
     launch.yaml, msrun-logs/  the configuration and logs of data-parallel workers (train --workers)
     lr-find.csv, lr-find.png  the sweep of `fgvctune lr-find` (in a folder of its own)
     .fgvctune.lock  while a run (train, compare, lr-find) works in the folder: its pid and command line
 
-labels.csv, counts.csv and skipped.txt are also a class tree's files: their names are the data room's, used here.
+labels.csv, counts.csv, skipped.txt and relabelled.csv are also a class tree's files: their names are the data
+room's, used here.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from fgvctune.data.dataset import LABELS_FILE, LabelMap
+from fgvctune.data.edits import RELABELLED_FILE
 from fgvctune.data.tree import COUNTS_FILE, SKIPPED_FILE
 from fgvctune.errors import UsageError
 from fgvctune.fileio import LockTaken, locked_or_taken
@@ -46,6 +51,7 @@ CONFUSION_PICTURE = "confusion.png"
 PRED_FILE = "pred.txt"  # predict on a split
 PREDICTIONS_FILE = "predictions.csv"  # predict on image files
 PREDICTIONS_PICTURE = "predictions.png"
+TOP_LOSSES_FOLDER = "top-losses"  # in eval-<split>/: the top losses' Grad-CAM pictures, 01.png, 02.png, ...
 EXPORT_FOLDER = "export"
 STRATEGY_COLUMNS = ("block", "prefix", "params", "trainable", "lr_mult")
 BEST, LAST = "best.ckpt", "last.ckpt"
@@ -147,6 +153,15 @@ def _parse(line: str) -> dict:
 def read_skipped(folder: str | Path) -> list[str]:
     path = Path(folder) / SKIPPED_FILE
     return path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+
+
+def read_relabelled(folder: str | Path) -> list[dict]:
+    """relabelled.csv's rows: split, id, was, now, where."""
+    path = Path(folder) / RELABELLED_FILE
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
 
 
 def read_counts(folder: str | Path) -> dict[str, dict[str, int]]:

@@ -49,7 +49,14 @@ def score_split(
     if not adapter and not data_dir:
         split = split or c.val_split
         dataset = load_dataset(
-            c.adapter, c.data_dir, [split], c.adapter_options, skip_bad=c.skip_bad, unlabeled=unlabeled
+            c.adapter,
+            c.data_dir,
+            [split],
+            c.adapter_options,
+            skip_bad=c.skip_bad,
+            unlabeled=unlabeled,
+            exclude=c.exclude,
+            relabel=c.relabel,
         )
     else:
         chosen = [split] if split else None
@@ -72,31 +79,19 @@ def score(model: Model, samples: list[Sample], batch_size: int = 0, tta: str = "
     """The model's logits for samples, in order. With test-time augmentation (`flip`: the image and its
     mirror; `crops`: the four corners and the centre of the image resized to its evaluation size divided
     by crop_pct), each view is one forward pass and a sample's score is the mean of its views' softmax."""
-    import mindspore.dataset as ds
-    from mindcv.data import create_loader
-
     from fgvctune.data.pipeline import eval_transforms
-    from fgvctune.data.source import COLUMNS, ImageSource
     from fgvctune.results import metrics
 
     if tta and tta not in TTA:
         raise UsageError(f"--tta {tta!r}: use flip, crops or none")
     c = model.config
     batch_size = batch_size or c.batch_size
-    source = ImageSource(samples, model.labels)
     size = c.image_resize
     if tta == "crops":  # the whole resized square; the crops are cut from it below
         transform = eval_transforms(replace(c, image_resize=int(size / c.crop_pct), crop_pct=1.0))
     else:
         transform = eval_transforms(c)
-    loader = create_loader(
-        ds.GeneratorDataset(source, column_names=COLUMNS, shuffle=False),
-        batch_size=batch_size,
-        is_training=False,
-        transform=transform,
-        num_classes=len(model.labels),
-        num_parallel_workers=c.pipeline_workers,
-    )
+    loader = eval_loader(model, samples, batch_size, transform)
     logits, truth = metrics.predict(model.network, loader, batch_size, views=lambda x: views(x, tta, size))
     if len(truth) != len(samples):
         raise RuntimeError(f"scored {len(truth)} of {len(samples)} samples")
@@ -104,6 +99,23 @@ def score(model: Model, samples: list[Sample], batch_size: int = 0, tta: str = "
         return Scores(samples, logits[0], truth)
     mean = np.mean([softmax(x) for x in logits], axis=0)
     return Scores(samples, np.log(np.maximum(mean, 1e-30)), truth, plain=logits[0])
+
+
+def eval_loader(model: Model, samples: list[Sample], batch_size: int, transform: list):
+    """MindCV's evaluation loader over samples, in order: (image, one-hot label) batches of `batch_size`."""
+    import mindspore.dataset as ds
+    from mindcv.data import create_loader
+
+    from fgvctune.data.source import COLUMNS, ImageSource
+
+    return create_loader(
+        ds.GeneratorDataset(ImageSource(samples, model.labels), column_names=COLUMNS, shuffle=False),
+        batch_size=batch_size,
+        is_training=False,
+        transform=transform,
+        num_classes=len(model.labels),
+        num_parallel_workers=model.config.pipeline_workers,
+    )
 
 
 def views(images: np.ndarray, tta: str, size: int) -> list[np.ndarray]:

@@ -11,6 +11,7 @@ import numpy as np
 
 from fgvctune import config as config_module
 from fgvctune.data.dataset import LABELS_FILE, load_dataset
+from fgvctune.data.edits import RELABELLED_FILE, relabelled_csv
 from fgvctune.errors import ModelError, UsageError
 from fgvctune.fileio import atomic_write_text
 from fgvctune.results.runfiles import (
@@ -73,7 +74,15 @@ class SetUp:
             train_split=c.train_split,
             eval_split=c.val_split,
             roles=True,
+            exclude=c.exclude,
+            relabel=c.relabel,
         )
+        d = self.dataset
+        if d.excluded or d.relabelled:
+            self.log(
+                f"{len(d.excluded)} sample(s) left out by --exclude (skipped.txt), "
+                f"{len(d.relabelled)} relabelled by --relabel ({RELABELLED_FILE})"
+            )
         for note in self.dataset.notes:  # splits this run does not use, and what is wrong with them
             self.log(f"note: {note}")
         classes = len(self.dataset.labels)
@@ -114,8 +123,10 @@ class SetUp:
         atomic_write_text(self.folder / CONFIG_FILE, config_module.dump_yaml(self.config))
         atomic_write_text(self.folder / LABELS_FILE, self.dataset.labels.to_csv())
         atomic_write_text(self.folder / COUNTS_FILE, self.dataset.counts_csv())
-        if self.dataset.problems:
+        if self.dataset.problems or self.dataset.excluded:
             atomic_write_text(self.folder / SKIPPED_FILE, self.dataset.skipped_report())
+        if self.dataset.relabelled:
+            atomic_write_text(self.folder / RELABELLED_FILE, relabelled_csv(self.dataset.relabelled))
 
     def _build_data(self) -> None:
         from fgvctune.data import pipeline

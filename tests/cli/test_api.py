@@ -39,7 +39,7 @@ def test_every_function_the_docs_list_runs_on_the_sample(tmp_path, base, cache, 
     monkeypatch.chdir(REPO)
     assert listed_in_the_docs() == {
         *("load_dataset", "convert", "ImageSource", "find_duplicates", "train", "evaluate", "predict_split"),
-        *("predict_images", "layers", "compare", "lr_find", "write_report", "export", "TrainConfig"),
+        *("predict_images", "layers", "compare", "lr_find", "write_report", "export", "TrainConfig", "diagnose"),
     }
     assert listed_in_the_docs() <= set(fgvctune.__all__)
 
@@ -77,5 +77,7 @@ def test_every_function_the_docs_list_runs_on_the_sample(tmp_path, base, cache, 
     assert fgvctune.write_report(folder).is_file()
     exported = fgvctune.export(folder)
     assert exported.path.is_file() and exported.checked == 8
+    found = fgvctune.diagnose("aircraft", "data/aircraft-sample", tmp_path / "doctor", run=folder)
+    assert {f.issue for f in found.found} <= {"label", "outlier", "near_duplicate"} and found.files[0].is_file()
     sweep = fgvctune.lr_find(c, str(tmp_path / "lr-find"), steps=10)
     assert len(sweep.rates) <= 10 and all(path.is_file() for path in sweep.files)

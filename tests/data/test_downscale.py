@@ -110,5 +110,5 @@ def test_eval_reads_full_size_images_of_a_downscaled_run(digits_run, tmp_path):
         result = asdict(evaluate(run))
         scored[downscale] = {k: v for k, v in result.items() if k not in ("checkpoint", "files")}
     assert short_side(config) == 36 < 96
-    assert scored[True]["mistakes"], "noise: most predictions are wrong, each with its own confidence"
+    assert scored[True]["top_losses"], "noise: most predictions are wrong, each with its own confidence"
     assert scored[True] == scored[False]

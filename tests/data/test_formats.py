@@ -152,11 +152,11 @@ def test_train_eval_predict_report_on_each_form(forms, form, read, tmp_path, cac
     assert len(read_results(run)) == 2 and "128 train / 64 test images" in trained.stdout
     evaluation = json.loads((run / "eval-test" / "eval.json").read_text())
     assert evaluation["count"] == 64
-    mistakes = evaluation["mistakes"]
-    assert mistakes and all(":" in m["image"] and m["member"]["kind"] in ("parquet", "arrow", "tar") for m in mistakes)
+    top = evaluation["top_losses"]
+    assert top and all(":" in m["image"] and m["member"]["kind"] in ("parquet", "arrow", "tar") for m in top)
     html = (run / "report.html").read_text()
-    # every mistake's thumbnail, read from inside its shard
-    assert html.count('<figure><img src="data:image/png;base64,') == len(mistakes)
+    # every top loss's thumbnail, read from inside its shard
+    assert html.count('<figure><img src="data:image/png;base64,') == len(top)
     predicted = fgvctune("predict", str(run), "--split", "test", log=tmp_path / "predict.log")
     assert predicted.returncode == 0, predicted.stdout[-2000:]
     rows = [line.split("\t") for line in (run / "predict-test" / "pred.txt").read_text().splitlines()[1:]]

@@ -24,7 +24,7 @@ def test_run_report_in_a_browser(digits_run, tmp_path):
     page = digits_run / "report.html"
     html = page.read_text(encoding="utf-8")
     self_contained(html)
-    assert html.count("data:image/png;base64,") >= 3  # curves, confusion matrix, mistakes
+    assert html.count("data:image/png;base64,") >= 3  # curves, confusion matrix, top losses
     text = page_text(page)
     for words in (
         "run: digits",
@@ -36,13 +36,13 @@ def test_run_report_in_a_browser(digits_run, tmp_path):
         "No files were left out",
         "Per-class accuracy, worst first",
         "Confusion matrix",
-        "Worst mistakes",
+        "Top losses",
         "true:",
         "mean per-class",
     ):
         assert words in text, words
     result = (digits_run / "eval-val" / "eval.json").read_text()
-    assert '"mistakes"' in result
+    assert '"top_losses"' in result
     shot = screenshot(page, tmp_path / "shot.png")
     assert shot.size == (1366, 900)
     colours = shot.getcolors(maxcolors=1_000_000)
@@ -75,3 +75,25 @@ def test_report_shows_duplicates_and_left_out_files(tmp_path, cache):
     assert "their training copies were left out (--dedupe)" in text
     assert "Left out of this run: 4 (skipped.txt)" in text and "3000004.jpg" in text
     fits_a_laptop(run / "report.html", tmp_path)
+
+
+def test_doctor_page_in_a_browser(digits_run, digits, tmp_path):
+    """doctor.html in Chromium: every kind's section, a thumbnail per listed sample (up to the page's limit), the
+    given and suggested labels, a real picture, no horizontal scrolling."""
+    from fgvctune.doctor import diagnose
+    from fgvctune.results.doctor_report import SHOWN
+
+    found = diagnose("folder", digits, tmp_path / "out", run=digits_run)
+    page = tmp_path / "out" / "doctor.html"
+    html = page.read_text(encoding="utf-8")
+    self_contained(html)
+    shown = sum(min(found.count(kind), SHOWN) for kind in found.kinds)
+    assert found.count("label") and html.count('src="data:image/png;base64,') == shown
+    text = page_text(page)
+    for words in ("Label issues", "Outliers", "Near duplicates", "given:", "suggested:", "overlapping classes"):
+        assert words in text, words
+    first = next(f for f in found.found if f.issue == "label")
+    assert f"{first.split}: {first.id}" in text
+    shot = screenshot(page, tmp_path / "shot.png")
+    assert len(shot.getcolors(maxcolors=1_000_000)) > 500, "the screenshot is (nearly) blank"
+    fits_a_laptop(page, tmp_path)

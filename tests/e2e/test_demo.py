@@ -46,7 +46,9 @@ def test_demo_runs_end_to_end(tmp_path):
     table = (out / "compare" / "compare.md").read_text()
     assert "| linear-probe |" in table and "| full |" in table
     written = [line.strip() for line in result.stdout.split("== written:")[1].splitlines() if line.strip()]
-    assert len(written) == 13 and all(Path(p).is_file() for p in written)
+    assert len(written) == 14 and all(Path(p).is_file() for p in written if not p.endswith("top-losses"))
+    heatmaps = sorted((Path(p) for p in written if p.endswith("top-losses")), key=str)
+    assert len(heatmaps) == 1 and len(list(heatmaps[0].glob("*.png"))) == 12  # the top losses' Grad-CAM pictures
     assert sum(p.endswith("report.html") for p in written) == 2
     for picture in [p for p in written if p.endswith(".png")]:
         with Image.open(picture) as im:

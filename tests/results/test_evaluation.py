@@ -246,24 +246,91 @@ def test_pred_txt_names_each_prediction_and_its_confidence(digits_run, digits_pr
         assert 1 / len(names) <= float(r["confidence"]) <= 1  # the largest of ten probabilities
     assert sum(r["pred"] == r["real"] for r in rows) / len(rows) == pytest.approx(evaluation["top1"])
     by_image = {r["image"]: r for r in rows}
-    assert evaluation["mistakes"]
-    for m in evaluation["mistakes"]:
+    assert evaluation["top_losses"]
+    for m in evaluation["top_losses"]:
         r = by_image[m["image"]]
         assert (r["real_name"], r["pred_name"]) == (m["true"], m["predicted"])
         assert float(r["confidence"]) == pytest.approx(m["confidence"], abs=5e-5)
 
 
-def test_eval_json_keeps_the_mistakes_it_was_surest_of_in_order(digits_run, digits_predicted):
-    """The 12 wrong predictions with the highest confidence, most confident first, found again from pred.txt."""
-    wrong = [r for r in read_pred(digits_predicted / "pred.txt") if r["pred"] != r["real"]]
-    assert len(wrong) > MISTAKES, "more mistakes than eval.json keeps, so that keeping 12 is a choice"
-    surest = sorted(((float(r["confidence"]), r["image"], r["real_name"], r["pred_name"]) for r in wrong), reverse=True)
-    mistakes = digits_eval(digits_run)["mistakes"]
-    confidences = [m["confidence"] for m in mistakes]
-    assert confidences == sorted(confidences, reverse=True)
-    kept = [(round(m["confidence"], 4), m["image"], m["true"], m["predicted"]) for m in mistakes]
-    # pred.txt rounds to 4 decimals: mistakes as close as that are compared as a set, not in order
-    assert sorted(kept, reverse=True) == surest[:MISTAKES]
+# -- Grad-CAM in predict and eval: the digits run evaluated at 64 px, where its last block's map is 2x2 ------------
+@pytest.fixture(scope="module")
+def digits_64(digits_run, tmp_path_factory) -> Path:
+    """A copy of the digits run (its evaluation left out) whose config scores the images at 64 px, not 32: there
+    mobilenet_v3_small's last block gives a 2x2 map, a heatmap to draw (at 32 px a 1x1 map has nothing to locate)."""
+    import shutil
+
+    from fgvctune.config import dump_yaml, resolve
+
+    run = tmp_path_factory.mktemp("digits-64") / "digits"
+    shutil.copytree(digits_run, run, ignore=shutil.ignore_patterns("eval-*", "predict-*", "report.html"))
+    config = resolve(digits_run / "config.yaml", image_resize=64)
+    (run / "config.yaml").write_text(dump_yaml(config), encoding="utf-8")
+    return run
+
+
+def warm(path: Path) -> int:
+    """How many pixels of a picture are yellow to orange: a heatmap's hot end over a grey digit (the red frames
+    and captions have no green, the digits no colour at all)."""
+    with Image.open(path) as im:
+        r, g, b = np.moveaxis(np.asarray(im.convert("RGB")).astype(int), -1, 0)
+    return int(((r - b > 80) & (g - b > 40)).sum())
+
+
+def test_predict_explain_draws_each_images_heatmap_over_the_grid(digits_64, tmp_path):
+    """On a split and on image files: with --explain the grid shows the heatmaps' warm colours over the grey
+    digits, where without it there are none; the tables are the same either way."""
+    files = [str(p) for p in sorted(Path(runfiles.read_config(digits_64).data_dir).glob("val/*/*.png"))[:6]]
+    for images, table in (([], "pred.txt"), (files, "predictions.csv")):
+        written = {}
+        for explain in ([], ["--explain"]):
+            out = tmp_path / f"{table}{explain}"
+            result = runner.invoke(app, ["predict", str(digits_64), *images, "--grid", "8", "-o", str(out), *explain])
+            assert result.exit_code == 0, result.output
+            valid_png(out / "predictions.png")
+            written[bool(explain)] = ((out / table).read_text(encoding="utf-8"), warm(out / "predictions.png"))
+        assert written[True][0] == written[False][0]
+        assert written[False][1] == 0 and written[True][1] > 2000, written
+
+
+def test_eval_keeps_the_top_losses_with_their_heatmaps_and_the_report_shows_them(digits_64):
+    """eval.json: the MISTAKES images of highest loss -log p(true class), highest first, as the scores give them,
+    each with its heatmap's PNG in eval-val/top-losses/; the report shows those pictures, in that order, and still
+    the most confused pairs."""
+    import base64
+    import io
+    import re
+
+    from fgvctune.data.dataset import shown_name
+    from fgvctune.results.model import load_model
+    from fgvctune.results.scoring import score_split
+
+    result = runner.invoke(app, ["eval", str(digits_64), "--json"])
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads(result.output)
+    top = evaluation["top_losses"]
+    model = load_model(digits_64)
+    _, scores = score_split(model)
+    true = scores.probabilities[np.arange(len(scores.truth)), scores.truth]
+    order = np.argsort(true)[:MISTAKES]  # the least probable true classes: the highest losses
+    root = Path(model.config.data_dir)
+    assert [m["image"] for m in top] == [shown_name(scores.samples[i].path, root) for i in order]
+    assert [m["loss"] for m in top] == pytest.approx(-np.log(true[order]), rel=1e-5)
+    assert [m["probability"] for m in top] == pytest.approx(true[order], rel=1e-5)
+    assert sum(m["true"] != m["predicted"] for m in top) > MISTAKES // 2, "the highest losses are mostly mistakes"
+    folder = digits_64 / "eval-val"
+    heatmaps = [np.asarray(Image.open(folder / m["heatmap"]).convert("RGB")) for m in top]
+    assert [m["heatmap"] for m in top] == [f"top-losses/{i:02d}.png" for i in range(1, MISTAKES + 1)]
+    assert all(h.shape == (64, 64, 3) for h in heatmaps) and all(warm(folder / m["heatmap"]) for m in top)
+
+    assert runner.invoke(app, ["report", str(digits_64)]).exit_code == 0
+    html = (digits_64 / "report.html").read_text(encoding="utf-8")
+    shown = re.findall(r'<figure><img src="data:image/png;base64,([^"]+)"', html)
+    pictures = [np.asarray(Image.open(io.BytesIO(base64.b64decode(b))).convert("RGB")) for b in shown]
+    assert len(pictures) == len(heatmaps) and all(np.array_equal(a, b) for a, b in zip(pictures, heatmaps))
+    assert "Top losses" in html and all(f"loss {m['loss']:.2f}" in html for m in top)
+    true_name, predicted, count = evaluation["confused"][0]
+    assert f"<li>{true_name} &rarr; {predicted}: {count}&times;</li>" in html
 
 
 def test_predictions_png_frames_the_wrong_predictions_in_red(digits_predicted):
