@@ -163,32 +163,21 @@ def embed(config, run, ckpt_path, num_classes: int, samples: list[Sample], verbo
     """The model's penultimate features of `samples` (N, D), read as evaluation reads them."""
     from mindspore import nn
 
-    from fgvctune import runtime
     from fgvctune.data.labels import LabelMap
-    from fgvctune.kernels import fold, swaps
+    from fgvctune.kernels import swaps
     from fgvctune.models.network import classifier_name
-    from fgvctune.results.model import Model, load_model
+    from fgvctune.results.model import Model, inference_network, load_model
     from fgvctune.results.scoring import score
-    from fgvctune.weights.loading import create_network
 
     if run:
         loaded = load_model(run, ckpt_path=ckpt_path, verbose=verbose)
-        network = loaded.network
+        network, checkpoint = loaded.network, loaded.checkpoint
     else:
-        runtime.start(verbose, config.mode, config.device_target, config.seed)
-        network, _ = create_network(
-            config.model,
-            num_classes,
-            pretrained=not ckpt_path,
-            ckpt_path=str(ckpt_path or ""),
-            cache_dir=config.cache_dir,
-            new_classifier="its classifier is not used",
-        )
-        network.set_train(False)
-        fold.fold(network)
+        checkpoint = Path(ckpt_path) if ckpt_path else None
+        network, _ = inference_network(config, num_classes, checkpoint, verbose, "its classifier is not used")
     head = classifier_name(network, config.model)
     swaps.replace(network, nn.Dense, lambda old, name: nn.Identity() if name == head else old)
-    model = Model(network, config, LabelMap.from_names({s.label for s in samples}), Path(run or "."))
+    model = Model(network, config, LabelMap.from_names({s.label for s in samples}), checkpoint or Path())
     parts = []
     chunks = range(0, len(samples), CHUNK)
     for start in _track(chunks, "features", progress and len(samples) > CHUNK):
@@ -227,7 +216,7 @@ def _retrained(config, dataset, samples, folds, epochs, seed, out, verbose, prog
     train_at = [i for i, (split, _) in enumerate(samples) if split == dataset.train_split]
     if not train_at:
         raise UsageError("--retrain needs the training split among the splits diagnosed", hint="drop --split")
-    rest = [i for i in range(len(samples)) if i not in set(train_at)]
+    rest = sorted(set(range(len(samples))) - set(train_at))
     ids = [shown_name(samples[i][1].path, dataset.root) for i in train_at]
     labels = [samples[i][1].label for i in train_at]
     already = sorted(read_edits(config.exclude).exclude) if config.exclude else []

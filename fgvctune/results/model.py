@@ -30,10 +30,6 @@ def load_model(
 ) -> Model:
     """The network of a run folder (best.ckpt by default), or a checkpoint with its config and labels.csv, in
     inference mode with its BatchNorm folded into the convolutions before it (kernels/fold.py)."""
-    from fgvctune import runtime
-    from fgvctune.kernels import fold
-    from fgvctune.weights.loading import create_network  # a PyTorch --ckpt-path too
-
     if run:
         folder = runfiles.require_run(run)
         config = runfiles.read_config(folder)
@@ -50,10 +46,29 @@ def load_model(
         labels = LabelMap.read(label_file)
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist", hint="train first, or pass --checkpoint last")
-    runtime.start(verbose, config.mode, config.device_target, config.seed)
-    network, report = create_network(config.model, len(labels), ckpt_path=str(path), cache_dir=config.cache_dir)
+    network, report = inference_network(config, len(labels), path, verbose=verbose)
     if report.dropped or report.missing:
         raise ModelError(f"{path} does not match its run's {len(labels)} classes: {report.summary()}")
+    return Model(network, config, labels, path)
+
+
+def inference_network(config, num_classes: int, ckpt_path: Path | None, verbose: bool = False, new_classifier=""):
+    """`config.model` from a checkpoint (None: MindCV's ImageNet weights) in inference mode, BatchNorm folded into
+    the convolutions before it (kernels/fold.py); and the load's report. `new_classifier` says why a checkpoint's
+    classifier may be dropped ("": it must fit)."""
+    from fgvctune import runtime
+    from fgvctune.kernels import fold
+    from fgvctune.weights.loading import create_network  # a PyTorch --ckpt-path too
+
+    runtime.start(verbose, config.mode, config.device_target, config.seed)
+    network, report = create_network(
+        config.model,
+        num_classes,
+        pretrained=ckpt_path is None,
+        ckpt_path=str(ckpt_path or ""),
+        cache_dir=config.cache_dir,
+        new_classifier=new_classifier,
+    )
     network.set_train(False)
     fold.fold(network)
-    return Model(network, config, labels, path)
+    return network, report
