@@ -44,8 +44,12 @@ def compare(
 
     if seeds < 1:
         raise UsageError(f"--seeds {seeds}: give at least 1 run per strategy")
+    from fgvctune.training import tracking
+
     output = Path(output)
-    with working_in(output):  # one comparison per folder; each strategy's run holds its own folder inside it
+    tracking.check(config)
+    # one comparison per folder; each strategy's run holds its own folder inside it, its MLflow run nested under one
+    with working_in(output), tracking.parent(config, output, "compare"):
         return _compare(config, output, names, verbose, log, seeds)
 
 

@@ -280,6 +280,18 @@ class TrainConfig:
     )
     distribute: bool = option(False, "Data-parallel training under msrun.", "Run")
     scale_lr: bool = option(False, "Distributed: multiply lr by the number of workers.", "Run")
+    # tracking
+    log_to: str = option(
+        "",
+        "Also log the run to tensorboard (event files in the run folder), mlflow, or both: tensorboard,mlflow.",
+        "Tracking",
+    )
+    mlflow_uri: str = option(
+        "", "MLflow tracking URI (default: MLFLOW_TRACKING_URI, else a SQLite store in ./mlruns).", "Tracking"
+    )
+    mlflow_experiment: str = option(
+        "", "MLflow experiment (default: MLFLOW_EXPERIMENT_NAME, else fgvctune).", "Tracking"
+    )
 
     @property
     def pipeline_workers(self) -> int:
@@ -292,6 +304,7 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+LOG_TOOLS = ("tensorboard", "mlflow")  # log_to's tools (training/tracking.py)
 
 
 MAX_CONFIG_BYTES = 1 << 20  # config files are a few hundred bytes; one this large is something else
@@ -445,6 +458,11 @@ def _coerce(name: str, value, where: str):
         raise UsageError(f"{where}: {name} must be one of {shown}, got {value!r}")
     if name == "auto_augment" and value:
         _check_auto_augment(value, where)
+    if name == "log_to":
+        value = ",".join(dict.fromkeys(t.strip().lower() for t in value.split(",") if t.strip()))
+        unknown = [t for t in value.split(",") if t and t not in LOG_TOOLS]
+        if unknown:
+            raise UsageError(f"{where}: log_to has no tool {unknown[0]!r}; choose from {', '.join(LOG_TOOLS)}")
     return value
 
 

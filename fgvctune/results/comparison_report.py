@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fgvctune.fileio import atomic_write_text
 from fgvctune.results import page, runfiles
-from fgvctune.results.report import config_table, setting_line
+from fgvctune.results.report import config_table, setting_line, tracking_section
 
 
 def write_comparison_report(output: str | Path, rows: list[dict], config) -> Path:
@@ -56,6 +56,7 @@ def write_comparison_report(output: str | Path, rows: list[dict], config) -> Pat
             "Training curves",
             page.img(plots.comparison_curves(curves, title=output.name), "validation top-1 and train loss per epoch"),
         ),
+        tracking_section(output, config, output),
         page.section("Configuration", config_table(config)),
     ]
     path = output / runfiles.REPORT_FILE

@@ -153,6 +153,11 @@ def confusion_matrix(confusion, names, path: Path, title: str = "") -> Path:
 
 
 def image_grid(tiles, path: Path, title: str = "", columns: int = 4) -> Path:
+    """Images with captions in a grid, written to `path` (grid_figure)."""
+    return _save(grid_figure(tiles, title, columns), path)
+
+
+def grid_figure(tiles, title: str = "", columns: int = 4):
     """Images with captions in a grid; tiles are (sample, caption, wrong), wrong ones framed in red. A tile's sample
     may be a picture already made instead (an RGB array, such as a Grad-CAM overlay: gradcam.py)."""
     import numpy as np
@@ -180,7 +185,7 @@ def image_grid(tiles, path: Path, title: str = "", columns: int = 4) -> Path:
                 spine.set_linewidth(3)
     figure.suptitle(title)
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
 def png(figure) -> bytes:

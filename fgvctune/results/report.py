@@ -53,9 +53,29 @@ def _run_body(folder: Path, config, result: dict | None) -> str:
             page.section("Evaluation", _evaluation(folder, config, result)),
             "<div class=pair>" + page.section("Strategy", _strategy(folder, config)),
             page.section("Data", _data(folder, config)) + "</div>",
+            tracking_section(folder, config, folder / runfiles.TENSORBOARD_FOLDER),
             page.section("Configuration", config_table(config)),
         ]
     )
+
+
+def tracking_section(folder: Path, config, logdir: Path) -> str:
+    """Where the run (or a comparison's or study's runs) is also logged (--log-to): the TensorBoard command that shows
+    `logdir`, and the MLflow run in `folder`'s tracking.json (a link when it is on a server). Empty when it logs
+    nowhere else."""
+    record = runfiles.read_tracking(folder)
+    parts = []
+    if "tensorboard" in config.log_to.split(","):
+        parts.append(f"<p>TensorBoard: <code>tensorboard --logdir {page.esc(logdir)}</code></p>")
+    mlflow = record.get("mlflow")
+    if mlflow:
+        run = f"run <code>{page.esc(mlflow['run_id'])}</code>"
+        if mlflow.get("url"):
+            where = f'<a href="{page.esc(mlflow["url"])}">{run} on {page.esc(mlflow["uri"])}</a>'
+        else:
+            where = f"{run}; <code>mlflow ui --backend-store-uri {page.esc(mlflow['uri'])}</code> shows it"
+        parts.append(f"<p>MLflow: {where} (experiment {page.esc(mlflow['experiment_id'])}).</p>")
+    return page.section("Tracking", "".join(parts)) if parts else ""
 
 
 def setting_line(config) -> str:
@@ -294,7 +314,7 @@ def _evaluation(folder: Path, config, result: dict | None) -> str:
 def _top_loss(m: dict, folder: Path) -> str:
     """A top loss's tile: its heatmap picture (else its image), predicted (red when wrong) and true class."""
     picture = page.thumbnail(folder / m["heatmap"], THUMBNAIL) if m.get("heatmap") else ""
-    picture = picture or page.thumbnail(_source(m), THUMBNAIL)
+    picture = picture or page.thumbnail(runfiles.eval_image(m), THUMBNAIL)
     image = (
         f'<img src="data:image/png;base64,{picture}" alt="{page.esc(m["image"])}">'
         if picture
@@ -308,15 +328,6 @@ def _top_loss(m: dict, folder: Path) -> str:
         f"<br>true: {page.esc(m['true'])}, p {m['probability']:.2g}, loss {m['loss']:.2f}"
         f"<br><small>{page.esc(m['image'])}</small></figcaption></figure>"
     )
-
-
-def _source(entry: dict):
-    """Where an image of eval.json is: its file, or a Member of its container."""
-    from fgvctune.data.containers import Member
-
-    if entry.get("member"):
-        return Member(**{**entry["member"], "container": Path(entry["member"]["container"])})
-    return Path(entry["path"])
 
 
 def config_table(config) -> str:

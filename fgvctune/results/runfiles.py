@@ -15,6 +15,7 @@ is the one place that spells their names and knows their layout.
     relabelled.csv  samples --relabel gave another label: split, id, was, now, the list's file and line
     doctor/       doctor.csv and doctor.html of `fgvctune doctor RUN`
     launch.yaml, msrun-logs/  the configuration and logs of data-parallel workers (train --workers)
+    tracking.json, tensorboard/  with --log-to: the MLflow run and TensorBoard event files the run logs to
     lr-find.csv, lr-find.png  the sweep of `fgvctune lr-find` (in a folder of its own)
     .fgvctune.lock  while a run (train, compare, lr-find) works in the folder: its pid and command line
 
@@ -64,6 +65,8 @@ LR_FIND_TABLE, LR_FIND_PICTURE = "lr-find.csv", "lr-find.png"
 COMPARE_CONFIG = "compare.yaml"  # the configuration every strategy starts from
 COMPARE_TABLE = "compare.csv"
 COMPARE_MARKDOWN = "compare.md"
+TRACKING_FILE = "tracking.json"  # --log-to: the TensorBoard folder and MLflow run a run (or compare, tune) logs to
+TENSORBOARD_FOLDER = "tensorboard"
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_top1", "val_top5", "lr", "seconds")
 
 
@@ -120,6 +123,12 @@ def read_config(folder: str | Path):
 
 def read_labels(folder: str | Path) -> LabelMap:
     return LabelMap.read(Path(folder) / LABELS_FILE)
+
+
+def read_tracking(folder: str | Path) -> dict:
+    """tracking.json: {"tensorboard": folder name, "mlflow": {uri, experiment_id, run_id, url}}; {} without one."""
+    path = Path(folder) / TRACKING_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def read_results(folder: str | Path) -> list[dict]:
@@ -213,6 +222,15 @@ def read_eval(folder: str | Path, split: str) -> dict | None:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
     return result if Path(result.get("checkpoint", "")).name == BEST else None
+
+
+def eval_image(entry: dict):
+    """Where an image of eval.json (a top loss) is: its file, or a Member of its container."""
+    from fgvctune.data.containers import Member
+
+    if entry.get("member"):
+        return Member(**{**entry["member"], "container": Path(entry["member"]["container"])})
+    return Path(entry["path"])
 
 
 def confusion_text(names, confusion) -> str:

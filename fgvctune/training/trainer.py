@@ -19,6 +19,7 @@ from fgvctune.config import TrainConfig
 from fgvctune.errors import UsageError
 from fgvctune.fileio import atomic_write_text
 from fgvctune.results.runfiles import BEST, CONFIG_FILE, LAST, RESULTS_FILE, as_written, results_text, working_in
+from fgvctune.training import tracking
 from fgvctune.training.interrupts import Interrupted, interrupts_deferred, reclaim_ctrl_c
 from fgvctune.training.progress import Progress, epoch_line
 from fgvctune.training.resume import Checkpoints
@@ -53,9 +54,13 @@ def train(
     verbose: bool = False,
     progress: bool = True,
     log=print,
+    on_epoch=None,
     **options,
 ) -> Run:
     """Fine-tune a MindCV model; every TrainConfig key is also a keyword here.
+
+    `on_epoch(row)` is called after each epoch's files have landed (`tune` reports to its pruner there; an
+    exception it raises ends the run, its finished epochs saved).
 
     >>> fgvctune.train(adapter="aircraft", data_dir="data/aircraft-sample", epoch_size=5, freeze="7")
     """
@@ -73,13 +78,16 @@ def train(
         if not config.adapter or not config.data_dir:
             raise UsageError("no dataset given", hint="pass --adapter and --data-dir (or set them in --config)")
         folder = Path(output) if output else default_output(config)
+    tracking.check(config, folder if resume else None)
     # One run per folder. Data-parallel workers share theirs: the launcher (`train --workers`) holds it for them.
     with nullcontext() if config.distribute else working_in(folder):
         if not resume and (folder / RESULTS_FILE).exists():
             raise UsageError(
                 f"{folder} already holds a run", hint=f"continue it with --resume {folder}, or pick another --output"
             )
-        return Trainer(config, folder, resume=bool(resume), verbose=verbose, progress=progress, log=log).run()
+        trainer = Trainer(config, folder, resume=bool(resume), verbose=verbose, progress=progress, log=log)
+        trainer.on_epoch = on_epoch
+        return trainer.run()
 
 
 class Trainer(SetUp, Checkpoints):
@@ -92,10 +100,15 @@ class Trainer(SetUp, Checkpoints):
         self.verbose, self.progress, self.log = verbose, progress, log
         self.writes = writes  # False: set up and step without writing a run folder (lr-find)
         self.resumed: dict = {}  # last.ckpt's entries, from reading its epoch until they are loaded
+        self.on_epoch = None  # train()'s callback
+        self.trackers = tracking.NOTHING
 
     def run(self) -> Run:
         self.set_up()
-        return self._loop()
+        if self.dist.is_writer and self.writes:  # TensorBoard and MLflow (--log-to): rank 0, like the run's files
+            self.trackers = tracking.start(self.config, self.folder, self.resume, log=self.log)
+        with self.trackers:
+            return self._loop()
 
     def _loop(self) -> Run:
         c = self.config
@@ -132,7 +145,10 @@ class Trainer(SetUp, Checkpoints):
                             with self._evaluated_weights():
                                 self._save(self.network, BEST, epoch + 1)
                         self._save(self.step, LAST, epoch + 1)
+                self.trackers.epoch(row)
                 self.log(epoch_line(row, c.epoch_size, self._k, improved))
+                if self.on_epoch:
+                    self.on_epoch(row)
                 if c.early_stop and since_best >= c.early_stop:
                     self.log(f"early stop: no better val top-1 for {c.early_stop} epochs")
                     break
@@ -145,6 +161,7 @@ class Trainer(SetUp, Checkpoints):
         run.trainable_params = self.trainable
         if self.dist.is_writer:
             self._after_training(run)
+            self.trackers.finish(self.folder)
         return run
 
     @property
@@ -162,6 +179,7 @@ class Trainer(SetUp, Checkpoints):
         self.step.set_train(True)
         strategy.set_train_mode(self.network, True, self.frozen_norms)
         losses, correct, seen = 0.0, 0, 0
+        cycle_loss = 0.0  # the batches of one update (gradient accumulation), for the trackers' per-step loss
         started = time.perf_counter()
         k = c.gradient_accumulation_steps
         batches = self.steps_per_epoch * k
@@ -174,10 +192,15 @@ class Trainer(SetUp, Checkpoints):
                 n = images.shape[0]
                 truth = labels.asnumpy()
                 truth = truth.argmax(axis=1) if truth.ndim == 2 else truth
-                losses += float(loss.asnumpy()) * n
+                batch_loss = float(loss.asnumpy())
+                losses += batch_loss * n
+                cycle_loss += batch_loss
                 correct += int((logits.asnumpy().argmax(axis=1) == truth).sum())
                 seen += n
                 step_index = epoch * self.steps_per_epoch + min(bar.done // k, self.steps_per_epoch - 1)
+                if (index + 1) % k == 0:
+                    self.trackers.step(step_index + 1, cycle_loss / k, self.lr_steps[step_index])
+                    cycle_loss = 0.0
                 bar.advance(
                     loss=losses / seen,
                     lr=self.lr_steps[step_index],

@@ -49,6 +49,7 @@ NOT_RUN = [
     (r"data/fgvc-aircraft-2013b", "needs the real FGVC-Aircraft dataset and MindCV's ImageNet weights, downloads"),
     (r"runs/aircraft-compare", "evaluates the real FGVC-Aircraft comparison above"),
     (r"--explain", "runs here train at 32 px: mobilenet's last map is one pixel (tests/results/test_gradcam.py)"),
+    (r"--mlflow-uri http", "needs an MLflow server running (tests/training/test_tracking.py starts one)"),
 ]
 
 

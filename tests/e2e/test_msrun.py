@@ -275,7 +275,8 @@ def test_workers_say_how_they_share_the_data_and_rank_0_speaks_for_all(tmp_path,
     """`--workers 2` says how many workers run and how the data was split; one final line, rank 0's; one
     report, written by rank 0 after the run. Only rank 0 writes into the run folder (every write each
     worker makes there is recorded), and the folder holds a run's files and msrun's logs, nothing per rank.
-    Without --scale-lr the rate is the one given."""
+    Only rank 0 logs to TensorBoard and MLflow: one event file, one MLflow run. Without --scale-lr the rate is
+    the one given."""
     folder = tmp_path / "run"
     hooks, records = tmp_path / "hooks", tmp_path / "records"
     hooks.mkdir()
@@ -283,7 +284,9 @@ def test_workers_say_how_they_share_the_data_and_rank_0_speaks_for_all(tmp_path,
     (hooks / "sitecustomize.py").write_text(WRITE_RECORDER)
     path = os.pathsep.join(p for p in (str(hooks), os.environ.get("PYTHONPATH")) if p)
     env = dict(ENV, PYTHONPATH=path, WATCHED=str(folder), RECORDS=str(records))
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     command = train_command(folder, base, cache, 1) + ["--workers", "2", "--scheduler", "constant"]
+    command += ["--log-to", "tensorboard,mlflow", "--mlflow-uri", store]
     with running(command, tmp_path / "run.log", env=env) as process:
         finish(process, seconds=300, logs=tmp_path)
     output = (tmp_path / "run.log").read_text()
@@ -307,8 +310,13 @@ def test_workers_say_how_they_share_the_data_and_rank_0_speaks_for_all(tmp_path,
     assert {"config.yaml", "results.txt", "best.ckpt", "last.ckpt", "report.html"} <= written["rank0"]
     assert sorted(p.name for p in folder.iterdir()) == [
         *("best.ckpt", "config.yaml", "counts.csv", "curves.png", "eval-test", "labels.csv", "last.ckpt"),
-        *("launch.yaml", "msrun-logs", "report.html", "results.txt", "strategy.csv"),
+        *("launch.yaml", "msrun-logs", "report.html", "results.txt", "strategy.csv", "tensorboard", "tracking.json"),
     ]
+    assert len(list((folder / "tensorboard").iterdir())) == 1
+    from mlflow import MlflowClient
+
+    runs = MlflowClient(store).search_runs([e.experiment_id for e in MlflowClient(store).search_experiments()])
+    assert [r.info.run_id for r in runs] == [json.loads((folder / "tracking.json").read_text())["mlflow"]["run_id"]]
     assert sorted(p.name for p in (folder / "msrun-logs").iterdir()) == [
         "msrun.log",
         "scheduler.log",
