@@ -5,7 +5,8 @@
     kernels < models < weights             each the base and the rooms before it
     results                                + data, kernels, models, weights
     training                               + results
-    cli, comparison, doctor, tutorial      anything
+    cli, comparison, doctor, tuning,       anything
+    tutorial
     adapters/                              the base, data, and each other
 
 Inside a room, its modules are in an order (ORDER, from the bottom up): a module imports only those before it.
@@ -86,6 +87,7 @@ ORDER = {
         "step",
         "resume",
         "setup",
+        "tracking",
         "trainer",
         "lrfind",
     ],

@@ -4,7 +4,7 @@ The commands live by job, like the library's rooms:
     data.py         adapters, info, convert, doctor
     training.py     train, lr-find, layers (and the msrun launch behind `train --workers`)
     results.py      eval, predict, export, report, plot
-    experiments.py  compare, demo
+    experiments.py  compare, tune, demo
     weights.py      weights import, weights inspect
     common.py       what several commands share: errors to one line, option types, flags to a config
 This file holds the app and the registration, in `--help` order.
@@ -43,6 +43,7 @@ app.command("predict")(results.predict_command)
 app.command("layers")(training.layers_command)
 app.command("lr-find", context_settings=WITH_ADAPTER_OPTIONS)(training.lr_find_command)
 app.command("compare", context_settings=WITH_ADAPTER_OPTIONS)(experiments.compare_command)
+app.command("tune", context_settings=WITH_ADAPTER_OPTIONS)(experiments.tune_command)
 app.command("export")(results.export_command)
 app.command("report")(results.report_command)
 app.command("plot")(results.plot_command)

@@ -1,4 +1,5 @@
-"""Commands that run several trainings for you: `compare` (strategies side by side) and `demo` (the tutorial)."""
+"""Commands that run several trainings for you: `compare` (strategies side by side), `tune` (a search over config
+keys with Optuna) and `demo` (the tutorial)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,58 @@ def compare_command(
     compare(resolved_config(ctx, config, options), output, strategy, verbose, seeds=seeds)
     typer.echo((output / COMPARE_MARKDOWN).read_text(encoding="utf-8"))
     typer.echo(f"wrote {output / COMPARE_MARKDOWN}, {output / COMPARE_TABLE} and {output / REPORT_FILE}")
+
+
+@handles_errors
+@config_flags
+def tune_command(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    space: Annotated[
+        Path,
+        typer.Option("--space", help="YAML file of config keys to search: a range {low, high, log, step} or choices."),
+    ] = ...,
+    trials: Annotated[
+        int, typer.Option("--trials", min=1, help="Finished trials (completed or pruned) the study ends with.")
+    ] = 20,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for a run per trial, trials.csv, best.yaml and the plots.")
+    ] = Path("runs/tune"),
+    storage: Annotated[
+        Optional[str],
+        typer.Option(
+            "--storage",
+            help="Where the study is kept: a SQLAlchemy URL (sqlite, postgresql, mysql), redis://..., or a journal "
+            "file's path; processes sharing it share the study (default: sqlite in OUTPUT/study.db).",
+        ),
+    ] = None,
+    study_name: Annotated[
+        Optional[str], typer.Option("--study-name", help="The study's name in the storage (default: OUTPUT's name).")
+    ] = None,
+    pruning_startup: Annotated[
+        int,
+        typer.Option("--pruning-startup", min=0, help="Completed trials before the median pruner stops any trial."),
+    ] = 5,
+    verbose: VerboseOpt = False,
+    options: dict = None,
+):
+    """Search config keys with Optuna (TPE, median pruning): each trial a run; write trials.csv, best.yaml, plots."""
+    from fgvctune.tuning import BEST_CONFIG, summary_text, tune
+
+    verbosity(verbose)
+    result = tune(
+        resolved_config(ctx, config, options),
+        space,
+        output,
+        trials,
+        storage=storage,
+        study_name=study_name,
+        pruning_startup=pruning_startup,
+        verbose=verbose,
+    )
+    typer.echo(summary_text(result))
+    if result.best is not None:
+        typer.echo(f"train the best again: fgvctune train -c {output / BEST_CONFIG}")
 
 
 @handles_errors

@@ -10,11 +10,12 @@ Modules in their order: each imports only the ones above it (and the rooms below
                     clipping, EMA) and the EMA's weights put in the network for validation
     strategy.py     what trains and how fast: --freeze, --linear-probe, --lr-mult, --layer-decay
     setup.py        the Trainer's set-up: data, network, loss, rate schedule, the step of each phase
+    tracking.py     --log-to: TensorBoard event files and MLflow runs, continued by a resumed run
     resume.py       the Trainer's checkpoints: best.ckpt and last.ckpt saved, last.ckpt restored (--resume)
     trainer.py      `train` and the Trainer: the epoch loop, results.txt, the curves and report at the end
     lrfind.py       `fgvctune lr-find`: the learning-rate sweep
 
 May import: the base (fgvctune, config, errors, fileio, runtime), data, kernels, models, weights, results (a
-run writes its report), and this room. Never the commands (cli, comparison, tutorial). Named `training`, not
+run writes its report), and this room. Never the commands (cli, comparison, doctor, tuning, tutorial). Named `training`, not
 `train`: a subpackage `fgvctune.train` would replace the function `fgvctune.train` once imported.
 """

@@ -101,7 +101,10 @@ class Trackers:
         return self
 
     def __exit__(self, kind, error, trace):
-        status = "FINISHED" if kind is None else "KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED"
+        # KILLED: stopped from outside, by Ctrl-C or by tune's pruner (optuna.TrialPruned, named so that Optuna is
+        # not imported here)
+        stopped = kind is not None and (issubclass(kind, KeyboardInterrupt) or kind.__name__ == "TrialPruned")
+        status = "FINISHED" if kind is None else "KILLED" if stopped else "FAILED"
         for backend in self.backends:
             self._safely(backend, "the run's end", backend.close, status)
 

@@ -50,6 +50,7 @@ NOT_RUN = [
     (r"runs/aircraft-compare", "evaluates the real FGVC-Aircraft comparison above"),
     (r"--explain", "runs here train at 32 px: mobilenet's last map is one pixel (tests/results/test_gradcam.py)"),
     (r"--mlflow-uri http", "needs an MLflow server running (tests/training/test_tracking.py starts one)"),
+    (r"--storage postgresql://", "needs a PostgreSQL server and its driver (tests/test_tuning.py shares SQLite)"),
 ]
 
 

@@ -1,0 +1,321 @@
+"""`fgvctune tune`: the search space's checks as one line each, the storage, the sampler's seeding, and whole studies on
+tiny data (12 training digits at 32 px in PyNative mode, from the digits run's checkpoint): pruning held to Optuna's
+median rule, the files against the study Optuna stores, a study continued, and two processes sharing one study while
+one of them is killed. Optuna's own study is the oracle throughout."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+import re
+import signal
+import statistics
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import running, wait_for
+from fgvctune.cli import app
+from fgvctune.config import resolve
+from fgvctune.results.runfiles import read_results
+
+optuna = pytest.importorskip("optuna")
+runner = CliRunner()
+
+
+def tune_args(data, start, cache, output, space, trials: int, *more: str) -> list[str]:
+    return [
+        *("tune", "-a", "folder", "-d", str(data), "--ckpt-path", str(start), "--no-pretrained"),
+        *("--cache-dir", cache, "--image-resize", "32", "--batch-size", "4", "--epoch-size", "2"),
+        *("--mode", "pynative", "--space", str(space), "--trials", str(trials), "-o", str(output), *more),
+    ]
+
+
+def refused(tmp_path, space_text: str, *more: str) -> str:
+    """The one line `tune` answers a space (or storage) with, before anything trains."""
+    space = tmp_path / "space.yaml"
+    space.write_text(space_text, encoding="utf-8")
+    args = ["tune", "-a", "folder", "-d", str(tmp_path), "--space", str(space), "-o", str(tmp_path / "out"), *more]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and result.output.count("\n") == 1, result.output
+    assert not (tmp_path / "out" / "trial-0000").exists()
+    return result.output.removeprefix("error: ").strip().replace(str(space), "space.yaml")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("lr: [0.1, 0.01]\nwingspan: [1, 2]\n", "space.yaml:2: unknown config key 'wingspan'"),
+        ("lr: {low: 0.1, high: 0.01}\n", "space.yaml:1: lr: low 0.1 is above high 0.01"),
+        ("weight_decay: {low: 0, high: 0.1, log: true}\n", "space.yaml:1: weight_decay: a log range needs low above 0"),
+        ("lr: {low: 0, high: 0.1}\n", "space.yaml:1: lr must be more than 0, got 0.0"),
+        ("batch_size: [8, 16]\nopt: [adamw, rmsprop, sgdd]\n", "space.yaml:2: opt must be one of momentum, sgd"),
+        ("image_resize: [32, big]\n", "space.yaml:1: image_resize needs an integer, got 'big'"),
+        ("scale: [0.35, 1.0]\n", "space.yaml:1: scale needs a list, got 0.35"),
+        ("lr: 0.01\n", "space.yaml:1: lr: give a range {low: ..., high: ...} or a list of choices, got 0.01"),
+        ("lr: {low: 0.001, high: 0.1, steps: 2}\n", "space.yaml:1: lr: unknown setting 'steps'"),
+        ("model: {low: 1, high: 2}\n", "space.yaml:1: model is not a number: give its choices"),
+        ("", "space.yaml: the search space is empty"),
+        ("- lr\n- freeze\n", "space.yaml: expected a mapping of config keys"),
+        (
+            "freeze: {low: 1, high: 7}\nlinear_probe: [true]\n",
+            "space.yaml: no configuration the space can give is valid",
+        ),
+    ],
+    ids=[
+        "unknown-key",
+        "low-above-high",
+        "log-from-0",
+        "end-outside-limits",
+        "bad-choice",
+        "bad-integer-choice",
+        "list-key-scalar-choice",
+        "plain-value",
+        "unknown-setting",
+        "range-of-text",
+        "empty",
+        "not-a-mapping",
+        "never-valid",
+    ],
+)
+def test_a_wrong_search_space_is_one_line_naming_the_file_and_line(tmp_path, text, message):
+    assert refused(tmp_path, text).startswith(message)
+
+
+def test_a_storage_that_cannot_be_used_is_one_line(tmp_path):
+    space = "lr: [0.01, 0.1]\n"
+    missing = tmp_path / "no" / "such" / "folder" / "study.db"
+    assert refused(tmp_path, space, "--storage", f"sqlite:///{missing}").startswith(
+        f"cannot use the study storage sqlite:///{missing} ("
+    )
+    line = refused(tmp_path, space, "--storage", "postgresql://nobody:secret@127.0.0.1:1/x")
+    assert "postgresql://nobody:***@127.0.0.1:1/x" in line and "secret" not in line  # the password is not shown
+    if importlib.util.find_spec("psycopg") or importlib.util.find_spec("psycopg2"):
+        assert line.startswith("cannot use the study storage")  # nothing answers on port 1
+    else:
+        assert re.search(r"needs the psycopg package, which is not installed \(pip install 'psycopg\[binary\]'\)", line)
+
+
+def test_values_reach_the_config_as_its_keys_take_them():
+    """Optuna's categorical distributions take scalars only: a list-valued key's choices travel as JSON text, and
+    freeze (a key of text holding a number) is searched as an integer."""
+    from fgvctune.tuning import read_space
+
+    space = {
+        "scale": [[0.08, 1], [0.35, 1]],
+        "freeze": {"low": 0, "high": 7, "step": 7},
+        "lr": {"low": "1e-4", "high": 0.01, "log": True},
+    }
+    scale, freeze, lr = read_space(space)
+    fixed = optuna.trial.FixedTrial({"scale": "[0.35, 1.0]", "freeze": 7, "lr": 0.003})
+    assert [scale.suggest(fixed), freeze.suggest(fixed), lr.suggest(fixed)] == [[0.35, 1.0], "7", 0.003]
+    assert (lr.low, lr.high, lr.log) == (1e-4, 0.01, True)
+    assert scale.spec()["choices"] == ["[0.08, 1.0]", "[0.35, 1.0]"]
+
+
+def test_the_sampler_repeats_a_study_and_processes_sharing_one_draw_different_values():
+    """Seeded by the config's seed and each trial's number: the same study twice gives the same values, and two
+    samplers working on one storage (as two processes do) do not draw the same values for their trials."""
+    from fgvctune.tuning import trial_seeded_tpe
+
+    def values(trials):
+        return [(t.params["lr"], t.params["opt"]) for t in trials]
+
+    def study(storage=None, seed=42):
+        return optuna.create_study(
+            storage=storage, sampler=trial_seeded_tpe(seed), direction="maximize", study_name="s", load_if_exists=True
+        )
+
+    def objective(trial):
+        return -abs(trial.suggest_float("lr", 1e-4, 1, log=True) - 0.01) + (
+            trial.suggest_categorical("opt", ["a", "b"]) == "a"
+        )
+
+    first, again = study(), study()
+    first.optimize(objective, n_trials=14)
+    again.optimize(objective, n_trials=14)
+    other_seed = study(seed=43)
+    other_seed.optimize(objective, n_trials=14)
+    assert values(first.trials) == values(again.trials) != values(other_seed.trials)
+
+    shared = optuna.storages.InMemoryStorage()
+    one, other = study(shared), study(shared)
+    asked = [one.ask(), other.ask()]  # two processes starting together, on an empty study
+    assert asked[0].suggest_float("lr", 1e-4, 1, log=True) != asked[1].suggest_float("lr", 1e-4, 1, log=True)
+
+
+def reported(storage: str, folder: str) -> int:
+    """The epochs the trial training in `folder` has reported to the study so far."""
+    trials = optuna.load_study(study_name="tune", storage=storage).trials
+    return max((t.user_attrs.get("epochs", 0) for t in trials if t.user_attrs.get("folder") == folder), default=0)
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning", "ignore:Heartbeat of storage")
+def test_a_process_waits_for_the_trials_others_run_and_stops_with_the_study(tmp_path, monkeypatch):
+    """A study of 1 trial that another process is running (its heartbeat alive, every second): this process starts
+    none of its own, waits, and stops once the other's trial completes."""
+    import threading
+    import time
+
+    from fgvctune.config import TrainConfig
+    from fgvctune.tuning import Search, _open_study, open_storage, read_space
+
+    monkeypatch.setenv("FGVCTUNE_TUNE_HEARTBEAT", "1")
+    space = read_space({"lr": [0.01, 0.1]})
+    storage, shown = open_storage(None, tmp_path)
+    study = _open_study(storage, shown, "tune", 42, space, 5)
+    others = optuna.load_study(study_name="tune", storage=storage)
+    theirs = others.ask()
+    theirs.suggest_categorical("lr", [0.01, 0.1])
+
+    def run_theirs():
+        for _ in range(3):
+            storage.record_heartbeat(theirs._trial_id)
+            time.sleep(1)
+        others.tell(theirs, 0.5)
+
+    other = threading.Thread(target=run_theirs)
+    said: list[str] = []
+    started = time.monotonic()
+    other.start()
+    Search(study, TrainConfig(), space, tmp_path, verbose=False, log=said.append).run(1, heartbeat=True)
+    other.join()
+    assert time.monotonic() - started >= 2.5 and [t.state.name for t in study.trials] == ["COMPLETE"]
+    assert said == ["waiting for 1 trial(s) of other processes (one whose process died runs again)"]
+
+
+# -- whole studies ---------------------------------------------------------------------------------------------
+def study_of(output, name: str | None = None):
+    storage = f"sqlite:///{output / 'study.db'}"
+    return optuna.load_study(study_name=name or output.name, storage=storage)
+
+
+def table(output) -> dict[int, dict]:
+    with open(output / "trials.csv", newline="", encoding="utf-8") as f:
+        return {int(row["trial"]): row for row in csv.DictReader(f)}
+
+
+def median_rule_holds(study, startup: int) -> int:
+    """Optuna's median rule recomputed from the study (one process: the trials completed before a trial are those
+    numbered before it): a pruned trial's best value so far at its last step is below the median of the completed
+    trials' values at that step, and a completed trial's never was. Returns how many trials were pruned."""
+    trials = study.trials
+    pruned = 0
+    for trial in trials:
+        before = [t for t in trials if t.number < trial.number and t.state.name == "COMPLETE"]
+        steps = sorted(trial.intermediate_values)
+        for step in steps if len(before) >= startup else []:
+            so_far = max(trial.intermediate_values[s] for s in steps if s <= step)
+            median = statistics.median(t.intermediate_values[step] for t in before if step in t.intermediate_values)
+            if trial.state.name == "PRUNED" and step == steps[-1]:
+                assert so_far < median, (trial.number, step)
+                pruned += 1
+            else:
+                assert so_far >= median, (trial.number, step)
+    return pruned
+
+
+@pytest.mark.e2e
+def test_a_study_prunes_by_the_median_rule_writes_what_optuna_holds_and_goes_on(
+    tmp_path, digits_run, few_digits, cache
+):
+    """Rates of 1e-7 and 0.05 under AdamW (the fine-tuning recipe, as the base starts from a checkpoint): the larger
+    one diverges. With the pruner on after one completed trial, trials are pruned after an epoch below the median.
+    Every trial's run is in its folder, trials.csv is Optuna's study, best.yaml the best trial's configuration; the
+    same command with more trials continues the study and leaves the earlier runs alone."""
+    output, space = tmp_path / "tune", tmp_path / "space.yaml"
+    space.write_text("lr: [1.0e-7, 0.05]\nhflip: {low: 0.0, high: 0.5}\n", encoding="utf-8")
+    args = tune_args(few_digits, digits_run / "best.ckpt", cache, output, space, 4, "--pruning-startup", "1")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+    study = study_of(output)
+    assert len(study.trials) == 4 and all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+    assert median_rule_holds(study, startup=1) >= 1
+    rows = table(output)
+    for trial in study.trials:
+        row = rows[trial.number]
+        folder = output / row["folder"]
+        assert row["folder"] == f"trial-{trial.number:04d}" and (folder / "results.txt").is_file()
+        assert (row["state"], row["lr"], row["hflip"]) == (
+            trial.state.name,
+            str(trial.params["lr"]),
+            str(trial.params["hflip"]),
+        )
+        results = read_results(folder)
+        assert int(row["epochs"]) == len(results) == len(trial.intermediate_values)
+        assert float(row["best_val_top1"]) == max(r["val_top1"] for r in results)
+        assert [trial.intermediate_values[r["epoch"]] for r in results] == [r["val_top1"] for r in results]
+        if trial.state.name == "COMPLETE":
+            assert float(row["best_val_top1"]) == trial.value and len(results) == 2
+        else:
+            assert len(results) < 2 and not (folder / "report.html").exists()
+    best = resolve(output / "best.yaml")
+    assert (best.lr, best.hflip) == (study.best_trial.params["lr"], study.best_trial.params["hflip"])
+    assert best.seed == 42 and best.epoch_size == 2
+    assert f"best: trial {study.best_trial.number}, val top-1 {study.best_value:.2%}" in result.output
+    assert (output / "history.png").is_file()
+
+    earlier = {p.name: (p / "results.txt").read_bytes() for p in output.glob("trial-*")}
+    args[args.index("--trials") + 1] = "5"
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    study = study_of(output)
+    assert [t.number for t in study.trials] == list(range(5)) and "4 so far" in again.output
+    assert {p.name: (p / "results.txt").read_bytes() for p in output.glob("trial-000[0-3]")} == earlier
+    assert (output / "trial-0004" / "results.txt").is_file() and sorted(table(output)) == list(range(5))
+    median_rule_holds(study, startup=1)
+
+
+@pytest.mark.e2e
+def test_two_processes_share_one_study_and_one_finishes_it_after_the_other_is_killed(
+    tmp_path, digits_run, few_digits, cache
+):
+    """Two `tune` processes on one SQLite storage and output folder; one is killed (SIGKILL) after an epoch of its
+    first trial. The other runs distinct trials, takes the killed one for dead once its heartbeat is late (1 s, grace
+    6 s), and runs it again, resumed from its folder: the study ends with the 3 finished trials asked for."""
+    output, space = tmp_path / "tune", tmp_path / "space.yaml"
+    space.write_text("lr: {low: 0.001, high: 0.1, log: true}\n", encoding="utf-8")
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    args = tune_args(few_digits, digits_run / "best.ckpt", cache, output, space, 3, "--storage", storage)
+    command = [sys.executable, "-m", "fgvctune", *args]
+    env = {**os.environ, "FGVCTUNE_TUNE_HEARTBEAT": "1", "FGVCTUNE_TUNE_GRACE": "6"}
+    logs = [tmp_path / "killed.log", tmp_path / "other.log"]
+
+    def trials_run(log) -> list[str]:
+        return re.findall(r"== trial (\d+) \(.*?\): (?:training in|resuming) \S*?(trial-\d+)", log.read_text())
+
+    with running(command, logs[0], env=env) as killed:
+        wait_for(lambda: trials_run(logs[0]), killed, seconds=300)
+        with running(command, logs[1], env=env) as other:
+            first = output / trials_run(logs[0])[0][1]
+            wait_for(lambda: reported(storage, first.name) == 1, killed, seconds=300)  # its epoch 1 told to Optuna
+            os.killpg(killed.pid, signal.SIGKILL)  # no clean-up of any kind
+            killed.wait()
+            stopped = next(
+                t
+                for t in optuna.load_study(study_name="tune", storage=storage).trials
+                if t.state.name == "RUNNING" and t.user_attrs["folder"] == first.name
+            )
+            other.wait(timeout=600)
+            assert other.returncode == 0, logs[1].read_text()[-3000:]
+
+    study = optuna.load_study(study_name="tune", storage=storage)
+    states = {t.number: t.state.name for t in study.trials}
+    assert sum(s in ("COMPLETE", "PRUNED") for s in states.values()) == 3 and states[stopped.number] == "FAIL"
+    numbers = [[int(n) for n, _ in trials_run(log)] for log in logs]
+    assert not set(numbers[0]) & set(numbers[1]) and len(set(numbers[1])) == len(numbers[1])
+    retry = next(t for t in study.trials if t.system_attrs.get("failed_trial") == stopped.number)
+    assert retry.state.name == "COMPLETE" and retry.number in numbers[1] and retry.params == stopped.params
+    assert (
+        f"== trial {retry.number} (lr {stopped.params['lr']:.4g}): resuming {first.name} after epoch 1"
+        in logs[1].read_text()
+    )
+    assert [r["epoch"] for r in read_results(first)] == [1, 2]
+    finished = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len({t.user_attrs["folder"] for t in finished}) == 3  # each finished trial's own run
+    rows = table(output)
+    assert {n: r["state"] for n, r in rows.items()} == states and rows[retry.number]["retry_of"] == str(stopped.number)
