@@ -9,7 +9,8 @@ The code lives in rooms by job (see each room's docstring for what it owns and m
     weights/   PyTorch weight files converted to MindCV checkpoints, and networks created from them
     training/  the trainer, its step, strategies (freezing, rate multipliers), data-parallel workers
     results/   run folders' files, evaluation, metrics, plots, the report, export
-    cli/, comparison.py, doctor.py, tuning.py, tutorial.py on top; config.py, errors.py, fileio.py, runtime.py under everything.
+    cli/, comparison.py, doctor.py, tuning.py, tutorial.py on top;
+    config.py, errors.py, fileio.py, runtime.py under everything.
 
     import fgvctune
     fgvctune.convert("aircraft", "data/aircraft-sample", "runs/tree")

@@ -16,6 +16,6 @@ Modules in their order: each imports only the ones above it (and the rooms below
     lrfind.py       `fgvctune lr-find`: the learning-rate sweep
 
 May import: the base (fgvctune, config, errors, fileio, runtime), data, kernels, models, weights, results (a
-run writes its report), and this room. Never the commands (cli, comparison, doctor, tuning, tutorial). Named `training`, not
-`train`: a subpackage `fgvctune.train` would replace the function `fgvctune.train` once imported.
+run writes its report), and this room. Never the commands (cli, comparison, doctor, tuning, tutorial). Named
+`training`, not `train`: a subpackage `fgvctune.train` would replace the function `fgvctune.train` once imported.
 """
