@@ -9,7 +9,8 @@ base config's seed: trials differ only by the values searched.
 
 Longer than 400 lines because the search needs its four parts together, each short: the space's checks (one line
 per mistake, before anything trains), the storage and study (one line for one that cannot be used), the loop that
-shares a study between processes and runs a dead process's trial again, and the files written after each trial.
+shares a study between processes and runs a dead process's trial again (with --workers, a trial's msrun workers
+followed through its results.txt and stopped when pruned), and the files written after each trial.
 Optuna is imported inside the functions that use it: `fgvctune --help` stays quick without it.
 """
 
@@ -23,6 +24,9 @@ import json
 import math
 import os
 import re
+import signal
+import sys
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -31,7 +35,7 @@ from pathlib import Path
 
 from fgvctune import config as config_module
 from fgvctune.config import FIELDS, TrainConfig, dump_yaml, load_yaml
-from fgvctune.errors import UsageError
+from fgvctune.errors import FgvctuneError, UsageError
 from fgvctune.fileio import atomic_write_bytes, atomic_write_text
 
 # What `tune` writes in its output folder, besides a run folder per trial (trial-NNNN, Optuna's trial number).
@@ -221,6 +225,7 @@ def tune(
     pruning_startup: int = 5,
     verbose: bool = False,
     log=print,
+    workers: int = 1,
 ) -> TuningResult:
     """Search the config keys of `space` (a YAML file or a mapping) until the study holds `trials` finished trials
     (completed or pruned), each trained into output/trial-NNNN from `config` and the trial's values; the objective
@@ -229,12 +234,19 @@ def tune(
     The study is kept in `storage` (default: SQLite in output/study.db; a SQLAlchemy URL, redis://..., or a journal
     file's path) under `study_name` (default: the output folder's name): running again goes on with the same study,
     and several processes may share it. Rewritten after each trial: trials.csv, best.yaml and the two pictures.
+    With `workers` above 1, each trial trains with that many data-parallel workers under msrun, as `train --workers`.
     """
     optuna = _optuna()
     if not config.adapter or not config.data_dir:
         raise UsageError("no dataset given", hint="pass --adapter and --data-dir (or set them in --config)")
     if config.distribute:
-        raise UsageError("tune trains one trial at a time: drop --distribute", hint="start several tune processes")
+        raise UsageError(
+            "tune trains one trial at a time: drop --distribute", hint="--workers N trains each trial with N workers"
+        )
+    if workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
+    if workers > 1 and not Path(sys.executable).with_name("msrun").is_file():  # as launch says it, before any trial
+        raise UsageError(f"msrun not found beside {sys.executable}", hint="install MindSpore in this environment")
     if trials < 1 or pruning_startup < 0:
         raise UsageError(f"give at least 1 trial and 0 or more startup trials, got {trials} and {pruning_startup}")
     dimensions = read_space(space)
@@ -249,7 +261,7 @@ def tune(
         study = _open_study(storage_object, shown, study_name, config.seed, dimensions, pruning_startup)
         log(f"study {study_name!r} in {shown}: {trials} finished trials wanted, {_finished(study)} so far")
         with tracking.parent(config, output, "tune"):  # with --log-to mlflow, every trial's run nests under one
-            search = Search(study, config, dimensions, output, verbose, log)
+            search = Search(study, config, dimensions, output, verbose, log, workers)
             search.run(trials, heartbeat=isinstance(storage_object, optuna.storages.RDBStorage))
         return write_outputs(study, config, dimensions, output, shown, log)
 
@@ -426,9 +438,11 @@ class TakenOver(Exception):
 class Search:
     """One process's trials: until the study holds enough finished ones, each trained (or resumed) as a run."""
 
-    def __init__(self, study, config: TrainConfig, space: list[Dimension], output: Path, verbose: bool, log):
+    def __init__(
+        self, study, config: TrainConfig, space: list[Dimension], output: Path, verbose: bool, log, workers: int = 1
+    ):
         self.study, self.config, self.space, self.output = study, config, space, output
-        self.verbose, self.log = verbose, log
+        self.verbose, self.log, self.workers = verbose, log, workers
         self.current = None  # the trial this process runs
         self.settled = False  # whether its objective ended as it may: a value, pruned, or taken over
 
@@ -506,7 +520,6 @@ class Search:
         import optuna
 
         from fgvctune.results.runfiles import LAST, read_results
-        from fgvctune.training.trainer import train
 
         values = {d.key: d.suggest(trial) for d in self.space}
         said = f"== trial {trial.number} ({', '.join(f'{k} {_shown(v)}' for k, v in values.items())})"
@@ -520,11 +533,14 @@ class Search:
             raise optuna.TrialPruned(error.message) from None
         rows: list[dict] = []
 
-        def report(row: dict) -> None:
+        def record(row: dict) -> None:
             rows.append(row)
             trial.report(row["val_top1"], row["epoch"])
             trial.set_user_attr("epochs", row["epoch"])
             trial.set_user_attr("best_val_top1", max(r["val_top1"] for r in rows))
+
+        def report(row: dict) -> None:
+            record(row)
             if trial.should_prune():
                 self.log(f"== trial {trial.number}: pruned after epoch {row['epoch']}")
                 raise optuna.TrialPruned(f"val top-1 {row['val_top1']:.4f} after epoch {row['epoch']}")
@@ -542,11 +558,96 @@ class Search:
             self.log(f"{said}: resuming {folder.name} after epoch {len(done)}")
             for row in done:  # the epochs the first attempt finished, told to the pruner again
                 report(row)
-            run = train(resume=folder, verbose=self.verbose, log=self.log, on_epoch=report)
         else:
             self.log(f"{said}: training in {folder}")
+        if self.workers > 1:
+            return max(r["val_top1"] for r in self._launched(trial_config, folder, resume, record, report))
+        from fgvctune.training.trainer import train
+
+        if resume:
+            run = train(resume=folder, verbose=self.verbose, log=self.log, on_epoch=report)
+        else:
             run = train(trial_config, output=folder, verbose=self.verbose, log=self.log, on_epoch=report)
         return max(r["val_top1"] for r in run.rows)
+
+    def _launched(self, config: TrainConfig, folder: Path, resume: bool, record, report) -> list[dict]:
+        """The trial trained (or resumed) by `workers` data-parallel workers under msrun, launched as `train
+        --workers` launches them; its rows. While they train, a thread follows the folder's results.txt and reports
+        each epoch whose checkpoints have landed; when the pruner says prune it interrupts this thread (the main
+        one) as Ctrl-C does, and launch stops msrun's workers: the trial is pruned with the epochs saved."""
+        import optuna
+
+        from fgvctune.results import runfiles
+        from fgvctune.training.distributed import launch
+
+        told = len(runfiles.read_results(folder))  # a resumed trial's earlier epochs: reported already
+        stopped, ended = {}, threading.Event()
+
+        def follow() -> None:
+            nonlocal told
+            while not ended.wait(0.2):
+                for row in _landed(folder)[told:]:
+                    told += 1
+                    try:
+                        report(row)
+                    except Exception as error:  # pruned, or the trial failed by another process: stop the workers
+                        stopped["error"] = error
+                        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                        return
+
+        args = ["--resume", str(folder)] if resume else ["-c", str(folder / runfiles.LAUNCH_CONFIG), "-o", str(folder)]
+        follower = threading.Thread(target=follow, daemon=True)
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the follower's interruption, and Ctrl-C
+        signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop, between launches too
+        try:
+            try:
+                with runfiles.working_in(folder):  # held for the workers, as train --workers holds it
+                    if not resume:
+                        atomic_write_text(folder / runfiles.LAUNCH_CONFIG, dump_yaml(config))
+                        if (folder / runfiles.CONFIG_FILE).exists() and not (folder / runfiles.RESULTS_FILE).exists():
+                            (folder / runfiles.CONFIG_FILE).unlink()
+                    self.log(f"launching {self.workers} workers with msrun; logs in {folder / runfiles.MSRUN_LOGS}")
+                    follower.start()
+                    launch(args, self.workers, folder / runfiles.MSRUN_LOGS, log=self.log)
+            finally:
+                ended.set()
+                if follower.is_alive():
+                    follower.join()
+        except (KeyboardInterrupt, FgvctuneError):
+            if not stopped:
+                raise  # Ctrl-C, SIGTERM, or the workers failed
+        finally:
+            for sig, handler in handlers.items():
+                if handler is not None:  # None: a handler not set from Python, which cannot be set back
+                    signal.signal(sig, handler)
+        rows = runfiles.read_results(folder)
+        if stopped:
+            for row in rows[told:]:  # an epoch that landed as the workers were stopped: counted, not judged
+                record(row)
+            if isinstance(stopped["error"], optuna.TrialPruned):
+                self.log(f"stopped the workers of {folder.name}: {len(rows)} epoch(s) saved")
+            raise stopped["error"]
+        for row in rows[told:]:  # the epochs the follower had not seen yet, the last among them
+            report(row)
+        return rows
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _landed(folder: Path) -> list[dict]:
+    """The rows of results.txt once their epoch's files have all landed: rank 0 writes results.txt, then best.ckpt
+    (when it improved), then last.ckpt, so last.ckpt written after results.txt means the last row is saved."""
+    from fgvctune.results.runfiles import LAST, RESULTS_FILE, read_results
+
+    try:
+        if (folder / LAST).stat().st_mtime_ns < (folder / RESULTS_FILE).stat().st_mtime_ns:
+            return read_results(folder)[:-1]
+    except FileNotFoundError:
+        return []
+    return read_results(folder)
 
 
 def _in_use(folder: Path) -> bool:

@@ -12,11 +12,12 @@ import re
 import signal
 import statistics
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from conftest import running, wait_for
+from conftest import SAMPLE, checkpoint, finish, running, wait_for
 from fgvctune.cli import app
 from fgvctune.config import resolve
 from fgvctune.results.runfiles import read_results
@@ -97,6 +98,13 @@ def test_a_storage_that_cannot_be_used_is_one_line(tmp_path):
         assert line.startswith("cannot use the study storage")  # nothing answers on port 1
     else:
         assert re.search(r"needs the psycopg package, which is not installed \(pip install 'psycopg\[binary\]'\)", line)
+
+
+def test_workers_below_1_or_without_msrun_are_one_line(tmp_path, monkeypatch):
+    assert refused(tmp_path, "lr: [0.01, 0.1]\n", "--workers", "0") == "--workers must be at least 1, got 0"
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))  # no msrun beside it
+    line = refused(tmp_path, "lr: [0.01, 0.1]\n", "--workers", "2")
+    assert line.startswith(f"msrun not found beside {tmp_path / 'bin' / 'python'}")
 
 
 def test_values_reach_the_config_as_its_keys_take_them():
@@ -319,3 +327,96 @@ def test_two_processes_share_one_study_and_one_finishes_it_after_the_other_is_ki
     assert len({t.user_attrs["folder"] for t in finished}) == 3  # each finished trial's own run
     rows = table(output)
     assert {n: r["state"] for n, r in rows.items()} == states and rows[retry.number]["retry_of"] == str(stopped.number)
+
+
+MSRUN = Path(sys.executable).with_name("msrun")
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not MSRUN.is_file(), reason="msrun is not installed beside this Python")
+def test_each_trial_trains_with_msrun_workers_and_a_pruned_trial_stops_them(tmp_path, base, cache):
+    """`tune --workers 2`: each trial's config goes to its folder's launch.yaml and two msrun workers train it (each
+    says so in its log). With seed 3 the first trial draws lr 0.02 and the second 1e-7 (a new head that barely
+    moves): after its first epoch the second is behind the first's and pruned with the pruner on after one completed
+    trial; its workers are stopped before its last epoch (none left running), its epochs saved, and the study counts
+    what results.txt holds."""
+    import psutil
+
+    output, space = tmp_path / "tune", tmp_path / "space.yaml"
+    space.write_text("lr: [0.02, 1.0e-7]\n", encoding="utf-8")
+    command = [
+        *(sys.executable, "-m", "fgvctune", "tune", "-a", "aircraft", "-d", str(SAMPLE), "--ckpt-path", str(base)),
+        *("--no-pretrained", "--opt", "momentum", "--seed", "3", "--cache-dir", cache, "--image-resize", "32"),
+        *("--batch-size", "16", "--epoch-size", "3", "--space", str(space), "--trials", "2", "-o", str(output)),
+        *("--pruning-startup", "1", "--workers", "2"),
+    ]
+    env = dict(os.environ, PATH=f"{MSRUN.parent}{os.pathsep}{os.environ['PATH']}")
+    with running(command, tmp_path / "tune.log", env=env) as process:
+        finish(process, seconds=600, logs=tmp_path)
+    said = (tmp_path / "tune.log").read_text()
+    assert process.returncode == 0, said[-3000:]
+    left = [p for p in psutil.process_iter(["cmdline"]) if str(output) in " ".join(p.info["cmdline"] or [])]
+    assert not left, [p.info["cmdline"] for p in left]
+
+    study = study_of(output)
+    assert [(t.state.name, t.params["lr"]) for t in study.trials] == [("COMPLETE", 0.02), ("PRUNED", 1e-7)]
+    median_rule_holds(study, startup=1)
+    rows = table(output)
+    for trial in study.trials:
+        folder = output / f"trial-{trial.number:04d}"
+        assert resolve(folder / "launch.yaml").lr == trial.params["lr"]
+        logs = folder / "msrun-logs"
+        assert {"worker_0.log", "worker_1.log"} <= {p.name for p in logs.iterdir()}
+        assert "2 data-parallel workers: each trains on 64 of the 128" in (logs / "worker_0.log").read_text()
+        results = read_results(folder)
+        assert (
+            len(results)
+            == trial.user_attrs["epochs"]
+            == len(trial.intermediate_values)
+            == int(rows[trial.number]["epochs"])
+        )
+        assert [trial.intermediate_values[r["epoch"]] for r in results] == [r["val_top1"] for r in results]
+        assert int(checkpoint(folder / "last.ckpt")["fgvctune_epoch"]) == len(results)  # the epochs saved
+    assert len(read_results(output / "trial-0000")) == 3 and 1 <= len(read_results(output / "trial-0001")) < 3
+    assert "== trial 1: pruned after epoch 1" in said and not (output / "trial-0001" / "report.html").exists()
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not MSRUN.is_file(), reason="msrun is not installed beside this Python")
+def test_a_trial_of_msrun_workers_stopped_with_sigterm_resumes_under_msrun(tmp_path, base, cache):
+    """SIGTERM to `tune --workers 2` once its trial's first epoch is reported: the workers are stopped (none left),
+    tune exits 130. The same command runs the trial again, resumed from its folder with --resume under msrun."""
+    import psutil
+
+    output, space = tmp_path / "tune", tmp_path / "space.yaml"
+    space.write_text("lr: [0.02]\n", encoding="utf-8")
+    command = [
+        *(sys.executable, "-m", "fgvctune", "tune", "-a", "aircraft", "-d", str(SAMPLE), "--ckpt-path", str(base)),
+        *("--no-pretrained", "--opt", "momentum", "--cache-dir", cache, "--image-resize", "32", "--batch-size", "16"),
+        *("--epoch-size", "3", "--space", str(space), "--trials", "1", "-o", str(output), "--workers", "2"),
+    ]
+    env = dict(os.environ, PATH=f"{MSRUN.parent}{os.pathsep}{os.environ['PATH']}")
+    storage = f"sqlite:///{output / 'study.db'}"
+    with running(command, tmp_path / "first.log", env=env) as first:
+        wait_for(lambda: (output / "study.db").is_file() and reported(storage, "trial-0000") >= 1, first, seconds=300)
+        workers = psutil.Process(first.pid).children(recursive=True)
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=120)
+    said = (tmp_path / "first.log").read_text()
+    assert first.returncode == 130 and "interrupted" in said.strip().splitlines()[-1], said[-3000:]
+    _, alive = psutil.wait_procs(workers, timeout=60)
+    assert not alive, [p.cmdline() for p in alive]
+    saved = len(read_results(output / "trial-0000"))
+    assert 1 <= saved < 3
+
+    with running(command, tmp_path / "again.log", env=env) as again:
+        finish(again, seconds=600, logs=tmp_path)
+    said = (tmp_path / "again.log").read_text()
+    assert again.returncode == 0, said[-3000:]
+    assert f"resuming trial-0000 after epoch {saved}" in said
+    logs = output / "trial-0000" / "msrun-logs"
+    assert f"resuming {output / 'trial-0000'} after epoch {saved}" in (logs / "worker_0.log").read_text()
+    assert (logs / "worker_1.log").is_file()
+    assert [r["epoch"] for r in read_results(output / "trial-0000")] == [1, 2, 3]
+    study = study_of(output)
+    assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"] and study.trials[1].user_attrs["epochs"] == 3

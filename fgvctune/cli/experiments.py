@@ -70,6 +70,9 @@ def tune_command(
         int,
         typer.Option("--pruning-startup", min=0, help="Completed trials before the median pruner stops any trial."),
     ] = 5,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Train each trial with this many data-parallel workers (msrun, as train).")
+    ] = 1,
     verbose: VerboseOpt = False,
     options: dict = None,
 ):
@@ -86,6 +89,7 @@ def tune_command(
         study_name=study_name,
         pruning_startup=pruning_startup,
         verbose=verbose,
+        workers=workers,
     )
     typer.echo(summary_text(result))
     if result.best is not None:
