@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from conftest import SAMPLE, finetune_settings, free_port, page_text, running
 from fgvctune.cli import app
+from fgvctune.config import resolve
 from fgvctune.results.runfiles import read_results, read_tracking
 
 EPOCH_TAGS = ("train_loss", "train_acc", "val_top1", "val_top5", "lr")
@@ -197,6 +198,40 @@ def test_compare_nests_its_runs_under_one_parent(tmp_path, base, cache):
         assert child["tags.mlflow.parentRunId"] == parent.run_id
         assert child["params.linear_probe"] == str(name == "linear-probe")
     assert parent.run_id in page_text(output / "report.html")
+
+
+@pytest.mark.e2e
+def test_tune_nests_its_trials_under_one_parent_and_pruned_ones_end_killed(tmp_path, digits_run, few_digits, cache):
+    """A study whose rates are 1e-7 and 0.05 (one cannot learn), the pruner on after one completed trial: every
+    trial's MLflow run is nested under the study's, completed ones end FINISHED and pruned ones KILLED, each with the
+    epochs it trained."""
+    from fgvctune.tuning import tune
+
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    output = (tmp_path / "tune").resolve()
+    space = {"lr": [1e-7, 0.05]}
+    config = resolve(
+        adapter="folder",
+        data_dir=str(few_digits),
+        ckpt_path=str(digits_run / "best.ckpt"),
+        pretrained=False,
+        cache_dir=cache,
+        image_resize=32,
+        batch_size=4,
+        epoch_size=2,
+        mode="pynative",
+        log_to="mlflow",
+        mlflow_uri=uri,
+    )
+    result = tune(config, space, output, trials=4, pruning_startup=1, log=print)
+    parent = mlflow_run(uri, output)
+    assert parent["tags.fgvctune.kind"] == "tune" and parent.status == "FINISHED"
+    states = {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}
+    assert {row["state"] for row in result.rows} == set(states)  # some of each
+    for row in result.rows:
+        child = mlflow_run(uri, output / row["folder"])
+        assert child["tags.mlflow.parentRunId"] == parent.run_id and child.status == states[row["state"]]
+        assert len(history(uri, child.run_id, "epoch/val_top1")) == int(row["epochs"])
 
 
 def one_line(args: list[str]) -> str:
