@@ -269,14 +269,13 @@ def _open_run(config, folder: Path, earlier: dict | None, name: str, tags: dict)
     a new run named `name` in the config's experiment."""
     from mlflow import MlflowClient
 
+    uri = earlier["uri"] if earlier else tracking_uri(config)
+    client = _reached(uri, lambda: MlflowClient(uri))  # refuses a scheme it cannot store in
     if earlier:
-        uri, run_id = earlier["uri"], earlier["run_id"]
-        client = MlflowClient(uri)
+        run_id = earlier["run_id"]
         experiment = _reached(uri, lambda: client.get_run(run_id)).info.experiment_id
         client.update_run(run_id, status="RUNNING")
     else:
-        uri = tracking_uri(config)
-        client = MlflowClient(uri)
         experiment = _reached(uri, lambda: experiment_id(client, config, uri))
         tags = {"fgvctune.folder": str(folder.resolve()), "mlflow.source.name": "fgvctune", **tags}
         run_id = client.create_run(experiment, run_name=name, tags=tags).info.run_id
