@@ -554,7 +554,7 @@ class Search:
             raise UsageError(f"{folder} holds a run of another study", hint="give this study another --output")
         trial.set_user_attr("folder", folder.name)
         if resume:
-            done = read_results(folder)
+            done = _landed(folder)  # the epochs last.ckpt holds: a kill can land between results.txt and it
             self.log(f"{said}: resuming {folder.name} after epoch {len(done)}")
             for row in done:  # the epochs the first attempt finished, told to the pruner again
                 report(row)
@@ -578,7 +578,7 @@ class Search:
         import optuna
 
         from fgvctune.results import runfiles
-        from fgvctune.training.distributed import launch
+        from fgvctune.training.distributed import launch_run
 
         told = len(runfiles.read_results(folder))  # a resumed trial's earlier epochs: reported already
         stopped, ended = {}, threading.Event()
@@ -595,21 +595,14 @@ class Search:
                         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
                         return
 
-        args = ["--resume", str(folder)] if resume else ["-c", str(folder / runfiles.LAUNCH_CONFIG), "-o", str(folder)]
         follower = threading.Thread(target=follow, daemon=True)
         handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         signal.signal(signal.SIGINT, signal.default_int_handler)  # the follower's interruption, and Ctrl-C
         signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop, between launches too
         try:
             try:
-                with runfiles.working_in(folder):  # held for the workers, as train --workers holds it
-                    if not resume:
-                        atomic_write_text(folder / runfiles.LAUNCH_CONFIG, dump_yaml(config))
-                        if (folder / runfiles.CONFIG_FILE).exists() and not (folder / runfiles.RESULTS_FILE).exists():
-                            (folder / runfiles.CONFIG_FILE).unlink()
-                    self.log(f"launching {self.workers} workers with msrun; logs in {folder / runfiles.MSRUN_LOGS}")
-                    follower.start()
-                    launch(args, self.workers, folder / runfiles.MSRUN_LOGS, log=self.log)
+                follower.start()
+                launch_run(folder, self.workers, None if resume else config, log=self.log)
             finally:
                 ended.set()
                 if follower.is_alive():

@@ -43,28 +43,15 @@ def train_command(
 
 
 def launch_workers(ctx, config, output, resume, workers: int, options: dict) -> None:
-    """`--workers N`: write the resolved config into the run folder, then run N workers on it under msrun."""
-    from fgvctune.config import dump_yaml
-    from fgvctune.fileio import atomic_write_text
-    from fgvctune.results.runfiles import CONFIG_FILE, LAUNCH_CONFIG, MSRUN_LOGS, RESULTS_FILE, working_in
-    from fgvctune.training.distributed import launch
+    """`--workers N`: the resolved config written into the run folder, then N workers on it under msrun."""
+    from fgvctune.training.distributed import launch_run
     from fgvctune.training.trainer import default_output
 
     if resume:
-        folder, args = Path(resume), ["--resume", str(resume)]
+        launch_run(Path(resume), workers, log=typer.echo)
     else:
         resolved = resolved_config(ctx, config, options)
-        folder = output or default_output(resolved)
-        args = ["-c", str(folder / LAUNCH_CONFIG), "-o", str(folder)]
-    with working_in(folder):  # held for the workers, which share the folder (they take no lock of their own)
-        if not resume:
-            atomic_write_text(folder / LAUNCH_CONFIG, dump_yaml(resolved))
-            if (folder / CONFIG_FILE).exists() and not (folder / RESULTS_FILE).exists():
-                (folder / CONFIG_FILE).unlink()
-        typer.echo(
-            f"launching {workers} data-parallel workers with msrun on this machine; logs in {folder / MSRUN_LOGS}"
-        )
-        launch(args, workers, folder / MSRUN_LOGS, log=typer.echo)
+        launch_run(output or default_output(resolved), workers, resolved, log=typer.echo)
 
 
 @handles_errors

@@ -66,6 +66,24 @@ def setup(distribute: bool) -> Workers:
     return Workers(rank=get_rank(), size=get_group_size())
 
 
+def launch_run(folder: Path, workers: int, config=None, log=print) -> None:
+    """`train --workers`: the run in `folder` trained by `workers` msrun workers on this machine, from `config`
+    (written to the folder's launch.yaml, and a config.yaml of an earlier launch that finished no epoch removed) or,
+    without one, resumed. The folder is held for the workers, which share it and take no lock of their own."""
+    from fgvctune.config import dump_yaml
+    from fgvctune.fileio import atomic_write_text
+    from fgvctune.results.runfiles import CONFIG_FILE, LAUNCH_CONFIG, MSRUN_LOGS, RESULTS_FILE, working_in
+
+    args = ["--resume", str(folder)] if config is None else ["-c", str(folder / LAUNCH_CONFIG), "-o", str(folder)]
+    with working_in(folder):
+        if config is not None:
+            atomic_write_text(folder / LAUNCH_CONFIG, dump_yaml(config))
+            if (folder / CONFIG_FILE).exists() and not (folder / RESULTS_FILE).exists():
+                (folder / CONFIG_FILE).unlink()
+        log(f"launching {workers} data-parallel workers with msrun on this machine; logs in {folder / MSRUN_LOGS}")
+        launch(args, workers, folder / MSRUN_LOGS, log=log)
+
+
 def launch(train_args: list[str], workers: int, log_dir: Path, log=print) -> None:
     """Run `fgvctune train <train_args> --distribute` under msrun with `workers` local processes.
 
