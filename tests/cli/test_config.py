@@ -76,6 +76,19 @@ def test_shipped_configs_resolve(name):
     assert config.adapter == "aircraft" and config.model
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs" / "spaces").glob("*.yaml")))
+def test_shipped_search_spaces_read(name):
+    """configs/spaces/: `fgvctune tune --space` files, each a key of the config with a range or choices."""
+    from fgvctune.tuning import read_space
+
+    assert {d.key for d in read_space(REPO / "configs" / "spaces" / name)} == {
+        "lr",
+        "freeze",
+        "image_resize",
+        "label_smoothing",
+    }
+
+
 def test_tutorial_config_has_the_tutorials_values():
     config = resolve(REPO / "configs" / "mobilenet_v3_small_aircraft.yaml")
     assert (
