@@ -156,8 +156,12 @@ def test_the_sampler_repeats_a_study_and_processes_sharing_one_draw_different_va
 
 
 def reported(storage: str, folder: str) -> int:
-    """The epochs the trial training in `folder` has reported to the study so far."""
-    trials = optuna.load_study(study_name="tune", storage=storage).trials
+    """The epochs the trial training in `folder` has reported to the study so far (0 while the study database is
+    still being made: the file appears before the study is in it)."""
+    try:
+        trials = optuna.load_study(study_name="tune", storage=storage).trials
+    except KeyError:  # Optuna's "Record does not exist." for a study not made yet
+        return 0
     return max((t.user_attrs.get("epochs", 0) for t in trials if t.user_attrs.get("folder") == folder), default=0)
 
 
