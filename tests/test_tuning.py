@@ -402,7 +402,9 @@ def test_a_trial_of_msrun_workers_stopped_with_sigterm_resumes_under_msrun(tmp_p
     env = dict(os.environ, PATH=f"{MSRUN.parent}{os.pathsep}{os.environ['PATH']}")
     storage = f"sqlite:///{output / 'study.db'}"
     with running(command, tmp_path / "first.log", env=env) as first:
-        wait_for(lambda: (output / "study.db").is_file() and reported(storage, "trial-0000") >= 1, first, seconds=300)
+        # results.txt: the study is made by then (a reader racing its making trips over Optuna's set-up)
+        landed = output / "trial-0000" / "results.txt"
+        wait_for(lambda: landed.is_file() and reported(storage, "trial-0000") >= 1, first, seconds=300)
         workers = psutil.Process(first.pid).children(recursive=True)
         first.send_signal(signal.SIGTERM)
         first.wait(timeout=120)

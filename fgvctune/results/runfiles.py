@@ -15,7 +15,7 @@ is the one place that spells their names and knows their layout.
     relabelled.csv  samples --relabel gave another label: split, id, was, now, the list's file and line
     doctor/       doctor.csv and doctor.html of `fgvctune doctor RUN`
     launch.yaml, msrun-logs/  the configuration and logs of data-parallel workers (train --workers)
-    tracking.json, tensorboard/  with --log-to: the MLflow run and TensorBoard event files the run logs to
+    tracking.json, tensorboard-logs/  with --log-to: the MLflow run and TensorBoard event files the run logs to
     lr-find.csv, lr-find.png  the sweep of `fgvctune lr-find` (in a folder of its own)
     .fgvctune.lock  while a run (train, compare, lr-find) works in the folder: its pid and command line
 
@@ -66,7 +66,7 @@ COMPARE_CONFIG = "compare.yaml"  # the configuration every strategy starts from
 COMPARE_TABLE = "compare.csv"
 COMPARE_MARKDOWN = "compare.md"
 TRACKING_FILE = "tracking.json"  # --log-to: the TensorBoard folder and MLflow run a run (or compare, tune) logs to
-TENSORBOARD_FOLDER = "tensorboard"
+TENSORBOARD_FOLDER = "tensorboard-logs"
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_top1", "val_top5", "lr", "seconds")
 
 

@@ -178,7 +178,7 @@ def _png_array(data: bytes):
 
 
 class TensorBoard:
-    """Event files in RUN/tensorboard (tensorboardX: no TensorFlow or torch); a resumed run appends to them."""
+    """Event files in RUN/tensorboard-logs (tensorboardX: no TensorFlow or torch); a resumed run appends to them."""
 
     name = "tensorboard"
 

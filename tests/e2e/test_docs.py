@@ -11,7 +11,8 @@ results page reads the run the strategies page trains). Made beforehand, as a re
 - `my-photos/<class>/<image>` and `new-photos/` for the README's quick start, from the sample's images.
 
 Small sizes, for CI's time: appended to a command, so they win over what it says (the last value given wins):
-`--epoch-size 1 --image-resize 32` to `train`, `compare` and `lr-find`; `--steps 10` to `lr-find`;
+`--epoch-size 1 --image-resize 32` to `train`, `compare`, `lr-find` and `tune`; `--steps 10` to `lr-find`;
+`--trials 2` to `tune`;
 `--strategy linear-probe` to `compare` (the quickest of its five strategies) and `--seeds 2` where it says
 `--seeds`; and to a `train` that names no checkpoint (the quick start's, which downloads MindCV's ImageNet
 weights, and offline CI cannot), `--ckpt-path runs/demo/base-manufacturer/best.ckpt`.
@@ -78,8 +79,10 @@ def reason_not_run(words: list[str]) -> str | None:
 def smaller(words: list[str]) -> list[str]:
     """The command at the sizes the docstring gives."""
     extra = []
-    if words[0] in ("train", "compare", "lr-find"):
+    if words[0] in ("train", "compare", "lr-find", "tune"):
         extra += ["--epoch-size", "1", "--image-resize", "32"]
+    if words[0] == "tune":
+        extra += ["--trials", "2"]
     if words[0] == "lr-find":
         extra += ["--steps", "10"]
     if words[0] == "compare":

@@ -310,9 +310,17 @@ def test_workers_say_how_they_share_the_data_and_rank_0_speaks_for_all(tmp_path,
     assert {"config.yaml", "results.txt", "best.ckpt", "last.ckpt", "report.html"} <= written["rank0"]
     assert sorted(p.name for p in folder.iterdir()) == [
         *("best.ckpt", "config.yaml", "counts.csv", "curves.png", "eval-test", "labels.csv", "last.ckpt"),
-        *("launch.yaml", "msrun-logs", "report.html", "results.txt", "strategy.csv", "tensorboard", "tracking.json"),
+        *(
+            "launch.yaml",
+            "msrun-logs",
+            "report.html",
+            "results.txt",
+            "strategy.csv",
+            "tensorboard-logs",
+            "tracking.json",
+        ),
     ]
-    assert len(list((folder / "tensorboard").iterdir())) == 1
+    assert len(list((folder / "tensorboard-logs").iterdir())) == 1
     from mlflow import MlflowClient
 
     runs = MlflowClient(store).search_runs([e.experiment_id for e in MlflowClient(store).search_experiments()])

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from conftest import SAMPLE, finetune_settings, free_port, page_text, running
 from fgvctune.cli import app
 from fgvctune.config import resolve
-from fgvctune.results.runfiles import read_results, read_tracking
+from fgvctune.results.runfiles import TENSORBOARD_FOLDER, read_results, read_tracking
 
 EPOCH_TAGS = ("train_loss", "train_acc", "val_top1", "val_top5", "lr")
 
@@ -26,7 +26,7 @@ def tensorboard_scalars(folder: Path):
     """The run's TensorBoard event files as TensorBoard reads them."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(folder / "tensorboard"), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    events = EventAccumulator(str(folder / TENSORBOARD_FOLDER), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
     events.Reload()
     return events
 
@@ -119,9 +119,9 @@ def test_every_metric_param_and_artifact_reads_back(tmp_path, base, cache):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlruns", "run"]  # nothing else written
 
     record = read_tracking(folder)
-    assert record["tensorboard"] == "tensorboard" and record["mlflow"]["run_id"] == found.run_id
+    assert record["tensorboard"] == TENSORBOARD_FOLDER and record["mlflow"]["run_id"] == found.run_id
     text = page_text(folder / "report.html")
-    assert f"tensorboard --logdir {folder / 'tensorboard'}" in text and found.run_id in text
+    assert f"tensorboard --logdir {folder / TENSORBOARD_FOLDER}" in text and found.run_id in text
 
 
 @pytest.mark.e2e
@@ -144,7 +144,7 @@ def test_resumed_run_continues_the_same_runs(tmp_path, base, cache):
     assert len(read_results(folder)) == 3
     assert_logged(folder, uri, 128 // 16)
     assert mlflow_run(uri, folder).status == "FINISHED"
-    assert len(list((folder / "tensorboard").iterdir())) == 2  # one event file per process, in the one folder
+    assert len(list((folder / TENSORBOARD_FOLDER).iterdir())) == 2  # one event file per process, in the one folder
 
 
 @pytest.mark.e2e
@@ -176,7 +176,7 @@ def test_runs_reach_an_mlflow_server(tmp_path, base, cache):
     url = read_tracking(folder)["mlflow"]["url"]
     assert url == f"{uri}/#/experiments/{found.experiment_id}/runs/{found.run_id}"
     assert f'href="{url}"' in (folder / "report.html").read_text()
-    assert not (folder / "tensorboard").exists()
+    assert not (folder / TENSORBOARD_FOLDER).exists()
 
 
 @pytest.mark.e2e
