@@ -112,6 +112,7 @@ def test_the_pages_find_their_commands():
     assert pages()[1].name == "index.md" and len(pages()) == len(set(pages()))
 
 
+@pytest.mark.timeout(1800)  # some fifty commands, one process each: 11 minutes beside another test, over 15 under load
 def test_every_command_the_pages_show_runs_on_the_sample(tmp_path, base):
     work = tmp_path / "work"
     work.mkdir()
