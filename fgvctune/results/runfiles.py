@@ -127,8 +127,23 @@ def read_labels(folder: str | Path) -> LabelMap:
 
 def read_tracking(folder: str | Path) -> dict:
     """tracking.json: {"tensorboard": folder name, "mlflow": {uri, experiment_id, run_id, url}}; {} without one."""
+    from fgvctune.fileio import read_user_text
+
     path = Path(folder) / TRACKING_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:  # a run folder may come from elsewhere: read bounded, its shape checked
+        record = json.loads(read_user_text(path, 1 << 20, "tracking file"))
+    except (ValueError, RecursionError):
+        record = None
+    mlflow = record.get("mlflow") if isinstance(record, dict) else None
+    if isinstance(record, dict) and (mlflow is None or _strings(mlflow, "uri", "run_id", "experiment_id")):
+        return record
+    raise UsageError(f"{path}: not a tracking file fgvctune wrote", hint="remove it to start new tracking runs")
+
+
+def _strings(value, *keys: str) -> bool:
+    return isinstance(value, dict) and all(isinstance(value.get(k), str) for k in keys)
 
 
 def read_results(folder: str | Path) -> list[dict]:

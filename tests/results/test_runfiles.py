@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import ast
+import json
+
+import pytest
 
 from conftest import REPO
+from fgvctune.errors import UsageError
 from fgvctune.results import runfiles
+from fgvctune.results.runfiles import TRACKING_FILE, read_tracking
 
 # Names runfiles gives that other code spells for something else: a suffix the weights room checks too, and the
 # export folder, named as its command is.
@@ -41,3 +46,17 @@ def test_every_run_file_name_is_spelled_once_in_the_package():
         if len(spelled.get(value, [])) != 1
     }
     assert not twice, twice
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '{"mlflow": {"uri": 3}}', '{"mlflow": []}', "not json", "{" * 100000])
+def test_a_tracking_file_not_fgvctunes_is_one_line(tmp_path, text):
+    """tracking.json says where a resumed run logs: one of another shape stops with one line naming it."""
+    (tmp_path / TRACKING_FILE).write_text(text)
+    with pytest.raises(UsageError, match="not a tracking file fgvctune wrote"):
+        read_tracking(tmp_path)
+    record = {
+        "tensorboard": "tensorboard-logs",
+        "mlflow": {"uri": "sqlite:///x.db", "run_id": "r", "experiment_id": "1"},
+    }
+    (tmp_path / TRACKING_FILE).write_text(json.dumps(record))
+    assert read_tracking(tmp_path) == record
