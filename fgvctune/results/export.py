@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def export(
     size = model.config.image_resize
     example = ms.Tensor(np.zeros((1, 3, size, size), np.float32))
     target = out / f"{model.config.model}{FORMATS[fmt]}"
-    with written_as(target) as tmp:
+    with written_as(target) as tmp, _onnx_ready(model.network, fmt == "ONNX"):
         try:  # MindSpore adds the format's ending to the name it is given
             ms.export(model.network, example, file_name=str(tmp.with_suffix("")), file_format=fmt)
         except (RuntimeError, ValueError, TypeError) as exc:
@@ -70,6 +71,70 @@ def export(
             difference = max(difference, float(np.abs(mine - theirs).max()))
             checked += 1
     return Export(target, labels, checked, difference)
+
+
+@contextmanager
+def _onnx_ready(network, onnx: bool):
+    """The network with the cells MindSpore's ONNX exporter has no mapping for given a class that computes the same
+    in ops it maps, put back afterwards (BatchNorm folding knows the blocks by their own class): hard swish and
+    hard sigmoid (MobileNetV3's), and the in-place add that `out += identity` compiles to (MindCV's ResNet and
+    ResNeSt blocks)."""
+    forms = _onnx_forms() if onnx else {}
+    changed = [(cell, type(cell)) for _, cell in network.cells_and_names() if type(cell) in forms]
+    for cell, kind in changed:
+        cell.__class__ = forms[kind]
+    try:
+        yield
+    finally:
+        for cell, kind in changed:
+            cell.__class__ = kind
+
+
+def _onnx_forms() -> dict:
+    from mindcv.models import resnest, resnet
+    from mindspore import nn, ops
+
+    class HSwish(nn.HSwish):
+        def construct(self, x):
+            return x * ops.relu6(x + 3.0) / 6.0
+
+    class HSigmoid(nn.HSigmoid):
+        def construct(self, x):
+            return ops.relu6(x + 3.0) / 6.0
+
+    class BasicBlock(resnet.BasicBlock):
+        def construct(self, x):
+            identity = x if self.down_sample is None else self.down_sample(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            return self.relu(self.bn2(self.conv2(out)) + identity)
+
+    class Bottleneck(resnet.Bottleneck):
+        def construct(self, x):
+            identity = x if self.down_sample is None else self.down_sample(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.relu(self.bn2(self.conv2(out)))
+            return self.relu(self.bn3(self.conv3(out)) + identity)
+
+    class SplitBottleneck(resnest.Bottleneck):
+        def construct(self, x):
+            residual = x if self.downsample is None else self.downsample(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            if self.avd and self.avd_first:
+                out = self.avd_layer(out)
+            out = self.conv2(out)
+            if self.radix == 0:
+                out = self.relu(self.bn2(out))
+            if self.avd and not self.avd_first:
+                out = self.avd_layer(out)
+            return self.relu(self.bn3(self.conv3(out)) + residual)
+
+    return {
+        nn.HSwish: HSwish,
+        nn.HSigmoid: HSigmoid,
+        resnet.BasicBlock: BasicBlock,
+        resnet.Bottleneck: Bottleneck,
+        resnest.Bottleneck: SplitBottleneck,
+    }
 
 
 def _runner(path: Path, fmt: str):
