@@ -49,7 +49,7 @@ def export(
     size = model.config.image_resize
     example = ms.Tensor(np.zeros((1, 3, size, size), np.float32))
     target = out / f"{model.config.model}{FORMATS[fmt]}"
-    with written_as(target) as tmp, _onnx_ready(model.network, fmt == "ONNX"):
+    with written_as(target) as tmp, onnx_ready(model.network, fmt == "ONNX"):
         try:  # MindSpore adds the format's ending to the name it is given
             ms.export(model.network, example, file_name=str(tmp.with_suffix("")), file_format=fmt)
         except (RuntimeError, ValueError, TypeError) as exc:
@@ -74,7 +74,7 @@ def export(
 
 
 @contextmanager
-def _onnx_ready(network, onnx: bool):
+def onnx_ready(network, onnx: bool):
     """The network with the cells MindSpore's ONNX exporter has no mapping for given a class that computes the same
     in ops it maps, put back afterwards (BatchNorm folding knows the blocks by their own class): hard swish and
     hard sigmoid (MobileNetV3's), and the in-place add that `out += identity` compiles to (MindCV's ResNet and

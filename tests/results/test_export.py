@@ -84,7 +84,7 @@ def test_onnx_forms_export_what_the_network_computes(name, tmp_path):
     from fgvctune import runtime
     from fgvctune.kernels import cells, fold
     from fgvctune.models.factory import create_network
-    from fgvctune.results.export import _onnx_ready
+    from fgvctune.results.export import onnx_ready
 
     runtime.start()
     ms.set_seed(0)
@@ -93,7 +93,7 @@ def test_onnx_forms_export_what_the_network_computes(name, tmp_path):
     folded = fold.fold(network)
     cells.restore(network)
     x = ms.Tensor(np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32))
-    with _onnx_ready(network, onnx=True):
+    with onnx_ready(network, onnx=True):
         ms.export(network, x, file_name=str(tmp_path / name), file_format="ONNX")
     assert len(fold.pairs(network)) == folded
     session = onnxruntime.InferenceSession(str(tmp_path / f"{name}.onnx"), providers=["CPUExecutionProvider"])
