@@ -1,11 +1,11 @@
 """Where a training step's time goes, op type by op type: MindSpore's profiler over fgvctune's step.
 
-    .venv/bin/python benchmarks/profile_ops.py resnet50 [--steps 3] [--top 12] [--kind train|freeze7|probe|infer]
-        [--plain]
+    .venv/bin/python benchmarks/profile_ops.py resnet50 [--steps 3] [--top 12]
+        [--kind train|freeze7|probe|infer|latency] [--plain]
 
-The cases of train_step.py (random tensors at 224 px, batch 16 for training or 32 for inference; `freeze7` and
-`probe` with frozen blocks as `train` sets them up), on fgvctune's model (`--plain`: MindCV's model without
-fgvctune's swaps or folding, oneDNN still capped). The profiler's raw output goes to a temporary folder and is
+The cases of train_step.py (random tensors at 224 px, batch 16 for training, 32 for inference, 1 for latency;
+`freeze7` and `probe` with frozen blocks as `train` sets them up), on fgvctune's model (`--plain`: MindCV's model
+without fgvctune's swaps or folding, oneDNN still capped). The profiler's raw output goes to a temporary folder and is
 deleted; what is printed is the top op types by their share of all op time.
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe, load, table  # noqa: E402
+from train_step import BATCHES, SIZE, mindspore_step  # noqa: E402
 
 
 def op_times(folder: Path) -> dict[str, float]:
@@ -42,17 +43,16 @@ def op_times(folder: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
-    parser.add_argument("--kind", default="train", choices=["train", "freeze7", "probe", "infer"])
+    parser.add_argument("--kind", default="train", choices=list(BATCHES))
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--plain", action="store_true", help="MindCV's model without fgvctune's swaps")
     args = parser.parse_args()
-    from train_step import INFER_BATCH, SIZE, TRAIN_BATCH, mindspore_step
 
     from fgvctune import runtime
 
     ms = runtime.start()
-    batch = INFER_BATCH if args.kind == "infer" else TRAIN_BATCH
+    batch = BATCHES[args.kind]
     step, images, labels = mindspore_step(args.model, args.kind, SIZE, batch, tuned=not args.plain)
     for _ in range(2):
         out = step(images, labels)

@@ -1,22 +1,39 @@
 """Training step and inference speed of the shipped architectures: fgvctune's MindSpore set-up against PyTorch with
-timm (eager), side by side in one run, each case in its own process.
+timm at its fastest on a CPU, and against ONNX Runtime for inference, side by side in one run, each case in its own
+process.
 
     .venv/bin/python benchmarks/train_step.py [--models resnet50 convnext_tiny] [--steps 5]
-        [--kinds train freeze7 probe infer] [--defaults] [--pipeline] [--unfolded] [--without faster_convolution]
+        [--kinds train freeze7 probe infer latency] [--variants eager channels_last compile compile_channels_last]
+        [--defaults] [--pipeline] [--unfolded] [--without faster_convolution]
 
 Random tensors at 224 px; training is a whole step (forward, loss, backward, momentum update) at batch 16,
-inference a forward pass in inference mode at batch 32. `freeze7` trains with the first 7 feature blocks frozen
-(`--freeze 7`), `probe` the classifier alone (`--linear-probe`), both set up through fgvctune's strategy as `train`
-does, with the frozen blocks' BatchNorm folded into their convolutions; the `infer` row runs the folded network
-`eval`, `predict` and `export` use (`--unfolded`: neither folds, to compare). `--without` leaves out the named
-swaps of fgvctune's model (functions of fgvctune/kernels/swaps.py, or faster_ and a row of kernels/cells.py's
-STAND_INS: faster_convolution), to measure what each one gains.
+inference a forward pass in inference mode at batch 32 (`infer`) and at batch 1 (`latency`). `freeze7` trains with
+the first 7 feature blocks frozen (`--freeze 7`), `probe` the classifier alone (`--linear-probe`), both set up
+through fgvctune's strategy as `train` does, with the frozen blocks' BatchNorm folded into their convolutions; the
+inference rows run the folded network `eval`, `predict` and `export` use (`--unfolded`: neither folds, to compare).
+`--without` leaves out the named swaps of fgvctune's model (functions of fgvctune/kernels/swaps.py, or faster_ and a
+row of kernels/cells.py's STAND_INS: faster_convolution), to measure what each one gains.
+
+PyTorch runs timm's model of the same architecture four ways (`--variants`): eager, channels-last (model and input
+in torch.channels_last), `torch.compile` (inductor) and both; `/ PyTorch` is fgvctune against the fastest of them.
+The inference rows add ONNX Runtime (CPU provider, default threads) on the ONNX file fgvctune exports of its model
+(folded, MindSpore's own ops, as `fgvctune export --format ONNX` writes it) and on timm's model exported by
+`torch.onnx.export`; `/ ORT` is fgvctune against the faster of the two.
+
+Columns besides speed: `% fp32 peak` is the step's floating-point work (convolutions and matrix products, forward
+and backward as the step needs them, counted by PyTorch's FlopCounterMode on timm's model) per second over the
+cores' fp32 peak (cores x clock x FLOPs per cycle: machine.fp32_peak, printed first with an FMA loop's figure
+beside it). `compile` is the first step's time less a steady step's (graph compilation, torch.compile's
+inductor, ONNX Runtime's session). `RSS` is the case process's peak resident memory during the timed steps
+(`steps`) and over its whole life, import and compilation included (`case`), in MiB, for fgvctune and for the
+fastest PyTorch variant.
+
 Each case starts once the 1-minute load is under 1.2 (the previous case's threads die down); a row's `load before`
 is the highest load a case of it started at.
 `--defaults` adds MindSpore's defaults (MindCV's model as it is, oneDNN uncapped; slow: minutes per model),
 `--pipeline` the training step fed by fgvctune's input pipeline.
-PyTorch and timm are optional (`pip install -e ".[bench]"`, or `--torch-python` naming another venv's python);
-without them their column says so.
+PyTorch, timm and ONNX Runtime are optional (`pip install -e ".[bench]"`, or `--torch-python` naming another venv's
+python); without them their columns say so.
 """
 
 from __future__ import annotations
@@ -31,35 +48,58 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import MODELS, describe, settle, table  # noqa: E402
+from machine import MODELS, describe, fp32_peak, settle, table  # noqa: E402
 
 SIZE, TRAIN_BATCH, INFER_BATCH = 224, 16, 32
 CLASSES = 100
+BATCHES = {"train": TRAIN_BATCH, "freeze7": TRAIN_BATCH, "probe": TRAIN_BATCH, "infer": INFER_BATCH, "latency": 1}
+VARIANTS = ["eager", "channels_last", "compile", "compile_channels_last"]
+INFERENCE = ("infer", "latency")
 
 
-def mindspore_case(
-    model: str,
-    kind: str,
-    size: int,
-    batch: int,
-    steps: int,
-    tuned: bool,
-    pipeline: bool,
-    folded: bool = True,
-    without: tuple = (),
-) -> float:
-    step, images, labels = mindspore_step(model, kind, size, batch, tuned, folded, without)
-    batches = _real_batches(size, batch) if pipeline else None
-    for _ in range(2):  # compile and warm up
-        out = step(images, labels)
-    _sync(out)
+def _peak_rss(reset: bool = False) -> float:
+    """The process's peak resident memory so far (MiB); `reset` starts a new peak from what is resident now."""
+    with open("/proc/self/status") as f:
+        peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+    if reset:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    return peak
+
+
+def measure(step, steps: int, batch: int) -> dict:
+    """Time `step()` (which waits for its result): the first call (compilation) and a second warm-up, then
+    `steps` timed calls, with the peak memory of the timed calls and of the whole process."""
+    started = time.perf_counter()
+    step()
+    first = time.perf_counter() - started
+    step()
+    before = _peak_rss(reset=True)
     started = time.perf_counter()
     for _ in range(steps):
+        step()
+    elapsed = time.perf_counter() - started
+    during = _peak_rss()
+    return {
+        "images_per_second": steps * batch / elapsed,
+        "compile_seconds": max(first - elapsed / steps, 0.0),
+        "rss_steps_mb": during,
+        "rss_case_mb": max(before, during),
+    }
+
+
+def mindspore_case(model, kind, size, batch, steps, tuned, pipeline, folded=True, without=()) -> dict:
+    step, images, labels = mindspore_step(model, kind, size, batch, tuned, folded, without)
+    batches = _real_batches(size, batch) if pipeline else None
+
+    def call():
+        nonlocal images, labels
         if batches is not None:
             images, labels = next(batches)
         out = step(images, labels)
-    _sync(out)
-    return steps * batch / (time.perf_counter() - started)
+        (out[0] if isinstance(out, tuple) else out).asnumpy()
+
+    return measure(call, steps, batch)
 
 
 def mindspore_step(
@@ -103,7 +143,7 @@ def mindspore_step(
     from fgvctune.kernels import fold
     from fgvctune.training import strategy
 
-    if kind == "infer":
+    if kind in INFERENCE:
         network.set_train(False)
         if tuned and folded:
             fold.fold(network)  # as evaluation.load_model does
@@ -123,10 +163,6 @@ def mindspore_step(
         strategy.set_train_mode(network, True, frozen_norms)
         step = train_step
     return step, images, labels
-
-
-def _sync(out):
-    (out[0] if isinstance(out, tuple) else out).asnumpy()
 
 
 def _real_batches(size: int, batch: int):
@@ -181,49 +217,128 @@ def frozen_modules(network, model: str, kind: str) -> list:
     raise ValueError(f"no frozen-block mapping for {model}")
 
 
-def torch_case(model: str, kind: str, size: int, batch: int, steps: int) -> float:
+def timm_network(model: str, kind: str):
+    """timm's model of the architecture, set up for the case: inference mode, or training with the same blocks
+    frozen as fgvctune freezes (frozen BatchNorm in inference mode, as fgvctune's)."""
     import timm
     import torch
 
     torch.manual_seed(0)
     network = timm.create_model(MODELS[model], num_classes=CLASSES)
+    if kind in INFERENCE:
+        return network.eval()
+    network.train()
+    if kind != "train":
+        for module in frozen_modules(network, model, kind):
+            module.requires_grad_(False)
+            for part in module.modules():
+                if isinstance(part, torch.nn.modules.batchnorm._BatchNorm):
+                    part.eval()
+        if kind == "probe":
+            network.get_classifier().requires_grad_(True)
+    return network
+
+
+def torch_case(model: str, kind: str, size: int, batch: int, steps: int, variant: str) -> dict:
+    import torch
+
+    network = timm_network(model, kind)
     images, labels = torch.randn(batch, 3, size, size), torch.randint(0, CLASSES, (batch,))
-    if kind == "infer":
-        network.eval()
+    if "channels_last" in variant:
+        network = network.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    forward = torch.compile(network) if variant.startswith("compile") else network
+    if kind in INFERENCE:
 
         def step():
-            with torch.no_grad():
-                return network(images)
+            with torch.inference_mode():
+                return forward(images)
     else:
-        network.train()
-        if kind != "train":
-            for module in frozen_modules(network, model, kind):
-                module.requires_grad_(False)
-                for part in module.modules():  # frozen BatchNorms run in inference mode, as fgvctune's do
-                    if isinstance(part, torch.nn.modules.batchnorm._BatchNorm):
-                        part.eval()
-            if kind == "probe":
-                network.get_classifier().requires_grad_(True)
-        trainable = [p for p in network.parameters() if p.requires_grad]
-        optimizer = torch.optim.SGD(trainable, lr=0.01, momentum=0.9)
+        optimizer = torch.optim.SGD([p for p in network.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
         loss_fn = torch.nn.CrossEntropyLoss()
 
         def step():
             optimizer.zero_grad()
-            loss = loss_fn(network(images), labels)
+            loss = loss_fn(forward(images), labels)
             loss.backward()
             optimizer.step()
             return loss
 
-    for _ in range(2):
-        step()
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps * batch / (time.perf_counter() - started)
+    return measure(step, steps, batch)
 
 
-def run_case(python: str, args: list[str], env_changes: dict) -> tuple[str, float | None]:
+def flops_case(model: str, kind: str, size: int) -> dict:
+    """Floating-point operations per image of the case's step: the convolutions and matrix products of timm's
+    model (a multiply-add is two), each once forward and, in training, once more for its weight's gradient when
+    the weight trains and once more for its input's gradient when autograd computes that (so frozen blocks before
+    the first trainable layer count forward only). Hooks count them, as PyTorch's FlopCounterMode counts a
+    grouped convolution's backward as a dense one's."""
+    import torch
+
+    network, batch, total = timm_network(model, kind), 2, [0.0]
+
+    def count(module, inputs, output):
+        if isinstance(module, torch.nn.Conv2d):
+            work = 2.0 * output.numel() * module.in_channels // module.groups * module.weight[0, 0].numel()
+        else:
+            work = 2.0 * output.numel() * module.in_features
+        total[0] += work
+        if torch.is_grad_enabled():
+            total[0] += work * (module.weight.requires_grad + inputs[0].requires_grad)
+
+    for module in network.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            module.register_forward_hook(count)
+    with torch.set_grad_enabled(kind not in INFERENCE):
+        network(torch.randn(batch, 3, size, size))
+    return {"flops_per_image": total[0] / batch}
+
+
+def onnx_case(model: str, kind: str, size: int, batch: int, steps: int, exporter: str) -> dict:
+    """ONNX Runtime on fgvctune's export of its model (`fgvctune`) or on timm's model exported by PyTorch
+    (`timm`), at the case's fixed batch size."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        if exporter == "fgvctune":
+            _export_fgvctune(model, size, batch, path)
+        else:
+            import torch
+
+            images = torch.randn(batch, 3, size, size)
+            torch.onnx.export(timm_network(model, kind), (images,), str(path), dynamo=False, opset_version=17)
+        import numpy as np
+        import onnxruntime
+
+        started = time.perf_counter()
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        opened = time.perf_counter() - started
+        feed = {session.get_inputs()[0].name: np.random.default_rng(0).standard_normal((batch, 3, size, size))}
+        feed = {name: array.astype(np.float32) for name, array in feed.items()}
+        result = measure(lambda: session.run(None, feed), steps, batch)
+    result["compile_seconds"] += opened  # the session's graph optimisation is ONNX Runtime's compilation
+    return result
+
+
+def _export_fgvctune(model: str, size: int, batch: int, path: Path) -> None:
+    """What `fgvctune export --format ONNX` writes: the folded network with MindSpore's own ops."""
+    import numpy as np
+
+    from fgvctune import runtime
+    from fgvctune.kernels import cells, fold
+    from fgvctune.models.factory import create_network
+    from fgvctune.results.export import onnx_ready
+
+    ms = runtime.start()
+    network, _ = create_network(model, CLASSES)
+    network.set_train(False)
+    fold.fold(network)
+    cells.restore(network)
+    example = ms.Tensor(np.zeros((batch, 3, size, size), np.float32))
+    with onnx_ready(network, onnx=True):
+        ms.export(network, example, file_name=str(path.with_suffix("")), file_format="ONNX")
+
+
+def run_case(python: str, args: list[str], env_changes: dict) -> tuple[str, dict]:
     env = dict(os.environ)
     for key, value in env_changes.items():
         if value is None:
@@ -235,17 +350,22 @@ def run_case(python: str, args: list[str], env_changes: dict) -> tuple[str, floa
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if result.returncode != 0 or not lines:
         error = (result.stderr.strip().splitlines() or ["failed"])[-1]
-        return ("not installed" if "No module named" in error else f"failed: {error[:60]}"), None
-    rate = json.loads(lines[-1])["images_per_second"]
-    return f"{rate:.1f}", rate
+        return ("not installed" if "No module named" in error else f"failed: {error[:60]}"), {}
+    figures = json.loads(lines[-1])
+    rate = figures.get("images_per_second")
+    return (f"{rate:.1f}" if rate else "-"), figures
+
+
+def _number(figures: dict, key: str, form: str = "{:.1f}") -> str:
+    return form.format(figures[key]) if key in figures else "-"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument(
-        "--kinds", nargs="+", default=["train", "infer"], choices=["train", "freeze7", "probe", "infer"]
-    )
+    parser.add_argument("--kinds", nargs="+", default=["train", "infer", "latency"], choices=list(BATCHES))
+    parser.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS, help="PyTorch's ways to run")
+    parser.add_argument("--no-onnx", action="store_true", help="leave out ONNX Runtime")
     parser.add_argument("--unfolded", action="store_true", help="fgvctune without BatchNorm folding, to compare")
     parser.add_argument("--without", nargs="+", default=[], help="swaps to leave out, e.g. faster_convolution")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per case, after 2 warm-up steps")
@@ -256,51 +376,105 @@ def main() -> None:
     args = parser.parse_args()
     if args.case:
         framework, model, kind, size, batch = args.case[0], args.case[1], args.case[2], *map(int, args.case[3:5])
-        if framework == "torch":
-            rate = torch_case(model, kind, size, batch, args.steps)
+        if framework == "flops":
+            figures = flops_case(model, kind, size)
+        elif framework.startswith("torch:"):
+            figures = torch_case(model, kind, size, batch, args.steps, framework.split(":")[1])
+        elif framework.startswith("onnx:"):
+            figures = onnx_case(model, kind, size, batch, args.steps, framework.split(":")[1])
         else:
             tuned, pipeline = framework != "mindspore", framework == "fgvctune+pipeline"
-            rate = mindspore_case(
+            figures = mindspore_case(
                 model, kind, size, batch, args.steps, tuned, pipeline, not args.unfolded, tuple(args.without)
             )
-        print(json.dumps({"images_per_second": rate}))
+        print(json.dumps(figures))
         sys.stdout.flush()
         os._exit(0)  # skip MindSpore's noisy teardown
+
     print(describe())
+    settle()
+    peak = fp32_peak()
     print(
-        f"images per second at {SIZE} px (training batch {TRAIN_BATCH}, inference batch {INFER_BATCH}), "
-        f"{args.steps} timed steps after 2 warm-up steps; target: fgvctune / PyTorch >= 1.0"
+        f"fp32 peak: {peak['cores']} cores x {peak['ghz']:.2f} GHz (measured, every core busy) x "
+        f"{peak['flops_per_cycle']} FLOPs per cycle ({peak['per_cycle_why']}) = {peak['gflops']:.0f} GFLOP/s; "
+        f"an FMA loop on every core reaches {peak['measured_gflops']:.0f}"
     )
-    headers = ["model (timm)", "case"]
-    headers += ["MindSpore defaults"] if args.defaults else []
-    headers += ["fgvctune"] + (["fgvctune + input pipeline"] if args.pipeline else [])
-    headers += ["PyTorch + timm (eager)", "fgvctune / PyTorch", "load before"]
-    rows = []
+    print(
+        f"images per second at {SIZE} px (training batch {TRAIN_BATCH}, inference batch {INFER_BATCH}, latency "
+        f"batch 1), {args.steps} timed steps after 2 warm-up steps; target: fgvctune / fastest PyTorch >= 1.0, "
+        "fgvctune / ONNX Runtime >= 1.0"
+    )
+    onnx = not args.no_onnx
+    names = {
+        "eager": "eager",
+        "channels_last": "channels-last",
+        "compile": "compile",
+        "compile_channels_last": "compile + CL",
+    }
+    speed_headers = ["model (timm)", "case"]
+    speed_headers += ["MindSpore defaults"] if args.defaults else []
+    speed_headers += ["fgvctune"] + (["fgvctune + input pipeline"] if args.pipeline else [])
+    speed_headers += [f"PyTorch {names[v]}" for v in args.variants]
+    speed_headers += ["ORT (fgvctune's ONNX)", "ORT (timm's ONNX)"] if onnx else []
+    speed_headers += ["/ PyTorch"] + (["/ ORT"] if onnx else []) + ["% fp32 peak", "load before"]
+    cost_headers = ["model", "case", "compile: fgvctune"]
+    cost_headers += [f"compile: PyTorch {names[v]}" for v in args.variants if v.startswith("compile")]
+    cost_headers += ["compile: ORT (fgvctune's, timm's)"] if onnx else []
+    cost_headers += ["RSS steps: fgvctune", "RSS steps: PyTorch", "RSS case: fgvctune", "RSS case: PyTorch"]
+    speed_rows, cost_rows = [], []
     for model in args.models:
         for kind in args.kinds:
-            batch = INFER_BATCH if kind == "infer" else TRAIN_BATCH
+            batch = BATCHES[kind]
             case = [model, kind, str(SIZE), str(batch), "--steps", str(args.steps)]
             case += ["--unfolded"] if args.unfolded else []
             case += ["--without", *args.without] if args.without else []
             row = [f"{model} ({MODELS[model]})", f"{kind}, batch {batch}"]
             loads = []
-            if args.defaults:
+
+            def timed(python, framework, env=None):
                 loads.append(settle())
-                row.append(run_case(sys.executable, ["mindspore", *case], {"ONEDNN_MAX_CPU_ISA": None})[0])
-            loads.append(settle())
-            ours, ours_rate = run_case(sys.executable, ["fgvctune", *case], {"ONEDNN_MAX_CPU_ISA": None})
+                return run_case(python, [framework, *case], env or {})
+
+            work = run_case(args.torch_python, ["flops", *case], {})[1].get("flops_per_image")
+            if args.defaults:
+                row.append(timed(sys.executable, "mindspore", {"ONEDNN_MAX_CPU_ISA": None})[0])
+            ours, mine = timed(sys.executable, "fgvctune", {"ONEDNN_MAX_CPU_ISA": None})
             row.append(ours)
             if args.pipeline:
-                loads.append(settle())
-                fed = run_case(sys.executable, ["fgvctune+pipeline", *case], {"ONEDNN_MAX_CPU_ISA": None})[0]
-                row.append(fed if kind != "infer" else "-")
-            loads.append(settle())
-            theirs, theirs_rate = run_case(args.torch_python, ["torch", *case], {})
-            ratio = f"{ours_rate / theirs_rate:.2f}" if ours_rate and theirs_rate else "-"
-            row += [theirs, ratio, max(loads, key=lambda value: float(value) if value != "?" else 0.0)]
-            rows.append(row)
-            print(table(headers, [row]).splitlines()[-1], flush=True)  # progress, one row at a time
-    print(table(headers, rows))
+                fed = timed(sys.executable, "fgvctune+pipeline", {"ONEDNN_MAX_CPU_ISA": None})[0]
+                row.append(fed if kind not in INFERENCE else "-")
+            theirs = {variant: timed(args.torch_python, f"torch:{variant}") for variant in args.variants}
+            row += [cell for cell, _ in theirs.values()]
+            ort = {}
+            if onnx:
+                for exporter in ("fgvctune", "timm"):
+                    ort[exporter] = timed(args.torch_python, f"onnx:{exporter}") if kind in INFERENCE else ("-", {})
+                row += [cell for cell, _ in ort.values()]
+            rate = mine.get("images_per_second")
+            rates = {v: f["images_per_second"] for v, (_, f) in theirs.items() if f}
+            fastest = max(rates, key=rates.get) if rates else None
+            row.append(f"{rate / rates[fastest]:.2f}" if rate and fastest else "-")
+            if onnx:
+                best_ort = max((f["images_per_second"] for _, f in ort.values() if f), default=None)
+                row.append(f"{rate / best_ort:.2f}" if rate and best_ort else "-")
+            row.append(f"{rate * work / 1e9 / peak['gflops']:.0%}" if rate and work else "-")
+            row.append(max(loads, key=lambda value: float(value) if value != "?" else 0.0))
+            speed_rows.append(row)
+            print(table(speed_headers, [row]).splitlines()[-1], flush=True)  # progress, one row at a time
+
+            best = theirs[fastest][1] if fastest else {}
+            cost = [model, kind, _number(mine, "compile_seconds")]
+            cost += [_number(f, "compile_seconds") for v, (_, f) in theirs.items() if v.startswith("compile")]
+            if onnx:
+                cost.append(" / ".join(_number(f, "compile_seconds", "{:.2f}") for _, f in ort.values()))
+            cost += [_number(mine, "rss_steps_mb", "{:.0f}"), _number(best, "rss_steps_mb", "{:.0f}")]
+            cost += [_number(mine, "rss_case_mb", "{:.0f}"), _number(best, "rss_case_mb", "{:.0f}")]
+            cost_rows.append(cost)
+            if work:
+                print(f"  {model} {kind}: {work / 1e9:.2f} GFLOP per image; fastest PyTorch: {fastest}", flush=True)
+    print(table(speed_headers, speed_rows))
+    print("\ncompile seconds (first step less a steady one) and peak resident memory (MiB; PyTorch: its fastest way)")
+    print(table(cost_headers, cost_rows))
 
 
 if __name__ == "__main__":
