@@ -1,15 +1,16 @@
 """The stand-in cells through which fgvctune's own CPU kernels (build.py, csrc/) run, as one table.
 
 Each swap gives a cell a stand-in for the primitive it calls (`conv2d`, `matmul`, `bn_train`, `layer_norm`,
-`bias_add`, `hswish`; `scale` and `combine` are those swaps.py's SqueezeExcite and SplitAttn subclasses call),
-so the cell and its parameters stay where they are: checkpoints and BatchNorm folding see no change. `restore`
-puts back what was there before, MindSpore's primitives (or swaps.py's WeightedPairSum): export does, so an
-exported MindIR runs anywhere; so does mixed precision, as these kernels are float32.
+`bias_add`, `hswish`; `scale`, `combine` and `tanh_gelu` are those swaps.py's SqueezeExcite, SplitAttn and GELU
+subclasses call), so the cell and its parameters stay where they are: checkpoints and BatchNorm folding see no
+change. `restore` puts back what was there before, MindSpore's primitives (or swaps.py's WeightedPairSum and
+TanhGELUFormula): export does, so an exported MindIR runs anywhere; so does mixed precision, as these kernels are
+float32.
 
 `STAND_INS` lists each stand-in: the primitive it stands in for, which cells get it, and whether it needs
 onednn.cc. `swap` gives one row's stand-in to every cell it fits, `swap_all` walks the table, `restore` undoes it.
 
-Longer than 400 lines because each of the nine stand-ins writes its custom ops and their bprop out in full: graph
+Longer than 400 lines because each of the eleven stand-ins writes its custom ops and their bprop out in full: graph
 mode compiled one layer's bprop closure for another with the same code when they were shared (see Convolution).
 """
 
@@ -365,6 +366,79 @@ class RadixPair(nn.Cell):
         return self.combine(x, a)
 
 
+class TanhGELU(nn.Cell):
+    """GELU's tanh form's stand-in (swaps.ComposedGELU's `tanh_gelu`): `x -> 0.5 x (1 + tanh(sqrt(2/pi) (x +
+    0.044715 x^3)))` through activation.cc, in one pass each way (float32; the cell it replaces,
+    swaps.TanhGELUFormula, is kept as `primitive`)."""
+
+    def __init__(self, cell, path: str):
+        super().__init__()
+        self.primitive = cell.tanh_gelu
+        backward = ops.Custom(
+            f"{path}:TanhGeluBackward", out_shape=lambda dy, x: x, out_dtype=lambda dy, x: x, func_type="aot"
+        )
+
+        def bprop(x, out, dout):
+            return (backward(dout, x),)
+
+        self.activate = ops.Custom(
+            f"{path}:TanhGeluForward", out_shape=lambda x: x, out_dtype=lambda x: x, func_type="aot", bprop=bprop
+        )
+
+    def construct(self, x):
+        return self.activate(x)
+
+
+def has_tanh_gelu(cell) -> bool:
+    """GELUs whose tanh form is a cell of its own, `tanh_gelu` (swaps.ComposedGELU's: ConvNeXt's)."""
+    return isinstance(cell, nn.GELU) and isinstance(getattr(cell, "tanh_gelu", None), nn.Cell)
+
+
+class MaxPool(nn.Cell):
+    """MaxPool's stand-in in an nn.MaxPool2d (NCHW, "same" or "valid" padding): `x -> y` through pooling.cc, which
+    records where each output took its value so the gradient is one pass too (float32; the primitive it replaces
+    is kept as `primitive`)."""
+
+    def __init__(self, cell: nn.MaxPool2d, path: str):
+        super().__init__()
+        self.primitive = cell.max_pool
+        _, _, kh, kw = self.primitive.kernel_size
+        _, _, sh, sw = self.primitive.strides
+        same = self.primitive.pad_mode == "SAME"
+        self.spec = ms.Tensor(np.array([kh, kw, sh, sw, same], np.int64))
+
+        def out_shape(x, spec):
+            mode = "same" if same else "valid"
+            return [x[0], x[1], _output_size(x[2], kh, sh, mode, 0, 0), _output_size(x[3], kw, sw, mode, 0, 0)]
+
+        backward = ops.Custom(
+            f"{path}:MaxPoolBackward", out_shape=lambda dy, at, x: x, out_dtype=lambda dy, at, x: x, func_type="aot"
+        )
+
+        def bprop(x, spec, out, dout):
+            return backward(dout[0], out[1], x), ops.zeros_like(spec)
+
+        self.pool = ops.Custom(
+            f"{path}:MaxPoolForward",
+            out_shape=lambda x, spec: (out_shape(x, spec), out_shape(x, spec)),
+            out_dtype=lambda x, spec: (x, ms.int32),
+            func_type="aot",
+            bprop=bprop,
+        )
+        self.pool.add_prim_attr("geometry", (kh, kw, sh, sw, same))
+
+    def construct(self, x):
+        return self.pool(x, self.spec)[0]
+
+
+def is_stem_max_pool(cell) -> bool:
+    """ResNet's stem's max pooling (MindCV's resnet and its kin): 3x3 at stride 2, "same" or "valid" padding."""
+    if not isinstance(cell, nn.MaxPool2d) or cell.use_pad or cell.format != "NCHW":
+        return False
+    pool = getattr(cell.max_pool, "primitive", cell.max_pool)  # MindSpore's, swapped or not
+    return pool.kernel_size == (1, 1, 3, 3) and pool.strides == (1, 1, 2, 2) and pool.pad_mode in ("SAME", "VALID")
+
+
 def is_training_batchnorm(cell) -> bool:
     return isinstance(cell, nn.BatchNorm2d) and cell.format == "NCHW"
 
@@ -404,8 +478,12 @@ STAND_INS = {
     "dense_bias": StandIn("bias_add", DenseBias, lambda cell: isinstance(cell, nn.Dense) and cell.has_bias),
     # MobileNetV3's hard swish
     "hswish": StandIn("hswish", HardSwish, lambda cell: isinstance(cell, nn.HSwish)),
+    # ConvNeXt's GELUs' tanh form (swaps.faster_gelu gives them it as a cell), else a Mul, Tanh and Add chain
+    "tanh_gelu": StandIn("tanh_gelu", TanhGELU, has_tanh_gelu),
     "scale": StandIn("scale", ChannelScale, None),  # swaps.ScaledSqueezeExcite's
     "combine": StandIn("combine", RadixPair, None),  # swaps.PairSplitAttn's
+    # ResNet's stem's 3x3 max pooling: MindSpore's MaxPoolGrad looks for each window's largest again, slowly
+    "max_pool": StandIn("max_pool", MaxPool, is_stem_max_pool),
 }
 
 

@@ -2,8 +2,8 @@
 MindCV's blocks reclassed or replaced by faster equivalents, then fgvctune's own kernels (cells.py) stood in.
 
 Every swap keeps the model's parameter names, so checkpoints load both ways, and each has a parity test in
-tests/kernels/test_swaps.py or test_cells.py. Importing this module imports MindSpore and MindCV: only model
-creation does (models/factory.py calls `apply`, with the seeded dropout of models/dropout.py).
+tests/kernels/ (test_swaps.py, test_cells.py, test_tanh_gelu.py). Importing this module imports MindSpore and
+MindCV: only model creation does (models/factory.py calls `apply`, with the seeded dropout of models/dropout.py).
 """
 
 from __future__ import annotations
@@ -32,17 +32,6 @@ def replace(network, kind, make) -> int:
                     setattr(cell, name, new)
                 swapped += 1
     return swapped
-
-
-def reclass(network, kind, faster) -> int:
-    """Give every sub-cell of type `kind` the class `faster` (a subclass with a faster `construct`): the
-    cell and its parameters stay where they are, so their names do not change; returns how many."""
-    changed = 0
-    for _, cell in network.cells_and_names():
-        if type(cell) is kind:
-            cell.__class__ = faster
-            changed += 1
-    return changed
 
 
 def apply(network, cache_dir: str = "") -> None:
@@ -80,21 +69,36 @@ def faster_pooling(network) -> int:
 
 
 # -- GELU ------------------------------------------------------------------------------------------
+class TanhGELUFormula(nn.Cell):
+    """GELU's tanh form written out in elementwise ops, which MindSpore's CPU backend runs about 6x faster (forward
+    and backward) than its GeLU/GeLUGrad kernels (where cells.TanhGELU's kernel does not stand in for it)."""
+
+    def construct(self, x):
+        return 0.5 * x * (1.0 + ops.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+
+
 class ComposedGELU(nn.GELU):
-    """nn.GELU's tanh form written out in elementwise ops, which MindSpore's CPU backend runs about 6x
-    faster (forward and backward) than its GeLU/GeLUGrad kernels. The exact (erf) form, which
-    torchcompat sets for PyTorch-imported weights, runs MindSpore's own kernel as before."""
+    """nn.GELU with its tanh form as the cell `tanh_gelu`: TanhGELUFormula, or fgvctune's own kernel standing in
+    for it (cells.TanhGELU). The exact (erf) form, which torchcompat sets for PyTorch-imported weights, runs
+    MindSpore's own kernel as before. At module level for amp_level O1, as PairSplitAttn."""
 
     def construct(self, x):
         if self.approximate == "tanh":
-            return 0.5 * x * (1.0 + ops.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+            return self.tanh_gelu(x)
         return ops.gelu(x, approximate=self.approximate)
 
 
 def faster_gelu(network) -> int:
-    """ConvNeXt's GELUs (a third of its training step on CPUs) as ComposedGELU; a subclass, so
+    """ConvNeXt's GELUs (a third of its training step on CPUs) as ComposedGELU, their tanh form as TanhGELUFormula
+    until cells.swap_all stands fgvctune's kernel in for it (one pass each way); a subclass, so
     torchcompat.exact_gelu still switches it to the exact form."""
-    return reclass(network, nn.GELU, ComposedGELU)
+    changed = 0
+    for _, cell in list(network.cells_and_names()):
+        if type(cell) is nn.GELU:
+            cell.__class__ = ComposedGELU
+            cell.tanh_gelu = TanhGELUFormula()
+            changed += 1
+    return changed
 
 
 # -- ResNeSt's split attention ---------------------------------------------------------------------

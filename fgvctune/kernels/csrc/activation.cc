@@ -1,7 +1,7 @@
 // Elementwise layers MindSpore's CPU kernels run at a fraction of the memory's speed, as MindSpore custom "aot"
-// kernels (float32): hard swish (MobileNetV3's activation), the squeeze-excitation's channel scale and ResNeSt's
-// split attention's weighted sum of two channel halves, each with its gradient. Built by
-// build.py; every function has MindSpore's aot signature.
+// kernels (float32): hard swish (MobileNetV3's activation), the squeeze-excitation's channel scale, ResNeSt's
+// split attention's weighted sum of two channel halves and GELU's tanh form (ConvNeXt's), each with its gradient.
+// Built by build.py; every function has MindSpore's aot signature.
 
 #include "common.h"
 
@@ -133,6 +133,76 @@ FGVCTUNE_KERNEL(RadixPairBackward) {
     }
     da[first] = sum1;
     da[second] = sum2;
+  }
+  return 0;
+}
+
+namespace {
+
+// GELU's tanh form, 0.5 x (1 + tanh(u)) with u = sqrt(2/pi) (x + 0.044715 x^3), written as x s with
+// s = 1 / (1 + e), e = exp(-2u): the same number, one exp and one division, in plain float arithmetic the
+// compiler vectorises (a call to expf would leave the loop scalar).
+constexpr float kGeluScale = 0.7978845608028654f, kGeluCubic = 0.044715f;
+// Beyond |2u| = 80, s is 0 or 1 to float precision (e stays finite and normal up to it).
+constexpr float kGeluLimit = 80.0f;
+
+// exp(t) for |t| <= 87: t = n ln2 + r with |r| <= ln2 / 2 (ln2 in two parts, so r is exact), exp(r) by Cephes'
+// polynomial (within about an ulp), times 2^n built in the exponent's bits. n is rounded by adding and taking
+// away 1.5 * 2^23 (floorf would keep GCC from vectorising the loop: it may raise the inexact exception).
+inline float exp_small(float t) {
+  const float n = (t * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = t - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float er = p * (r * r) + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float power;
+  std::memcpy(&power, &bits, sizeof power);
+  return er * power;
+}
+
+}  // namespace
+
+// Input x; output y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), nn.GELU's default (tanh) form.
+FGVCTUNE_KERNEL(TanhGeluForward) {
+  if (nparam != 2 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
+  const float *x = static_cast<const float *>(params[0]);
+  float *y = static_cast<float *>(params[1]);
+  const int64_t count = elements(ndims[0], shapes[0]);
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < count; ++i) {
+    const float v = x[i];
+    const float t = -2.0f * kGeluScale * (v + kGeluCubic * v * v * v);  // -2u
+    const float clamped = t > kGeluLimit ? kGeluLimit : (t < -kGeluLimit ? -kGeluLimit : t);
+    const float s = 1.0f / (1.0f + exp_small(clamped));
+    y[i] = v * (t > kGeluLimit ? 0.0f : s);  // s is 0 beyond the limit
+  }
+  return 0;
+}
+
+// Inputs dy, x; output dx = dy * (s + x s (1 - s) d(2u)/dx), s as above, d(2u)/dx = 2 sqrt(2/pi) (1 + 3 0.044715 x^2),
+// 1 - s written e s (which keeps its digits where s is near 1); 0 and 1 beyond |2u| = 80.
+FGVCTUNE_KERNEL(TanhGeluBackward) {
+  if (nparam != 3 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
+  const float *dy = static_cast<const float *>(params[0]);
+  const float *x = static_cast<const float *>(params[1]);
+  float *dx = static_cast<float *>(params[2]);
+  const int64_t count = elements(ndims[0], shapes[0]);
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < count; ++i) {
+    const float v = x[i], square = v * v;
+    const float t = -2.0f * kGeluScale * (v + kGeluCubic * square * v);
+    const float clamped = t > kGeluLimit ? kGeluLimit : (t < -kGeluLimit ? -kGeluLimit : t);
+    const float e = exp_small(clamped);
+    const float s = 1.0f / (1.0f + e);
+    const float du2 = 2.0f * kGeluScale * (1.0f + 3.0f * kGeluCubic * square);  // d(2u)/dx
+    const float slope = s * (1.0f + v * du2 * (e * s));
+    dx[i] = dy[i] * (t > kGeluLimit ? 0.0f : (t < -kGeluLimit ? 1.0f : slope));
   }
   return 0;
 }
