@@ -24,9 +24,9 @@ Columns besides speed: `% fp32 peak` is the step's floating-point work (convolut
 and backward as the step needs them, counted by PyTorch's FlopCounterMode on timm's model) per second over the
 cores' fp32 peak (cores x clock x FLOPs per cycle: machine.fp32_peak, printed first with an FMA loop's figure
 beside it). `compile` is the first step's time less a steady step's (graph compilation, torch.compile's
-inductor, ONNX Runtime's session). `RSS` is the case process's peak resident memory during the timed steps
-(`steps`) and over its whole life, import and compilation included (`case`), in MiB, for fgvctune and for the
-fastest PyTorch variant.
+inductor with an empty cache, ONNX Runtime's session). `RSS` is the case process's peak resident memory during
+the timed steps (`steps`) and over its whole life, import and compilation included (`case`), in MiB, for
+fgvctune and for the fastest PyTorch variant.
 
 Each case starts once the 1-minute load is under 1.2 (the previous case's threads die down); a row's `load before`
 is the highest load a case of it started at.
@@ -346,7 +346,9 @@ def run_case(python: str, args: list[str], env_changes: dict) -> tuple[str, dict
         else:
             env[key] = value
     env.setdefault("GLOG_v", "3")
-    result = subprocess.run([python, __file__, "--case", *args], capture_output=True, text=True, env=env)
+    with tempfile.TemporaryDirectory() as cache:  # torch.compile starts cold, as fgvctune's graph compiles anew
+        env["TORCHINDUCTOR_CACHE_DIR"] = cache
+        result = subprocess.run([python, __file__, "--case", *args], capture_output=True, text=True, env=env)
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if result.returncode != 0 or not lines:
         error = (result.stderr.strip().splitlines() or ["failed"])[-1]
