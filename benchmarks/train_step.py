@@ -11,8 +11,8 @@ inference a forward pass in inference mode at batch 32 (`infer`) and at batch 1 
 the first 7 feature blocks frozen (`--freeze 7`), `probe` the classifier alone (`--linear-probe`), both set up
 through fgvctune's strategy as `train` does, with the frozen blocks' BatchNorm folded into their convolutions; the
 inference rows run the folded network `eval`, `predict` and `export` use (`--unfolded`: neither folds, to compare).
-`--without` leaves out the named swaps of fgvctune's model (functions of fgvctune/kernels/swaps.py, or faster_ and a
-row of kernels/cells.py's STAND_INS: faster_convolution), to measure what each one gains.
+`--without` leaves out the named swaps of fgvctune's model (functions of fgvctune/kernels/swaps.py, else faster_ and
+a row of kernels/cells.py's STAND_INS: faster_convolution), to measure what each one gains.
 
 PyTorch runs timm's model of the same architecture four ways (`--variants`): eager, channels-last (model and input
 in torch.channels_last), `torch.compile` (inductor) and both; `/ PyTorch` is fgvctune against the fastest of them.
@@ -21,7 +21,7 @@ The inference rows add ONNX Runtime (CPU provider, default threads) on the ONNX 
 `torch.onnx.export`; `/ ORT` is fgvctune against the faster of the two.
 
 Columns besides speed: `% fp32 peak` is the step's floating-point work (convolutions and matrix products, forward
-and backward as the step needs them, counted by PyTorch's FlopCounterMode on timm's model) per second over the
+and backward as the step needs them, counted with hooks on timm's model: flops_case) per second over the
 cores' fp32 peak (cores x clock x FLOPs per cycle: machine.fp32_peak, printed first with an FMA loop's figure
 beside it). `compile` is the first step's time less a steady step's (graph compilation, torch.compile's
 inductor with an empty cache, ONNX Runtime's session). `RSS` is the case process's peak resident memory during
@@ -126,13 +126,16 @@ def mindspore_step(
         from fgvctune.kernels import cells, swaps
         from fgvctune.models.factory import create_network
 
+        left_out = set()  # rows of cells.STAND_INS: fgvctune's own kernels (this case's process alone)
         for name in without:
             row = name[len("faster_") :] if name.startswith("faster_") else name
-            if row in cells.STAND_INS:  # one of fgvctune's own kernels (this case's process alone)
-                del cells.STAND_INS[row]
+            if not hasattr(swaps, name) and row in cells.STAND_INS:
+                left_out.add(row)
                 continue
             getattr(swaps, name)  # a misspelt swap stops the case rather than measuring every swap
             setattr(swaps, name, lambda network, *cache_dir: 0)
+        swap = cells.swap
+        cells.swap = lambda network, row, *args, **kwargs: 0 if row in left_out else swap(network, row, *args, **kwargs)
 
         network, _ = create_network(model, CLASSES)
     else:

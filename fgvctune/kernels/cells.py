@@ -1,16 +1,16 @@
 """The stand-in cells through which fgvctune's own CPU kernels (build.py, csrc/) run, as one table.
 
 Each swap gives a cell a stand-in for the primitive it calls (`conv2d`, `matmul`, `bn_train`, `layer_norm`,
-`bias_add`, `hswish`; `scale`, `combine` and `tanh_gelu` are those swaps.py's SqueezeExcite, SplitAttn and GELU
-subclasses call), so the cell and its parameters stay where they are: checkpoints and BatchNorm folding see no
-change. `restore` puts back what was there before, MindSpore's primitives (or swaps.py's WeightedPairSum and
-TanhGELUFormula): export does, so an exported MindIR runs anywhere; so does mixed precision, as these kernels are
-float32.
+`bias_add`, `hswish`; `scale`, `combine`, `tanh_gelu` and `residual` are those swaps.py's SqueezeExcite, SplitAttn,
+GELU and ResNet block subclasses call), so the cell and its parameters stay where they are: checkpoints and
+BatchNorm folding see no change. `restore` puts back what was there before, MindSpore's primitives (or swaps.py's
+WeightedPairSum, TanhGELUFormula and ResidualReLU): export does, so an exported MindIR runs anywhere; so does
+mixed precision, as these kernels are float32.
 
 `STAND_INS` lists each stand-in: the primitive it stands in for, which cells get it, and whether it needs
 onednn.cc. `swap` gives one row's stand-in to every cell it fits, `swap_all` walks the table, `restore` undoes it.
 
-Longer than 400 lines because each of the eleven stand-ins writes its custom ops and their bprop out in full: graph
+Longer than 400 lines because each of the twelve stand-ins writes its custom ops and their bprop out in full: graph
 mode compiled one layer's bprop closure for another with the same code when they were shared (see Convolution).
 """
 
@@ -389,6 +389,32 @@ class TanhGELU(nn.Cell):
         return self.activate(x)
 
 
+class AddReLU(nn.Cell):
+    """A residual block's end's stand-in (swaps.ResidualReLU's): `(out, identity) -> relu(out + identity)` through
+    activation.cc, one pass each way, the gradient (the output gradient where the output is above zero) the same for
+    both inputs, where the two have one shape (float32; the cell it replaces is kept as `primitive`)."""
+
+    def __init__(self, cell, path: str):
+        super().__init__()
+        self.primitive = cell.residual
+        backward = ops.Custom(
+            f"{path}:AddReluBackward", out_shape=lambda dy, y: y, out_dtype=lambda dy, y: y, func_type="aot"
+        )
+
+        def bprop(a, b, out, dout):
+            gradient = backward(dout, out)
+            return gradient, gradient
+
+        self.add = ops.Custom(
+            f"{path}:AddReluForward", out_shape=lambda a, b: a, out_dtype=lambda a, b: a, func_type="aot", bprop=bprop
+        )
+
+    def construct(self, out, identity):
+        if out.shape != identity.shape:  # broadcast: MindCV's ResNeSt at small sizes (a 2x2 map plus a 1x1 one)
+            return self.primitive(out, identity)
+        return self.add(out, identity)
+
+
 def has_tanh_gelu(cell) -> bool:
     """GELUs whose tanh form is a cell of its own, `tanh_gelu` (swaps.ComposedGELU's: ConvNeXt's)."""
     return isinstance(cell, nn.GELU) and isinstance(getattr(cell, "tanh_gelu", None), nn.Cell)
@@ -482,6 +508,7 @@ STAND_INS = {
     "tanh_gelu": StandIn("tanh_gelu", TanhGELU, has_tanh_gelu),
     "scale": StandIn("scale", ChannelScale, None),  # swaps.ScaledSqueezeExcite's
     "combine": StandIn("combine", RadixPair, None),  # swaps.PairSplitAttn's
+    "residual": StandIn("residual", AddReLU, None),  # the ResNet blocks' of swaps.faster_residual
     # ResNet's stem's 3x3 max pooling: MindSpore's MaxPoolGrad looks for each window's largest again, slowly
     "max_pool": StandIn("max_pool", MaxPool, is_stem_max_pool),
 }

@@ -45,7 +45,7 @@ def _block_pairs() -> dict:
     from fgvctune.kernels import swaps
 
     split_attention = [("conv", "bn0"), ("fc1", "bn1")]
-    return {
+    known = {
         resnet.BasicBlock: [("conv1", "bn1"), ("conv2", "bn2")],
         resnet.Bottleneck: [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")],
         resnet.ResNet: [("conv1", "bn1")],
@@ -55,6 +55,8 @@ def _block_pairs() -> dict:
         resnest.SplitAttn: split_attention,
         swaps.PairSplitAttn: split_attention,  # the faster SplitAttn calls conv/bn0 and fc1/bn1 the same way
     }
+    # the blocks ending in swaps.ResidualReLU call their pairs as MindCV's do
+    return known | {summed: known[block] for block, summed in swaps.SUMMED.items()}
 
 
 def _last_conv(cell):

@@ -9,6 +9,7 @@ MindCV: only model creation does (models/factory.py calls `apply`, with the seed
 from __future__ import annotations
 
 import mindspore as ms
+from mindcv.models import resnest, resnet
 from mindcv.models.layers.squeeze_excite import SqueezeExcite
 from mindcv.models.resnest import SplitAttn
 from mindspore import nn, ops
@@ -41,6 +42,7 @@ def apply(network, cache_dir: str = "") -> None:
     faster_pooling(network)
     faster_gelu(network)
     faster_split_attention(network, cache_dir)
+    faster_residual(network, cache_dir)
     cells.swap_all(network, cache_dir)
     faster_squeeze_excite(network, cache_dir)
 
@@ -166,3 +168,73 @@ def faster_squeeze_excite(network, cache_dir: str = "") -> int:
             cell.__class__ = ScaledSqueezeExcite
             cell.scale = ops.Mul()
     return cells.swap(network, "scale", lambda c: isinstance(c, ScaledSqueezeExcite), cache_dir)
+
+
+# -- the ResNet blocks' residual sum ----------------------------------------------------------------
+class ResidualReLU(nn.Cell):
+    """A residual block's end, `(out, identity) -> relu(out + identity)` (where cells.AddReLU does not stand in
+    for it)."""
+
+    def construct(self, out, identity):
+        return ops.relu(out + identity)
+
+
+class SummedBasicBlock(resnet.BasicBlock):
+    """MindCV's BasicBlock ending in the cell `residual`. At module level for amp_level O1, as PairSplitAttn."""
+
+    def construct(self, x):
+        identity = x if self.down_sample is None else self.down_sample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.residual(self.bn2(self.conv2(out)), identity)
+
+
+class SummedBottleneck(resnet.Bottleneck):
+    """MindCV's ResNet Bottleneck ending in the cell `residual`."""
+
+    def construct(self, x):
+        identity = x if self.down_sample is None else self.down_sample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.residual(self.bn3(self.conv3(out)), identity)
+
+
+class SummedSplitBottleneck(resnest.Bottleneck):
+    """MindCV's ResNeSt Bottleneck ending in the cell `residual`."""
+
+    def construct(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        if self.avd and self.avd_first:
+            out = self.avd_layer(out)
+        out = self.conv2(out)
+        if self.radix == 0:
+            out = self.relu(self.bn2(out))
+        if self.avd and not self.avd_first:
+            out = self.avd_layer(out)
+        return self.residual(self.bn3(self.conv3(out)), identity)
+
+
+SUMMED = {
+    resnet.BasicBlock: SummedBasicBlock,
+    resnet.Bottleneck: SummedBottleneck,
+    resnest.Bottleneck: SummedSplitBottleneck,
+}
+
+
+def faster_residual(network, cache_dir: str = "") -> int:
+    """MindCV's ResNet and ResNeSt blocks end in `out += identity` and a ReLU: the in-place add compiles to a Mul,
+    an Add and an Assign, so with the ReLU four passes over the block's output forward and two back (12% of a
+    resnet50 inference step on CPUs). Reclassed to end in ResidualReLU, and that through fgvctune's kernel where it
+    builds, one pass each way. Returns how many blocks."""
+    changed = len(summed_blocks(network))
+    cells.swap(network, "residual", lambda c: type(c) in SUMMED.values(), cache_dir)
+    return changed
+
+
+def summed_blocks(network) -> list:
+    """MindCV's ResNet and ResNeSt blocks reclassed to end in ResidualReLU: [(block, its MindCV class)]."""
+    changed = [(cell, type(cell)) for _, cell in network.cells_and_names() if type(cell) in SUMMED]
+    for cell, kind in changed:
+        cell.__class__ = SUMMED[kind]
+        cell.residual = ResidualReLU()
+    return changed

@@ -78,20 +78,24 @@ def onnx_ready(network, onnx: bool):
     """The network with the cells MindSpore's ONNX exporter has no mapping for given a class that computes the same
     in ops it maps, put back afterwards (BatchNorm folding knows the blocks by their own class): hard swish and
     hard sigmoid (MobileNetV3's), and the in-place add that `out += identity` compiles to (MindCV's ResNet and
-    ResNeSt blocks)."""
+    ResNeSt blocks, given swaps.py's ResidualReLU end, which the CPU's swaps give them anyway)."""
+    from fgvctune.kernels import swaps
+
     forms = _onnx_forms() if onnx else {}
     changed = [(cell, type(cell)) for _, cell in network.cells_and_names() if type(cell) in forms]
     for cell, kind in changed:
         cell.__class__ = forms[kind]
+    summed = swaps.summed_blocks(network) if onnx else []
     try:
         yield
     finally:
-        for cell, kind in changed:
+        for cell, kind in changed + summed:
             cell.__class__ = kind
+        for cell, _ in summed:
+            delattr(cell, "residual")
 
 
 def _onnx_forms() -> dict:
-    from mindcv.models import resnest, resnet
     from mindspore import nn, ops
 
     class HSwish(nn.HSwish):
@@ -102,39 +106,7 @@ def _onnx_forms() -> dict:
         def construct(self, x):
             return ops.relu6(x + 3.0) / 6.0
 
-    class BasicBlock(resnet.BasicBlock):
-        def construct(self, x):
-            identity = x if self.down_sample is None else self.down_sample(x)
-            out = self.relu(self.bn1(self.conv1(x)))
-            return self.relu(self.bn2(self.conv2(out)) + identity)
-
-    class Bottleneck(resnet.Bottleneck):
-        def construct(self, x):
-            identity = x if self.down_sample is None else self.down_sample(x)
-            out = self.relu(self.bn1(self.conv1(x)))
-            out = self.relu(self.bn2(self.conv2(out)))
-            return self.relu(self.bn3(self.conv3(out)) + identity)
-
-    class SplitBottleneck(resnest.Bottleneck):
-        def construct(self, x):
-            residual = x if self.downsample is None else self.downsample(x)
-            out = self.relu(self.bn1(self.conv1(x)))
-            if self.avd and self.avd_first:
-                out = self.avd_layer(out)
-            out = self.conv2(out)
-            if self.radix == 0:
-                out = self.relu(self.bn2(out))
-            if self.avd and not self.avd_first:
-                out = self.avd_layer(out)
-            return self.relu(self.bn3(self.conv3(out)) + residual)
-
-    return {
-        nn.HSwish: HSwish,
-        nn.HSigmoid: HSigmoid,
-        resnet.BasicBlock: BasicBlock,
-        resnet.Bottleneck: Bottleneck,
-        resnest.Bottleneck: SplitBottleneck,
-    }
+    return {nn.HSwish: HSwish, nn.HSigmoid: HSigmoid}
 
 
 def _runner(path: Path, fmt: str):

@@ -1,6 +1,7 @@
 // Elementwise layers MindSpore's CPU kernels run at a fraction of the memory's speed, as MindSpore custom "aot"
 // kernels (float32): hard swish (MobileNetV3's activation), the squeeze-excitation's channel scale, ResNeSt's
-// split attention's weighted sum of two channel halves and GELU's tanh form (ConvNeXt's), each with its gradient.
+// split attention's weighted sum of two channel halves, GELU's tanh form (ConvNeXt's) and a residual block's
+// end, ReLU of a sum (ResNets'), each with its gradient.
 // Built by build.py; every function has MindSpore's aot signature.
 
 #include "common.h"
@@ -204,5 +205,34 @@ FGVCTUNE_KERNEL(TanhGeluBackward) {
     const float slope = s * (1.0f + v * du2 * (e * s));
     dx[i] = dy[i] * (t > kGeluLimit ? 0.0f : (t < -kGeluLimit ? 1.0f : slope));
   }
+  return 0;
+}
+
+// A residual block's end. Inputs a, b (the same shape); output y = max(a + b, 0).
+FGVCTUNE_KERNEL(AddReluForward) {
+  if (nparam != 3 || ndims[0] != ndims[1] || !is_float32(dtypes[0]) || !is_float32(dtypes[1])) return 1;
+  for (int d = 0; d < ndims[0]; ++d)
+    if (shapes[0][d] != shapes[1][d]) return 1;  // MindSpore raises
+  const float *a = static_cast<const float *>(params[0]);
+  const float *b = static_cast<const float *>(params[1]);
+  float *y = static_cast<float *>(params[2]);
+  const int64_t count = elements(ndims[0], shapes[0]);
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < count; ++i) {
+    const float sum = a[i] + b[i];
+    y[i] = sum > 0.0f ? sum : 0.0f;
+  }
+  return 0;
+}
+
+// Inputs dy, y (the forward's output); output dx = dy where y > 0, else 0: the gradient of a and of b alike.
+FGVCTUNE_KERNEL(AddReluBackward) {
+  if (nparam != 3 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
+  const float *dy = static_cast<const float *>(params[0]);
+  const float *y = static_cast<const float *>(params[1]);
+  float *dx = static_cast<float *>(params[2]);
+  const int64_t count = elements(ndims[0], shapes[0]);
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < count; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
   return 0;
 }
