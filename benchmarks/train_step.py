@@ -10,7 +10,7 @@ Random tensors at 224 px; training is a whole step (forward, loss, backward, mom
 inference a forward pass in inference mode at batch 32 (`infer`) and at batch 1 (`latency`). `freeze7` trains with
 the first 7 feature blocks frozen (`--freeze 7`), `probe` the classifier alone (`--linear-probe`), both set up
 through fgvctune's strategy as `train` does, with the frozen blocks' BatchNorm folded into their convolutions; the
-inference rows run the folded network `eval`, `predict` and `export` use (`--unfolded`: neither folds, to compare).
+inference rows run the network `eval` and `predict` use, folded and fused (`--unfolded`: neither, to compare).
 `--without` leaves out the named swaps of fgvctune's model (functions of fgvctune/kernels/swaps.py, else faster_ and
 a row of kernels/cells.py's STAND_INS: faster_convolution), to measure what each one gains.
 
@@ -143,13 +143,13 @@ def mindspore_step(
     rng = np.random.default_rng(0)
     images = ms.Tensor(rng.standard_normal((batch, 3, size, size)).astype(np.float32))
     labels = ms.Tensor(rng.integers(0, CLASSES, batch).astype(np.int32))
-    from fgvctune.kernels import fold
+    from fgvctune.kernels import fold, fuse
     from fgvctune.training import strategy
 
     if kind in INFERENCE:
         network.set_train(False)
         if tuned and folded:
-            fold.fold(network)  # as evaluation.load_model does
+            fuse.for_inference(network)  # as evaluation.load_model does
 
         def step(x, y):
             return network(x)

@@ -60,7 +60,7 @@ ORDER = {
         "source",
         "pipeline",
     ],
-    "kernels": ["build", "cells", "swaps", "fold"],
+    "kernels": ["build", "cells", "swaps", "fold", "fuse"],
     "models": ["network", "dropout", "torchcompat", "checkpoint", "factory"],
     "weights": ["torchfile", "maps", "convert", "loading"],
     "results": [

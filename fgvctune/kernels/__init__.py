@@ -4,8 +4,9 @@
     cells.py    the stand-in cells that run them, as one table, swapped in and restored
     swaps.py    faster equivalent cells for MindCV's blocks on the CPU, and `apply`: every CPU swap
     fold.py     BatchNorm folded into the convolution before it where its statistics are fixed
+    fuse.py     folded ResNet blocks as oneDNN convolutions with their ReLU and residual sum, in oneDNN's layout
     csrc/       the kernels' C++ sources (one .cc per kind of layer) and common.h, which they all include
 
-Within the room the order is build < cells < swaps < fold (tests/test_layout.py).
+Within the room the order is build < cells < swaps < fold < fuse (tests/test_layout.py).
 May import: fgvctune.config, fgvctune.errors, fgvctune.fileio, fgvctune.runtime, and this room; never models.
 """

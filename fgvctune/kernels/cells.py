@@ -120,8 +120,10 @@ class Convolution(nn.Cell):
             func_type="aot",
             bprop=biased_bprop,
         )
+        self.geometry = (kh, kw, sh, sw, dh, dw, top, bottom, left, right, mode, conv.group)
+        self.output_shape = out_shape  # (fuse.py's convolutions too)
         for op in (self.convolve, self.convolve_biased):
-            op.add_prim_attr("geometry", (kh, kw, sh, sw, dh, dw, top, bottom, left, right, mode, conv.group))
+            op.add_prim_attr("geometry", self.geometry)
 
     def construct(self, x, weight, bias=None):
         """`bias` (one per output channel), where given, is added in the same call (folding's, fold.py)."""

@@ -110,7 +110,7 @@ def fold(network, frozen_only: bool = False) -> int:
         conv.folded_bias = Tensor(((bias - bn.moving_mean.asnumpy()) * scale + bn.beta.asnumpy()).astype(np.float32))
         conv.__class__, bn.__class__ = FoldedConv2d, FoldedBatchNorm2d
         count += 1
-    _compile_anew(network)
+    compile_anew(network)
     return count
 
 
@@ -119,11 +119,11 @@ def unfold(network) -> int:
     folded = [(conv, bn) for conv, bn in pairs(network) if type(conv) is FoldedConv2d]
     for conv, bn in folded:
         _unfold_pair(conv, bn)
-    _compile_anew(network)
+    compile_anew(network)
     return len(folded)
 
 
-def _compile_anew(network) -> None:
+def compile_anew(network) -> None:
     """In graph mode MindSpore keys a cell's compiled graph by (phase, creation time, id) and would run the graph
     it compiled before the change (with the old constants); a new creation time makes the next call compile."""
     import time

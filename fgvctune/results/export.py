@@ -41,9 +41,10 @@ def export(
     import mindspore as ms
 
     from fgvctune.kernels import cells as kernels
-    from fgvctune.kernels import fold
+    from fgvctune.kernels import fold, fuse
 
-    kernels.restore(model.network)  # MindSpore's own ops: the file runs where fgvctune's kernels are not
+    fuse.unfuse(model.network)  # MindSpore's own ops: the file runs where fgvctune's kernels are not
+    kernels.restore(model.network)
     out = Path(output) if output else model.checkpoint.parent / runfiles.EXPORT_FOLDER
     out.mkdir(parents=True, exist_ok=True)
     size = model.config.image_resize

@@ -54,10 +54,10 @@ def load_model(
 
 def inference_network(config, num_classes: int, ckpt_path: Path | None, verbose: bool = False, new_classifier=""):
     """`config.model` from a checkpoint (None: MindCV's ImageNet weights) in inference mode, BatchNorm folded into
-    the convolutions before it (kernels/fold.py); and the load's report. `new_classifier` says why a checkpoint's
-    classifier may be dropped ("": it must fit)."""
+    the convolutions before it and the ResNet blocks fused (kernels/fuse.py); and the load's report.
+    `new_classifier` says why a checkpoint's classifier may be dropped ("": it must fit)."""
     from fgvctune import runtime
-    from fgvctune.kernels import fold
+    from fgvctune.kernels import fuse
     from fgvctune.weights.loading import create_network  # a PyTorch --ckpt-path too
 
     runtime.start(verbose, config.mode, config.device_target, config.seed)
@@ -70,5 +70,5 @@ def inference_network(config, num_classes: int, ckpt_path: Path | None, verbose:
         new_classifier=new_classifier,
     )
     network.set_train(False)
-    fold.fold(network)
+    fuse.for_inference(network, config.cache_dir)
     return network, report

@@ -45,6 +45,13 @@ namespace {
   X(dnnl_convolution_backward_weights_primitive_desc_create) \
   X(dnnl_matmul_primitive_desc_create)                       \
   X(dnnl_reorder_primitive_desc_create)                      \
+  X(dnnl_primitive_attr_create)                              \
+  X(dnnl_primitive_attr_destroy)                             \
+  X(dnnl_primitive_attr_set_post_ops)                        \
+  X(dnnl_post_ops_create)                                    \
+  X(dnnl_post_ops_destroy)                                   \
+  X(dnnl_post_ops_append_sum)                                \
+  X(dnnl_post_ops_append_eltwise)                            \
   X(dnnl_primitive_desc_query_md)                            \
   X(dnnl_primitive_desc_destroy)                             \
   X(dnnl_primitive_create)                                   \
@@ -83,6 +90,8 @@ struct Arg {
   bool output;
   dnnl_memory_t user, inner;
   dnnl_primitive_t reorder;
+  bool constant = false;          // an input that never changes at one address (a fused convolution's folded weights)
+  const void *reordered = nullptr;  // the address `inner` was last reordered from, for a constant one
 };
 
 struct Plan {
@@ -129,11 +138,12 @@ int run(const Api *a, const std::string &key, Make make, std::vector<void *> poi
   if (!p || p->args.size() != pointers.size()) return 1;
   std::vector<dnnl_exec_arg_t> args;
   for (size_t i = 0; i < p->args.size(); ++i) {
-    const Arg &arg = p->args[i];
+    Arg &arg = p->args[i];
     a->dnnl_memory_set_data_handle(arg.user, pointers[i]);
-    if (arg.reorder && !arg.output) {
+    if (arg.reorder && !arg.output && !(arg.constant && arg.reordered == pointers[i])) {
       dnnl_exec_arg_t io[2] = {{DNNL_ARG_FROM, arg.user}, {DNNL_ARG_TO, arg.inner}};
       a->dnnl_primitive_execute(arg.reorder, a->stream, 2, io);
+      arg.reordered = pointers[i];
     }
     args.push_back({arg.id, arg.inner});
   }
@@ -304,6 +314,109 @@ int convolve(Kind kind, const char *dtype, void *spec_param, std::vector<void *>
     return run(a, key(kind), [&] { return pointwise_product(*a, kind, g); }, buffers);
   return run(a, key(kind), [&] { return convolution(*a, kind, g); }, buffers);
 }
+
+// -- the fused inference chain (fuse.py) ----------------------------------------------------------------------
+// A folded convolution whose input and output stay in oneDNN's blocked layout nChw16c ((N, C / 16, H, W, 16), the
+// one its AVX-512 convolutions read and write), with ReLU, or the residual sum and ReLU, done in the same call
+// (post-ops): a chain of them needs no reorder and no elementwise pass between convolutions. The tensors MindSpore
+// sees keep their (N, C, H, W) shapes; only these kernels and ToBlocked / ToPlain read them.
+enum Post { kNone = 0, kRelu = 1, kSumRelu = 2 };
+
+Plan *fused(const Api &a, const Geometry &g, int64_t post) {
+  const dnnl_dims_t channels = {g.y[1]};
+  const dnnl_memory_desc_t x = described(a, 4, g.x, dnnl_aBcd16b), y = described(a, 4, g.y, dnnl_aBcd16b),
+                           any_w = described(a, g.w_ndims, g.w, dnnl_format_tag_any),
+                           w = described(a, g.w_ndims, g.w, g.w_ndims == 5 ? dnnl_goihw : dnnl_oihw),
+                           bias = described(a, 1, channels, dnnl_a);
+  dnnl_post_ops_t ops;
+  dnnl_primitive_attr_t attr;
+  a.dnnl_post_ops_create(&ops);
+  if (post == kSumRelu) a.dnnl_post_ops_append_sum(ops, 1.0f, 0, dnnl_data_type_undef);  // dst += the convolution
+  if (post != kNone) a.dnnl_post_ops_append_eltwise(ops, dnnl_eltwise_relu, 0.0f, 0.0f);
+  a.dnnl_primitive_attr_create(&attr);
+  a.dnnl_primitive_attr_set_post_ops(attr, ops);
+  dnnl_primitive_desc_t pd = nullptr;
+  const bool made = a.dnnl_convolution_forward_primitive_desc_create(
+                        &pd, a.engine, dnnl_forward_inference, dnnl_convolution_direct, x, any_w, bias, y, g.strides,
+                        g.dilates, g.pad_l, g.pad_r, attr) == dnnl_success;
+  a.dnnl_primitive_attr_destroy(attr);
+  a.dnnl_post_ops_destroy(ops);
+  if (!made) return nullptr;
+  Arg weights = bind(a, pd, DNNL_ARG_WEIGHTS, dnnl_query_weights_md, w, false);
+  weights.constant = true;  // reordered at the first call alone: the plan is this layer's (its key holds its id)
+  return finish(a, pd,
+                {bind(a, pd, DNNL_ARG_SRC, dnnl_query_src_md, x, false), weights,
+                 bind(a, pd, DNNL_ARG_BIAS, dnnl_query_weights_md, bias, false, 1),
+                 bind(a, pd, DNNL_ARG_DST, dnnl_query_dst_md, y, true)});
+}
+
+// (x, w, b[, summand], spec) -> y, spec = the convolution's, then post (Post) and the layer's own number: its
+// weights are constants, reordered into oneDNN's layout at its first call and kept.
+int convolve_fused(void **params, int64_t **shapes, const char **dtypes, bool summed) {
+  const int inputs = summed ? 4 : 3;
+  if (std::string(dtypes[0]) != "float32") return 1;  // MindSpore raises
+  const int64_t *spec = static_cast<const int64_t *>(params[inputs]);
+  const int64_t *x = shapes[0], *w = shapes[1], *y = shapes[inputs + 1];
+  if (x[1] % 16 || y[1] % 16 || spec[7] != 1 || summed != (spec[9] == kSumRelu)) return 1;
+  const Api *a = api(spec[8] != 0);
+  const Geometry g = geometry(x, w, y, spec);
+  const std::string key = key_of('f', {x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], g.strides[0],
+                                       g.strides[1], g.dilates[0], g.dilates[1], g.pad_l[0], g.pad_l[1], g.pad_r[0],
+                                       g.pad_r[1], spec[9], spec[10]});
+  void *out = params[inputs + 1];
+  if (summed) {  // the sum post-op adds the convolution to what dst holds: the summand, in the same layout
+    const int64_t count = y[0] * y[1] * y[2] * y[3];
+    const float *from = static_cast<const float *>(params[3]);
+    float *to = static_cast<float *>(out);
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < count; ++i) to[i] = from[i];
+  }
+  return run(a, key, [&] { return fused(*a, g, spec[9]); }, {params[0], params[1], params[2], out});
+}
+
+}  // namespace
+
+// (x, w, b, spec) -> y: blocked in and out, ReLU after where spec says so
+FGVCTUNE_KERNEL(ConvFusedForward) { return nparam == 5 ? convolve_fused(params, shapes, dtypes, false) : 1; }
+
+// (x, w, b, summand, spec) -> relu(conv(x) + b + summand): blocked in and out
+FGVCTUNE_KERNEL(ConvFusedSumForward) { return nparam == 6 ? convolve_fused(params, shapes, dtypes, true) : 1; }
+
+// (x) -> the same values in nChw16c, x (N, C, H, W) plain with C a multiple of 16
+FGVCTUNE_KERNEL(ToBlocked) {
+  if (nparam != 2 || ndims[0] != 4 || shapes[0][1] % 16 || !is_float32(dtypes[0])) return 1;
+  const float *x = static_cast<const float *>(params[0]);
+  float *y = static_cast<float *>(params[1]);
+  const int64_t n = shapes[0][0], blocks = shapes[0][1] / 16, area = shapes[0][2] * shapes[0][3];
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float *from = x + (i * blocks + b) * 16 * area;
+      float *to = y + (i * blocks + b) * 16 * area;
+      for (int64_t p = 0; p < area; ++p)
+        for (int c = 0; c < 16; ++c) to[p * 16 + c] = from[c * area + p];
+    }
+  return 0;
+}
+
+// (x) -> the same values in plain NCHW, x in nChw16c
+FGVCTUNE_KERNEL(ToPlain) {
+  if (nparam != 2 || ndims[0] != 4 || shapes[0][1] % 16 || !is_float32(dtypes[0])) return 1;
+  const float *x = static_cast<const float *>(params[0]);
+  float *y = static_cast<float *>(params[1]);
+  const int64_t n = shapes[0][0], blocks = shapes[0][1] / 16, area = shapes[0][2] * shapes[0][3];
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float *from = x + (i * blocks + b) * 16 * area;
+      float *to = y + (i * blocks + b) * 16 * area;
+      for (int c = 0; c < 16; ++c)
+        for (int64_t p = 0; p < area; ++p) to[c * area + p] = from[p * 16 + c];
+    }
+  return 0;
+}
+
+namespace {
 
 }  // namespace
 

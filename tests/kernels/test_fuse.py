@@ -1,0 +1,94 @@
+"""Fused ResNet blocks (oneDNN convolutions with their ReLU and residual sum, on blocked tensors) compute what the
+folded blocks compute, in PyNative and graph mode, at any batch size, and unfuse back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fgvctune import runtime
+
+ms = runtime.start(mode="pynative")
+from mindspore import nn, ops  # noqa: E402
+from same_computation import assert_same_computation, pair, trained_statistics  # noqa: E402
+
+from fgvctune.kernels import fold, fuse, swaps  # noqa: E402
+from fgvctune.kernels.build import library  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("pynative")
+
+
+def folded(network):
+    swaps.apply(network)
+    trained_statistics(network)
+    network.set_train(False)
+    fold.fold(network)
+
+
+def blocks(network) -> list:
+    return [cell for _, cell in network.cells_and_names() if type(cell) in (*fuse.FUSED, *fuse.FUSED.values())]
+
+
+def test_blocked_layout_is_onednns_and_back():
+    """ToBlocked writes (N, C, H, W) as oneDNN's nChw16c, (N, C / 16, H, W, 16); ToPlain reads it back."""
+    to_blocked, to_plain = (
+        ops.Custom(f"{library()}:{name}", out_shape=lambda x: x, out_dtype=lambda x: x, func_type="aot")
+        for name in ("ToBlocked", "ToPlain")
+    )
+    x = np.random.default_rng(0).standard_normal((2, 48, 5, 3)).astype(np.float32)
+    blocked = to_blocked(ms.Tensor(x)).asnumpy()
+    want = x.reshape(2, 3, 16, 5, 3).transpose(0, 1, 3, 4, 2)
+    np.testing.assert_array_equal(blocked.reshape(-1), want.reshape(-1))
+    np.testing.assert_array_equal(to_plain(ms.Tensor(blocked)).asnumpy(), x)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_fused_blocks_compute_what_the_folded_ones_do(name):
+    """Every block fused, each layer entering the blocked layout at its first block and leaving it at its last;
+    the outputs of the folded network at two batch sizes (each layer keeps its weights reordered per batch
+    size); unfused, the folded network again, which unfolds."""
+    reference, fused = pair(name, fuse.fuse, prepare=folded)
+    chain = blocks(fused)
+    assert chain and all(type(block) in fuse.FUSED.values() for block in chain)
+    for _, layer in fused.cells_and_names():
+        if type(layer) is nn.SequentialCell and type(layer[0]) in fuse.FUSED.values():
+            assert [(b.enters, b.leaves) for b in layer] == [(i == 0, i == len(layer) - 1) for i in range(len(layer))]
+    for batch in (2, 3):
+        assert_same_computation(reference, fused, size=64, batch=batch, modes=(False,), gradients=False)
+    assert fuse.unfuse(fused) == len(chain) and not fuse.unfuse(fused)
+    assert all(type(block) in fuse.FUSED for block in chain)
+    x = ms.Tensor(np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32))
+    np.testing.assert_array_equal(fused(x).asnumpy(), reference(x).asnumpy())
+    assert fold.unfold(fused) == fold.unfold(reference) > 0
+
+
+def test_blocks_fuse_only_where_every_convolution_can():
+    """ResNeXt's grouped convolutions, and a block whose BatchNorm is not folded, stay as they are; the blocks
+    around the one left out enter and leave the blocked layout on each side of it."""
+    _, grouped = pair("resnext50_32x4d", lambda network: 1, prepare=folded)
+    assert fuse.fuse(grouped) == 0
+    reference, fused = pair("resnet18", lambda network: 1, prepare=folded)
+    left_out = fused.layer1[1]
+    fold.unfold(left_out)
+    fold.unfold(reference.layer1[1])
+    assert fuse.fuse(fused) == len(blocks(fused)) - 1
+    assert type(left_out) is swaps.SummedBasicBlock
+    assert (fused.layer1[0].enters, fused.layer1[0].leaves) == (True, True)
+    assert_same_computation(reference, fused, size=64, batch=2, modes=(False,), gradients=False)
+
+
+def test_fused_network_in_graph_mode():
+    """A compiled network: fusing and unfusing make it compile anew, and the fused graph computes the same."""
+    ms.set_context(mode=ms.GRAPH_MODE)
+    try:
+        reference, fused = pair("resnet18", lambda network: 1, prepare=folded)
+        x = ms.Tensor(np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32))
+        want = reference(x).asnumpy()
+        np.testing.assert_array_equal(fused(x).asnumpy(), want)  # compiled folded
+        assert fuse.fuse(fused) > 0
+        np.testing.assert_allclose(fused(x).asnumpy(), want, rtol=0, atol=1e-5 * np.abs(want).max())
+        assert any(isinstance(cell, fuse.FusedConv) for _, cell in fused.cells_and_names())
+        fuse.unfuse(fused)
+        np.testing.assert_array_equal(fused(x).asnumpy(), want)
+    finally:
+        ms.set_context(mode=ms.PYNATIVE_MODE)
