@@ -143,13 +143,13 @@ def mindspore_step(
     rng = np.random.default_rng(0)
     images = ms.Tensor(rng.standard_normal((batch, 3, size, size)).astype(np.float32))
     labels = ms.Tensor(rng.integers(0, CLASSES, batch).astype(np.int32))
-    from fgvctune.kernels import fold, fuse
+    from fgvctune.kernels import fuse
     from fgvctune.training import strategy
 
     if kind in INFERENCE:
         network.set_train(False)
         if tuned and folded:
-            fuse.for_inference(network)  # as evaluation.load_model does
+            fuse.fold_and_fuse(network)  # as evaluation.load_model does
 
         def step(x, y):
             return network(x)
@@ -159,7 +159,7 @@ def mindspore_step(
             plan = strategy.plan(network, model, freeze="7" if kind == "freeze7" else "0", linear_probe=kind == "probe")
             frozen_norms = strategy.apply(network, plan)
             if tuned and folded:
-                fold.fold(network, frozen_only=True)  # as trainer.build_step does
+                fuse.fold_and_fuse(network, frozen_only=True)  # as trainer.build_step does
         optimizer = mindcv.create_optimizer(network.trainable_params(), opt="momentum", lr=0.01)
         train_step = TrainStep(network, mindcv.create_loss("CE"), optimizer, ms.nn.Identity())
         train_step.set_train(True)

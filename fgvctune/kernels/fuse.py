@@ -7,7 +7,7 @@ reorder and no elementwise op passes over them. A layer (MindCV's SequentialCell
 its first block and leaves it at its last: what goes in and out of a layer is plain NCHW, as before.
 
 Inference alone: the fused ops have no gradient (Grad-CAM differentiates after a layer's last block, whose output
-is plain). `for_inference` folds, then fuses (results/model.py); `unfuse` gives the folded blocks back (export,
+is plain). `fold_and_fuse` folds, then fuses (results/model.py); `unfuse` gives the folded blocks back (export,
 which writes MindSpore's own ops, and before fold.unfold).
 """
 
@@ -114,23 +114,32 @@ def _fusable(block) -> bool:
     return all(_folded_on_onednn(getattr(block, name)) for name in CONVOLUTIONS[type(block)])
 
 
-def for_inference(network, cache_dir: str = "") -> None:
-    """An inference-mode network as eval and predict run it: every BatchNorm folded, then the ResNet blocks fused."""
-    fold.fold(network)
-    fuse(network, cache_dir)
+def fold_and_fuse(network, frozen_only: bool = False, cache_dir: str = "") -> int:
+    """Every BatchNorm whose statistics are fixed folded (fold.fold; `frozen_only` as there), then every ResNet block
+    folded whole fused. Fused blocks are unfused first, so folding sees them all and the fused constants are the
+    weights' of now. Returns how many pairs are folded."""
+    unfuse(network)
+    folded = fold.fold(network, frozen_only)
+    fuse(network, cache_dir, training=frozen_only)
+    return folded
 
 
-def fuse(network, cache_dir: str = "") -> int:
-    """Every run of fusable blocks within a SequentialCell as a blocked chain; returns how many blocks."""
+def fuse(network, cache_dir: str = "", training: bool = False) -> int:
+    """Every run of fusable blocks within a SequentialCell as a blocked chain; returns how many blocks. `training`:
+    only blocks no gradient passes through, those before the first trainable parameter (the fused ops have no
+    gradient; the ResNets define their parameters in the order they use them, and fgvctune freezes a prefix)."""
     path = library(cache_dir)
     if not path:
         return 0
+    parameters = list(network.get_parameters())
+    first = next((i for i, p in enumerate(parameters) if p.requires_grad), len(parameters)) if training else None
+    frozen = {p.name for p in parameters[:first]}
     fused = 0
     for _, layer in network.cells_and_names():
         if type(layer) is not nn.SequentialCell:
             continue
         blocks = list(layer.cell_list)
-        fusable = [_fusable(block) for block in blocks]
+        fusable = [_fusable(b) and all(p.name in frozen for p in b.get_parameters()) for b in blocks]
         for i, block in enumerate(blocks):
             if not fusable[i]:
                 continue

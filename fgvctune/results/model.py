@@ -70,5 +70,5 @@ def inference_network(config, num_classes: int, ckpt_path: Path | None, verbose:
         new_classifier=new_classifier,
     )
     network.set_train(False)
-    fuse.for_inference(network, config.cache_dir)
+    fuse.fold_and_fuse(network, cache_dir=config.cache_dir)
     return network, report

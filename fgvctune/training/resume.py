@@ -42,10 +42,11 @@ class Checkpoints:
         return epoch, rows
 
     def _load_last(self) -> None:
-        from fgvctune.kernels import fold
+        from fgvctune.kernels import fuse
 
         if self.resumed:
             params = {k: v for k, v in self.resumed.items() if not k.startswith("fgvctune_")}
             self.resumed = {}
             self.ms.load_param_into_net(self.step, carried_over(params), strict_load=False)
-            fold.fold(self.network, frozen_only=True)  # the folded constants from the weights just loaded
+            # the folded (and fused) constants from the weights just loaded
+            fuse.fold_and_fuse(self.network, frozen_only=True, cache_dir=self.config.cache_dir)

@@ -236,7 +236,7 @@ class SetUp:
         """Strategy, optimizer and compiled train step for one phase of training."""
         import mindcv
 
-        from fgvctune.kernels import fold
+        from fgvctune.kernels import fuse
         from fgvctune.training import strategy
 
         c = self.config
@@ -253,8 +253,9 @@ class SetUp:
             learnable=self.learnable,
         )
         self.frozen_norms = strategy.apply(self.network, plan)
-        # Frozen blocks' BatchNorm runs in inference mode: fold it (and unfold what this phase trains).
-        self.folded = fold.fold(self.network, frozen_only=True)
+        # Frozen blocks' BatchNorm runs in inference mode: fold it (and unfold what this phase trains), and fuse
+        # the ResNet blocks frozen whole that no gradient passes through.
+        self.folded = fuse.fold_and_fuse(self.network, frozen_only=True, cache_dir=c.cache_dir)
         self.strategy = plan
         if self.dist.is_writer and self.writes:
             atomic_write_text(self.folder / STRATEGY_FILE, strategy_text(plan.rows()))

@@ -92,3 +92,36 @@ def test_fused_network_in_graph_mode():
         np.testing.assert_array_equal(fused(x).asnumpy(), want)
     finally:
         ms.set_context(mode=ms.PYNATIVE_MODE)
+
+
+@pytest.mark.parametrize("freeze", [dict(freeze="2"), dict(freeze="5"), dict(linear_probe=True)])
+def test_frozen_blocks_fused_train_as_the_folded_network(freeze):
+    """Training with the first blocks frozen fuses the frozen blocks no gradient passes through (a layer's first
+    block alone at --freeze 2): the same outputs, loss and gradient for every trainable parameter as the network
+    folded alone, in training and inference mode; blocks after a trainable parameter are never fused."""
+    from fgvctune.training import strategy
+
+    frozen_norms = {}
+
+    def freeze_blocks(network):
+        swaps.apply(network)
+        trained_statistics(network)
+        frozen_norms[id(network)] = strategy.apply(network, strategy.plan(network, "resnet18", **freeze))
+        fold.fold(network, frozen_only=True)
+
+    def set_mode(network, training):
+        strategy.set_train_mode(network, training, frozen_norms[id(network)])
+
+    reference, fused = pair("resnet18", lambda network: fuse.fold_and_fuse(network, frozen_only=True), freeze_blocks)
+    expected = {"freeze": {"2": ["layer1.0"], "5": ["layer1.0", "layer1.1", "layer2.0", "layer2.1"]}}
+    names = [name for name, cell in fused.cells_and_names() if type(cell) in fuse.FUSED.values()]
+    assert names == expected["freeze"].get(
+        freeze.get("freeze"), [f"layer{i}.{j}" for i in (1, 2, 3, 4) for j in (0, 1)]
+    )
+    assert_same_computation(reference, fused, modes=(False, True), set_mode=set_mode)
+
+    for p in fused.layer1.get_parameters():  # a trainable block before the frozen ones: nothing after it fuses
+        p.requires_grad = True
+    assert fuse.fold_and_fuse(fused, frozen_only=True) and not [
+        cell for _, cell in fused.cells_and_names() if type(cell) in fuse.FUSED.values()
+    ]
