@@ -73,14 +73,14 @@ def test_a_model_that_finds_its_class_in_the_top_left_corner_is_shown_looking_th
 def test_heatmaps_through_folded_batchnorm_and_fgvctunes_kernels_are_those_of_mindcvs_plain_network(
     name, tmp_path, cache
 ):
-    """What load_model gives (BatchNorm folded, fgvctune's CPU kernels swapped in) and MindCV's network as it builds
-    it, with the same random weights: the same heatmaps, for each class of each image; on every architecture
-    fgvctune converts weights for."""
+    """What load_model gives (BatchNorm folded, the ResNet blocks fused, fgvctune's CPU kernels swapped in) and
+    MindCV's network as it builds it, with the same random weights: the same heatmaps, for each class of each
+    image; on every architecture fgvctune converts weights for."""
     import mindspore as ms
 
     from fgvctune.config import TrainConfig
     from fgvctune.data.labels import LabelMap
-    from fgvctune.kernels import fold
+    from fgvctune.kernels import fuse
     from fgvctune.models.factory import create_network
     from fgvctune.models.network import build_network
     from fgvctune.results import gradcam
@@ -89,7 +89,7 @@ def test_heatmaps_through_folded_batchnorm_and_fgvctunes_kernels_are_those_of_mi
     ms.set_seed(0)
     swapped, _ = create_network(name, 3, cache_dir=cache)
     swapped.set_train(False)
-    fold.fold(swapped)
+    fuse.fold_and_fuse(swapped, cache_dir=cache)
     plain = build_network(name, 3)
     plain.set_train(False)
     ms.load_param_into_net(plain, swapped.parameters_dict())
