@@ -128,18 +128,20 @@ def fuse(network, cache_dir: str = "", training: bool = False) -> int:
     """Every run of fusable blocks within a SequentialCell as a blocked chain; returns how many blocks. `training`:
     only blocks no gradient passes through, those before the first trainable parameter (the fused ops have no
     gradient; the ResNets define their parameters in the order they use them, and fgvctune freezes a prefix)."""
-    path = library(cache_dir)
-    if not path:
-        return 0
     parameters = list(network.get_parameters())
     first = next((i for i, p in enumerate(parameters) if p.requires_grad), len(parameters)) if training else None
     frozen = {p.name for p in parameters[:first]}
+    layers = [list(layer.cell_list) for _, layer in network.cells_and_names() if type(layer) is nn.SequentialCell]
+    runs = [
+        (blocks, [_fusable(b) and all(p.name in frozen for p in b.get_parameters()) for b in blocks])
+        for blocks in layers
+    ]
+    # (the kernels are built where a block is fusable: its convolutions run through them already)
+    path = library(cache_dir) if any(any(fusable) for _, fusable in runs) else None
+    if not path:
+        return 0
     fused = 0
-    for _, layer in network.cells_and_names():
-        if type(layer) is not nn.SequentialCell:
-            continue
-        blocks = list(layer.cell_list)
-        fusable = [_fusable(b) and all(p.name in frozen for p in b.get_parameters()) for b in blocks]
+    for blocks, fusable in runs:
         for i, block in enumerate(blocks):
             if not fusable[i]:
                 continue

@@ -374,6 +374,25 @@ int convolve_fused(void **params, int64_t **shapes, const char **dtypes, bool su
   return run(a, key, [&] { return fused(*a, g, spec[9]); }, {params[0], params[1], params[2], out});
 }
 
+// x (N, C, H, W), C a multiple of 16, copied from plain NCHW into nChw16c (`blocked`) or back.
+int relayout(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, bool blocked) {
+  if (nparam != 2 || ndims[0] != 4 || shapes[0][1] % 16 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
+  const float *x = static_cast<const float *>(params[0]);
+  float *y = static_cast<float *>(params[1]);
+  const int64_t n = shapes[0][0], blocks = shapes[0][1] / 16, area = shapes[0][2] * shapes[0][3];
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t start = (i * blocks + b) * 16 * area;  // the same 16 planes in either layout
+      for (int64_t p = 0; p < area; ++p)
+        for (int64_t c = 0; c < 16; ++c) {
+          const int64_t in_blocks = start + p * 16 + c, in_planes = start + c * area + p;
+          y[blocked ? in_blocks : in_planes] = x[blocked ? in_planes : in_blocks];
+        }
+    }
+  return 0;
+}
+
 }  // namespace
 
 // (x, w, b, spec) -> y: blocked in and out, ReLU after where spec says so
@@ -383,42 +402,10 @@ FGVCTUNE_KERNEL(ConvFusedForward) { return nparam == 5 ? convolve_fused(params, 
 FGVCTUNE_KERNEL(ConvFusedSumForward) { return nparam == 6 ? convolve_fused(params, shapes, dtypes, true) : 1; }
 
 // (x) -> the same values in nChw16c, x (N, C, H, W) plain with C a multiple of 16
-FGVCTUNE_KERNEL(ToBlocked) {
-  if (nparam != 2 || ndims[0] != 4 || shapes[0][1] % 16 || !is_float32(dtypes[0])) return 1;
-  const float *x = static_cast<const float *>(params[0]);
-  float *y = static_cast<float *>(params[1]);
-  const int64_t n = shapes[0][0], blocks = shapes[0][1] / 16, area = shapes[0][2] * shapes[0][3];
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const float *from = x + (i * blocks + b) * 16 * area;
-      float *to = y + (i * blocks + b) * 16 * area;
-      for (int64_t p = 0; p < area; ++p)
-        for (int c = 0; c < 16; ++c) to[p * 16 + c] = from[c * area + p];
-    }
-  return 0;
-}
+FGVCTUNE_KERNEL(ToBlocked) { return relayout(nparam, params, ndims, shapes, dtypes, true); }
 
 // (x) -> the same values in plain NCHW, x in nChw16c
-FGVCTUNE_KERNEL(ToPlain) {
-  if (nparam != 2 || ndims[0] != 4 || shapes[0][1] % 16 || !is_float32(dtypes[0])) return 1;
-  const float *x = static_cast<const float *>(params[0]);
-  float *y = static_cast<float *>(params[1]);
-  const int64_t n = shapes[0][0], blocks = shapes[0][1] / 16, area = shapes[0][2] * shapes[0][3];
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const float *from = x + (i * blocks + b) * 16 * area;
-      float *to = y + (i * blocks + b) * 16 * area;
-      for (int c = 0; c < 16; ++c)
-        for (int64_t p = 0; p < area; ++p) to[c * area + p] = from[p * 16 + c];
-    }
-  return 0;
-}
-
-namespace {
-
-}  // namespace
+FGVCTUNE_KERNEL(ToPlain) { return relayout(nparam, params, ndims, shapes, dtypes, false); }
 
 // (x, w, spec) -> y
 FGVCTUNE_KERNEL(ConvForward) {
