@@ -186,6 +186,8 @@ RESUMED = {
         *("--batch-size", "8", "--clip-grad", "--clip-value", "1", "--loss-scale-type", "dynamic"),
         *("--ema", "--ema-decay", "0.9", "--ema-warmup", "0"),
     ),
+    # a ResNet's frozen blocks folded and fused (kernels/fuse.py), made again from the weights resumed
+    "fused": ("--model", "resnet18", "--freeze", "3"),
 }
 
 
@@ -194,8 +196,9 @@ RESUMED = {
 def test_resume_after_kill_ends_as_the_uninterrupted_run(tmp_path, base, cache, features):
     """kill -9 after epoch 1, resume: the same results rows and the same last.ckpt bytes as a run that was
     never interrupted."""
+    start = [] if "--model" in RESUMED[features] else ["--ckpt-path", str(base)]  # base: the default model's
     settings = [
-        *("train", "-a", "aircraft", "-d", str(SAMPLE), "--ckpt-path", str(base), "--no-pretrained"),
+        *("train", "-a", "aircraft", "-d", str(SAMPLE), *start, "--no-pretrained"),
         *("--cache-dir", cache, "--image-resize", "32", "--batch-size", "16", "--epoch-size", "3"),
         *RESUMED[features],
     ]
