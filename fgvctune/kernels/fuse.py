@@ -1,4 +1,4 @@
-"""ResNet blocks folded for inference as a chain of oneDNN convolutions in oneDNN's blocked layout.
+"""Folded ResNet blocks as a chain of oneDNN convolutions in oneDNN's blocked layout.
 
 After folding (fold.py) a ResNet block is its convolutions, a ReLU after each but the last, and the residual sum
 with a ReLU. Here each convolution does its ReLU, or the residual sum and ReLU, itself (onednn.cc's ConvFused*,
@@ -6,9 +6,10 @@ oneDNN post-ops), and the tensors between convolutions stay in the layout oneDNN
 reorder and no elementwise op passes over them. A layer (MindCV's SequentialCell of blocks) enters that layout at
 its first block and leaves it at its last: what goes in and out of a layer is plain NCHW, as before.
 
-Inference alone: the fused ops have no gradient (Grad-CAM differentiates after a layer's last block, whose output
-is plain). `fold_and_fuse` folds, then fuses (results/model.py); `unfuse` gives the folded blocks back (export,
-which writes MindSpore's own ops, and before fold.unfold).
+The fused ops have no gradient: inference fuses every block it can (Grad-CAM differentiates after a layer's last
+block, whose output is plain), training only the frozen blocks before the first trainable parameter.
+`fold_and_fuse` folds, then fuses (results/model.py, training/setup.py and resume.py); `unfuse` gives the folded
+blocks back (export, which writes MindSpore's own ops, and before fold.unfold).
 """
 
 from __future__ import annotations
