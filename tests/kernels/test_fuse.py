@@ -90,6 +90,13 @@ def test_fused_network_in_graph_mode():
         assert any(isinstance(cell, fuse.FusedConv) for _, cell in fused.cells_and_names())
         fuse.unfuse(fused)
         np.testing.assert_array_equal(fused(x).asnumpy(), want)
+        # the graph compiled after fusing is the fused one: a bias only the fused layer holds shows in it
+        assert fuse.fuse(fused) > 0
+        last = fused.layer4[len(fused.layer4) - 1].fused2
+        last.folded_bias = last.folded_bias + 1.0
+        assert np.abs(fused(x).asnumpy() - want).max() > 1e-3 * np.abs(want).max()
+        fuse.unfuse(fused)
+        np.testing.assert_array_equal(fused(x).asnumpy(), want)
     finally:
         ms.set_context(mode=ms.PYNATIVE_MODE)
 
