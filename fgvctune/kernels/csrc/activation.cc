@@ -25,7 +25,7 @@ FGVCTUNE_KERNEL(HSwishForward) {
   const float *x = static_cast<const float *>(params[0]);
   float *y = static_cast<float *>(params[1]);
   const int64_t count = elements(ndims[0], shapes[0]);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (parallel : parallel_worth(count))
   for (int64_t i = 0; i < count; ++i) {
     const float gate = x[i] + 3.0f < 0.0f ? 0.0f : (x[i] + 3.0f > 6.0f ? 6.0f : x[i] + 3.0f);
     y[i] = x[i] * gate / 6.0f;
@@ -40,7 +40,7 @@ FGVCTUNE_KERNEL(HSwishBackward) {
   const float *x = static_cast<const float *>(params[1]);
   float *dx = static_cast<float *>(params[2]);
   const int64_t count = elements(ndims[0], shapes[0]);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (parallel : parallel_worth(count))
   for (int64_t i = 0; i < count; ++i) {
     const float slope = x[i] <= -3.0f ? 0.0f : (x[i] >= 3.0f ? 1.0f : (2.0f * x[i] + 3.0f) / 6.0f);
     dx[i] = dy[i] * slope;
@@ -55,7 +55,7 @@ FGVCTUNE_KERNEL(ChannelScaleForward) {
   const float *s = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[2]);
   const int64_t planes = shapes[0][0] * shapes[0][1], area = shapes[0][2] * shapes[0][3];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : parallel_worth(planes * area))
   for (int64_t p = 0; p < planes; ++p) {
     const float scale = s[p];
 #pragma omp simd
@@ -74,7 +74,7 @@ FGVCTUNE_KERNEL(ChannelScaleBackward) {
   float *dx = static_cast<float *>(params[3]);
   float *ds = static_cast<float *>(params[4]);
   const int64_t planes = shapes[0][0] * shapes[0][1], area = shapes[0][2] * shapes[0][3];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : parallel_worth(planes * area))
   for (int64_t p = 0; p < planes; ++p) {
     const float scale = s[p];
     float sum = 0.0f;
@@ -96,7 +96,7 @@ FGVCTUNE_KERNEL(RadixPairForward) {
   const float *a = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[2]);
   const int64_t n = shapes[0][0], half = shapes[0][1] / 2, area = shapes[0][2] * shapes[0][3];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : parallel_worth(n * half * area))
   for (int64_t p = 0; p < n * half; ++p) {
     const int64_t first = (p / half) * 2 * half + p % half, second = first + half;  // planes of x and a
     const float *x1 = x + first * area, *x2 = x + second * area;
@@ -118,7 +118,7 @@ FGVCTUNE_KERNEL(RadixPairBackward) {
   float *dx = static_cast<float *>(params[3]);
   float *da = static_cast<float *>(params[4]);
   const int64_t n = shapes[1][0], half = shapes[1][1] / 2, area = shapes[1][2] * shapes[1][3];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : parallel_worth(n * half * area * 2))
   for (int64_t p = 0; p < n * half; ++p) {
     const int64_t first = (p / half) * 2 * half + p % half, second = first + half;
     const float *x1 = x + first * area, *x2 = x + second * area, *grad = dy + p * area;
@@ -175,7 +175,7 @@ FGVCTUNE_KERNEL(TanhGeluForward) {
   const float *x = static_cast<const float *>(params[0]);
   float *y = static_cast<float *>(params[1]);
   const int64_t count = elements(ndims[0], shapes[0]);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (parallel : parallel_worth(count))
   for (int64_t i = 0; i < count; ++i) {
     const float v = x[i];
     const float t = -2.0f * kGeluScale * (v + kGeluCubic * v * v * v);  // -2u
@@ -194,7 +194,7 @@ FGVCTUNE_KERNEL(TanhGeluBackward) {
   const float *x = static_cast<const float *>(params[1]);
   float *dx = static_cast<float *>(params[2]);
   const int64_t count = elements(ndims[0], shapes[0]);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (parallel : parallel_worth(count))
   for (int64_t i = 0; i < count; ++i) {
     const float v = x[i], square = v * v;
     const float t = -2.0f * kGeluScale * (v + kGeluCubic * square * v);
@@ -217,7 +217,7 @@ FGVCTUNE_KERNEL(AddReluForward) {
   const float *b = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[2]);
   const int64_t count = elements(ndims[0], shapes[0]);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (parallel : parallel_worth(count))
   for (int64_t i = 0; i < count; ++i) {
     const float sum = a[i] + b[i];
     y[i] = sum > 0.0f ? sum : 0.0f;
@@ -232,7 +232,7 @@ FGVCTUNE_KERNEL(AddReluBackward) {
   const float *y = static_cast<const float *>(params[1]);
   float *dx = static_cast<float *>(params[2]);
   const int64_t count = elements(ndims[0], shapes[0]);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (parallel : parallel_worth(count))
   for (int64_t i = 0; i < count; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
   return 0;
 }

@@ -33,7 +33,7 @@ FGVCTUNE_KERNEL(BatchNormForward) {
   float *variance = static_cast<float *>(params[7]);
   const Shape s = shape_of(shapes[0]);
   const double count = static_cast<double>(s.n * s.plane);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : parallel_worth(s.n * s.c * s.plane * 2))
   for (int64_t ch = 0; ch < s.c; ++ch) {
     double sum = 0.0, squares = 0.0;
     for (int64_t b = 0; b < s.n; ++b) {
@@ -72,7 +72,7 @@ FGVCTUNE_KERNEL(BatchNormBackward) {
   float *dbeta = static_cast<float *>(params[7]);
   const Shape s = shape_of(shapes[0]);
   const float count = static_cast<float>(s.n * s.plane);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : parallel_worth(s.n * s.c * s.plane * 2))
   for (int64_t ch = 0; ch < s.c; ++ch) {
     const float m = mean[ch], inv = invstd[ch];
     double sum_dy = 0.0, sum_dy_x = 0.0;

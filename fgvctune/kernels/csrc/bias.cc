@@ -15,7 +15,7 @@ FGVCTUNE_KERNEL(BiasAddForward) {
   const float *bias = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[2]);
   const int64_t rows = shapes[0][0], width = shapes[0][1];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : parallel_worth(rows * width))
   for (int64_t i = 0; i < rows; ++i) {
 #pragma omp simd
     for (int64_t j = 0; j < width; ++j) y[i * width + j] = x[i * width + j] + bias[j];
@@ -31,7 +31,7 @@ FGVCTUNE_KERNEL(BiasAddBackward) {
   const int64_t rows = shapes[0][0], width = shapes[0][1];
   const int64_t blocks = rows < kBlocks ? rows : kBlocks;
   std::vector<float> partial(blocks * width, 0.0f);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : parallel_worth(rows * width))
   for (int64_t b = 0; b < blocks; ++b) {
     float *sums = partial.data() + b * width;
     for (int64_t i = b * rows / blocks; i < (b + 1) * rows / blocks; ++i) {

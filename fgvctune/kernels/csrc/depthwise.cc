@@ -156,7 +156,7 @@ FGVCTUNE_KERNEL(DepthwiseForward) {
   const float *w = static_cast<const float *>(params[1]);
   const Geometry g = geometry(shapes[0], shapes[1], shapes[3], static_cast<const int64_t *>(params[2]));
   float *y = static_cast<float *>(params[3]);
-#pragma omp parallel
+#pragma omp parallel if (parallel : parallel_worth(g.n * g.c * g.oh * g.ow * g.k * g.k / 4))
   {
     Scratch s(g);
 #pragma omp for schedule(static)
@@ -175,7 +175,7 @@ FGVCTUNE_KERNEL(DepthwiseGradInput) {
   const float *w = static_cast<const float *>(params[1]);
   const Geometry g = geometry(shapes[2], shapes[1], shapes[0], static_cast<const int64_t *>(params[3]));
   float *dx = static_cast<float *>(params[4]);
-#pragma omp parallel
+#pragma omp parallel if (parallel : parallel_worth(g.n * g.c * g.oh * g.ow * g.k * g.k / 4))
   {
     Scratch s(g);
 #pragma omp for schedule(static)
@@ -195,7 +195,7 @@ FGVCTUNE_KERNEL(DepthwiseGradWeight) {
   const float *x = static_cast<const float *>(params[1]);
   const Geometry g = geometry(shapes[1], shapes[2], shapes[0], static_cast<const int64_t *>(params[3]));
   float *dw = static_cast<float *>(params[4]);
-#pragma omp parallel
+#pragma omp parallel if (parallel : parallel_worth(g.n * g.c * g.oh * g.ow * g.k * g.k / 4))
   {
     Scratch s(g);
 #pragma omp for schedule(static)

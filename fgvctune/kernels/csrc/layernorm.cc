@@ -35,7 +35,7 @@ FGVCTUNE_KERNEL(LayerNormForward) {
   float *mean = static_cast<float *>(params[5]);
   float *rstd = static_cast<float *>(params[6]);
   const Rows r = rows_of(ndims[0], shapes[0]);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : parallel_worth(r.count * r.width * 2))
   for (int64_t i = 0; i < r.count; ++i) {
     const float *p = x + i * r.width;
     float *q = y + i * r.width;
@@ -68,7 +68,7 @@ FGVCTUNE_KERNEL(LayerNormBackward) {
   const Rows r = rows_of(ndims[0], shapes[0]);
   const int64_t blocks = r.count < kBlocks ? r.count : kBlocks;
   std::vector<float> partial(2 * blocks * r.width, 0.0f);  // per block: dgamma, then dbeta
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : parallel_worth(r.count * r.width * 2))
   for (int64_t b = 0; b < blocks; ++b) {
     float *pg = partial.data() + 2 * b * r.width;
     float *pb = pg + r.width;

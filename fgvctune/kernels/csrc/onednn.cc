@@ -19,6 +19,7 @@
 #include "common.h"
 
 #include <dlfcn.h>
+#include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
@@ -126,13 +127,25 @@ Plan *finish(const Api &a, dnnl_primitive_desc_t pd, std::vector<Arg> args) {
   return made ? p : nullptr;
 }
 
-// Runs a plan on the caller's buffers (the inputs, then the output), building it on first use under `key`.
+// One thread for work too small to wake the others (common.h), set while a plan is made (oneDNN fixes its split
+// across threads then) and while it runs.
+struct Threads {
+  const int before = omp_get_max_threads();
+  explicit Threads(int64_t work) {
+    if (!parallel_worth(work)) omp_set_num_threads(1);
+  }
+  ~Threads() { omp_set_num_threads(before); }
+};
+
+// Runs a plan on the caller's buffers (the inputs, then the output), building it on first use under `key`;
+// `work` as work_of counts it.
 template <typename Make>
-int run(const Api *a, const std::string &key, Make make, std::vector<void *> pointers) {
+int run(const Api *a, const std::string &key, Make make, std::vector<void *> pointers, int64_t work) {
   if (!a) return 1;
   static std::mutex lock;  // the plans' own buffers are shared: one call at a time (each uses every core)
   static std::map<std::string, Plan *> plans;
   std::lock_guard<std::mutex> hold(lock);
+  const Threads threads(work);
   Plan *&p = plans[key];
   if (!p) p = make();
   if (!p || p->args.size() != pointers.size()) return 1;
@@ -194,6 +207,14 @@ Geometry geometry(const int64_t *x, const int64_t *w, const int64_t *y, const in
     g.pad_r[d] = (out - 1) * stride + extent - in - before;  // what the output's shape leaves over
   }
   return g;
+}
+
+// A convolution's work for parallel_worth (its gradients' is the same): an eighth of its multiply-adds, or the
+// elements it reads and writes where it is memory-bound.
+int64_t work_of(const Geometry &g) {
+  const int64_t x = g.x[0] * g.x[1] * g.x[2] * g.x[3], y = g.y[0] * g.y[1] * g.y[2] * g.y[3];
+  const int64_t taps = (g.x[1] / g.groups) * g.w[g.w_ndims - 2] * g.w[g.w_ndims - 1];  // multiply-adds per output
+  return std::max(y * taps / 8, x + g.y[1] * taps + y);
 }
 
 dnnl_memory_desc_t described(const Api &a, int ndims, const dnnl_dims_t dims, dnnl_format_tag_t tag) {
@@ -294,15 +315,17 @@ int convolve(Kind kind, const char *dtype, void *spec_param, std::vector<void *>
     return key_of('0' + k, {x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], g.strides[0], g.strides[1],
                             g.dilates[0], g.dilates[1], g.pad_l[0], g.pad_l[1], g.pad_r[0], g.pad_r[1], g.groups});
   };
+  const int64_t work = work_of(g);
   if (kind == kBiasedForward && pointwise(g)) {
     // The product, then the bias added here: with the bias in it, oneDNN has only its reference kernel for the
     // product (8.6 s for one resnet50 layer).
     auto *out = static_cast<float *>(buffers[3]);
     const auto *bias = static_cast<const float *>(buffers[2]);
-    if (run(a, key(kForward), [&] { return pointwise_product(*a, kForward, g); }, {buffers[0], buffers[1], out}))
+    if (run(a, key(kForward), [&] { return pointwise_product(*a, kForward, g); }, {buffers[0], buffers[1], out},
+            work))
       return 1;
     const int64_t channels = g.y[1], plane = g.y[2] * g.y[3];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : parallel_worth(g.y[0] * channels * plane))
     for (int64_t row = 0; row < g.y[0] * channels; ++row) {
       float *values = out + row * plane;
       const float b = bias[row % channels];
@@ -311,8 +334,8 @@ int convolve(Kind kind, const char *dtype, void *spec_param, std::vector<void *>
     return 0;
   }
   if ((kind == kForward || kind == kGradInput) && pointwise(g))
-    return run(a, key(kind), [&] { return pointwise_product(*a, kind, g); }, buffers);
-  return run(a, key(kind), [&] { return convolution(*a, kind, g); }, buffers);
+    return run(a, key(kind), [&] { return pointwise_product(*a, kind, g); }, buffers, work);
+  return run(a, key(kind), [&] { return convolution(*a, kind, g); }, buffers, work);
 }
 
 // -- the fused inference chain (fuse.py) ----------------------------------------------------------------------
@@ -368,10 +391,11 @@ int convolve_fused(void **params, int64_t **shapes, const char **dtypes, bool su
     const int64_t count = y[0] * y[1] * y[2] * y[3];
     const float *from = static_cast<const float *>(params[3]);
     float *to = static_cast<float *>(out);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (parallel : parallel_worth(count))
     for (int64_t i = 0; i < count; ++i) to[i] = from[i];
   }
-  return run(a, key, [&] { return fused(*a, g, spec[9]); }, {params[0], params[1], params[2], out});
+  return run(a, key, [&] { return fused(*a, g, spec[9]); }, {params[0], params[1], params[2], out},
+             work_of(g));
 }
 
 // x (N, C, H, W), C a multiple of 16, copied from plain NCHW into nChw16c (`blocked`) or back.
@@ -380,7 +404,7 @@ int relayout(int nparam, void **params, int *ndims, int64_t **shapes, const char
   const float *x = static_cast<const float *>(params[0]);
   float *y = static_cast<float *>(params[1]);
   const int64_t n = shapes[0][0], blocks = shapes[0][1] / 16, area = shapes[0][2] * shapes[0][3];
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (parallel : parallel_worth(n * blocks * 16 * area))
   for (int64_t i = 0; i < n; ++i)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t start = (i * blocks + b) * 16 * area;  // the same 16 planes in either layout
@@ -458,7 +482,8 @@ int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool
                    bind(*a, pd, DNNL_ARG_WEIGHTS, dnnl_query_weights_md, weights, false),
                    bind(*a, pd, DNNL_ARG_DST, dnnl_query_dst_md, dst, true)});
   };
-  return run(a, key_of('m', {m, k, n, ta, tb}), make, {params[0], params[1], params[3]});
+  return run(a, key_of('m', {m, k, n, ta, tb}), make, {params[0], params[1], params[3]},
+             std::max(m * k * n / 8, m * k + k * n + m * n));
 }
 
 }  // namespace

@@ -119,7 +119,7 @@ FGVCTUNE_KERNEL(MaxPoolForward) {
   const Geometry g{h, w, out_h, out_w, spec[0], spec[1], spec[2], spec[3], top, left};
   if (g.h * g.w > INT32_MAX) return 1;
   const int64_t planes = shapes[0][0] * shapes[0][1], in_plane = g.h * g.w, out_plane = g.out_h * g.out_w;
-#pragma omp parallel
+#pragma omp parallel if (parallel : parallel_worth(planes * out_plane * 9))
   {
     std::vector<float> scratch(2 * g.h * g.out_w + 4 * (g.out_w + 1));  // pool_stem's
 #pragma omp for schedule(static)
@@ -139,7 +139,7 @@ FGVCTUNE_KERNEL(MaxPoolBackward) {
   float *dx = static_cast<float *>(params[3]);
   const int64_t planes = shapes[3][0] * shapes[3][1], in_plane = shapes[3][2] * shapes[3][3];
   const int64_t out_plane = shapes[0][2] * shapes[0][3];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : parallel_worth(planes * in_plane))
   for (int64_t p = 0; p < planes; ++p) {
     float *plane = dx + p * in_plane;
     const float *grad = dy + p * out_plane;
