@@ -26,9 +26,9 @@ inline int64_t elements(int ndim, const int64_t *shape) {
 constexpr int64_t kBlocks = 64;
 
 // Work (elements, or elements times the operations each takes) from which a kernel splits across OpenMP's
-// threads. They sleep between parallel regions (OMP_WAIT_POLICY=PASSIVE, runtime.py) and waking them took 40-70 us
-// on a 2-core EPYC: hard swish on a quarter of a million floats ran in 46 us on one thread, 79 us on two. Below
-// this, a kernel runs on the thread that calls it (mobilenet_v3_small at batch 1: 1.3-1.4x the images a second).
+// threads. They sleep between parallel regions (OMP_WAIT_POLICY=PASSIVE, runtime.py), and waking them took 40-70 us
+// on a 2-core EPYC: hard swish on 1,024 floats cost 53 us an op on two threads, 4 on one; on one thread it takes
+// 35 us for a quarter of a million (benchmarks/op_cost.py). Below this, a kernel runs on the thread that calls it.
 constexpr int64_t kParallelWork = int64_t{1} << 19;
 
 inline bool parallel_worth(int64_t work) { return work >= kParallelWork; }
