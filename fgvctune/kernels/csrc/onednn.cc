@@ -127,6 +127,10 @@ Plan *finish(const Api &a, dnnl_primitive_desc_t pd, std::vector<Arg> args) {
   return made ? p : nullptr;
 }
 
+// A primitive's work for parallel_worth: an eighth of its multiply-adds, or the elements it reads and writes where
+// that is more (a memory-bound one, such as a matrix-vector product).
+int64_t primitive_work(int64_t multiply_adds, int64_t elements) { return std::max(multiply_adds / 8, elements); }
+
 // One thread for work too small to wake the others (common.h), set while a plan is made (oneDNN fixes its split
 // across threads then) and while it runs.
 struct Threads {
@@ -138,7 +142,7 @@ struct Threads {
 };
 
 // Runs a plan on the caller's buffers (the inputs, then the output), building it on first use under `key`;
-// `work` as work_of counts it.
+// `work` as primitive_work counts it.
 template <typename Make>
 int run(const Api *a, const std::string &key, Make make, std::vector<void *> pointers, int64_t work) {
   if (!a) return 1;
@@ -209,12 +213,11 @@ Geometry geometry(const int64_t *x, const int64_t *w, const int64_t *y, const in
   return g;
 }
 
-// A convolution's work for parallel_worth (its gradients' is the same): an eighth of its multiply-adds, or the
-// elements it reads and writes where it is memory-bound.
+// A convolution's work for parallel_worth, as primitive_work counts it (its gradients' is the same).
 int64_t work_of(const Geometry &g) {
   const int64_t x = g.x[0] * g.x[1] * g.x[2] * g.x[3], y = g.y[0] * g.y[1] * g.y[2] * g.y[3];
   const int64_t taps = (g.x[1] / g.groups) * g.w[g.w_ndims - 2] * g.w[g.w_ndims - 1];  // multiply-adds per output
-  return std::max(y * taps / 8, x + g.y[1] * taps + y);
+  return primitive_work(y * taps, x + g.y[1] * taps + y);
 }
 
 dnnl_memory_desc_t described(const Api &a, int ndims, const dnnl_dims_t dims, dnnl_format_tag_t tag) {
@@ -483,7 +486,7 @@ int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool
                    bind(*a, pd, DNNL_ARG_DST, dnnl_query_dst_md, dst, true)});
   };
   return run(a, key_of('m', {m, k, n, ta, tb}), make, {params[0], params[1], params[3]},
-             std::max(m * k * n / 8, m * k + k * n + m * n));
+             primitive_work(m * k * n, m * k + k * n + m * n));
 }
 
 }  // namespace
