@@ -83,6 +83,7 @@ def start(verbose: bool = False, mode: str = "graph", device_target: str = "CPU"
 
     if not _started:
         _started = True
+        _cheaper_phase_setting(ms.nn.Cell)
         if not verbose:
             atexit.register(_quiet_exit)
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
@@ -93,6 +94,28 @@ def start(verbose: bool = False, mode: str = "graph", device_target: str = "CPU"
     if seed is not None:
         ms.set_seed(seed)
     return ms
+
+
+def _cheaper_phase_setting(cell_class) -> None:
+    """Every call of a graph-mode cell sets its compile phase on each cell below it, through Cell.__setattr__ twice a
+    cell: 0.95 ms a call for mobilenet_v3_small's 293 cells, an eighth of its forward at batch 1. The same values
+    written straight into the cells (the phase rarely changes, so mostly none), in MindSpore's order."""
+    original = cell_class.compile_phase
+    if not isinstance(original, property) or getattr(original.fset, "cheaper", False):
+        return
+
+    def set_phase(cell, value):
+        if not isinstance(value, str):
+            original.fset(cell, value)  # MindSpore's own error
+        pending = [cell]
+        while pending:
+            below = pending.pop()
+            if below.__dict__.get("_compile_phase") != value:
+                object.__setattr__(below, "_compile_phase", value)
+            pending.extend(child for child in below.__dict__.get("_cells", {}).values() if child is not None)
+
+    set_phase.cheaper = True
+    cell_class.compile_phase = property(original.fget, set_phase, original.fdel, original.__doc__)
 
 
 def _quiet_exit() -> None:

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from fgvctune.runtime import onednn_isa
 
 PROBE = (
@@ -72,3 +74,29 @@ def test_own_onednn_uses_every_instruction_set_unless_the_user_capped_them():
     assert ("AVX-512" in own_onednn_isa()) == ("avx512f" in flags)
     capped = own_onednn_isa(ONEDNN_MAX_CPU_ISA="AVX2")
     assert "AVX-512" not in capped and "AVX2" in capped
+
+
+def test_a_compile_phase_reaches_every_cell_below_without_a_setattr_each():
+    """A graph-mode call sets its phase on every cell below the one called; fgvctune writes it straight into them
+    (runtime._cheaper_phase_setting), with the values MindSpore's own setter leaves."""
+    from fgvctune import runtime
+
+    ms = runtime.start()
+    setattrs = []
+
+    class Counted(ms.nn.Cell):
+        def __setattr__(self, name, value):
+            setattrs.append(name)
+            super().__setattr__(name, value)
+
+    leaf = Counted()
+    network = ms.nn.SequentialCell([ms.nn.ReLU(), ms.nn.SequentialCell([ms.nn.Dense(2, 2), leaf])])
+    below = [cell for _, cell in network.cells_and_names()]
+    setattrs.clear()
+    network.compile_phase = "first"
+    leaf.compile_phase = "its own"  # a cell called on its own gets its own phase; its parent's next call resets it
+    network.compile_phase = "first"
+    assert {cell.compile_phase for cell in below} == {"first"}
+    assert setattrs == ["compile_phase"]  # the leaf's own setting alone: none from its parent's
+    with pytest.raises(TypeError, match="compile_phase"):
+        network.compile_phase = 1
