@@ -15,6 +15,8 @@
   way where MindSpore's elementwise chain (Mul, Tanh, Add and their gradients) took a fifth of its training step.
 - The ResNets' stem max pooling (pooling.cc): MindSpore's MaxPoolGrad searches each window again and took 8% of
   a resnet50 training step; the forward records where each output's value came from, the gradient adds there.
+- MobileNetV3's squeeze-excitation for inference (squeeze_excite.cc): seven ops, on (N, C, 1, 1) tensors but for
+  the first and last, in one pass (fuse.py).
 - Every other convolution, and nn.Dense's matrix product, through a private copy of oneDNN (onednn.cc, from the
   onednn-cpu-gomp package) free to use every instruction set the CPU has, on the layouts it chooses: MindSpore
   gives its own oneDNN plain NCHW tensors, for which it runs im2col and a GEMM, and with AVX-512 a reference
@@ -55,7 +57,16 @@ log = logging.getLogger("fgvctune")
 
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = [
-    CSRC / name for name in ("depthwise.cc", "batchnorm.cc", "layernorm.cc", "bias.cc", "activation.cc", "pooling.cc")
+    CSRC / name
+    for name in (
+        "depthwise.cc",
+        "batchnorm.cc",
+        "layernorm.cc",
+        "bias.cc",
+        "activation.cc",
+        "pooling.cc",
+        "squeeze_excite.cc",
+    )
 ]
 HEADERS = [CSRC / "common.h"]  # included by every source: part of what a build depends on
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-std=c++17", "-shared", "-fPIC"]

@@ -64,7 +64,9 @@ class DepthwiseConv(nn.Cell):
             f"{path}:DepthwiseForward", out_shape=out_shape, out_dtype=lambda *a: a[0], func_type="aot", bprop=bprop
         )
         # PyNative mode caches an op's output shape by its attributes and input shapes: the geometry must be one.
-        self.convolve.add_prim_attr("geometry", (k, sh, sw, top, bottom, left, right, mode))
+        self.geometry = (k, sh, sw, top, bottom, left, right, mode)
+        self.output_shape = out_shape  # (fuse.py's convolutions too)
+        self.convolve.add_prim_attr("geometry", self.geometry)
 
     def construct(self, x, weight):
         return self.convolve(x, weight, self.spec)

@@ -1,4 +1,5 @@
-"""Folded ResNet blocks as a chain of oneDNN convolutions in oneDNN's blocked layout.
+"""Folded layers fused into fewer ops: ResNet blocks as a chain of oneDNN convolutions in oneDNN's blocked layout,
+and each folded convolution with the activation after it, and each squeeze-excitation, as one op (MobileNetV3's).
 
 After folding (fold.py) a ResNet block is its convolutions, a ReLU after each but the last, and the residual sum
 with a ReLU. Here each convolution does its ReLU, or the residual sum and ReLU, itself (onednn.cc's ConvFused*,
@@ -6,14 +7,21 @@ oneDNN post-ops), and the tensors between convolutions stay in the layout oneDNN
 reorder and no elementwise op passes over them. A layer (MindCV's SequentialCell of blocks) enters that layout at
 its first block and leaves it at its last: what goes in and out of a layer is plain NCHW, as before.
 
-The fused ops have no gradient: inference fuses every block it can (Grad-CAM differentiates after a layer's last
-block, whose output is plain), training only the frozen blocks before the first trainable parameter.
+A SequentialCell's convolution, BatchNorm and ReLU or hard swish (MobileNetV3's layers) becomes one op once the
+BatchNorm is folded: the convolution adds the bias and applies the activation as it writes its output (onednn.cc's
+ConvActForward, depthwise.cc's DepthwiseActForward), and the activation cell passes its input on. A
+squeeze-excitation's seven ops (pooling, two 1x1 convolutions with their biases, ReLU, hard sigmoid, the scale)
+become squeeze_excite.cc's one. Batch 1 gains most: each op MindSpore launches costs about 8 us besides its work.
+
+The fused ops have no gradient: inference fuses everything it can (Grad-CAM differentiates after the last feature
+block, whose output is plain), training only what comes before the first trainable parameter.
 `fold_and_fuse` folds, then fuses (results/model.py, training/setup.py and resume.py); `unfuse` gives the folded
-blocks back (export, which writes MindSpore's own ops, and before fold.unfold).
+network back (export, which writes MindSpore's own ops, and before fold.unfold).
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
 
 import mindspore as ms
@@ -24,7 +32,7 @@ from fgvctune.kernels import cells, fold, swaps
 from fgvctune.kernels.build import library
 from fgvctune.kernels.fold import FoldedBatchNorm2d, FoldedConv2d, compile_anew
 
-NONE, RELU, SUM_RELU = 0, 1, 2  # what the convolution does after itself (onednn.cc's Post)
+NONE, RELU, SUM_RELU, HARD_SWISH = 0, 1, 2, 3  # what the convolution does after itself (csrc/common.h's Post)
 _numbers = itertools.count()  # each FusedConv's own: onednn.cc keeps its weights, reordered once, by this number
 
 
@@ -126,17 +134,30 @@ def fold_and_fuse(network, frozen_only: bool = False, cache_dir: str = "") -> in
 
 
 def fuse(network, cache_dir: str = "", training: bool = False) -> int:
-    """Every run of fusable blocks within a SequentialCell as a blocked chain; returns how many blocks. `training`:
-    only blocks no gradient passes through, those before the first trainable parameter (the fused ops have no
-    gradient; the ResNets define their parameters in the order they use them, and fgvctune freezes a prefix)."""
+    """Every run of fusable ResNet blocks within a SequentialCell as a blocked chain, every folded convolution with
+    its activation and every squeeze-excitation as one op; returns how many blocks, convolutions and
+    squeeze-excitations. `training`: only those no gradient passes through, before the first trainable parameter
+    (the fused ops have no gradient; MindCV's networks define their parameters in the order they use them, and
+    fgvctune freezes a prefix)."""
     parameters = list(network.get_parameters())
     first = next((i for i, p in enumerate(parameters) if p.requires_grad), len(parameters)) if training else None
     frozen = {p.name for p in parameters[:first]}
+
+    def gradient_free(cell) -> bool:
+        return all(p.name in frozen for p in cell.get_parameters())
+
+    fused = sum(
+        step(network, cache_dir, gradient_free) for step in (_fuse_blocks, _fuse_activations, _fuse_squeeze_excite)
+    )
+    if fused:
+        compile_anew(network)
+    return fused
+
+
+def _fuse_blocks(network, cache_dir: str, gradient_free) -> int:
+    """fuse's ResNet blocks."""
     layers = [list(layer.cell_list) for _, layer in network.cells_and_names() if type(layer) is nn.SequentialCell]
-    runs = [
-        (blocks, [_fusable(b) and all(p.name in frozen for p in b.get_parameters()) for b in blocks])
-        for blocks in layers
-    ]
+    runs = [(blocks, [_fusable(b) and gradient_free(b) for b in blocks]) for blocks in layers]
     # (the kernels are built where a block is fusable: its convolutions run through them already)
     path = library(cache_dir) if any(any(fusable) for _, fusable in runs) else None
     if not path:
@@ -163,20 +184,145 @@ def fuse(network, cache_dir: str = "", training: bool = False) -> int:
             )
             block.__class__ = FUSED[kind]
             fused += 1
-    if fused:
-        compile_anew(network)
     return fused
 
 
+# -- a folded convolution with its activation, a squeeze-excitation: one op each ----------------------------
+class ActivatedConv2d(FoldedConv2d):
+    """A folded convolution that also applies the activation after its BatchNorm, in the same call (`activate`:
+    onednn.cc's ConvActForward, or depthwise.cc's DepthwiseActForward; `post_spec` its convolution's spec and
+    the activation, common.h's Post)."""
+
+    def construct(self, x):
+        return self.activate(x, self.folded_weight, self.folded_bias, self.post_spec)
+
+
+class AppliedReLU(nn.ReLU):
+    """A ReLU the convolution before it applies (ActivatedConv2d): it passes its input on."""
+
+    def construct(self, x):
+        return x
+
+
+class AppliedHSwish(nn.HSwish):
+    """A hard swish the convolution before it applies (ActivatedConv2d): it passes its input on."""
+
+    def construct(self, x):
+        return x
+
+
+APPLIED = {nn.ReLU: (RELU, AppliedReLU), nn.HSwish: (HARD_SWISH, AppliedHSwish)}
+
+
+def _activated_triples(network, gradient_free) -> list[tuple]:
+    """(convolution, BatchNorm, activation) neighbours in a plain SequentialCell: the convolution folded and run by
+    fgvctune's kernels, the activation a ReLU or hard swish called there alone."""
+    parents = [cell for _, cell in network.cells_and_names()]
+    uses = collections.Counter(id(child) for parent in parents for child in parent.name_cells().values())
+    found = []
+    for _, cell in network.cells_and_names():
+        if type(cell) is not nn.SequentialCell:
+            continue
+        ordered = list(cell.cell_list)
+        for conv, norm, activation in zip(ordered, ordered[1:], ordered[2:]):
+            if (
+                type(conv) is FoldedConv2d
+                and isinstance(conv.conv2d, (cells.Convolution, cells.DepthwiseConv))
+                and type(norm) is FoldedBatchNorm2d
+                and type(activation) in APPLIED
+                and uses[id(activation)] == 1
+                and gradient_free(conv)
+            ):
+                found.append((conv, activation))
+    return found
+
+
+def _activating(stand_in, post: int, path: str):
+    """The op doing a stand-in's convolution (cells.Convolution or DepthwiseConv) with bias and `post`, and its spec."""
+    kernel = "ConvActForward" if isinstance(stand_in, cells.Convolution) else "DepthwiseActForward"
+    shape = stand_in.output_shape
+    op = ops.Custom(
+        f"{path}:{kernel}",
+        out_shape=lambda x, w, b, spec: shape(x, w, spec),
+        out_dtype=lambda *a: a[0],
+        func_type="aot",
+    )
+    op.add_prim_attr("geometry", stand_in.geometry + (post,))  # (PyNative's cache, as FusedConv's)
+    return op, ms.Tensor(np.append(stand_in.spec.asnumpy(), post).astype(np.int64))
+
+
+def _fuse_activations(network, cache_dir: str, gradient_free) -> int:
+    """fuse's convolutions with their activation."""
+    triples = _activated_triples(network, gradient_free)
+    path = library(cache_dir) if triples else None  # (built: the convolutions run through the kernels already)
+    if not path:
+        return 0
+    for conv, activation in triples:
+        post, applied = APPLIED[type(activation)]
+        conv.activate, conv.post_spec = _activating(conv.conv2d, post, path)
+        conv.__class__, activation.__class__ = ActivatedConv2d, applied
+    return len(triples)
+
+
+class FusedSqueezeExcite(swaps.ScaledSqueezeExcite):
+    """A squeeze-excitation as one op (squeeze_excite.cc's SqueezeExciteForward)."""
+
+    def construct(self, x):
+        reduce, expand = self.conv_reduce, self.conv_expand
+        return self.excite(x, reduce.weight, reduce.bias, expand.weight, expand.bias)
+
+
+def _excitable(cell) -> bool:
+    """MobileNetV3's squeeze-excitation: no norm, ReLU and hard sigmoid, 1x1 convolutions with biases."""
+    from mindcv.models.layers.pooling import GlobalAvgPooling
+
+    return (
+        type(cell) is swaps.ScaledSqueezeExcite
+        and not cell.norm
+        and type(cell.act) is nn.ReLU
+        and type(cell.gate) is nn.HSigmoid
+        and type(cell.pool) in (swaps.MatMulGlobalAvgPool, GlobalAvgPooling)
+        and cell.pool.keep_dims
+        and all(
+            type(conv) is nn.Conv2d
+            and conv.kernel_size == (1, 1)
+            and tuple(conv.stride) in ((1, 1), (1, 1, 1, 1))
+            and conv.group == 1
+            and conv.has_bias
+            and conv.data_format == "NCHW"
+            for conv in (cell.conv_reduce, cell.conv_expand)
+        )
+    )
+
+
+def _fuse_squeeze_excite(network, cache_dir: str, gradient_free) -> int:
+    """fuse's squeeze-excitations."""
+    found = [cell for _, cell in network.cells_and_names() if _excitable(cell) and gradient_free(cell)]
+    path = library(cache_dir) if found else None  # (built: swaps.faster_squeeze_excite made them ScaledSqueezeExcite)
+    if not path:
+        return 0
+    for cell in found:
+        cell.excite = ops.Custom(
+            f"{path}:SqueezeExciteForward", out_shape=lambda x, *_: x, out_dtype=lambda x, *_: x, func_type="aot"
+        )
+        cell.__class__ = FusedSqueezeExcite
+    return len(found)
+
+
 def unfuse(network) -> int:
-    """The folded blocks as they were before `fuse`; returns how many."""
+    """The folded network as it was before `fuse`; returns how many blocks, convolutions and squeeze-excitations."""
     back = {fused: summed for summed, fused in FUSED.items()}
-    blocks = [cell for _, cell in network.cells_and_names() if type(cell) in back]
-    for block in blocks:
-        for name in ("fused1", "fused2", "fused3", "fused_down"):
-            if name in block.name_cells():
-                delattr(block, name)
-        block.__class__ = back[type(block)]
-    if blocks:
+    back |= {ActivatedConv2d: FoldedConv2d, FusedSqueezeExcite: swaps.ScaledSqueezeExcite}
+    back |= {applied: activation for activation, (_, applied) in APPLIED.items()}
+    found = [cell for _, cell in network.cells_and_names() if type(cell) in back]
+    passing = {applied for _, applied in APPLIED.values()}
+    count = sum(type(cell) not in passing for cell in found)
+    for cell in found:
+        for name in ("fused1", "fused2", "fused3", "fused_down", "activate", "post_spec", "excite"):
+            if name in cell.__dict__ or name in cell.name_cells():
+                delattr(cell, name)
+            cell._primitives.pop(name, None)
+        cell.__class__ = back[type(cell)]
+    if found:
         compile_anew(network)
-    return len(blocks)
+    return count

@@ -132,3 +132,79 @@ def test_frozen_blocks_fused_train_as_the_folded_network(freeze):
     assert fuse.fold_and_fuse(fused, frozen_only=True) and not [
         cell for _, cell in fused.cells_and_names() if type(cell) in fuse.FUSED.values()
     ]
+
+
+def activated(network) -> dict:
+    """How many cells of each fused kind MobileNetV3 holds."""
+    kinds = (fuse.ActivatedConv2d, fuse.AppliedReLU, fuse.AppliedHSwish, fuse.FusedSqueezeExcite)
+    return {kind.__name__: sum(type(cell) is kind for _, cell in network.cells_and_names()) for kind in kinds}
+
+
+def assert_same_blocks(reference, fused, batch: int):
+    """Each block of a SequentialCell (a fused convolution with the BatchNorm and activation after it counted as
+    one) given the reference's input and compared with the reference's output. Block by block: a fresh
+    mobilenet_v3_small forgets its input within a few blocks (the stem's output changed by 70% moves the last
+    block's by 3e-7), so the network's output alone would not show a wrong early layer."""
+    rng = np.random.default_rng(batch)
+    x = ms.Tensor(rng.standard_normal((batch, 3, 64, 64)).astype(np.float32))
+    start = 0
+    for end, cell in enumerate(fused):
+        if type(cell) in (fuse.ActivatedConv2d, fold.FoldedBatchNorm2d):
+            continue  # the block goes on to the activation
+        want, got = x, x
+        for i in range(start, end + 1):
+            want, got = reference[i](want), fused[i](got)
+        want = want.asnumpy()
+        np.testing.assert_allclose(got.asnumpy(), want, rtol=0, atol=1e-5 * np.abs(want).max(), err_msg=str(end))
+        x, start = ms.Tensor(want), end + 1
+
+
+@pytest.mark.parametrize("mode", [ms.PYNATIVE_MODE, ms.GRAPH_MODE])
+def test_mobilenet_layers_fused_compute_what_the_folded_ones_do(mode):
+    """Each folded convolution of mobilenet_v3_small with its ReLU or hard swish (the stem's through oneDNN's
+    post-op, pointwise ones in the product's bias pass, depthwise ones in depthwise.cc), and each
+    squeeze-excitation, one op: each feature block's output at two batch sizes; unfused, the folded network."""
+    ms.set_context(mode=mode)
+    try:
+        reference, fused = pair("mobilenet_v3_small_100", fuse.fuse, prepare=folded)
+        # 23 layers with an activation (stem, 10 expansions, 11 depthwise, the last 1x1), 9 squeeze-excitations
+        assert activated(fused) == {
+            "ActivatedConv2d": 23, "AppliedReLU": 5, "AppliedHSwish": 18, "FusedSqueezeExcite": 9
+        }  # fmt: skip
+        for batch in (2, 3):
+            assert_same_blocks(reference.features, fused.features, batch)
+        assert fuse.unfuse(fused) == 23 + 9 and not fuse.unfuse(fused)
+        assert set(activated(fused).values()) == {0}
+        x = ms.Tensor(np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32))
+        np.testing.assert_array_equal(fused(x).asnumpy(), reference(x).asnumpy())
+    finally:
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+
+
+def test_mobilenet_frozen_layers_fused_train_as_the_folded_network():
+    """`--freeze 7` on mobilenet_v3_small fuses the frozen layers alone (no gradient passes through them): the same
+    outputs, loss and gradients as the network folded alone; nothing after a trainable parameter fuses."""
+    from fgvctune.training import strategy
+
+    frozen_norms = {}
+
+    def freeze_blocks(network):
+        swaps.apply(network)
+        trained_statistics(network)
+        plan = strategy.plan(network, "mobilenet_v3_small_100", freeze="7")
+        frozen_norms[id(network)] = strategy.apply(network, plan)
+        fold.fold(network, frozen_only=True)
+
+    def set_mode(network, training):
+        strategy.set_train_mode(network, training, frozen_norms[id(network)])
+
+    reference, fused = pair(
+        "mobilenet_v3_small_100", lambda network: fuse.fold_and_fuse(network, frozen_only=True), freeze_blocks
+    )
+    names = [name for name, cell in fused.cells_and_names() if type(cell) is fuse.ActivatedConv2d]
+    assert names and all(int(name.split(".")[1]) < 7 for name in names)
+    assert_same_computation(reference, fused, size=64, batch=4, modes=(False, True), set_mode=set_mode)
+    for p in fused.features[3].get_parameters():  # the first block trainable: the stem alone fuses
+        p.requires_grad = True
+    fuse.fold_and_fuse(fused, frozen_only=True)
+    assert [name for name, cell in fused.cells_and_names() if type(cell) is fuse.ActivatedConv2d] == names[:1]

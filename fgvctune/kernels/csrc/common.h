@@ -32,3 +32,17 @@ constexpr int64_t kBlocks = 64;
 constexpr int64_t kParallelWork = int64_t{1} << 19;
 
 inline bool parallel_worth(int64_t work) { return work >= kParallelWork; }
+
+// What a fused kernel does to its output after the bias (fuse.py's NONE, RELU, SUM_RELU, HARD_SWISH): SUM_RELU adds
+// a residual first (onednn.cc's fused chain alone).
+enum Post { kNone = 0, kRelu = 1, kSumRelu = 2, kHardSwish = 3 };
+
+// `post` (kNone, kRelu or kHardSwish) applied to v: hard swish is v * min(max(v + 3, 0), 6) / 6, MindSpore's HSwish.
+inline float activated(float v, int64_t post) {
+  if (post == kRelu) return v > 0.0f ? v : 0.0f;
+  if (post == kHardSwish) {
+    const float gate = v + 3.0f < 0.0f ? 0.0f : (v + 3.0f > 6.0f ? 6.0f : v + 3.0f);
+    return v * gate / 6.0f;
+  }
+  return v;
+}

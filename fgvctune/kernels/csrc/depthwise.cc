@@ -112,7 +112,9 @@ struct Scratch {
   explicit Scratch(const Geometry &g) : phases(g.phases_size()), wide(g.length + kBlock) {}
 };
 
-void forward_plane(const Geometry &g, const float *phases, const float *wk, float *wide, float *out) {
+// One output plane; with `post`, the plane's bias is added and the activation applied as it is written out.
+void forward_plane(const Geometry &g, const float *phases, const float *wk, float *wide, float *out, float bias = 0.0f,
+                   int64_t post = -1) {
   // In blocks of kBlock outputs, so the sums stay in registers through all K*K taps.
   for (int64_t q0 = 0; q0 < g.length; q0 += kBlock) {
     Vec sums[kVecs] = {};
@@ -122,7 +124,15 @@ void forward_plane(const Geometry &g, const float *phases, const float *wk, floa
     }
     std::memcpy(wide + q0, sums, sizeof(sums));  // wide has kBlock floats to spare
   }
-  for (int64_t i = 0; i < g.oh; ++i) std::memcpy(out + i * g.ow, wide + i * g.cols, sizeof(float) * g.ow);
+  if (post < 0) {
+    for (int64_t i = 0; i < g.oh; ++i) std::memcpy(out + i * g.ow, wide + i * g.cols, sizeof(float) * g.ow);
+    return;
+  }
+  for (int64_t i = 0; i < g.oh; ++i) {
+    const float *row = wide + i * g.cols;
+#pragma omp simd
+    for (int64_t j = 0; j < g.ow; ++j) out[i * g.ow + j] = activated(row[j] + bias, post);
+  }
 }
 
 // The output gradient (in wide rows) spread back over the phase planes.
@@ -163,6 +173,31 @@ FGVCTUNE_KERNEL(DepthwiseForward) {
     for (int64_t p = 0; p < g.n * g.c; ++p) {
       split(g, x + p * g.h * g.w, s.phases.data());
       forward_plane(g, s.phases.data(), w + (p % g.c) * g.k * g.k, s.wide.data(), y + p * g.oh * g.ow);
+    }
+  }
+  return 0;
+}
+
+// Inputs x, w, b (C), spec with the activation after it, [..., post] (common.h's Post: kNone, kRelu or kHardSwish);
+// output y = post(conv(x) + b): a folded depthwise layer and its activation in one pass, for inference (fuse.py).
+FGVCTUNE_KERNEL(DepthwiseActForward) {
+  if (nparam != 5 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
+  const float *x = static_cast<const float *>(params[0]);
+  const float *w = static_cast<const float *>(params[1]);
+  const float *b = static_cast<const float *>(params[2]);
+  const int64_t *spec = static_cast<const int64_t *>(params[3]);
+  const Geometry g = geometry(shapes[0], shapes[1], shapes[4], spec);
+  const int64_t post = spec[5];
+  if (post != kNone && post != kRelu && post != kHardSwish) return 1;
+  float *y = static_cast<float *>(params[4]);
+#pragma omp parallel if (parallel : parallel_worth(g.n * g.c * g.oh * g.ow * g.k * g.k / 4))
+  {
+    Scratch s(g);
+#pragma omp for schedule(static)
+    for (int64_t p = 0; p < g.n * g.c; ++p) {
+      split(g, x + p * g.h * g.w, s.phases.data());
+      forward_plane(g, s.phases.data(), w + (p % g.c) * g.k * g.k, s.wide.data(), y + p * g.oh * g.ow, b[p % g.c],
+                    post);
     }
   }
   return 0;

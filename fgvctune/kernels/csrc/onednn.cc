@@ -226,19 +226,35 @@ dnnl_memory_desc_t described(const Api &a, int ndims, const dnnl_dims_t dims, dn
   return md;
 }
 
-// The primitive for one kind and geometry, its arguments in the order the aot call passes them.
-Plan *convolution(const Api &a, Kind kind, const Geometry &g) {
+// oneDNN's post-ops for `post` (common.h's Post), done by the convolution on its output: the caller destroys them.
+dnnl_primitive_attr_t post_ops(const Api &a, int64_t post) {
+  dnnl_post_ops_t ops;
+  dnnl_primitive_attr_t attr;
+  a.dnnl_post_ops_create(&ops);
+  if (post == kSumRelu) a.dnnl_post_ops_append_sum(ops, 1.0f, 0, dnnl_data_type_undef);  // dst += the convolution
+  if (post == kRelu || post == kSumRelu) a.dnnl_post_ops_append_eltwise(ops, dnnl_eltwise_relu, 0.0f, 0.0f);
+  if (post == kHardSwish) a.dnnl_post_ops_append_eltwise(ops, dnnl_eltwise_hardswish, 1.0f / 6.0f, 0.5f);
+  a.dnnl_primitive_attr_create(&attr);
+  a.dnnl_primitive_attr_set_post_ops(attr, ops);
+  a.dnnl_post_ops_destroy(ops);
+  return attr;
+}
+
+// The primitive for one kind and geometry, its arguments in the order the aot call passes them; a biased forward
+// applies `post` (kNone, kRelu or kHardSwish) to its output too.
+Plan *convolution(const Api &a, Kind kind, const Geometry &g, int64_t post = kNone) {
   const dnnl_dims_t channels = {g.y[1]};
   const dnnl_memory_desc_t any_x = described(a, 4, g.x, dnnl_format_tag_any),
                            any_w = described(a, g.w_ndims, g.w, dnnl_format_tag_any),
                            any_y = described(a, 4, g.y, dnnl_format_tag_any), bias = described(a, 1, channels, dnnl_a);
   dnnl_primitive_desc_t forward = nullptr, pd = nullptr;
-  if (a.dnnl_convolution_forward_primitive_desc_create(&forward, a.engine, dnnl_forward_training,
-                                                       dnnl_convolution_direct, any_x, any_w,
-                                                       kind == kBiasedForward ? bias : nullptr, any_y,
-                                                       g.strides, g.dilates, g.pad_l, g.pad_r,
-                                                       nullptr) != dnnl_success)
-    return nullptr;
+  const dnnl_primitive_attr_t attr = post_ops(a, post);
+  const bool made = a.dnnl_convolution_forward_primitive_desc_create(
+                        &forward, a.engine, dnnl_forward_training, dnnl_convolution_direct, any_x, any_w,
+                        kind == kBiasedForward ? bias : nullptr, any_y, g.strides, g.dilates, g.pad_l, g.pad_r,
+                        attr) == dnnl_success;
+  a.dnnl_primitive_attr_destroy(attr);
+  if (!made) return nullptr;
   const dnnl_memory_desc_t x = described(a, 4, g.x, dnnl_nchw), y = described(a, 4, g.y, dnnl_nchw),
                            w = described(a, g.w_ndims, g.w, g.w_ndims == 5 ? dnnl_goihw : dnnl_oihw);
   Arg first, second, third;
@@ -309,19 +325,20 @@ Plan *pointwise_product(const Api &a, Kind kind, const Geometry &g) {
 }
 
 int convolve(Kind kind, const char *dtype, void *spec_param, std::vector<void *> buffers, const int64_t *x,
-             const int64_t *w, const int64_t *y) {
+             const int64_t *w, const int64_t *y, int64_t post = kNone) {
   if (std::string(dtype) != "float32") return 1;  // MindSpore raises
   const int64_t *spec = static_cast<const int64_t *>(spec_param);
   const Api *a = api(spec[8] != 0);
   const Geometry g = geometry(x, w, y, spec);
   auto key = [&](Kind k) {
     return key_of('0' + k, {x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], g.strides[0], g.strides[1],
-                            g.dilates[0], g.dilates[1], g.pad_l[0], g.pad_l[1], g.pad_r[0], g.pad_r[1], g.groups});
+                            g.dilates[0], g.dilates[1], g.pad_l[0], g.pad_l[1], g.pad_r[0], g.pad_r[1], g.groups,
+                            k == kBiasedForward ? post : kNone});
   };
   const int64_t work = work_of(g);
   if (kind == kBiasedForward && pointwise(g)) {
-    // The product, then the bias added here: with the bias in it, oneDNN has only its reference kernel for the
-    // product (8.6 s for one resnet50 layer).
+    // The product, then the bias added (and `post` applied) here: with the bias in it, oneDNN has only its
+    // reference kernel for the product (8.6 s for one resnet50 layer).
     auto *out = static_cast<float *>(buffers[3]);
     const auto *bias = static_cast<const float *>(buffers[2]);
     if (run(a, key(kForward), [&] { return pointwise_product(*a, kForward, g); }, {buffers[0], buffers[1], out},
@@ -332,13 +349,18 @@ int convolve(Kind kind, const char *dtype, void *spec_param, std::vector<void *>
     for (int64_t row = 0; row < g.y[0] * channels; ++row) {
       float *values = out + row * plane;
       const float b = bias[row % channels];
-      for (int64_t i = 0; i < plane; ++i) values[i] += b;
+      if (post == kNone) {
+        for (int64_t i = 0; i < plane; ++i) values[i] += b;
+      } else {
+#pragma omp simd
+        for (int64_t i = 0; i < plane; ++i) values[i] = activated(values[i] + b, post);
+      }
     }
     return 0;
   }
   if ((kind == kForward || kind == kGradInput) && pointwise(g))
     return run(a, key(kind), [&] { return pointwise_product(*a, kind, g); }, buffers, work);
-  return run(a, key(kind), [&] { return convolution(*a, kind, g); }, buffers, work);
+  return run(a, key(kind), [&] { return convolution(*a, kind, g, post); }, buffers, work);
 }
 
 // -- the fused inference chain (fuse.py) ----------------------------------------------------------------------
@@ -346,27 +368,18 @@ int convolve(Kind kind, const char *dtype, void *spec_param, std::vector<void *>
 // one its AVX-512 convolutions read and write), with ReLU, or the residual sum and ReLU, done in the same call
 // (post-ops): a chain of them needs no reorder and no elementwise pass between convolutions. The tensors MindSpore
 // sees keep their (N, C, H, W) shapes; only these kernels and ToBlocked / ToPlain read them.
-enum Post { kNone = 0, kRelu = 1, kSumRelu = 2 };
-
 Plan *fused(const Api &a, const Geometry &g, int64_t post) {
   const dnnl_dims_t channels = {g.y[1]};
   const dnnl_memory_desc_t x = described(a, 4, g.x, dnnl_aBcd16b), y = described(a, 4, g.y, dnnl_aBcd16b),
                            any_w = described(a, g.w_ndims, g.w, dnnl_format_tag_any),
                            w = described(a, g.w_ndims, g.w, g.w_ndims == 5 ? dnnl_goihw : dnnl_oihw),
                            bias = described(a, 1, channels, dnnl_a);
-  dnnl_post_ops_t ops;
-  dnnl_primitive_attr_t attr;
-  a.dnnl_post_ops_create(&ops);
-  if (post == kSumRelu) a.dnnl_post_ops_append_sum(ops, 1.0f, 0, dnnl_data_type_undef);  // dst += the convolution
-  if (post != kNone) a.dnnl_post_ops_append_eltwise(ops, dnnl_eltwise_relu, 0.0f, 0.0f);
-  a.dnnl_primitive_attr_create(&attr);
-  a.dnnl_primitive_attr_set_post_ops(attr, ops);
+  const dnnl_primitive_attr_t attr = post_ops(a, post);
   dnnl_primitive_desc_t pd = nullptr;
   const bool made = a.dnnl_convolution_forward_primitive_desc_create(
                         &pd, a.engine, dnnl_forward_inference, dnnl_convolution_direct, x, any_w, bias, y, g.strides,
                         g.dilates, g.pad_l, g.pad_r, attr) == dnnl_success;
   a.dnnl_primitive_attr_destroy(attr);
-  a.dnnl_post_ops_destroy(ops);
   if (!made) return nullptr;
   Arg weights = bind(a, pd, DNNL_ARG_WEIGHTS, dnnl_query_weights_md, w, false);
   weights.constant = true;  // reordered at the first call alone: the plan is this layer's (its key holds its id)
@@ -446,6 +459,16 @@ FGVCTUNE_KERNEL(ConvBiasForward) {
   if (nparam != 5) return 1;
   return convolve(kBiasedForward, dtypes[0], params[3], {params[0], params[1], params[2], params[4]}, shapes[0],
                   shapes[1], shapes[4]);
+}
+
+// (x, w, b, spec) -> post(y + b), spec the convolution's and then post (common.h's Post: kNone, kRelu or
+// kHardSwish): a folded layer and its activation in one call, for inference (fuse.py)
+FGVCTUNE_KERNEL(ConvActForward) {
+  if (nparam != 5) return 1;
+  const int64_t post = static_cast<const int64_t *>(params[3])[9];
+  if (post != kNone && post != kRelu && post != kHardSwish) return 1;
+  return convolve(kBiasedForward, dtypes[0], params[3], {params[0], params[1], params[2], params[4]}, shapes[0],
+                  shapes[1], shapes[4], post);
 }
 
 // (dy, w, x, spec) -> dx; x is passed for its shape
