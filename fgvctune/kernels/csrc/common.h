@@ -37,12 +37,20 @@ inline bool parallel_worth(int64_t work) { return work >= kParallelWork; }
 // a residual first (onednn.cc's fused chain alone).
 enum Post { kNone = 0, kRelu = 1, kSumRelu = 2, kHardSwish = 3 };
 
-// `post` (kNone, kRelu or kHardSwish) applied to v: hard swish is v * min(max(v + 3, 0), 6) / 6, MindSpore's HSwish.
-inline float activated(float v, int64_t post) {
-  if (post == kRelu) return v > 0.0f ? v : 0.0f;
-  if (post == kHardSwish) {
-    const float gate = v + 3.0f < 0.0f ? 0.0f : (v + 3.0f > 6.0f ? 6.0f : v + 3.0f);
-    return v * gate / 6.0f;
+// out[i] = post(in[i] + bias) for n values, post kNone, kRelu or kHardSwish (hard swish: v * min(max(v + 3, 0), 6) / 6,
+// MindSpore's HSwish); in and out may be the same. One loop per activation, so each is vectorised.
+inline void add_and_activate(const float *in, float bias, int64_t post, float *out, int64_t n) {
+  if (post == kRelu) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) out[i] = in[i] + bias > 0.0f ? in[i] + bias : 0.0f;
+  } else if (post == kHardSwish) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = in[i] + bias, gate = v + 3.0f < 0.0f ? 0.0f : (v + 3.0f > 6.0f ? 6.0f : v + 3.0f);
+      out[i] = v * gate / 6.0f;
+    }
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) out[i] = in[i] + bias;
   }
-  return v;
 }

@@ -134,11 +134,7 @@ void forward_plane(const Geometry &g, const float *phases, const float *wk, floa
     for (int64_t i = 0; i < g.oh; ++i) std::memcpy(out + i * g.ow, wide + i * g.cols, sizeof(float) * g.ow);
     return;
   }
-  for (int64_t i = 0; i < g.oh; ++i) {
-    const float *row = wide + i * g.cols;
-#pragma omp simd
-    for (int64_t j = 0; j < g.ow; ++j) out[i * g.ow + j] = activated(row[j] + bias, post);
-  }
+  for (int64_t i = 0; i < g.oh; ++i) add_and_activate(wide + i * g.cols, bias, post, out + i * g.ow, g.ow);
 }
 
 // The output gradient (in wide rows) spread back over the phase planes.

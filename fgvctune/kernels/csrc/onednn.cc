@@ -349,12 +349,7 @@ int convolve(Kind kind, const char *dtype, void *spec_param, std::vector<void *>
     for (int64_t row = 0; row < g.y[0] * channels; ++row) {
       float *values = out + row * plane;
       const float b = bias[row % channels];
-      if (post == kNone) {
-        for (int64_t i = 0; i < plane; ++i) values[i] += b;
-      } else {
-#pragma omp simd
-        for (int64_t i = 0; i < plane; ++i) values[i] = activated(values[i] + b, post);
-      }
+      add_and_activate(values, b, post, values, plane);
     }
     return 0;
   }
