@@ -32,6 +32,18 @@ inline Vec load(const float *p) {
   return v;
 }
 
+// common.h's add_and_activate on eight values: post(v + bias), post kNone, kRelu or kHardSwish.
+inline Vec add_and_activate(Vec v, float bias, int64_t post) {
+  const Vec zero = {}, six = zero + 6.0f;
+  v += bias;
+  if (post == kRelu) return v > zero ? v : zero;
+  if (post != kHardSwish) return v;
+  Vec gate = v + 3.0f;
+  gate = gate < zero ? zero : gate;
+  gate = gate > six ? six : gate;
+  return v * gate / 6.0f;
+}
+
 struct Geometry {
   int64_t n, c, h, w, k, oh, ow, sh, sw, pt, pl;
   int64_t rows, cols;  // of one phase plane
@@ -121,20 +133,19 @@ struct Scratch {
 // One output plane; with `post`, the plane's bias is added and the activation applied as it is written out.
 void forward_plane(const Geometry &g, const float *phases, const float *wk, float *wide, float *out, float bias = 0.0f,
                    int64_t post = -1) {
-  // In blocks of kBlock outputs, so the sums stay in registers through all K*K taps.
+  // In blocks of kBlock outputs, so the sums stay in registers through all K*K taps (and through the bias and
+  // activation: the extra columns get them too, and are dropped).
   for (int64_t q0 = 0; q0 < g.length; q0 += kBlock) {
     Vec sums[kVecs] = {};
     for (int64_t t = 0; t < g.k * g.k; ++t) {
       const float *src = phases + g.tap(t) + q0;
       for (int v = 0; v < kVecs; ++v) sums[v] += wk[t] * load(src + v * kLanes);
     }
+    if (post >= 0)
+      for (int v = 0; v < kVecs; ++v) sums[v] = add_and_activate(sums[v], bias, post);
     std::memcpy(wide + q0, sums, sizeof(sums));  // wide has kBlock floats to spare
   }
-  if (post < 0) {
-    for (int64_t i = 0; i < g.oh; ++i) std::memcpy(out + i * g.ow, wide + i * g.cols, sizeof(float) * g.ow);
-    return;
-  }
-  for (int64_t i = 0; i < g.oh; ++i) add_and_activate(wide + i * g.cols, bias, post, out + i * g.ow, g.ow);
+  for (int64_t i = 0; i < g.oh; ++i) std::memcpy(out + i * g.ow, wide + i * g.cols, sizeof(float) * g.ow);
 }
 
 // The output gradient (in wide rows) spread back over the phase planes.
