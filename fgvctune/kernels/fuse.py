@@ -1,5 +1,6 @@
-"""Folded layers fused into fewer ops: ResNet blocks as a chain of oneDNN convolutions in oneDNN's blocked layout,
-and each folded convolution with the activation after it, and each squeeze-excitation, as one op (MobileNetV3's).
+"""Folded layers fused: ResNet blocks as a chain of oneDNN convolutions in oneDNN's blocked layout, and MobileNetV3's
+layers as fewer ops (each folded convolution with the activation after it, each squeeze-excitation, each residual
+sum with the projection before it).
 
 After folding (fold.py) a ResNet block is its convolutions, a ReLU after each but the last, and the residual sum
 with a ReLU. Here each convolution does its ReLU, or the residual sum and ReLU, itself (onednn.cc's ConvFused*,
@@ -11,7 +12,8 @@ A SequentialCell's convolution, BatchNorm and ReLU or hard swish (MobileNetV3's 
 BatchNorm is folded: the convolution adds the bias and applies the activation as it writes its output (onednn.cc's
 ConvActForward, depthwise.cc's DepthwiseActForward), and the activation cell passes its input on. A
 squeeze-excitation's seven ops (pooling, two 1x1 convolutions with their biases, ReLU, hard sigmoid, the scale)
-become squeeze_excite.cc's one. Batch 1 gains most: each op MindSpore launches costs about 8 us besides its work.
+become squeeze_excite.cc's one, and a block that adds its input does so in its projection (onednn.cc's
+ConvSumForward). Batch 1 gains most: each op MindSpore launches costs about 8 us besides its work.
 
 The fused ops have no gradient: inference fuses everything it can (Grad-CAM differentiates after the last feature
 block, whose output is plain), training only what comes before the first trainable parameter.
@@ -26,13 +28,14 @@ import itertools
 
 import mindspore as ms
 import numpy as np
+from mindcv.models import mobilenetv3
 from mindspore import nn, ops
 
 from fgvctune.kernels import cells, fold, swaps
 from fgvctune.kernels.build import library
 from fgvctune.kernels.fold import FoldedBatchNorm2d, FoldedConv2d, compile_anew
 
-NONE, RELU, SUM_RELU, HARD_SWISH = 0, 1, 2, 3  # what the convolution does after itself (csrc/common.h's Post)
+NONE, RELU, SUM_RELU, HARD_SWISH, SUM = 0, 1, 2, 3, 4  # what the convolution does after itself (common.h's Post)
 _numbers = itertools.count()  # each FusedConv's own: onednn.cc keeps its weights, reordered once, by this number
 
 
@@ -135,10 +138,10 @@ def fold_and_fuse(network, frozen_only: bool = False, cache_dir: str = "") -> in
 
 def fuse(network, cache_dir: str = "", training: bool = False) -> int:
     """Every run of fusable ResNet blocks within a SequentialCell as a blocked chain, every folded convolution with
-    its activation and every squeeze-excitation as one op; returns how many blocks, convolutions and
-    squeeze-excitations. `training`: only those no gradient passes through, before the first trainable parameter
-    (the fused ops have no gradient; MindCV's networks define their parameters in the order they use them, and
-    fgvctune freezes a prefix)."""
+    its activation, every squeeze-excitation and every MobileNetV3 block's projection with its residual sum as one
+    op; returns how many cells it changed (the activations passing their input on not counted). `training`: only
+    those no gradient passes through, before the first trainable parameter (the fused ops have no gradient;
+    MindCV's networks define their parameters in the order they use them, and fgvctune freezes a prefix)."""
     parameters = list(network.get_parameters())
     first = next((i for i, p in enumerate(parameters) if p.requires_grad), len(parameters)) if training else None
     frozen = {p.name for p in parameters[:first]}
@@ -146,9 +149,8 @@ def fuse(network, cache_dir: str = "", training: bool = False) -> int:
     def gradient_free(cell) -> bool:
         return all(p.name in frozen for p in cell.get_parameters())
 
-    fused = sum(
-        step(network, cache_dir, gradient_free) for step in (_fuse_blocks, _fuse_activations, _fuse_squeeze_excite)
-    )
+    steps = (_fuse_blocks, _fuse_activations, _fuse_squeeze_excite, _fuse_residuals)
+    fused = sum(step(network, cache_dir, gradient_free) for step in steps)
     if fused:
         compile_anew(network)
     return fused
@@ -309,16 +311,73 @@ def _fuse_squeeze_excite(network, cache_dir: str, gradient_free) -> int:
     return len(found)
 
 
+class ResidualBottleneck(mobilenetv3.Bottleneck):
+    """MobileNetV3's block whose projection (a folded pointwise convolution) adds the block's input in the same call
+    (`project`: onednn.cc's ConvSumForward), where MindCV adds it after."""
+
+    def construct(self, x):
+        out = x
+        for i in range(self.body):  # the layers before the projection and its (folded) BatchNorm
+            out = self.layers[i](out)
+        conv = self.layers[self.body]
+        return self.project(out, conv.folded_weight, conv.folded_bias, x, self.project_spec)
+
+
+def _summable(block) -> bool:
+    """A MobileNetV3 block that adds its input, ending in a folded pointwise convolution run by onednn.cc."""
+    if type(block) is not mobilenetv3.Bottleneck or not block.use_res_connect or len(block.layers) < 3:
+        return False
+    conv, norm = block.layers[len(block.layers) - 2], block.layers[len(block.layers) - 1]
+    return (
+        type(conv) is FoldedConv2d
+        and type(norm) is FoldedBatchNorm2d
+        and isinstance(conv.conv2d, cells.Convolution)
+        and conv.kernel_size == (1, 1)
+        and tuple(conv.stride)[-2:] == (1, 1)
+        and conv.group == 1
+        and conv.pad_mode in ("same", "valid", "pad")
+        and (conv.pad_mode != "pad" or not any(np.atleast_1d(conv.padding)))
+    )
+
+
+def _fuse_residuals(network, cache_dir: str, gradient_free) -> int:
+    """fuse's MobileNetV3 blocks with their residual sum in the projection."""
+    found = [cell for _, cell in network.cells_and_names() if _summable(cell) and gradient_free(cell)]
+    path = library(cache_dir) if found else None  # (built: the projections run through the kernels already)
+    if not path:
+        return 0
+    for block in found:
+        stand_in = block.layers[len(block.layers) - 2].conv2d
+        shape = stand_in.output_shape
+        block.project = ops.Custom(
+            f"{path}:ConvSumForward",
+            out_shape=lambda x, w, b, summand, spec: shape(x, w, spec),
+            out_dtype=lambda *a: a[0],
+            func_type="aot",
+        )
+        block.project.add_prim_attr("geometry", stand_in.geometry + (SUM,))  # (PyNative's cache, as FusedConv's)
+        block.project_spec = ms.Tensor(np.append(stand_in.spec.asnumpy(), SUM).astype(np.int64))
+        block.body = len(block.layers) - 2
+        block.__class__ = ResidualBottleneck
+    return len(found)
+
+
+# What fusing gives the cells it changes (the fused ops and what they read), taken away by unfuse
+ADDED = ("fused1", "fused2", "fused3", "fused_down")  # the ResNet blocks'
+ADDED += ("activate", "post_spec", "excite", "project", "project_spec", "body")  # MobileNetV3's
+
+
 def unfuse(network) -> int:
-    """The folded network as it was before `fuse`; returns how many blocks, convolutions and squeeze-excitations."""
+    """The folded network as it was before `fuse`; returns how many cells, as `fuse` counts them."""
     back = {fused: summed for summed, fused in FUSED.items()}
     back |= {ActivatedConv2d: FoldedConv2d, FusedSqueezeExcite: swaps.ScaledSqueezeExcite}
     back |= {applied: activation for activation, (_, applied) in APPLIED.items()}
+    back[ResidualBottleneck] = mobilenetv3.Bottleneck
     found = [cell for _, cell in network.cells_and_names() if type(cell) in back]
     passing = {applied for _, applied in APPLIED.values()}
     count = sum(type(cell) not in passing for cell in found)
     for cell in found:
-        for name in ("fused1", "fused2", "fused3", "fused_down", "activate", "post_spec", "excite"):
+        for name in ADDED:
             if name in cell.__dict__ or name in cell.name_cells():
                 delattr(cell, name)
             cell._primitives.pop(name, None)

@@ -137,6 +137,7 @@ def test_frozen_blocks_fused_train_as_the_folded_network(freeze):
 def activated(network) -> dict:
     """How many cells of each fused kind MobileNetV3 holds."""
     kinds = (fuse.ActivatedConv2d, fuse.AppliedReLU, fuse.AppliedHSwish, fuse.FusedSqueezeExcite)
+    kinds += (fuse.ResidualBottleneck,)
     return {kind.__name__: sum(type(cell) is kind for _, cell in network.cells_and_names()) for kind in kinds}
 
 
@@ -163,17 +164,20 @@ def assert_same_blocks(reference, fused, batch: int):
 def test_mobilenet_layers_fused_compute_what_the_folded_ones_do(mode):
     """Each folded convolution of mobilenet_v3_small with its ReLU or hard swish (the stem's through oneDNN's
     post-op, pointwise ones in the product's bias pass, depthwise ones in depthwise.cc), and each
-    squeeze-excitation, one op: each feature block's output at two batch sizes; unfused, the folded network."""
+    squeeze-excitation, one op, and the residual sum in the projection before it: each feature block's output at
+    two batch sizes; unfused, the folded network."""
     ms.set_context(mode=mode)
     try:
         reference, fused = pair("mobilenet_v3_small_100", fuse.fuse, prepare=folded)
-        # 23 layers with an activation (stem, 10 expansions, 11 depthwise, the last 1x1), 9 squeeze-excitations
+        # 23 layers with an activation (stem, 10 expansions, 11 depthwise, the last 1x1), 9 squeeze-excitations,
+        # 6 blocks adding their input
         assert activated(fused) == {
-            "ActivatedConv2d": 23, "AppliedReLU": 5, "AppliedHSwish": 18, "FusedSqueezeExcite": 9
+            "ActivatedConv2d": 23, "AppliedReLU": 5, "AppliedHSwish": 18, "FusedSqueezeExcite": 9,
+            "ResidualBottleneck": 6,
         }  # fmt: skip
         for batch in (2, 3):
             assert_same_blocks(reference.features, fused.features, batch)
-        assert fuse.unfuse(fused) == 23 + 9 and not fuse.unfuse(fused)
+        assert fuse.unfuse(fused) == 23 + 9 + 6 and not fuse.unfuse(fused)
         assert set(activated(fused).values()) == {0}
         x = ms.Tensor(np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32))
         np.testing.assert_array_equal(fused(x).asnumpy(), reference(x).asnumpy())

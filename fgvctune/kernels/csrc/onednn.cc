@@ -325,7 +325,7 @@ Plan *pointwise_product(const Api &a, Kind kind, const Geometry &g) {
 }
 
 int convolve(Kind kind, const char *dtype, void *spec_param, std::vector<void *> buffers, const int64_t *x,
-             const int64_t *w, const int64_t *y, int64_t post = kNone) {
+             const int64_t *w, const int64_t *y, int64_t post = kNone, const float *summand = nullptr) {
   if (std::string(dtype) != "float32") return 1;  // MindSpore raises
   const int64_t *spec = static_cast<const int64_t *>(spec_param);
   const Api *a = api(spec[8] != 0);
@@ -349,10 +349,17 @@ int convolve(Kind kind, const char *dtype, void *spec_param, std::vector<void *>
     for (int64_t row = 0; row < g.y[0] * channels; ++row) {
       float *values = out + row * plane;
       const float b = bias[row % channels];
-      add_and_activate(values, b, post, values, plane);
+      if (summand) {
+        const float *residual = summand + row * plane;
+#pragma omp simd
+        for (int64_t i = 0; i < plane; ++i) values[i] += b + residual[i];
+      } else {
+        add_and_activate(values, b, post, values, plane);
+      }
     }
     return 0;
   }
+  if (summand) return 1;  // a pointwise layer's alone
   if ((kind == kForward || kind == kGradInput) && pointwise(g))
     return run(a, key(kind), [&] { return pointwise_product(*a, kind, g); }, buffers, work);
   return run(a, key(kind), [&] { return convolution(*a, kind, g, post); }, buffers, work);
@@ -464,6 +471,17 @@ FGVCTUNE_KERNEL(ConvActForward) {
   if (post != kNone && post != kRelu && post != kHardSwish) return 1;
   return convolve(kBiasedForward, dtypes[0], params[3], {params[0], params[1], params[2], params[4]}, shapes[0],
                   shapes[1], shapes[4], post);
+}
+
+// (x, w, b, summand, spec) -> y + b + summand for a pointwise layer (1x1, stride 1, no padding), spec the
+// convolution's and then kSum: a folded projection and the residual sum after it in one call, for inference
+// (fuse.py, MobileNetV3's blocks)
+FGVCTUNE_KERNEL(ConvSumForward) {
+  if (nparam != 6 || static_cast<const int64_t *>(params[4])[9] != kSum) return 1;
+  for (int d = 0; d < 4; ++d)
+    if (shapes[3][d] != shapes[5][d]) return 1;
+  return convolve(kBiasedForward, dtypes[0], params[4], {params[0], params[1], params[2], params[5]}, shapes[0],
+                  shapes[1], shapes[5], kNone, static_cast<const float *>(params[3]));
 }
 
 // (dy, w, x, spec) -> dx; x is passed for its shape
