@@ -94,6 +94,22 @@ def test_dense_product_kernels_give_the_same_outputs_and_gradients():
     assert cells.restore(swapped) == 11
 
 
+@pytest.mark.parametrize("batch", [1, 2, 3])
+def test_dense_product_of_a_few_rows(batch):
+    """A classifier at batch 1 or 2 (dot products of weight rows, onednn.cc's few-rows case) and at 3 (oneDNN's
+    matmul): the outputs and gradients of MindSpore's MatMul, to float rounding."""
+    ms.set_seed(batch)
+    reference, swapped = nn.Dense(576, 1000), nn.Dense(576, 1000)
+    ms.load_param_into_net(swapped, reference.parameters_dict())
+    assert stand_in("dense_product")(swapped) == 1
+    x = ms.Tensor(np.random.default_rng(batch).standard_normal((batch, 576)).astype(np.float32))
+    want, got = (outputs_and_gradients(network, x, training=True) for network in (reference, swapped))
+    scale = np.abs(want[0]).max()
+    np.testing.assert_allclose(got[0], want[0], rtol=0, atol=1e-5 * scale)
+    for name, grad in want[2].items():
+        np.testing.assert_allclose(got[2][name], grad, rtol=0, atol=1e-5 * np.abs(grad).max(), err_msg=name)
+
+
 def test_depthwise_kernels_at_every_stride_and_padding():
     """One layer at a time, against MindSpore's Conv2D: shapes MindCV's models do not have (odd sizes, stride 3,
     "valid" and uneven explicit padding, a plane smaller than the kernel)."""
