@@ -212,3 +212,31 @@ def test_mobilenet_frozen_layers_fused_train_as_the_folded_network():
         p.requires_grad = True
     fuse.fold_and_fuse(fused, frozen_only=True)
     assert [name for name, cell in fused.cells_and_names() if type(cell) is fuse.ActivatedConv2d] == names[:1]
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        dict(kernel_size=3, stride=2, pad_mode="pad", padding=1),  # mobilenet's stem
+        dict(kernel_size=3, stride=1, pad_mode="same"),
+        dict(kernel_size=5, stride=2, pad_mode="same"),  # uneven padding
+        dict(kernel_size=7, stride=2, pad_mode="pad", padding=(3, 2, 1, 3)),
+        dict(kernel_size=3, stride=3, pad_mode="valid"),
+    ],
+)
+def test_a_stem_fused_with_its_activation_at_every_stride_and_padding(layer):
+    """A convolution of the image's channels, its BatchNorm and hard swish (onednn.cc's ConvActForward, the
+    activation a oneDNN post-op) on odd sizes: the folded layers' output."""
+    ms.set_seed(0)
+
+    def stem():
+        return nn.SequentialCell([nn.Conv2d(3, 8, **layer), nn.BatchNorm2d(8), nn.HSwish()])
+
+    reference, fused = stem(), stem()
+    ms.load_param_into_net(fused, reference.parameters_dict())
+    for network in (reference, fused):
+        folded(network)
+    assert fuse.fuse(fused) == 1 and "ConvActForward" in fused[0].activate.func
+    x = ms.Tensor(np.random.default_rng(0).standard_normal((2, 3, 19, 23)).astype(np.float32))
+    want = reference(x).asnumpy()
+    np.testing.assert_allclose(fused(x).asnumpy(), want, rtol=0, atol=1e-5 * np.abs(want).max())
