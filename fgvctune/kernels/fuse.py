@@ -275,11 +275,13 @@ class FusedSqueezeExcite(swaps.ScaledSqueezeExcite):
 
 
 def _excitable(cell) -> bool:
-    """MobileNetV3's squeeze-excitation: no norm, ReLU and hard sigmoid, 1x1 convolutions with biases."""
+    """MobileNetV3's squeeze-excitation with fgvctune's kernels standing in (float32: mixed precision restores
+    MindSpore's ops first): no norm, ReLU and hard sigmoid, 1x1 convolutions with biases."""
     from mindcv.models.layers.pooling import GlobalAvgPooling
 
     return (
         type(cell) is swaps.ScaledSqueezeExcite
+        and isinstance(cell.scale, cells.ChannelScale)
         and not cell.norm
         and type(cell.act) is nn.ReLU
         and type(cell.gate) is nn.HSigmoid
