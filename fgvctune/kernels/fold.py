@@ -115,7 +115,10 @@ def fold(network, frozen_only: bool = False) -> int:
 
 
 def unfold(network) -> int:
-    """The network as MindCV built it; returns how many pairs were folded."""
+    """The network as MindCV built it (fused layers unfused first, fuse.py); returns how many pairs were folded."""
+    from fgvctune.kernels import fuse  # (which imports this module)
+
+    fuse.unfuse(network)
     folded = [(conv, bn) for conv, bn in pairs(network) if type(conv) is FoldedConv2d]
     for conv, bn in folded:
         _unfold_pair(conv, bn)
