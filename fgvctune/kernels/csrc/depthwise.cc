@@ -170,24 +170,29 @@ void grad_weight_plane(const Geometry &g, const float *wide, const float *phases
   }
 }
 
-}  // namespace
-
-// Inputs x, w, spec; output y (N, C, OH, OW).
-FGVCTUNE_KERNEL(DepthwiseForward) {
-  if (nparam != 4 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
-  const float *x = static_cast<const float *>(params[0]);
-  const float *w = static_cast<const float *>(params[1]);
-  const Geometry g = geometry(shapes[0], shapes[1], shapes[3], static_cast<const int64_t *>(params[2]));
-  float *y = static_cast<float *>(params[3]);
+// Every output plane; with biases b, each plane's added and `post` applied (DepthwiseActForward).
+void forward(const Geometry &g, const float *x, const float *w, float *y, const float *b = nullptr,
+             int64_t post = -1) {
 #pragma omp parallel if (parallel : parallel_worth(g.n * g.c * g.oh * g.ow * g.k * g.k / 4))
   {
     Scratch s(g);
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < g.n * g.c; ++p) {
       split(g, x + p * g.h * g.w, s.phases.data());
-      forward_plane(g, s.phases.data(), w + (p % g.c) * g.k * g.k, s.wide.data(), y + p * g.oh * g.ow);
+      forward_plane(g, s.phases.data(), w + (p % g.c) * g.k * g.k, s.wide.data(), y + p * g.oh * g.ow,
+                    b ? b[p % g.c] : 0.0f, b ? post : -1);
     }
   }
+}
+
+}  // namespace
+
+// Inputs x, w, spec; output y (N, C, OH, OW).
+FGVCTUNE_KERNEL(DepthwiseForward) {
+  if (nparam != 4 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
+  const Geometry g = geometry(shapes[0], shapes[1], shapes[3], static_cast<const int64_t *>(params[2]));
+  forward(g, static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
+          static_cast<float *>(params[3]));
   return 0;
 }
 
@@ -195,24 +200,12 @@ FGVCTUNE_KERNEL(DepthwiseForward) {
 // output y = post(conv(x) + b): a folded depthwise layer and its activation in one pass, for inference (fuse.py).
 FGVCTUNE_KERNEL(DepthwiseActForward) {
   if (nparam != 5 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
-  const float *x = static_cast<const float *>(params[0]);
-  const float *w = static_cast<const float *>(params[1]);
-  const float *b = static_cast<const float *>(params[2]);
   const int64_t *spec = static_cast<const int64_t *>(params[3]);
-  const Geometry g = geometry(shapes[0], shapes[1], shapes[4], spec);
   const int64_t post = spec[5];
   if (post != kNone && post != kRelu && post != kHardSwish) return 1;
-  float *y = static_cast<float *>(params[4]);
-#pragma omp parallel if (parallel : parallel_worth(g.n * g.c * g.oh * g.ow * g.k * g.k / 4))
-  {
-    Scratch s(g);
-#pragma omp for schedule(static)
-    for (int64_t p = 0; p < g.n * g.c; ++p) {
-      split(g, x + p * g.h * g.w, s.phases.data());
-      forward_plane(g, s.phases.data(), w + (p % g.c) * g.k * g.k, s.wide.data(), y + p * g.oh * g.ow, b[p % g.c],
-                    post);
-    }
-  }
+  const Geometry g = geometry(shapes[0], shapes[1], shapes[4], spec);
+  forward(g, static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
+          static_cast<float *>(params[4]), static_cast<const float *>(params[2]), post);
   return 0;
 }
 
