@@ -98,8 +98,8 @@ def start(verbose: bool = False, mode: str = "graph", device_target: str = "CPU"
 
 def _cheaper_phase_setting(cell_class) -> None:
     """Every call of a graph-mode cell sets its compile phase on each cell below it, through Cell.__setattr__ twice a
-    cell: 0.95 ms a call for mobilenet_v3_small's 293 cells, an eighth of its forward at batch 1. The same values
-    written straight into the cells (the phase rarely changes, so mostly none), in MindSpore's order."""
+    cell: 0.95 ms a call for mobilenet_v3_small's 293 cells, an eighth of its forward at batch 1. Here the same
+    values are written straight into the cells, and only where they differ (the phase rarely changes)."""
     original = cell_class.compile_phase
     if not isinstance(original, property) or getattr(original.fset, "cheaper", False):
         return
