@@ -1,5 +1,6 @@
-"""Fused ResNet blocks (oneDNN convolutions with their ReLU and residual sum, on blocked tensors) compute what the
-folded blocks compute, in PyNative and graph mode, at any batch size, and unfuse back."""
+"""Fused ResNet blocks (oneDNN convolutions with their ReLU and residual sum, on blocked tensors) and fused
+MobileNetV3 layers (a convolution with its activation, a squeeze-excitation, a projection with its residual sum, one
+op each) compute what the folded network computes, in PyNative and graph mode, at any batch size, and unfuse back."""
 
 from __future__ import annotations
 
