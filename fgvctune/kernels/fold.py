@@ -115,10 +115,8 @@ def fold(network, frozen_only: bool = False) -> int:
 
 
 def unfold(network) -> int:
-    """The network as MindCV built it (fused layers unfused first, fuse.py); returns how many pairs were folded."""
-    from fgvctune.kernels import fuse  # (which imports this module)
-
-    fuse.unfuse(network)
+    """The network as MindCV built it, once fuse.unfuse has given back what it fused (a fused layer is not a pair
+    this module knows); returns how many pairs were folded."""
     folded = [(conv, bn) for conv, bn in pairs(network) if type(conv) is FoldedConv2d]
     for conv, bn in folded:
         _unfold_pair(conv, bn)

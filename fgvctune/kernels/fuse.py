@@ -18,7 +18,7 @@ ConvSumForward). Batch 1 gains most: each op MindSpore launches costs about 8 us
 The fused ops have no gradient: inference fuses everything it can (Grad-CAM differentiates after the last feature
 block, whose output is plain), training only what comes before the first trainable parameter.
 `fold_and_fuse` folds, then fuses (results/model.py, training/setup.py and resume.py); `unfuse` gives the folded
-network back (export, which writes MindSpore's own ops; fold.unfold unfuses first).
+network back (export, which writes MindSpore's own ops, and before fold.unfold).
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def load_model(
 
 def inference_network(config, num_classes: int, ckpt_path: Path | None, verbose: bool = False, new_classifier=""):
     """`config.model` from a checkpoint (None: MindCV's ImageNet weights) in inference mode, BatchNorm folded into
-    the convolutions before it and the ResNet blocks fused (kernels/fuse.py); and the load's report.
+    the convolutions before it and its layers fused (kernels/fuse.py); and the load's report.
     `new_classifier` says why a checkpoint's classifier may be dropped ("": it must fit)."""
     from fgvctune import runtime
     from fgvctune.kernels import fuse

@@ -254,7 +254,7 @@ class SetUp:
         )
         self.frozen_norms = strategy.apply(self.network, plan)
         # Frozen blocks' BatchNorm runs in inference mode: fold it (and unfold what this phase trains), and fuse
-        # the ResNet blocks frozen whole that no gradient passes through.
+        # what no gradient passes through (kernels/fuse.py).
         self.folded = fuse.fold_and_fuse(self.network, frozen_only=True, cache_dir=c.cache_dir)
         self.strategy = plan
         if self.dist.is_writer and self.writes:

@@ -119,11 +119,12 @@ def test_predict_refuses_an_image_claiming_more_pixels_than_the_limit_in_one_lin
 def test_eval_folds_batchnorm_and_scores_as_the_checkpoint_does(run):
     """The folded network eval and predict use gives the unfolded network's logits, to float rounding."""
     from fgvctune.data.dataset import load_dataset
-    from fgvctune.kernels import fold
+    from fgvctune.kernels import fold, fuse
     from fgvctune.results.model import load_model
     from fgvctune.results.scoring import score
 
     folded, plain = load_model(run), load_model(run)  # two networks: each compiles its own graph
+    assert fuse.unfuse(plain.network) > 0  # folded convolutions with their activations, squeeze-excitations
     assert fold.unfold(plain.network) == 34  # every BatchNorm of mobilenet_v3_small_100
     c = plain.config
     samples = load_dataset(c.adapter, c.data_dir, [c.val_split], c.adapter_options).splits[c.val_split]
