@@ -112,7 +112,8 @@ def test_dense_product_of_a_few_rows(batch):
 
 def test_depthwise_kernels_at_every_stride_and_padding():
     """One layer at a time, against MindSpore's Conv2D: shapes MindCV's models do not have (odd sizes, stride 3,
-    "valid" and uneven explicit padding, a plane smaller than the kernel)."""
+    "valid" and uneven explicit padding, a plane smaller than the kernel, an even kernel). Stride 1 has cases of
+    its own: there the input's gradient is a forward convolution padded by what the forward's padding leaves."""
     rng = np.random.default_rng(1)
     cases = [
         dict(kernel_size=3, stride=1, pad_mode="same"),
@@ -120,6 +121,10 @@ def test_depthwise_kernels_at_every_stride_and_padding():
         dict(kernel_size=3, stride=3, pad_mode="valid"),
         dict(kernel_size=3, stride=2, pad_mode="pad", padding=(1, 2, 0, 1), has_bias=True),
         dict(kernel_size=7, stride=1, pad_mode="pad", padding=3),
+        dict(kernel_size=4, stride=1, pad_mode="same"),
+        dict(kernel_size=3, stride=1, pad_mode="pad", padding=(0, 2, 2, 1)),
+        dict(kernel_size=3, stride=1, pad_mode="valid"),
+        dict(kernel_size=3, stride=1, pad_mode="pad", padding=(3, 0, 0, 4)),  # more padding than the kernel
     ]
     for size in (5, 9, 14):
         for case in cases:

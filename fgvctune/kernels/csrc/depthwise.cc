@@ -11,10 +11,12 @@
 // How: each input plane is padded and split into its stride phases (at stride 2, the even and odd rows and
 // columns: four planes), so every tap reads one phase at stride 1. Output rows are then computed as wide as a
 // phase's rows, which makes each of the K*K taps one long multiply-add over contiguous memory (the extra
-// columns are computed and dropped).
+// columns are computed and dropped). The gradients reuse the layout: the input's at stride 1 is that same loop
+// over dy with each filter turned half a circle; the weight's reads each block of dy once for all K*K taps.
 
 #include "common.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -159,14 +161,25 @@ void grad_input_plane(const Geometry &g, const float *wide, const float *wk, flo
   }
 }
 
-// Adds each tap's product of the output gradient (in wide rows) with the input's phase planes to acc[K*K].
-void grad_weight_plane(const Geometry &g, const float *wide, const float *phases, float *acc) {
-  for (int64_t t = 0; t < g.k * g.k; ++t) {
-    const float *src = phases + g.tap(t);
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t q = 0; q < g.length; ++q) sum += wide[q] * src[q];
-    acc[t] += sum;
+// Adds each tap's products of the output gradient (in wide rows) with the input's phase planes to acc[t], eight
+// lanes apart (summed across lanes once per channel). The taps are the inner loop, so each block of the gradient
+// is read once and, with K fixed, the K*K sums stay in registers.
+template <int K>
+void grad_weight_plane(const Geometry &g, const float *wide, const float *phases, Vec *acc) {
+  Vec sums[K * K] = {};
+  for (int64_t q0 = 0; q0 < g.length; q0 += kLanes) {  // wide is zero past length, phases has room
+    const Vec dy = load(wide + q0);
+#pragma GCC unroll 49
+    for (int t = 0; t < K * K; ++t) sums[t] += dy * load(phases + g.tap(t) + q0);
+  }
+  for (int t = 0; t < K * K; ++t) acc[t] += sums[t];
+}
+
+// The same for any K, the sums in memory.
+void grad_weight_plane(const Geometry &g, const float *wide, const float *phases, Vec *acc) {
+  for (int64_t q0 = 0; q0 < g.length; q0 += kLanes) {
+    const Vec dy = load(wide + q0);
+    for (int64_t t = 0; t < g.k * g.k; ++t) acc[t] += dy * load(phases + g.tap(t) + q0);
   }
 }
 
@@ -216,6 +229,16 @@ FGVCTUNE_KERNEL(DepthwiseGradInput) {
   const float *w = static_cast<const float *>(params[1]);
   const Geometry g = geometry(shapes[2], shapes[1], shapes[0], static_cast<const int64_t *>(params[3]));
   float *dx = static_cast<float *>(params[4]);
+  if (g.sh == 1 && g.sw == 1 && g.pt < g.k && g.pl < g.k) {
+    // At stride 1 the input's gradient is the forward convolution of dy with each filter turned half a circle,
+    // dy padded by K - 1 less the forward's padding (when that is not negative): the forward's loop.
+    std::vector<float> turned(g.c * g.k * g.k);
+    for (int64_t ch = 0; ch < g.c; ++ch)
+      for (int64_t t = 0; t < g.k * g.k; ++t) turned[ch * g.k * g.k + t] = w[ch * g.k * g.k + g.k * g.k - 1 - t];
+    const int64_t spec[5] = {1, 1, g.k - 1 - g.pt, g.k - 1 - g.pl, 0};
+    forward(geometry(shapes[0], shapes[1], shapes[2], spec), dy, turned.data(), dx);
+    return 0;
+  }
 #pragma omp parallel if (parallel : parallel_worth(g.n * g.c * g.oh * g.ow * g.k * g.k / 4))
   {
     Scratch s(g);
@@ -239,15 +262,26 @@ FGVCTUNE_KERNEL(DepthwiseGradWeight) {
 #pragma omp parallel if (parallel : parallel_worth(g.n * g.c * g.oh * g.ow * g.k * g.k / 4))
   {
     Scratch s(g);
+    std::vector<Vec> acc(g.k * g.k);
 #pragma omp for schedule(static)
     for (int64_t ch = 0; ch < g.c; ++ch) {
-      float *acc = dw + ch * g.k * g.k;
-      std::memset(acc, 0, sizeof(float) * g.k * g.k);
+      std::fill(acc.begin(), acc.end(), Vec{});
       for (int64_t b = 0; b < g.n; ++b) {
         const int64_t p = b * g.c + ch;
         split(g, x + p * g.h * g.w, s.phases.data());
         widen(g, dy + p * g.oh * g.ow, s.wide.data());
-        grad_weight_plane(g, s.wide.data(), s.phases.data(), acc);
+        if (g.k == 3) {
+          grad_weight_plane<3>(g, s.wide.data(), s.phases.data(), acc.data());
+        } else if (g.k == 5) {
+          grad_weight_plane<5>(g, s.wide.data(), s.phases.data(), acc.data());
+        } else {
+          grad_weight_plane(g, s.wide.data(), s.phases.data(), acc.data());
+        }
+      }
+      for (int64_t t = 0; t < g.k * g.k; ++t) {
+        float sum = 0.0f;
+        for (int lane = 0; lane < kLanes; ++lane) sum += acc[t][lane];
+        dw[ch * g.k * g.k + t] = sum;
       }
     }
   }
