@@ -199,8 +199,8 @@ class BatchNormTrain(nn.Cell):
     def __init__(self, norm: nn.BatchNorm2d, path: str):
         super().__init__()
         self.primitive = norm.bn_train
-        self.momentum = float(norm.momentum)  # nn.BatchNorm2d keeps 1 - its momentum argument: the batch's weight
-        self.eps = ms.Tensor(np.array([norm.eps], np.float32))
+        # eps, and nn.BatchNorm2d's momentum (it keeps 1 - its momentum argument: the batch's weight)
+        self.settings = ms.Tensor(np.array([norm.eps, norm.momentum], np.float32))
 
         backward = ops.Custom(
             f"{path}:BatchNormBackward",
@@ -209,23 +209,24 @@ class BatchNormTrain(nn.Cell):
             func_type="aot",
         )
 
-        def bprop(x, gamma, beta, eps, out, dout):
+        def bprop(x, gamma, beta, moving_mean, moving_var, settings, out, dout):
             dx, dgamma, dbeta = backward(dout[0], x, gamma, out[1], out[2])
-            return dx, dgamma, dbeta, ops.zeros_like(eps)
+            return dx, dgamma, dbeta, ops.zeros_like(moving_mean), ops.zeros_like(moving_var), ops.zeros_like(settings)
 
         self.normalize = ops.Custom(
             f"{path}:BatchNormForward",
-            out_shape=lambda x, gamma, beta, eps: (x, gamma, gamma, gamma),
-            out_dtype=lambda *a: (a[0], a[0], a[0], a[0]),
+            out_shape=lambda x, gamma, *_: (x, gamma, gamma, gamma, gamma),
+            out_dtype=lambda *a: (a[0],) * 5,
             func_type="aot",
             bprop=bprop,
         )
 
     def construct(self, x, gamma, beta, moving_mean, moving_variance):
-        y, mean, _, variance = self.normalize(x, gamma, beta, self.eps)
-        mean, variance = ops.stop_gradient(mean), ops.stop_gradient(variance)
-        ops.assign(moving_mean, moving_mean + (mean - moving_mean) * self.momentum)
-        ops.assign(moving_variance, moving_variance + (variance - moving_variance) * self.momentum)
+        y, _, _, moved_mean, moved_variance = self.normalize(
+            x, gamma, beta, moving_mean, moving_variance, self.settings
+        )
+        ops.assign(moving_mean, moved_mean)
+        ops.assign(moving_variance, moved_variance)
         return (y,)
 
 

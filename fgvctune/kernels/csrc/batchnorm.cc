@@ -19,18 +19,22 @@ Shape shape_of(const int64_t *x) { return {x[0], x[1], x[2] * x[3]}; }
 
 }  // namespace
 
-// Inputs x (N, C, H, W), gamma (C), beta (C), eps (1); outputs y (N, C, H, W), the batch mean (C), 1/std (C)
-// and the batch's unbiased variance (C), for the moving statistics.
+// Inputs x (N, C, H, W), gamma (C), beta (C), the moving mean and variance (C), settings [eps, momentum]; outputs
+// y (N, C, H, W), the batch mean (C), 1/std (C), and the moving statistics moved towards the batch's (mean, and
+// unbiased variance) by momentum: in the kernel, as its outputs, where MindSpore's graph took eight small ops.
 FGVCTUNE_KERNEL(BatchNormForward) {
-  if (nparam != 8 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
+  if (nparam != 11 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
   const float *x = static_cast<const float *>(params[0]);
   const float *gamma = static_cast<const float *>(params[1]);
   const float *beta = static_cast<const float *>(params[2]);
-  const float eps = *static_cast<const float *>(params[3]);
-  float *y = static_cast<float *>(params[4]);
-  float *mean = static_cast<float *>(params[5]);
-  float *invstd = static_cast<float *>(params[6]);
-  float *variance = static_cast<float *>(params[7]);
+  const float *moving_mean = static_cast<const float *>(params[3]);
+  const float *moving_variance = static_cast<const float *>(params[4]);
+  const float eps = static_cast<const float *>(params[5])[0], momentum = static_cast<const float *>(params[5])[1];
+  float *y = static_cast<float *>(params[6]);
+  float *mean = static_cast<float *>(params[7]);
+  float *invstd = static_cast<float *>(params[8]);
+  float *moved_mean = static_cast<float *>(params[9]);
+  float *moved_variance = static_cast<float *>(params[10]);
   const Shape s = shape_of(shapes[0]);
   const double count = static_cast<double>(s.n * s.plane);
 #pragma omp parallel for schedule(static) if (parallel : parallel_worth(s.n * s.c * s.plane * 2))
@@ -47,7 +51,9 @@ FGVCTUNE_KERNEL(BatchNormForward) {
     const double var = std::max(squares / count - m * m, 0.0);
     const float inv = static_cast<float>(1.0 / std::sqrt(var + eps));
     mean[ch] = static_cast<float>(m), invstd[ch] = inv;
-    variance[ch] = static_cast<float>(count > 1 ? var * count / (count - 1) : var);
+    const float unbiased = static_cast<float>(count > 1 ? var * count / (count - 1) : var);
+    moved_mean[ch] = moving_mean[ch] + (mean[ch] - moving_mean[ch]) * momentum;
+    moved_variance[ch] = moving_variance[ch] + (unbiased - moving_variance[ch]) * momentum;
     const float scale = gamma[ch] * inv, shift = beta[ch] - static_cast<float>(m) * scale;
     for (int64_t b = 0; b < s.n; ++b) {
       const float *p = x + (b * s.c + ch) * s.plane;
