@@ -48,24 +48,8 @@ class FusedConv(nn.Cell):
         super().__init__()
         stand_in = conv.conv2d  # cells.Convolution
         self.folded_weight, self.folded_bias = conv.folded_weight, conv.folded_bias
-        self.spec = ms.Tensor(np.append(stand_in.spec.asnumpy(), [post, next(_numbers)]).astype(np.int64))
-        shape = stand_in.output_shape
-        if post == SUM_RELU:
-            self.convolve = ops.Custom(
-                f"{path}:ConvFusedSumForward",
-                out_shape=lambda x, w, b, s, spec: shape(x, w, spec),
-                out_dtype=lambda *a: a[0],
-                func_type="aot",
-            )
-        else:
-            self.convolve = ops.Custom(
-                f"{path}:ConvFusedForward",
-                out_shape=lambda x, w, b, spec: shape(x, w, spec),
-                out_dtype=lambda *a: a[0],
-                func_type="aot",
-            )
-        # PyNative mode caches an op's output shape by its attributes and input shapes (see cells.DepthwiseConv)
-        self.convolve.add_prim_attr("geometry", stand_in.geometry + (post,))
+        kernel = "ConvFusedSumForward" if post == SUM_RELU else "ConvFusedForward"
+        self.convolve, self.spec = convolution_op(path, kernel, stand_in, post, next(_numbers))
 
     def construct(self, x, summand=None):
         if summand is None:
@@ -239,18 +223,20 @@ def _activated_triples(network, gradient_free) -> list[tuple]:
     return found
 
 
-def _activating(stand_in, post: int, path: str):
-    """The op doing a stand-in's convolution (cells.Convolution or DepthwiseConv) with bias and `post`, and its spec."""
-    kernel = "ConvActForward" if isinstance(stand_in, cells.Convolution) else "DepthwiseActForward"
+def convolution_op(path: str, kernel: str, stand_in, post: int, *more: int) -> tuple:
+    """The custom op running `kernel` (inputs x, w, b, then a summand if it takes one, then the spec) with the output
+    shape of a stand-in's convolution (cells.Convolution or DepthwiseConv), and its spec: the stand-in's, `post`
+    (common.h's Post) and `more` after it."""
     shape = stand_in.output_shape
     op = ops.Custom(
         f"{path}:{kernel}",
-        out_shape=lambda x, w, b, spec: shape(x, w, spec),
+        out_shape=lambda x, w, *rest: shape(x, w, rest[-1]),
         out_dtype=lambda *a: a[0],
         func_type="aot",
     )
-    op.add_prim_attr("geometry", stand_in.geometry + (post,))  # (PyNative's cache, as FusedConv's)
-    return op, ms.Tensor(np.append(stand_in.spec.asnumpy(), post).astype(np.int64))
+    # PyNative mode caches an op's output shape by its attributes and input shapes (see cells.DepthwiseConv)
+    op.add_prim_attr("geometry", stand_in.geometry + (post,))
+    return op, ms.Tensor(np.append(stand_in.spec.asnumpy(), [post, *more]).astype(np.int64))
 
 
 def _fuse_activations(network, cache_dir: str, gradient_free) -> int:
@@ -261,7 +247,8 @@ def _fuse_activations(network, cache_dir: str, gradient_free) -> int:
         return 0
     for conv, activation in triples:
         post, applied = APPLIED[type(activation)]
-        conv.activate, conv.post_spec = _activating(conv.conv2d, post, path)
+        kernel = "ConvActForward" if isinstance(conv.conv2d, cells.Convolution) else "DepthwiseActForward"
+        conv.activate, conv.post_spec = convolution_op(path, kernel, conv.conv2d, post)
         conv.__class__, activation.__class__ = ActivatedConv2d, applied
     return len(triples)
 
@@ -350,15 +337,7 @@ def _fuse_residuals(network, cache_dir: str, gradient_free) -> int:
         return 0
     for block in found:
         stand_in = block.layers[len(block.layers) - 2].conv2d
-        shape = stand_in.output_shape
-        block.project = ops.Custom(
-            f"{path}:ConvSumForward",
-            out_shape=lambda x, w, b, summand, spec: shape(x, w, spec),
-            out_dtype=lambda *a: a[0],
-            func_type="aot",
-        )
-        block.project.add_prim_attr("geometry", stand_in.geometry + (SUM,))  # (PyNative's cache, as FusedConv's)
-        block.project_spec = ms.Tensor(np.append(stand_in.spec.asnumpy(), SUM).astype(np.int64))
+        block.project, block.project_spec = convolution_op(path, "ConvSumForward", stand_in, SUM)
         block.body = len(block.layers) - 2
         block.__class__ = ResidualBottleneck
     return len(found)
