@@ -15,10 +15,16 @@ squeeze-excitation's seven ops (pooling, two 1x1 convolutions with their biases,
 become squeeze_excite.cc's one, and a block that adds its input does so in its projection (onednn.cc's
 ConvSumForward). Batch 1 gains most: each op MindSpore launches costs about 8 us besides its work.
 
+A ConvNeXt block's two Dense layers each add their bias in oneDNN's product (onednn.cc's DenseBiasForward), the
+layer scale folded into the second one's weights and bias.
+
 The fused ops have no gradient: inference fuses everything it can (Grad-CAM differentiates after the last feature
 block, whose output is plain), training only what comes before the first trainable parameter.
 `fold_and_fuse` folds, then fuses (results/model.py, training/setup.py and resume.py); `unfuse` gives the folded
 network back (export, which writes MindSpore's own ops, and before fold.unfold).
+
+Longer than 400 lines because each family's fusion (ResNet, MobileNetV3, ConvNeXt) is short but needs its cells, its
+test of what fuses and its step side by side with the others', and `unfuse` undoes all of them from one table.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import itertools
 
 import mindspore as ms
 import numpy as np
-from mindcv.models import mobilenetv3
+from mindcv.models import convnext, mobilenetv3
 from mindspore import nn, ops
 
 from fgvctune.kernels import cells, fold, swaps
@@ -133,7 +139,7 @@ def fuse(network, cache_dir: str = "", training: bool = False) -> int:
     def gradient_free(cell) -> bool:
         return all(p.name in frozen for p in cell.get_parameters())
 
-    steps = (_fuse_blocks, _fuse_activations, _fuse_squeeze_excite, _fuse_residuals)
+    steps = (_fuse_blocks, _fuse_activations, _fuse_squeeze_excite, _fuse_residuals, _fuse_convnext_blocks)
     fused = sum(step(network, cache_dir, gradient_free) for step in steps)
     if fused:
         compile_anew(network)
@@ -343,9 +349,62 @@ def _fuse_residuals(network, cache_dir: str, gradient_free) -> int:
     return len(found)
 
 
+# -- ConvNeXt's blocks -----------------------------------------------------------------------------------------
+class BiasedConvNeXtBlock(convnext.Block):
+    """ConvNeXt's block with each Dense layer's bias added in its product (`biased`: onednn.cc's DenseBiasForward)
+    and the layer scale folded into the second layer's weights and bias: `expand_*` and `project_*`, constants of
+    the moment it is made (train and fuse again to see new weights)."""
+
+    def construct(self, x):
+        downsample = x
+        x = ops.transpose(self.dwconv(x), (0, 2, 3, 1))
+        x = self.norm(x)
+        shape = x.shape
+        x = self.biased(x.reshape(-1, shape[-1]), self.expand_weight, self.expand_bias, self.dense_spec)
+        x = self.biased(self.act(x), self.project_weight, self.project_bias, self.dense_spec)
+        x = ops.transpose(x.reshape(shape), (0, 3, 1, 2))
+        return downsample + self.drop_path(x)
+
+
+def _biasable(block) -> bool:
+    """A ConvNeXt (V1) block whose two Dense layers' products run through onednn.cc, without an activation inside."""
+    return (
+        type(block) is convnext.Block
+        and not block.use_grn
+        and all(
+            isinstance(dense.matmul, cells.DenseProduct) and dense.has_bias and not dense.activation_flag
+            for dense in (block.pwconv1, block.pwconv2)
+        )
+    )
+
+
+def _fuse_convnext_blocks(network, cache_dir: str, gradient_free) -> int:
+    """fuse's ConvNeXt blocks."""
+    found = [cell for _, cell in network.cells_and_names() if _biasable(cell) and gradient_free(cell)]
+    path = library(cache_dir) if found else None  # (built: the Dense layers' products run through the kernels)
+    if not path:
+        return 0
+    for block in found:
+        block.biased = ops.Custom(
+            f"{path}:DenseBiasForward",
+            out_shape=lambda x, w, *_: [x[0], w[0]],
+            out_dtype=lambda *a: a[0],
+            func_type="aot",
+        )
+        block.dense_spec = block.pwconv1.matmul.spec
+        expand, project = block.pwconv1, block.pwconv2
+        scale = block.gamma_.asnumpy() if block.gamma_ is not None else np.ones(project.out_channels, np.float32)
+        block.expand_weight, block.expand_bias = ms.Tensor(expand.weight.asnumpy()), ms.Tensor(expand.bias.asnumpy())
+        block.project_weight = ms.Tensor(project.weight.asnumpy() * scale[:, None])
+        block.project_bias = ms.Tensor(project.bias.asnumpy() * scale)
+        block.__class__ = BiasedConvNeXtBlock
+    return len(found)
+
+
 # What fusing gives the cells it changes (the fused ops and what they read), taken away by unfuse
 ADDED = ("fused1", "fused2", "fused3", "fused_down")  # the ResNet blocks'
 ADDED += ("activate", "post_spec", "excite", "project", "project_spec", "body")  # MobileNetV3's
+ADDED += ("biased", "dense_spec", "expand_weight", "expand_bias", "project_weight", "project_bias")  # ConvNeXt's
 
 
 def unfuse(network) -> int:
@@ -354,6 +413,7 @@ def unfuse(network) -> int:
     back |= {ActivatedConv2d: FoldedConv2d, FusedSqueezeExcite: swaps.ScaledSqueezeExcite}
     back |= {applied: activation for activation, (_, applied) in APPLIED.items()}
     back[ResidualBottleneck] = mobilenetv3.Bottleneck
+    back[BiasedConvNeXtBlock] = convnext.Block
     found = [cell for _, cell in network.cells_and_names() if type(cell) in back]
     passing = {applied for _, applied in APPLIED.values()}
     count = sum(type(cell) not in passing for cell in found)

@@ -1,6 +1,7 @@
-"""Fused ResNet blocks (oneDNN convolutions with their ReLU and residual sum, on blocked tensors) and fused
+"""Fused ResNet blocks (oneDNN convolutions with their ReLU and residual sum, on blocked tensors), fused
 MobileNetV3 layers (a convolution with its activation, a squeeze-excitation, a projection with its residual sum, one
-op each) compute what the folded network computes, in PyNative and graph mode, at any batch size, and unfuse back."""
+op each) and ConvNeXt blocks (each Dense layer's bias in its product, the layer scale folded) compute what the
+folded network computes, in PyNative and graph mode, at any batch size, and unfuse back."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from fgvctune import runtime
 
 ms = runtime.start(mode="pynative")
+from mindcv.models import convnext  # noqa: E402
 from mindspore import nn, ops  # noqa: E402
 from same_computation import assert_same_computation, pair, trained_statistics  # noqa: E402
 
@@ -180,6 +182,35 @@ def test_mobilenet_layers_fused_compute_what_the_folded_ones_do(mode):
             assert_same_blocks(reference.features, fused.features, batch)
         assert fuse.unfuse(fused) == 23 + 9 + 6 and not fuse.unfuse(fused)
         assert set(activated(fused).values()) == {0}
+        x = ms.Tensor(np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32))
+        np.testing.assert_array_equal(fused(x).asnumpy(), reference(x).asnumpy())
+    finally:
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+
+
+@pytest.mark.parametrize("mode", [ms.PYNATIVE_MODE, ms.GRAPH_MODE])
+def test_convnext_blocks_fused_compute_what_the_folded_ones_do(mode):
+    """Each ConvNeXt block's two Dense layers with the bias in the product and the layer scale folded into the
+    second's weights and bias (biases and scales set unequal here): the network's outputs at two batch sizes;
+    unfused, the network before."""
+
+    def prepare(network):
+        folded(network)
+        rng = np.random.default_rng(2)  # the same for both networks
+        for _, cell in network.cells_and_names():
+            if type(cell) is convnext.Block:  # MindCV starts the biases at zero and the scales equal
+                for param in (cell.gamma_, cell.pwconv1.bias, cell.pwconv2.bias):
+                    param.set_data(ms.Tensor(rng.uniform(0.2, 2.0, param.shape).astype(np.float32)))
+
+    ms.set_context(mode=mode)
+    try:
+        reference, fused = pair("small_convnext", fuse.fuse, prepare=prepare)
+        found = [cell for _, cell in fused.cells_and_names() if type(cell) is fuse.BiasedConvNeXtBlock]
+        assert len(found) == 5  # depths 1, 1, 2, 1
+        for batch in (2, 3):
+            assert_same_computation(reference, fused, size=64, batch=batch, modes=(False,), gradients=False)
+        assert fuse.unfuse(fused) == 5 and not fuse.unfuse(fused)
+        assert not any(type(cell) is fuse.BiasedConvNeXtBlock for _, cell in fused.cells_and_names())
         x = ms.Tensor(np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32))
         np.testing.assert_array_equal(fused(x).asnumpy(), reference(x).asnumpy())
     finally:
