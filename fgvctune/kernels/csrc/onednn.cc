@@ -503,71 +503,54 @@ namespace {
 
 constexpr int64_t kFewRows = 2;  // up to which the forward product is dot products (multiply)
 
-int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool tb) {
+// params (a, b, [bias,] spec, out): out = a @ b, each read transposed in place where ta, tb; with `biased`, bias (N)
+// added by oneDNN as it writes the product (fuse.py's ConvNeXt blocks; its GELU post-op was tried after it too:
+// slower than activation.cc's pass, 13 against 9.4 ms on 100,352 x 384).
+int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool tb, bool biased = false) {
   if (!is_float32(dtypes[0])) return 1;  // MindSpore raises
   const int64_t m = shapes[0][ta ? 1 : 0], k = shapes[0][ta ? 0 : 1], n = shapes[1][tb ? 0 : 1];
   const int64_t work = primitive_work(m * k * n, m * k + k * n + m * n);
+  const float *bias = biased ? static_cast<const float *>(params[2]) : nullptr;
+  void *spec = params[biased ? 3 : 2], *out = params[biased ? 4 : 3];
   if (!ta && tb && m <= kFewRows) {
     // x @ w.T for a few rows (a classifier at batch 1): each output a dot product with a weight row, the weights
     // read once as they are stored. oneDNN's matmul packs the weights anew at every call first: 0.2 ms for
     // mobilenet_v3_small's 576 x 1024 layer at batch 1, the weights read once take 0.08 or less.
     const float *x = static_cast<const float *>(params[0]), *w = static_cast<const float *>(params[1]);
-    float *y = static_cast<float *>(params[3]);
+    float *y = static_cast<float *>(out);
 #pragma omp parallel for schedule(static) if (parallel : parallel_worth(work))
     for (int64_t j = 0; j < n; ++j)
       for (int64_t i = 0; i < m; ++i) {
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
         for (int64_t l = 0; l < k; ++l) sum += x[i * k + l] * w[j * k + l];
-        y[i * n + j] = sum;
+        y[i * n + j] = bias ? sum + bias[j] : sum;
       }
     return 0;
   }
-  const Api *a = api(static_cast<const int64_t *>(params[2])[0] != 0);
+  const Api *a = api(static_cast<const int64_t *>(spec)[0] != 0);
   auto make = [&]() -> Plan * {
-    dnnl_memory_desc_t src, weights, dst;
-    const dnnl_dims_t a_dims = {m, k}, b_dims = {k, n}, c_dims = {m, n};
+    dnnl_memory_desc_t src, weights, biases = nullptr, dst;
+    const dnnl_dims_t a_dims = {m, k}, b_dims = {k, n}, c_dims = {m, n}, bias_dims = {1, n};
     const dnnl_dims_t a_strides = {ta ? 1 : k, ta ? m : 1}, b_strides = {tb ? 1 : n, tb ? k : 1},
                       c_strides = {n, 1};  // row-major, either input read transposed in place
     a->dnnl_memory_desc_create_with_strides(&src, 2, a_dims, dnnl_f32, a_strides);
     a->dnnl_memory_desc_create_with_strides(&weights, 2, b_dims, dnnl_f32, b_strides);
     a->dnnl_memory_desc_create_with_strides(&dst, 2, c_dims, dnnl_f32, c_strides);
+    if (biased) a->dnnl_memory_desc_create_with_strides(&biases, 2, bias_dims, dnnl_f32, c_strides);
     dnnl_primitive_desc_t pd;
-    if (a->dnnl_matmul_primitive_desc_create(&pd, a->engine, src, weights, nullptr, dst, nullptr) != dnnl_success)
+    if (a->dnnl_matmul_primitive_desc_create(&pd, a->engine, src, weights, biases, dst, nullptr) != dnnl_success)
       return nullptr;
-    return finish(*a, pd,
-                  {bind(*a, pd, DNNL_ARG_SRC, dnnl_query_src_md, src, false),
-                   bind(*a, pd, DNNL_ARG_WEIGHTS, dnnl_query_weights_md, weights, false),
-                   bind(*a, pd, DNNL_ARG_DST, dnnl_query_dst_md, dst, true)});
+    std::vector<Arg> args = {bind(*a, pd, DNNL_ARG_SRC, dnnl_query_src_md, src, false),
+                             bind(*a, pd, DNNL_ARG_WEIGHTS, dnnl_query_weights_md, weights, false)};
+    if (biased) args.push_back(bind(*a, pd, DNNL_ARG_BIAS, dnnl_query_weights_md, biases, false, 1));
+    args.push_back(bind(*a, pd, DNNL_ARG_DST, dnnl_query_dst_md, dst, true));
+    return finish(*a, pd, std::move(args));
   };
-  return run(a, key_of('m', {m, k, n, ta, tb}), make, {params[0], params[1], params[3]}, work);
-}
-
-// x @ w.T + b, the bias added by oneDNN as it writes the product: x (M, K), w (N, K), b (N), spec [any_isa]. (oneDNN's
-// GELU post-op was tried after it too: slower than activation.cc's pass, 13 against 9.4 ms on 100,352 x 384.)
-int multiply_biased(void **params, int64_t **shapes, const char **dtypes) {
-  if (!is_float32(dtypes[0])) return 1;  // MindSpore raises
-  const int64_t m = shapes[0][0], k = shapes[0][1], n = shapes[1][0];
-  const Api *a = api(static_cast<const int64_t *>(params[3])[0] != 0);
-  auto make = [&]() -> Plan * {
-    dnnl_memory_desc_t src, weights, bias, dst;
-    const dnnl_dims_t src_dims = {m, k}, weight_dims = {k, n}, bias_dims = {1, n}, dst_dims = {m, n};
-    const dnnl_dims_t src_strides = {k, 1}, weight_strides = {1, k}, bias_strides = {n, 1}, dst_strides = {n, 1};
-    a->dnnl_memory_desc_create_with_strides(&src, 2, src_dims, dnnl_f32, src_strides);
-    a->dnnl_memory_desc_create_with_strides(&weights, 2, weight_dims, dnnl_f32, weight_strides);
-    a->dnnl_memory_desc_create_with_strides(&bias, 2, bias_dims, dnnl_f32, bias_strides);
-    a->dnnl_memory_desc_create_with_strides(&dst, 2, dst_dims, dnnl_f32, dst_strides);
-    dnnl_primitive_desc_t pd;
-    if (a->dnnl_matmul_primitive_desc_create(&pd, a->engine, src, weights, bias, dst, nullptr) != dnnl_success)
-      return nullptr;
-    return finish(*a, pd,
-                  {bind(*a, pd, DNNL_ARG_SRC, dnnl_query_src_md, src, false),
-                   bind(*a, pd, DNNL_ARG_WEIGHTS, dnnl_query_weights_md, weights, false),
-                   bind(*a, pd, DNNL_ARG_BIAS, dnnl_query_weights_md, bias, false, 1),
-                   bind(*a, pd, DNNL_ARG_DST, dnnl_query_dst_md, dst, true)});
-  };
-  const int64_t work = primitive_work(m * k * n, m * k + k * n + m * n);
-  return run(a, key_of('b', {m, k, n}), make, {params[0], params[1], params[2], params[4]}, work);
+  std::vector<void *> pointers = {params[0], params[1]};
+  if (biased) pointers.push_back(params[2]);
+  pointers.push_back(out);
+  return run(a, key_of(biased ? 'b' : 'm', {m, k, n, ta, tb}), make, pointers, work);
 }
 
 }  // namespace
@@ -590,5 +573,5 @@ FGVCTUNE_KERNEL(DenseGradWeight) {
 // (x, w, b, spec) -> x @ w.T + b: a Dense layer's product and bias in one oneDNN call, for inference (fuse.py,
 // ConvNeXt's blocks, whose layer scale is folded into the second layer's weights and bias)
 FGVCTUNE_KERNEL(DenseBiasForward) {
-  return nparam == 5 && ndims[0] == 2 ? multiply_biased(params, shapes, dtypes) : 1;
+  return nparam == 5 && ndims[0] == 2 ? multiply(params, shapes, dtypes, false, true, true) : 1;
 }
