@@ -129,9 +129,10 @@ def fold_and_fuse(network, frozen_only: bool = False, cache_dir: str = "") -> in
 def fuse(network, cache_dir: str = "", training: bool = False) -> int:
     """Every run of fusable ResNet blocks within a SequentialCell as a blocked chain, every folded convolution with
     its activation, every squeeze-excitation and every MobileNetV3 block's projection with its residual sum as one
-    op; returns how many cells it changed (the activations passing their input on not counted). `training`: only
-    those no gradient passes through, before the first trainable parameter (the fused ops have no gradient;
-    MindCV's networks define their parameters in the order they use them, and fgvctune freezes a prefix)."""
+    op, every ConvNeXt block's Dense layers with their biases; returns how many cells it changed (the activations
+    passing their input on not counted). `training`: only those no gradient passes through, before the first
+    trainable parameter (the fused ops have no gradient; MindCV's networks define their parameters in the order
+    they use them, and fgvctune freezes a prefix)."""
     parameters = list(network.get_parameters())
     first = next((i for i, p in enumerate(parameters) if p.requires_grad), len(parameters)) if training else None
     frozen = {p.name for p in parameters[:first]}
