@@ -117,9 +117,9 @@ def _fusable(block) -> bool:
 
 
 def fold_and_fuse(network, frozen_only: bool = False, cache_dir: str = "") -> int:
-    """Every BatchNorm whose statistics are fixed folded (fold.fold; `frozen_only` as there), then every ResNet block
-    folded whole fused. Fused blocks are unfused first, so folding sees them all and the fused constants are the
-    weights' of now. Returns how many pairs are folded."""
+    """Every BatchNorm whose statistics are fixed folded (fold.fold; `frozen_only` as there), then what can be
+    fused fused (`fuse`). What was fused is unfused first, so folding sees every pair and the fused constants are
+    the weights' of now. Returns how many pairs are folded."""
     unfuse(network)
     folded = fold.fold(network, frozen_only)
     fuse(network, cache_dir, training=frozen_only)
