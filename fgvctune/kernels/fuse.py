@@ -15,8 +15,10 @@ squeeze-excitation's seven ops (pooling, two 1x1 convolutions with their biases,
 become squeeze_excite.cc's one, and a block that adds its input does so in its projection (onednn.cc's
 ConvSumForward). Batch 1 gains most: each op MindSpore launches costs about 8 us besides its work.
 
-A ConvNeXt block's two Dense layers each add their bias in oneDNN's product (onednn.cc's DenseBiasForward), the
-layer scale folded into the second one's weights and bias.
+A ConvNeXt block runs on channels-last tensors, (N, H, W, C), from the first block of a stage to its last, where
+MindCV transposes to that layout and back in every block: its depthwise convolution adds its bias in the same op
+(depthwise.cc's DepthwiseChannelsLastForward), its two Dense layers each add theirs in oneDNN's product (onednn.cc's
+DenseBiasForward), the layer scale folded into the second one's weights and bias.
 
 The fused ops have no gradient: inference fuses everything it can (Grad-CAM differentiates after the last feature
 block, whose output is plain), training only what comes before the first trainable parameter.
@@ -352,31 +354,66 @@ def _fuse_residuals(network, cache_dir: str, gradient_free) -> int:
 
 # -- ConvNeXt's blocks -----------------------------------------------------------------------------------------
 class BiasedConvNeXtBlock(convnext.Block):
-    """ConvNeXt's block with each Dense layer's bias added in its product (`biased`: onednn.cc's DenseBiasForward)
-    and the layer scale folded into the second layer's weights and bias: `expand_*` and `project_*`, constants of
-    the moment it is made (train and fuse again to see new weights)."""
+    """ConvNeXt's block on channels-last tensors, (N, H, W, C): the depthwise convolution and its bias one op
+    (`depthwise`: depthwise.cc's DepthwiseChannelsLastForward), each Dense layer's bias added in its product
+    (`biased`: onednn.cc's DenseBiasForward), the layer scale folded into the second layer's weights and bias; all
+    constants of the moment it is made (train and fuse again to see new weights). A run of such blocks enters
+    that layout at its first (`enters`) and leaves it at its last (`leaves`), so MindCV's two transposes a block
+    are two a run."""
 
     def construct(self, x):
-        downsample = x
-        x = ops.transpose(self.dwconv(x), (0, 2, 3, 1))
-        x = self.norm(x)
+        if self.enters:
+            x = ops.transpose(x, (0, 2, 3, 1))
+        shortcut = x
+        x = self.norm(self.depthwise(x, self.depthwise_weight, self.depthwise_bias, self.depthwise_spec))
         shape = x.shape
         x = self.biased(x.reshape(-1, shape[-1]), self.expand_weight, self.expand_bias, self.dense_spec)
         x = self.biased(self.act(x), self.project_weight, self.project_bias, self.dense_spec)
-        x = ops.transpose(x.reshape(shape), (0, 3, 1, 2))
-        return downsample + self.drop_path(x)
+        x = shortcut + self.drop_path(x.reshape(shape))
+        return ops.transpose(x, (0, 3, 1, 2)) if self.leaves else x
 
 
 def _biasable(block) -> bool:
-    """A ConvNeXt (V1) block whose two Dense layers' products run through onednn.cc, without an activation inside."""
+    """A ConvNeXt (V1) block whose depthwise convolution and two Dense layers' products run through fgvctune's
+    kernels, its channels in groups of 8, no activation inside the Dense layers."""
     return (
         type(block) is convnext.Block
         and not block.use_grn
+        and isinstance(block.dwconv.conv2d, cells.DepthwiseConv)
+        and block.dwconv.in_channels % 8 == 0
         and all(
             isinstance(dense.matmul, cells.DenseProduct) and dense.has_bias and not dense.activation_flag
             for dense in (block.pwconv1, block.pwconv2)
         )
     )
+
+
+def channels_last_depthwise(conv: nn.Conv2d, path: str) -> tuple:
+    """A depthwise convolution (its stand-in cells.DepthwiseConv) on channels-last tensors: the op, its weights as
+    (K, K, C), its bias (zeros if it has none) and its spec."""
+    stand_in = conv.conv2d
+
+    def out_shape(x, w, b, spec):
+        n, c, height, width = stand_in.output_shape([x[0], x[3], x[1], x[2]], w, spec)
+        return [n, height, width, c]
+
+    op = ops.Custom(
+        f"{path}:DepthwiseChannelsLastForward", out_shape=out_shape, out_dtype=lambda *a: a[0], func_type="aot"
+    )
+    op.add_prim_attr("geometry", stand_in.geometry)  # (see convolution_op)
+    weight = conv.weight.asnumpy()
+    bias = conv.bias.asnumpy() if conv.has_bias else np.zeros(conv.out_channels, np.float32)
+    return op, ms.Tensor(np.ascontiguousarray(weight[:, 0].transpose(1, 2, 0))), ms.Tensor(bias), stand_in.spec
+
+
+def _neighbours(network) -> dict:
+    """Each cell of a SequentialCell by id: the cells before and after it there (None at the ends)."""
+    found = {}
+    for _, parent in network.cells_and_names():
+        if type(parent) is nn.SequentialCell:
+            ordered = [None, *parent.cell_list, None]
+            found.update({id(cell): (ordered[i - 1], ordered[i + 1]) for i, cell in enumerate(ordered) if cell})
+    return found
 
 
 def _fuse_convnext_blocks(network, cache_dir: str, gradient_free) -> int:
@@ -385,7 +422,13 @@ def _fuse_convnext_blocks(network, cache_dir: str, gradient_free) -> int:
     path = library(cache_dir) if found else None  # (built: the Dense layers' products run through the kernels)
     if not path:
         return 0
+    neighbours, fused = _neighbours(network), {id(block) for block in found}
     for block in found:
+        before, after = neighbours.get(id(block), (None, None))
+        block.enters, block.leaves = id(before) not in fused, id(after) not in fused
+        block.depthwise, block.depthwise_weight, block.depthwise_bias, block.depthwise_spec = channels_last_depthwise(
+            block.dwconv, path
+        )
         block.biased = ops.Custom(
             f"{path}:DenseBiasForward",
             out_shape=lambda x, w, *_: [x[0], w[0]],
@@ -406,6 +449,7 @@ def _fuse_convnext_blocks(network, cache_dir: str, gradient_free) -> int:
 ADDED = ("fused1", "fused2", "fused3", "fused_down")  # the ResNet blocks'
 ADDED += ("activate", "post_spec", "excite", "project", "project_spec", "body")  # MobileNetV3's
 ADDED += ("biased", "dense_spec", "expand_weight", "expand_bias", "project_weight", "project_bias")  # ConvNeXt's
+ADDED += ("depthwise", "depthwise_weight", "depthwise_bias", "depthwise_spec", "enters", "leaves")
 
 
 def unfuse(network) -> int:

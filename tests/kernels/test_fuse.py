@@ -1,7 +1,7 @@
 """Fused ResNet blocks (oneDNN convolutions with their ReLU and residual sum, on blocked tensors), fused
 MobileNetV3 layers (a convolution with its activation, a squeeze-excitation, a projection with its residual sum, one
-op each) and ConvNeXt blocks (each Dense layer's bias in its product, the layer scale folded) compute what the
-folded network computes, in PyNative and graph mode, at any batch size, and unfuse back."""
+op each) and ConvNeXt blocks (channels last, each Dense layer's bias in its product, the layer scale folded) compute
+what the folded network computes, in PyNative and graph mode, at any batch size, and unfuse back."""
 
 from __future__ import annotations
 
@@ -190,9 +190,9 @@ def test_mobilenet_layers_fused_compute_what_the_folded_ones_do(mode):
 
 @pytest.mark.parametrize("mode", [ms.PYNATIVE_MODE, ms.GRAPH_MODE])
 def test_convnext_blocks_fused_compute_what_the_folded_ones_do(mode):
-    """Each ConvNeXt block's two Dense layers with the bias in the product and the layer scale folded into the
-    second's weights and bias (biases and scales set unequal here): the network's outputs at three input shapes;
-    unfused, the network before."""
+    """Each ConvNeXt block on channels-last tensors, its two Dense layers with the bias in the product and the layer
+    scale folded into the second's weights and bias (biases and scales set unequal here): the network's outputs at
+    three input shapes; unfused, the network before."""
 
     def prepare(network):
         folded(network)
@@ -206,7 +206,9 @@ def test_convnext_blocks_fused_compute_what_the_folded_ones_do(mode):
     try:
         reference, fused = pair("small_convnext", fuse.fuse, prepare=prepare)
         found = [cell for _, cell in fused.cells_and_names() if type(cell) is fuse.BiasedConvNeXtBlock]
-        assert len(found) == 5  # depths 1, 1, 2, 1
+        assert len(found) == 5  # depths 1, 1, 2, 1: each stage enters the channels-last layout once, leaves once
+        runs = [(True, True)] * 2 + [(True, False), (False, True), (True, True)]
+        assert [(b.enters, b.leaves) for b in found] == runs
         # at 32 px the last stage is 1x1: its products have two rows at batch 2 (onednn.cc's few-rows path)
         for size, batch in ((64, 2), (64, 3), (32, 2)):
             assert_same_computation(reference, fused, size=size, batch=batch, modes=(False,), gradients=False)
@@ -278,3 +280,38 @@ def test_a_stem_fused_with_its_activation_at_every_stride_and_padding(layer):
     x = ms.Tensor(np.random.default_rng(0).standard_normal((2, 3, 19, 23)).astype(np.float32))
     want = reference(x).asnumpy()
     np.testing.assert_allclose(fused(x).asnumpy(), want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+def test_channels_last_depthwise_at_every_stride_and_padding():
+    """depthwise.cc's channels-last forward (ConvNeXt's fused blocks) against MindSpore's Conv2D on the transposed
+    input: its 7x7 at widths that take each path (under 4 pixels, 4 to 6, 7, 8 and more with the last strip
+    overlapping the one before), and shapes ConvNeXt does not have (strides 2 and 3, "same" and "valid", uneven
+    padding, an even kernel, padding past the kernel)."""
+    rng = np.random.default_rng(3)
+    cases = [
+        dict(kernel_size=7, stride=1, pad_mode="pad", padding=3, has_bias=True),
+        dict(kernel_size=3, stride=1, pad_mode="same"),
+        dict(kernel_size=5, stride=2, pad_mode="same", has_bias=True),
+        dict(kernel_size=3, stride=3, pad_mode="valid"),
+        dict(kernel_size=3, stride=2, pad_mode="pad", padding=(1, 2, 0, 1), has_bias=True),
+        dict(kernel_size=4, stride=1, pad_mode="same"),
+        dict(kernel_size=3, stride=1, pad_mode="pad", padding=(3, 0, 0, 4)),
+    ]
+    for size in (2, 3, 6, 9, 14):  # the width one more
+        for channels in (8, 24):
+            for case in cases:
+                if case["pad_mode"] == "valid" and size < case["kernel_size"]:
+                    continue  # no output
+                conv = nn.Conv2d(channels, channels, group=channels, **case)
+                conv.weight.set_data(ms.Tensor(rng.standard_normal(conv.weight.shape).astype(np.float32)))
+                if conv.has_bias:
+                    conv.bias.set_data(ms.Tensor(rng.standard_normal(channels).astype(np.float32)))
+                x = rng.standard_normal((2, channels, size, size + 1)).astype(np.float32)
+                want = conv(ms.Tensor(x)).asnumpy()
+                conv.conv2d = cells.DepthwiseConv(conv, library())
+                op, weight, bias, spec = fuse.channels_last_depthwise(conv, library())
+                got = op(ms.Tensor(x.transpose(0, 2, 3, 1).copy()), weight, bias, spec).asnumpy()
+                scale = np.abs(want).max()  # weights of unit variance: sums in the tens, rounded in float32
+                np.testing.assert_allclose(
+                    got.transpose(0, 3, 1, 2), want, rtol=0, atol=1e-6 * scale, err_msg=f"{case} at {size}, {channels}"
+                )

@@ -13,6 +13,7 @@
 // phase's rows, which makes each of the K*K taps one long multiply-add over contiguous memory (the extra
 // columns are computed and dropped). The gradients reuse the layout: the input's at stride 1 is that same loop
 // over dy with each filter turned half a circle; the weight's reads each block of dy once for all K*K taps.
+// DepthwiseChannelsLastForward works on (N, H, W, C) tensors instead, each tap a vector multiply-add across channels.
 
 #include "common.h"
 
@@ -198,6 +199,124 @@ void forward(const Geometry &g, const float *x, const float *w, float *y, const 
   }
 }
 
+// -- Channels last: (N, H, W, C), as ConvNeXt's fused blocks keep their tensors (fuse.py) -----------------------
+// A unit of work is one image's eight channels (a vector): their planes are copied, padded, into scratch as (rows,
+// cols, 8), so each tap is one vector multiply-add per output pixel. A strip of kStrip output pixels of one row
+// keeps its sums in registers; at stride 1 with K fixed, each filter row's K vectors are loaded once for the strip
+// and each input vector once for the K taps it meets. The seven input rows one output row reads (ConvNeXt's 7x7
+// at 56 wide: 14 KB) stay in the L1 cache.
+constexpr int kStrip = 8;
+
+struct LastGeometry {
+  int64_t n, h, w, c, k, oh, ow, sh, sw, pt, pl;
+  int64_t rows, cols;  // of the padded plane the kernel reads
+};
+
+LastGeometry last_geometry(const int64_t *x, const int64_t *w, const int64_t *y, const int64_t *spec) {
+  LastGeometry g{x[0], x[1], x[2], x[3], w[0], y[1], y[2], spec[0], spec[1], spec[2], spec[3], 0, 0};
+  g.rows = (g.oh - 1) * g.sh + g.k, g.cols = (g.ow - 1) * g.sw + g.k;
+  if (spec[4]) {  // "same": as geometry()
+    g.pt = g.rows > g.h ? (g.rows - g.h) / 2 : 0;
+    g.pl = g.cols > g.w ? (g.cols - g.w) / 2 : 0;
+  }
+  return g;
+}
+
+// P output pixels of one row from column ow0, into sums: w starts at the unit's channels.
+template <int P>
+inline void strip(const LastGeometry &g, const float *padded, const float *w, int64_t oh, int64_t ow0, Vec *sums) {
+  for (int64_t a = 0; a < g.k; ++a) {
+    const float *row = padded + ((oh * g.sh + a) * g.cols + ow0 * g.sw) * kLanes;
+    for (int64_t t = 0; t < g.k; ++t) {
+      const Vec wt = load(w + (a * g.k + t) * g.c);
+      for (int p = 0; p < P; ++p) sums[p] += wt * load(row + (p * g.sw + t) * kLanes);
+    }
+  }
+}
+
+// The same at stride 1 with K fixed: input column j meets output pixel p at tap j - p.
+template <int P, int K>
+inline void sliding_strip(const LastGeometry &g, const float *padded, const float *w, int64_t oh, int64_t ow0,
+                          Vec *sums) {
+  // Unrolled in full, so the taps are known where they are used (GCC 12 gave wrong sums with the loop over j
+  // unrolled in part, at P = 12).
+  static_assert(P + K - 1 <= 16, "the loops below unroll in full");
+  for (int64_t a = 0; a < K; ++a) {
+    const float *row = padded + ((oh * g.sh + a) * g.cols + ow0) * kLanes;
+    Vec wt[K];
+    for (int t = 0; t < K; ++t) wt[t] = load(w + (a * K + t) * g.c);
+#pragma GCC unroll 16
+    for (int j = 0; j < P + K - 1; ++j) {
+      const Vec v = load(row + j * kLanes);
+#pragma GCC unroll 16
+      for (int p = 0; p < P; ++p)
+        if (j - p >= 0 && j - p < K) sums[p] += wt[j - p] * v;
+    }
+  }
+}
+
+// One output row of one unit in strips of P pixels, the last strip ending at the row's end (overlapping the one
+// before it): out at the row's first pixel, w and b at the unit's channels.
+template <int P, int K>
+void row_strips(const LastGeometry &g, const float *padded, const float *w, const float *b, int64_t oh, float *out) {
+  const Vec bias = load(b);
+  for (int64_t ow = 0;; ow += P) {
+    ow = std::min(ow, g.ow - P);
+    Vec sums[P] = {};
+    if (K) {
+      sliding_strip<P, K>(g, padded, w, oh, ow, sums);
+    } else {
+      strip<P>(g, padded, w, oh, ow, sums);
+    }
+    for (int p = 0; p < P; ++p) {
+      sums[p] += bias;
+      std::memcpy(out + (ow + p) * g.c, &sums[p], sizeof(Vec));
+    }
+    if (ow == g.ow - P) break;
+  }
+}
+
+// Every output row of one unit (image n, channels from c0).
+template <int K>
+void unit_rows(const LastGeometry &g, const float *padded, const float *w, const float *b, float *y, int64_t n,
+               int64_t c0) {
+  for (int64_t oh = 0; oh < g.oh; ++oh) {
+    float *out = y + (n * g.oh + oh) * g.ow * g.c + c0;
+    if (g.ow >= kStrip) {
+      row_strips<kStrip, K>(g, padded, w + c0, b + c0, oh, out);
+    } else if (g.ow == 7) {  // ConvNeXt's last stage at 224 pixels
+      row_strips<7, K>(g, padded, w + c0, b + c0, oh, out);
+    } else if (g.ow >= kStrip / 2) {
+      row_strips<kStrip / 2, K>(g, padded, w + c0, b + c0, oh, out);
+    } else {
+      row_strips<1, 0>(g, padded, w + c0, b + c0, oh, out);
+    }
+  }
+}
+
+void forward_last(const LastGeometry &g, const float *x, const float *w, const float *b, float *y) {
+  const int64_t groups = g.c / kLanes;
+#pragma omp parallel if (parallel : parallel_worth(g.n * g.c * g.oh * g.ow * g.k * g.k / 4))
+  {
+    std::vector<float> padded(g.rows * g.cols * kLanes);  // zeros: the padding, never written, stays so
+    const int64_t height = std::min(g.h, g.rows - g.pt), width = std::min(g.w, g.cols - g.pl);  // what is read
+#pragma omp for schedule(static)
+    for (int64_t unit = 0; unit < g.n * groups; ++unit) {
+      const int64_t n = unit / groups, c0 = unit % groups * kLanes;
+      for (int64_t i = 0; i < height; ++i) {
+        float *row = padded.data() + ((i + g.pt) * g.cols + g.pl) * kLanes;
+        const float *from = x + ((n * g.h + i) * g.w) * g.c + c0;
+        for (int64_t j = 0; j < width; ++j) std::memcpy(row + j * kLanes, from + j * g.c, sizeof(Vec));
+      }
+      if (g.k == 7 && g.sw == 1) {  // ConvNeXt's
+        unit_rows<7>(g, padded.data(), w, b, y, n, c0);
+      } else {
+        unit_rows<0>(g, padded.data(), w, b, y, n, c0);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 // Inputs x, w, spec; output y (N, C, OH, OW).
@@ -285,5 +404,15 @@ FGVCTUNE_KERNEL(DepthwiseGradWeight) {
       }
     }
   }
+  return 0;
+}
+
+// Inputs x (N, H, W, C), w (K, K, C), b (C), spec as DepthwiseForward's; output y (N, OH, OW, C) = conv(x) + b.
+// C a multiple of 8. For inference (fuse.py's ConvNeXt blocks): no gradient.
+FGVCTUNE_KERNEL(DepthwiseChannelsLastForward) {
+  if (nparam != 5 || !is_float32(dtypes[0]) || shapes[0][3] % kLanes) return 1;  // MindSpore raises
+  const LastGeometry g = last_geometry(shapes[0], shapes[1], shapes[4], static_cast<const int64_t *>(params[3]));
+  forward_last(g, static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
+               static_cast<const float *>(params[2]), static_cast<float *>(params[4]));
   return 0;
 }
