@@ -15,18 +15,13 @@ squeeze-excitation's seven ops (pooling, two 1x1 convolutions with their biases,
 become squeeze_excite.cc's one, and a block that adds its input does so in its projection (onednn.cc's
 ConvSumForward). Batch 1 gains most: each op MindSpore launches costs about 8 us besides its work.
 
-A ConvNeXt block runs on channels-last tensors, (N, H, W, C), from the first block of a stage to its last, where
-MindCV transposes to that layout and back in every block: its depthwise convolution adds its bias in the same op
-(depthwise.cc's DepthwiseChannelsLastForward), its two Dense layers each add theirs in oneDNN's product (onednn.cc's
-DenseBiasForward), the layer scale folded into the second one's weights and bias.
+ConvNeXt's blocks, and the norms and convolutions between its stages, run on channels-last tensors
+(channels_last.py).
 
 The fused ops have no gradient: inference fuses everything it can (Grad-CAM differentiates after the last feature
 block, whose output is plain), training only what comes before the first trainable parameter.
 `fold_and_fuse` folds, then fuses (results/model.py, training/setup.py and resume.py); `unfuse` gives the folded
 network back (export, which writes MindSpore's own ops, and before fold.unfold).
-
-Longer than 400 lines because each family's fusion (ResNet, MobileNetV3, ConvNeXt) is short but needs its cells, its
-test of what fuses and its step side by side with the others', and `unfuse` undoes all of them from one table.
 """
 
 from __future__ import annotations
@@ -36,10 +31,10 @@ import itertools
 
 import mindspore as ms
 import numpy as np
-from mindcv.models import convnext, mobilenetv3
+from mindcv.models import mobilenetv3
 from mindspore import nn, ops
 
-from fgvctune.kernels import cells, fold, swaps
+from fgvctune.kernels import cells, channels_last, fold, swaps
 from fgvctune.kernels.build import library
 from fgvctune.kernels.fold import FoldedBatchNorm2d, FoldedConv2d, compile_anew
 
@@ -142,7 +137,7 @@ def fuse(network, cache_dir: str = "", training: bool = False) -> int:
     def gradient_free(cell) -> bool:
         return all(p.name in frozen for p in cell.get_parameters())
 
-    steps = (_fuse_blocks, _fuse_activations, _fuse_squeeze_excite, _fuse_residuals, _fuse_convnext_blocks)
+    steps = (_fuse_blocks, _fuse_activations, _fuse_squeeze_excite, _fuse_residuals, channels_last.fuse_convnext)
     fused = sum(step(network, cache_dir, gradient_free) for step in steps)
     if fused:
         compile_anew(network)
@@ -352,104 +347,11 @@ def _fuse_residuals(network, cache_dir: str, gradient_free) -> int:
     return len(found)
 
 
-# -- ConvNeXt's blocks -----------------------------------------------------------------------------------------
-class BiasedConvNeXtBlock(convnext.Block):
-    """ConvNeXt's block on channels-last tensors, (N, H, W, C): the depthwise convolution and its bias one op
-    (`depthwise`: depthwise.cc's DepthwiseChannelsLastForward), each Dense layer's bias added in its product
-    (`biased`: onednn.cc's DenseBiasForward), the layer scale folded into the second layer's weights and bias; all
-    constants of the moment it is made (train and fuse again to see new weights). A run of such blocks enters
-    that layout at its first (`enters`) and leaves it at its last (`leaves`), so MindCV's two transposes a block
-    are two a run."""
-
-    def construct(self, x):
-        if self.enters:
-            x = ops.transpose(x, (0, 2, 3, 1))
-        shortcut = x
-        x = self.norm(self.depthwise(x, self.depthwise_weight, self.depthwise_bias, self.depthwise_spec))
-        shape = x.shape
-        x = self.biased(x.reshape(-1, shape[-1]), self.expand_weight, self.expand_bias, self.dense_spec)
-        x = self.biased(self.act(x), self.project_weight, self.project_bias, self.dense_spec)
-        x = shortcut + self.drop_path(x.reshape(shape))
-        return ops.transpose(x, (0, 3, 1, 2)) if self.leaves else x
-
-
-def _biasable(block) -> bool:
-    """A ConvNeXt (V1) block whose depthwise convolution and two Dense layers' products run through fgvctune's
-    kernels, its channels in groups of 8, no activation inside the Dense layers."""
-    return (
-        type(block) is convnext.Block
-        and not block.use_grn
-        and isinstance(block.dwconv.conv2d, cells.DepthwiseConv)
-        and block.dwconv.in_channels % 8 == 0
-        and all(
-            isinstance(dense.matmul, cells.DenseProduct) and dense.has_bias and not dense.activation_flag
-            for dense in (block.pwconv1, block.pwconv2)
-        )
-    )
-
-
-def channels_last_depthwise(conv: nn.Conv2d, path: str) -> tuple:
-    """A depthwise convolution (its stand-in cells.DepthwiseConv) on channels-last tensors: the op, its weights as
-    (K, K, C), its bias (zeros if it has none) and its spec."""
-    stand_in = conv.conv2d
-
-    def out_shape(x, w, b, spec):
-        n, c, height, width = stand_in.output_shape([x[0], x[3], x[1], x[2]], w, spec)
-        return [n, height, width, c]
-
-    op = ops.Custom(
-        f"{path}:DepthwiseChannelsLastForward", out_shape=out_shape, out_dtype=lambda *a: a[0], func_type="aot"
-    )
-    op.add_prim_attr("geometry", stand_in.geometry)  # (see convolution_op)
-    weight = conv.weight.asnumpy()
-    bias = conv.bias.asnumpy() if conv.has_bias else np.zeros(conv.out_channels, np.float32)
-    return op, ms.Tensor(np.ascontiguousarray(weight[:, 0].transpose(1, 2, 0))), ms.Tensor(bias), stand_in.spec
-
-
-def _neighbours(network) -> dict:
-    """Each cell of a SequentialCell by id: the cells before and after it there (None at the ends)."""
-    found = {}
-    for _, parent in network.cells_and_names():
-        if type(parent) is nn.SequentialCell:
-            ordered = [None, *parent.cell_list, None]
-            found.update({id(cell): (ordered[i - 1], ordered[i + 1]) for i, cell in enumerate(ordered) if cell})
-    return found
-
-
-def _fuse_convnext_blocks(network, cache_dir: str, gradient_free) -> int:
-    """fuse's ConvNeXt blocks."""
-    found = [cell for _, cell in network.cells_and_names() if _biasable(cell) and gradient_free(cell)]
-    path = library(cache_dir) if found else None  # (built: the Dense layers' products run through the kernels)
-    if not path:
-        return 0
-    neighbours, fused = _neighbours(network), {id(block) for block in found}
-    for block in found:
-        before, after = neighbours.get(id(block), (None, None))
-        block.enters, block.leaves = id(before) not in fused, id(after) not in fused
-        block.depthwise, block.depthwise_weight, block.depthwise_bias, block.depthwise_spec = channels_last_depthwise(
-            block.dwconv, path
-        )
-        block.biased = ops.Custom(
-            f"{path}:DenseBiasForward",
-            out_shape=lambda x, w, *_: [x[0], w[0]],
-            out_dtype=lambda *a: a[0],
-            func_type="aot",
-        )
-        block.dense_spec = block.pwconv1.matmul.spec
-        expand, project = block.pwconv1, block.pwconv2
-        scale = block.gamma_.asnumpy() if block.gamma_ is not None else np.ones(project.out_channels, np.float32)
-        block.expand_weight, block.expand_bias = ms.Tensor(expand.weight.asnumpy()), ms.Tensor(expand.bias.asnumpy())
-        block.project_weight = ms.Tensor(project.weight.asnumpy() * scale[:, None])
-        block.project_bias = ms.Tensor(project.bias.asnumpy() * scale)
-        block.__class__ = BiasedConvNeXtBlock
-    return len(found)
-
-
 # What fusing gives the cells it changes (the fused ops and what they read), taken away by unfuse
 ADDED = ("fused1", "fused2", "fused3", "fused_down")  # the ResNet blocks'
 ADDED += ("activate", "post_spec", "excite", "project", "project_spec", "body")  # MobileNetV3's
-ADDED += ("biased", "dense_spec", "expand_weight", "expand_bias", "project_weight", "project_bias")  # ConvNeXt's
-ADDED += ("depthwise", "depthwise_weight", "depthwise_bias", "depthwise_spec", "enters", "leaves")
+ADDED += ("enters", "leaves")  # (ConvNeXt's too)
+ADDED += channels_last.ADDED
 
 
 def unfuse(network) -> int:
@@ -458,7 +360,7 @@ def unfuse(network) -> int:
     back |= {ActivatedConv2d: FoldedConv2d, FusedSqueezeExcite: swaps.ScaledSqueezeExcite}
     back |= {applied: activation for activation, (_, applied) in APPLIED.items()}
     back[ResidualBottleneck] = mobilenetv3.Bottleneck
-    back[BiasedConvNeXtBlock] = convnext.Block
+    back |= channels_last.UNFUSED
     found = [cell for _, cell in network.cells_and_names() if type(cell) in back]
     passing = {applied for _, applied in APPLIED.values()}
     count = sum(type(cell) not in passing for cell in found)

@@ -15,7 +15,7 @@ from mindcv.models import convnext  # noqa: E402
 from mindspore import nn, ops  # noqa: E402
 from same_computation import assert_same_computation, pair, trained_statistics  # noqa: E402
 
-from fgvctune.kernels import cells, fold, fuse, swaps  # noqa: E402
+from fgvctune.kernels import cells, channels_last, fold, fuse, swaps  # noqa: E402
 from fgvctune.kernels.build import library  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("pynative")
@@ -189,10 +189,11 @@ def test_mobilenet_layers_fused_compute_what_the_folded_ones_do(mode):
 
 
 @pytest.mark.parametrize("mode", [ms.PYNATIVE_MODE, ms.GRAPH_MODE])
-def test_convnext_blocks_fused_compute_what_the_folded_ones_do(mode):
-    """Each ConvNeXt block on channels-last tensors, its two Dense layers with the bias in the product and the layer
+def test_convnext_fused_computes_what_the_folded_one_does(mode):
+    """ConvNeXt on channels-last tensors from its stem's convolution to its last block, the stem and downsampling
+    convolutions as products of patches, each block's two Dense layers with the bias in the product and the layer
     scale folded into the second's weights and bias (biases and scales set unequal here): the network's outputs at
-    three input shapes; unfused, the network before."""
+    four input shapes (at 70 pixels "same" pads the stem and two downsamplings); unfused, the network before."""
 
     def prepare(network):
         folded(network)
@@ -205,15 +206,16 @@ def test_convnext_blocks_fused_compute_what_the_folded_ones_do(mode):
     ms.set_context(mode=mode)
     try:
         reference, fused = pair("small_convnext", fuse.fuse, prepare=prepare)
-        found = [cell for _, cell in fused.cells_and_names() if type(cell) is fuse.BiasedConvNeXtBlock]
-        assert len(found) == 5  # depths 1, 1, 2, 1: each stage enters the channels-last layout once, leaves once
-        runs = [(True, True)] * 2 + [(True, False), (False, True), (True, True)]
-        assert [(b.enters, b.leaves) for b in found] == runs
+        kinds = (channels_last.BiasedConvNeXtBlock, channels_last.ChannelsLastNorm, channels_last.PatchConv2d)
+        run = [cell for _, cell in fused.cells_and_names() if type(cell) in kinds]
+        assert [type(cell) for cell in run].count(channels_last.BiasedConvNeXtBlock) == 5  # depths 1, 1, 2, 1
+        assert len(run) == 13  # and the stem's convolution and norm, three downsamplings' norm and convolution
+        assert [(cell.enters, cell.leaves) for cell in run] == [(i == 0, i == 12) for i in range(13)]
         # at 32 px the last stage is 1x1: its products have two rows at batch 2 (onednn.cc's few-rows path)
-        for size, batch in ((64, 2), (64, 3), (32, 2)):
+        for size, batch in ((64, 2), (64, 3), (32, 2), (70, 2)):
             assert_same_computation(reference, fused, size=size, batch=batch, modes=(False,), gradients=False)
-        assert fuse.unfuse(fused) == 5 and not fuse.unfuse(fused)
-        assert not any(type(cell) is fuse.BiasedConvNeXtBlock for _, cell in fused.cells_and_names())
+        assert fuse.unfuse(fused) == 13 and not fuse.unfuse(fused)
+        assert not any(type(cell) in kinds for _, cell in fused.cells_and_names())
         x = ms.Tensor(np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32))
         np.testing.assert_array_equal(fused(x).asnumpy(), reference(x).asnumpy())
     finally:
@@ -309,7 +311,7 @@ def test_channels_last_depthwise_at_every_stride_and_padding():
                 x = rng.standard_normal((2, channels, size, size + 1)).astype(np.float32)
                 want = conv(ms.Tensor(x)).asnumpy()
                 conv.conv2d = cells.DepthwiseConv(conv, library())
-                op, weight, bias, spec = fuse.channels_last_depthwise(conv, library())
+                op, weight, bias, spec = channels_last.depthwise(conv, library())
                 got = op(ms.Tensor(x.transpose(0, 2, 3, 1).copy()), weight, bias, spec).asnumpy()
                 scale = np.abs(want).max()  # weights of unit variance: sums in the tens, rounded in float32
                 np.testing.assert_allclose(
