@@ -44,8 +44,8 @@ class BiasedConvNeXtBlock(convnext.Block):
         shortcut = x
         x = self.norm(self.depthwise(x, self.depthwise_weight, self.depthwise_bias, self.depthwise_spec))
         shape = x.shape
-        x = self.biased(x.reshape(-1, shape[-1]), self.expand_weight, self.expand_bias, self.dense_spec)
-        x = self.biased(self.act(x), self.project_weight, self.project_bias, self.dense_spec)
+        x = self.biased(x.reshape(-1, shape[-1]), self.expand_weight, self.expand_bias, self.expand_spec)
+        x = self.biased(self.act(x), self.project_weight, self.project_bias, self.project_spec)
         x = shortcut + self.drop_path(x.reshape(shape))
         return _to_channels_first(x) if self.leaves else x
 
@@ -77,7 +77,7 @@ class PatchConv2d(nn.Conv2d):
             x = ops.pad(x, (0, 0, cols // 2, cols - cols // 2, rows // 2, rows - rows // 2))
             n, height, width, channels = x.shape
         patches = x.reshape(n, height // k, k, width // k, k * channels).transpose(0, 1, 3, 2, 4)
-        y = self.biased(patches.reshape(-1, k * k * channels), self.patch_weight, self.patch_bias, self.dense_spec)
+        y = self.biased(patches.reshape(-1, k * k * channels), self.patch_weight, self.patch_bias, self.patch_spec)
         y = y.reshape(n, height // k, width // k, -1)
         return _to_channels_first(y) if self.leaves else y
 
@@ -138,6 +138,14 @@ def _biased_product(path: str):
     )
 
 
+_layers = itertools.count()  # each product's own: onednn.cc keeps its weights, reordered once, by this number
+
+
+def _product_spec(any_isa: int) -> ms.Tensor:
+    """A biased product's spec: onednn.cc's setting, and the number of the layer whose constant weights it reads."""
+    return ms.Tensor(np.array([any_isa, next(_layers)], np.int64))
+
+
 def _channels_last_runs(network, eligible) -> list[list]:
     """Runs of consecutive cells that `eligible` accepts, in the order SequentialCells (nested ones flattened) call
     them, with at least one ConvNeXt block each: from the first of a run to its last the tensors stay channels
@@ -160,7 +168,7 @@ def _channels_last_runs(network, eligible) -> list[list]:
 
 def _fuse_patch_conv(conv, path: str) -> None:
     conv.biased = _biased_product(path)
-    conv.dense_spec = ms.Tensor(conv.conv2d.spec.asnumpy()[-1:])  # (its any_isa: the product's one setting)
+    conv.patch_spec = _product_spec(conv.conv2d.spec.asnumpy()[-1])  # (the convolution's any_isa)
     weight = conv.weight.asnumpy().transpose(0, 2, 3, 1)  # (O, kh, kw, C): a patch's order
     conv.patch_weight = ms.Tensor(np.ascontiguousarray(weight).reshape(conv.out_channels, -1))
     conv.patch_bias = ms.Tensor(conv.bias.asnumpy() if conv.has_bias else np.zeros(conv.out_channels, np.float32))
@@ -169,7 +177,12 @@ def _fuse_patch_conv(conv, path: str) -> None:
 
 def _fuse_block(block, path: str) -> None:
     block.depthwise, block.depthwise_weight, block.depthwise_bias, block.depthwise_spec = depthwise(block.dwconv, path)
-    block.biased, block.dense_spec = _biased_product(path), block.pwconv1.matmul.spec
+    any_isa = block.pwconv1.matmul.spec.asnumpy()[0]
+    block.biased, block.expand_spec, block.project_spec = (
+        _biased_product(path),
+        _product_spec(any_isa),
+        _product_spec(any_isa),
+    )
     expand, project = block.pwconv1, block.pwconv2
     scale = block.gamma_.asnumpy() if block.gamma_ is not None else np.ones(project.out_channels, np.float32)
     block.expand_weight, block.expand_bias = ms.Tensor(expand.weight.asnumpy()), ms.Tensor(expand.bias.asnumpy())
@@ -202,6 +215,14 @@ def fuse_convnext(network, cache_dir: str, gradient_free) -> int:
 
 # What fusing gives the cells it changes, taken away by fuse.unfuse (with `enters` and `leaves`), and the classes
 # it gives them back
-ADDED = ("biased", "dense_spec", "expand_weight", "expand_bias", "project_weight", "project_bias")
-ADDED += ("depthwise", "depthwise_weight", "depthwise_bias", "depthwise_spec", "patch_weight", "patch_bias")
+ADDED = ("biased", "expand_spec", "expand_weight", "expand_bias", "project_spec", "project_weight", "project_bias")
+ADDED += (
+    "depthwise",
+    "depthwise_weight",
+    "depthwise_bias",
+    "depthwise_spec",
+    "patch_spec",
+    "patch_weight",
+    "patch_bias",
+)
 UNFUSED = {BiasedConvNeXtBlock: convnext.Block, ChannelsLastNorm: convnext.ConvNextLayerNorm, PatchConv2d: nn.Conv2d}

@@ -504,8 +504,10 @@ namespace {
 constexpr int64_t kFewRows = 2;  // up to which the forward product is dot products (multiply)
 
 // params (a, b, [bias,] spec, out): out = a @ b, each read transposed in place where ta, tb; with `biased`, bias (N)
-// added by oneDNN as it writes the product (fuse.py's ConvNeXt blocks; its GELU post-op was tried after it too:
-// slower than activation.cc's pass, 13 against 9.4 ms on 100,352 x 384).
+// added by oneDNN as it writes the product (channels_last.py's ConvNeXt; its GELU post-op was tried after it too:
+// slower than activation.cc's pass, 13 against 9.4 ms on 100,352 x 384). A spec of two, [any_isa, layer], says b
+// is a constant of that layer's: reordered into oneDNN's own layout at its first call and kept, where oneDNN
+// otherwise packs it anew at every call (at batch 1 that costs as much as a small product).
 int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool tb, bool biased = false) {
   if (!is_float32(dtypes[0])) return 1;  // MindSpore raises
   const int64_t m = shapes[0][ta ? 1 : 0], k = shapes[0][ta ? 0 : 1], n = shapes[1][tb ? 0 : 1];
@@ -529,20 +531,24 @@ int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool
     return 0;
   }
   const Api *a = api(static_cast<const int64_t *>(spec)[0] != 0);
+  const int64_t layer = shapes[biased ? 3 : 2][0] == 2 ? static_cast<const int64_t *>(spec)[1] : -1;
   auto make = [&]() -> Plan * {
-    dnnl_memory_desc_t src, weights, biases = nullptr, dst;
+    dnnl_memory_desc_t src, weights, packed, biases = nullptr, dst;
     const dnnl_dims_t a_dims = {m, k}, b_dims = {k, n}, c_dims = {m, n}, bias_dims = {1, n};
     const dnnl_dims_t a_strides = {ta ? 1 : k, ta ? m : 1}, b_strides = {tb ? 1 : n, tb ? k : 1},
                       c_strides = {n, 1};  // row-major, either input read transposed in place
     a->dnnl_memory_desc_create_with_strides(&src, 2, a_dims, dnnl_f32, a_strides);
     a->dnnl_memory_desc_create_with_strides(&weights, 2, b_dims, dnnl_f32, b_strides);
+    if (layer >= 0) a->dnnl_memory_desc_create_with_tag(&packed, 2, b_dims, dnnl_f32, dnnl_format_tag_any);
     a->dnnl_memory_desc_create_with_strides(&dst, 2, c_dims, dnnl_f32, c_strides);
     if (biased) a->dnnl_memory_desc_create_with_strides(&biases, 2, bias_dims, dnnl_f32, c_strides);
     dnnl_primitive_desc_t pd;
-    if (a->dnnl_matmul_primitive_desc_create(&pd, a->engine, src, weights, biases, dst, nullptr) != dnnl_success)
+    if (a->dnnl_matmul_primitive_desc_create(&pd, a->engine, src, layer >= 0 ? packed : weights, biases, dst,
+                                             nullptr) != dnnl_success)
       return nullptr;
     std::vector<Arg> args = {bind(*a, pd, DNNL_ARG_SRC, dnnl_query_src_md, src, false),
                              bind(*a, pd, DNNL_ARG_WEIGHTS, dnnl_query_weights_md, weights, false)};
+    args.back().constant = layer >= 0;
     if (biased) args.push_back(bind(*a, pd, DNNL_ARG_BIAS, dnnl_query_weights_md, biases, false, 1));
     args.push_back(bind(*a, pd, DNNL_ARG_DST, dnnl_query_dst_md, dst, true));
     return finish(*a, pd, std::move(args));
@@ -550,7 +556,7 @@ int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool
   std::vector<void *> pointers = {params[0], params[1]};
   if (biased) pointers.push_back(params[2]);
   pointers.push_back(out);
-  return run(a, key_of(biased ? 'b' : 'm', {m, k, n, ta, tb}), make, pointers, work);
+  return run(a, key_of(biased ? 'b' : 'm', {m, k, n, ta, tb, layer}), make, pointers, work);
 }
 
 }  // namespace
@@ -570,8 +576,8 @@ FGVCTUNE_KERNEL(DenseGradWeight) {
   return nparam == 4 ? multiply(params, shapes, dtypes, true, false) : 1;
 }
 
-// (x, w, b, spec) -> x @ w.T + b: a Dense layer's product and bias in one oneDNN call, for inference (fuse.py,
-// ConvNeXt's blocks, whose layer scale is folded into the second layer's weights and bias)
+// (x, w, b, spec) -> x @ w.T + b: a Dense layer's product and bias in one oneDNN call, for inference
+// (channels_last.py's ConvNeXt, w a constant of the layer spec[1] names)
 FGVCTUNE_KERNEL(DenseBiasForward) {
   return nparam == 5 && ndims[0] == 2 ? multiply(params, shapes, dtypes, false, true, true) : 1;
 }
