@@ -5,8 +5,9 @@ sum with the projection before it).
 After folding (fold.py) a ResNet block is its convolutions, a ReLU after each but the last, and the residual sum
 with a ReLU. Here each convolution does its ReLU, or the residual sum and ReLU, itself (onednn.cc's ConvFused*,
 oneDNN post-ops), and the tensors between convolutions stay in the layout oneDNN computes in (nChw16c), so no
-reorder and no elementwise op passes over them. A layer (MindCV's SequentialCell of blocks) enters that layout at
-its first block and leaves it at its last: what goes in and out of a layer is plain NCHW, as before.
+reorder and no elementwise op passes over them. A run of fused blocks enters that layout at its first block and
+leaves it at its last (in a ResNet, its four layers are one run): what goes in and out of a run is plain NCHW, as
+before. The stem's convolution applies its ReLU itself (below).
 
 A SequentialCell's convolution, BatchNorm and ReLU or hard swish (MobileNetV3's layers) becomes one op once the
 BatchNorm is folded: the convolution adds the bias and applies the activation as it writes its output (onednn.cc's
@@ -31,7 +32,7 @@ import itertools
 
 import mindspore as ms
 import numpy as np
-from mindcv.models import mobilenetv3
+from mindcv.models import mobilenetv3, resnet
 from mindspore import nn, ops
 
 from fgvctune.kernels import cells, channels_last, fold, swaps
@@ -174,6 +175,13 @@ def _fuse_blocks(network, cache_dir: str, gradient_free) -> int:
             )
             block.__class__ = FUSED[kind]
             fused += 1
+    for _, net in network.cells_and_names():  # a ResNet's layers, called one after the other: one chain
+        if type(net) is resnet.ResNet:
+            layers = [net.layer1, net.layer2, net.layer3, net.layer4]
+            for before, after in zip(layers, layers[1:]):
+                last, first = before[len(before) - 1], after[0]
+                if type(last) in FUSED.values() and type(first) in FUSED.values():
+                    last.leaves = first.enters = False
     return fused
 
 
@@ -205,26 +213,27 @@ APPLIED = {nn.ReLU: (RELU, AppliedReLU), nn.HSwish: (HARD_SWISH, AppliedHSwish)}
 
 
 def _activated_triples(network, gradient_free) -> list[tuple]:
-    """(convolution, BatchNorm, activation) neighbours in a plain SequentialCell: the convolution folded and run by
-    fgvctune's kernels, the activation a ReLU or hard swish called there alone."""
+    """(convolution, BatchNorm, activation) neighbours in a plain SequentialCell, or a ResNet's stem: the convolution
+    folded and run by fgvctune's kernels, the activation a ReLU or hard swish called there alone."""
     parents = [cell for _, cell in network.cells_and_names()]
     uses = collections.Counter(id(child) for parent in parents for child in parent.name_cells().values())
-    found = []
-    for _, cell in network.cells_and_names():
-        if type(cell) is not nn.SequentialCell:
-            continue
-        ordered = list(cell.cell_list)
-        for conv, norm, activation in zip(ordered, ordered[1:], ordered[2:]):
-            if (
-                type(conv) is FoldedConv2d
-                and isinstance(conv.conv2d, (cells.Convolution, cells.DepthwiseConv))
-                and type(norm) is FoldedBatchNorm2d
-                and type(activation) in APPLIED
-                and uses[id(activation)] == 1
-                and gradient_free(conv)
-            ):
-                found.append((conv, activation))
-    return found
+    triples = []
+    for cell in parents:
+        if type(cell) is nn.SequentialCell:
+            ordered = list(cell.cell_list)
+            triples += zip(ordered, ordered[1:], ordered[2:])
+        elif type(cell) is resnet.ResNet:  # its construct calls them so, the ReLU there alone
+            triples.append((cell.conv1, cell.bn1, cell.relu))
+    return [
+        (conv, activation)
+        for conv, norm, activation in triples
+        if type(conv) is FoldedConv2d
+        and isinstance(conv.conv2d, (cells.Convolution, cells.DepthwiseConv))
+        and type(norm) is FoldedBatchNorm2d
+        and type(activation) in APPLIED
+        and uses[id(activation)] == 1
+        and gradient_free(conv)
+    ]
 
 
 def convolution_op(path: str, kernel: str, stand_in, post: int, *more: int) -> tuple:

@@ -47,18 +47,17 @@ def test_blocked_layout_is_onednns_and_back():
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
 def test_fused_blocks_compute_what_the_folded_ones_do(name):
-    """Every block fused, each layer entering the blocked layout at its first block and leaving it at its last;
-    the outputs of the folded network at two batch sizes (each layer keeps its weights reordered per batch
-    size); unfused, the folded network again, which unfolds."""
+    """Every block fused, the four layers one chain that enters the blocked layout at its first block and leaves
+    it at its last; the stem's convolution with its ReLU; the outputs of the folded network at two batch sizes
+    (each layer keeps its weights reordered per batch size); unfused, the folded network again, which unfolds."""
     reference, fused = pair(name, fuse.fuse, prepare=folded)
     chain = blocks(fused)
     assert chain and all(type(block) in fuse.FUSED.values() for block in chain)
-    for _, layer in fused.cells_and_names():
-        if type(layer) is nn.SequentialCell and type(layer[0]) in fuse.FUSED.values():
-            assert [(b.enters, b.leaves) for b in layer] == [(i == 0, i == len(layer) - 1) for i in range(len(layer))]
+    assert [(b.enters, b.leaves) for b in chain] == [(i == 0, i == len(chain) - 1) for i in range(len(chain))]
+    assert type(fused.conv1) is fuse.ActivatedConv2d and type(fused.relu) is fuse.AppliedReLU
     for batch in (2, 3):
         assert_same_computation(reference, fused, size=64, batch=batch, modes=(False,), gradients=False)
-    assert fuse.unfuse(fused) == len(chain) and not fuse.unfuse(fused)
+    assert fuse.unfuse(fused) == len(chain) + 1 and not fuse.unfuse(fused)  # and the stem
     assert all(type(block) in fuse.FUSED for block in chain)
     x = ms.Tensor(np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32))
     np.testing.assert_array_equal(fused(x).asnumpy(), reference(x).asnumpy())
@@ -66,17 +65,18 @@ def test_fused_blocks_compute_what_the_folded_ones_do(name):
 
 
 def test_blocks_fuse_only_where_every_convolution_can():
-    """ResNeXt's grouped convolutions, and a block whose BatchNorm is not folded, stay as they are; the blocks
-    around the one left out enter and leave the blocked layout on each side of it."""
+    """ResNeXt's grouped convolutions, and a block whose BatchNorm is not folded, stay as they are (their stems
+    are fused); the blocks around the one left out enter and leave the blocked layout on each side of it."""
     _, grouped = pair("resnext50_32x4d", lambda network: 1, prepare=folded)
-    assert fuse.fuse(grouped) == 0
+    assert fuse.fuse(grouped) == 1 and not any(type(block) in fuse.FUSED.values() for block in blocks(grouped))
     reference, fused = pair("resnet18", lambda network: 1, prepare=folded)
     left_out = fused.layer1[1]
     fold.unfold(left_out)
     fold.unfold(reference.layer1[1])
-    assert fuse.fuse(fused) == len(blocks(fused)) - 1
+    assert fuse.fuse(fused) == len(blocks(fused))  # every block but one, and the stem
     assert type(left_out) is swaps.SummedBasicBlock
     assert (fused.layer1[0].enters, fused.layer1[0].leaves) == (True, True)
+    assert (fused.layer2[0].enters, fused.layer2[1].leaves, fused.layer4[1].leaves) == (True, False, True)
     assert_same_computation(reference, fused, size=64, batch=2, modes=(False,), gradients=False)
 
 
