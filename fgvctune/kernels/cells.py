@@ -16,6 +16,7 @@ mode compiled one layer's bprop closure for another with the same code when they
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -31,6 +32,18 @@ def _output_size(size: int, kernel: int, stride: int, pad_mode: str, before: int
     if pad_mode == "same":
         return -(-size // stride)
     return (size + before + after - kernel) // stride + 1
+
+
+_fusings = itertools.count()
+
+
+def fused_layers() -> Callable[[], list]:
+    """Numbers for the layers one fusing makes whose weights onednn.cc keeps reordered (fuse.py's ResNet
+    convolutions, channels_last.py's products): a function giving each next layer [its place, the fusing's
+    generation]. onednn.cc keys a plan by the place, so fusing a network again (a tuning study's next trial) reuses
+    the plans rather than keeping another copy of the weights, and reorders them again for a new generation."""
+    generation, places = next(_fusings), itertools.count()
+    return lambda: [next(places), generation]
 
 
 class DepthwiseConv(nn.Cell):

@@ -138,12 +138,10 @@ def _biased_product(path: str):
     )
 
 
-_layers = itertools.count()  # each product's own: onednn.cc keeps its weights, reordered once, by this number
-
-
-def _product_spec(any_isa: int) -> ms.Tensor:
-    """A biased product's spec: onednn.cc's setting, and the number of the layer whose constant weights it reads."""
-    return ms.Tensor(np.array([any_isa, next(_layers)], np.int64))
+def _product_spec(any_isa: int, numbered) -> ms.Tensor:
+    """A biased product's spec: onednn.cc's setting, then the layer's place and its fusing's generation (its weights
+    are constants: cells.fused_layers)."""
+    return ms.Tensor(np.array([any_isa, *numbered()], np.int64))
 
 
 def _channels_last_runs(network, eligible) -> list[list]:
@@ -166,23 +164,20 @@ def _channels_last_runs(network, eligible) -> list[list]:
     return runs
 
 
-def _fuse_patch_conv(conv, path: str) -> None:
+def _fuse_patch_conv(conv, path: str, numbered) -> None:
     conv.biased = _biased_product(path)
-    conv.patch_spec = _product_spec(conv.conv2d.spec.asnumpy()[-1])  # (the convolution's any_isa)
+    conv.patch_spec = _product_spec(conv.conv2d.spec.asnumpy()[-1], numbered)  # (the convolution's any_isa)
     weight = conv.weight.asnumpy().transpose(0, 2, 3, 1)  # (O, kh, kw, C): a patch's order
     conv.patch_weight = ms.Tensor(np.ascontiguousarray(weight).reshape(conv.out_channels, -1))
     conv.patch_bias = ms.Tensor(conv.bias.asnumpy() if conv.has_bias else np.zeros(conv.out_channels, np.float32))
     conv.__class__ = PatchConv2d
 
 
-def _fuse_block(block, path: str) -> None:
+def _fuse_block(block, path: str, numbered) -> None:
     block.depthwise, block.depthwise_weight, block.depthwise_bias, block.depthwise_spec = depthwise(block.dwconv, path)
     any_isa = block.pwconv1.matmul.spec.asnumpy()[0]
-    block.biased, block.expand_spec, block.project_spec = (
-        _biased_product(path),
-        _product_spec(any_isa),
-        _product_spec(any_isa),
-    )
+    block.biased = _biased_product(path)
+    block.expand_spec, block.project_spec = _product_spec(any_isa, numbered), _product_spec(any_isa, numbered)
     expand, project = block.pwconv1, block.pwconv2
     scale = block.gamma_.asnumpy() if block.gamma_ is not None else np.ones(project.out_channels, np.float32)
     block.expand_weight, block.expand_bias = ms.Tensor(expand.weight.asnumpy()), ms.Tensor(expand.bias.asnumpy())
@@ -191,7 +186,7 @@ def _fuse_block(block, path: str) -> None:
     block.__class__ = BiasedConvNeXtBlock
 
 
-def fuse_convnext(network, cache_dir: str, gradient_free) -> int:
+def fuse_convnext(network, cache_dir: str, gradient_free, numbered) -> int:
     """fuse.fuse's step for ConvNeXt: its blocks, and the norms and patch convolutions around them, in runs."""
 
     def eligible(cell) -> bool:
@@ -207,9 +202,9 @@ def fuse_convnext(network, cache_dir: str, gradient_free) -> int:
             if _channels_first_norm(cell):
                 cell.__class__ = ChannelsLastNorm
             elif _patch_conv(cell):
-                _fuse_patch_conv(cell, path)
+                _fuse_patch_conv(cell, path, numbered)
             else:
-                _fuse_block(cell, path)
+                _fuse_block(cell, path, numbered)
     return sum(len(run) for run in runs)
 
 

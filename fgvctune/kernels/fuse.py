@@ -28,7 +28,6 @@ network back (export, which writes MindSpore's own ops, and before fold.unfold).
 from __future__ import annotations
 
 import collections
-import itertools
 
 import mindspore as ms
 import numpy as np
@@ -40,7 +39,6 @@ from fgvctune.kernels.build import library
 from fgvctune.kernels.fold import FoldedBatchNorm2d, FoldedConv2d, compile_anew
 
 NONE, RELU, SUM_RELU, HARD_SWISH, SUM = 0, 1, 2, 3, 4  # what the convolution does after itself (common.h's Post)
-_numbers = itertools.count()  # each FusedConv's own: onednn.cc keeps its weights, reordered once, by this number
 
 
 class FusedConv(nn.Cell):
@@ -48,12 +46,12 @@ class FusedConv(nn.Cell):
     and with SUM_RELU `(x, summand) -> relu(conv(x) + summand)`, summand blocked too. Its weights are the folded
     constants of the moment it is made (fold again: fuse anew)."""
 
-    def __init__(self, conv: FoldedConv2d, post: int, path: str):
+    def __init__(self, conv: FoldedConv2d, post: int, path: str, place: list):
         super().__init__()
         stand_in = conv.conv2d  # cells.Convolution
         self.folded_weight, self.folded_bias = conv.folded_weight, conv.folded_bias
         kernel = "ConvFusedSumForward" if post == SUM_RELU else "ConvFusedForward"
-        self.convolve, self.spec = convolution_op(path, kernel, stand_in, post, next(_numbers))
+        self.convolve, self.spec = convolution_op(path, kernel, stand_in, post, *place)  # (cells.fused_layers)
 
     def construct(self, x, summand=None):
         if summand is None:
@@ -138,14 +136,15 @@ def fuse(network, cache_dir: str = "", training: bool = False) -> int:
     def gradient_free(cell) -> bool:
         return all(p.name in frozen for p in cell.get_parameters())
 
+    numbered = cells.fused_layers()
     steps = (_fuse_blocks, _fuse_activations, _fuse_squeeze_excite, _fuse_residuals, channels_last.fuse_convnext)
-    fused = sum(step(network, cache_dir, gradient_free) for step in steps)
+    fused = sum(step(network, cache_dir, gradient_free, numbered) for step in steps)
     if fused:
         compile_anew(network)
     return fused
 
 
-def _fuse_blocks(network, cache_dir: str, gradient_free) -> int:
+def _fuse_blocks(network, cache_dir: str, gradient_free, numbered) -> int:
     """fuse's ResNet blocks."""
     layers = [list(layer.cell_list) for _, layer in network.cells_and_names() if type(layer) is nn.SequentialCell]
     runs = [(blocks, [_fusable(b) and gradient_free(b) for b in blocks]) for blocks in layers]
@@ -162,9 +161,9 @@ def _fuse_blocks(network, cache_dir: str, gradient_free) -> int:
             names = CONVOLUTIONS[kind]
             posts = [RELU] * (len(names) - 1) + [SUM_RELU]
             for number, (name, post) in enumerate(zip(names, posts), start=1):
-                setattr(block, f"fused{number}", FusedConv(getattr(block, name), post, path))
+                setattr(block, f"fused{number}", FusedConv(getattr(block, name), post, path, numbered()))
             if block.down_sample is not None:
-                block.fused_down = FusedConv(block.down_sample[0], NONE, path)
+                block.fused_down = FusedConv(block.down_sample[0], NONE, path, numbered())
             block.enters = i == 0 or not fusable[i - 1]
             block.leaves = i == len(blocks) - 1 or not fusable[i + 1]
             block.to_blocked = ops.Custom(
@@ -252,7 +251,7 @@ def convolution_op(path: str, kernel: str, stand_in, post: int, *more: int) -> t
     return op, ms.Tensor(np.append(stand_in.spec.asnumpy(), [post, *more]).astype(np.int64))
 
 
-def _fuse_activations(network, cache_dir: str, gradient_free) -> int:
+def _fuse_activations(network, cache_dir: str, gradient_free, numbered) -> int:
     """fuse's convolutions with their activation."""
     triples = _activated_triples(network, gradient_free)
     path = library(cache_dir) if triples else None  # (built: the convolutions run through the kernels already)
@@ -299,7 +298,7 @@ def _excitable(cell) -> bool:
     )
 
 
-def _fuse_squeeze_excite(network, cache_dir: str, gradient_free) -> int:
+def _fuse_squeeze_excite(network, cache_dir: str, gradient_free, numbered) -> int:
     """fuse's squeeze-excitations."""
     found = [cell for _, cell in network.cells_and_names() if _excitable(cell) and gradient_free(cell)]
     path = library(cache_dir) if found else None  # (built: swaps.faster_squeeze_excite made them ScaledSqueezeExcite)
@@ -342,7 +341,7 @@ def _summable(block) -> bool:
     )
 
 
-def _fuse_residuals(network, cache_dir: str, gradient_free) -> int:
+def _fuse_residuals(network, cache_dir: str, gradient_free, numbered) -> int:
     """fuse's MobileNetV3 blocks with their residual sum in the projection."""
     found = [cell for _, cell in network.cells_and_names() if _summable(cell) and gradient_free(cell)]
     path = library(cache_dir) if found else None  # (built: the projections run through the kernels already)

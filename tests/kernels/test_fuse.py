@@ -284,6 +284,28 @@ def test_a_stem_fused_with_its_activation_at_every_stride_and_padding(layer):
     np.testing.assert_allclose(fused(x).asnumpy(), want, rtol=0, atol=1e-5 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("name", ["resnet18", "small_convnext"])
+def test_fused_again_computes_with_the_new_weights(name):
+    """A network fused again after its weights change (a tuning study's next trial, a new checkpoint) computes with
+    the new weights: onednn.cc keeps a fused layer's reordered weights in a plan keyed by the layer's place, which
+    the new fusing reuses, and reorders them again for the new fusing."""
+    reference, fused = pair(name, fuse.fuse, prepare=folded)
+    x = ms.Tensor(np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32))
+    fused(x)  # the plans made, the first weights reordered into them
+    rng = np.random.default_rng(4)
+    for network in (reference, fused):
+        fuse.unfuse(network)
+        fold.unfold(network)
+    for (_, mine), (_, theirs) in zip(fused.parameters_and_names(), reference.parameters_and_names()):
+        theirs.set_data(ms.Tensor(theirs.asnumpy() * rng.uniform(0.5, 1.5, theirs.shape).astype(np.float32)))
+        mine.set_data(theirs.value())
+    for network in (reference, fused):
+        fold.fold(network)
+    assert fuse.fuse(fused) > 0
+    want = reference(x).asnumpy()
+    np.testing.assert_allclose(fused(x).asnumpy(), want, rtol=0, atol=1e-4 * np.abs(want).max())
+
+
 def test_channels_last_depthwise_at_every_stride_and_padding():
     """depthwise.cc's channels-last forward (ConvNeXt's fused blocks) against MindSpore's Conv2D on the transposed
     input: its 7x7 at widths that take each path (under 4 pixels, 4 to 6, 7, 8 and more with the last strip

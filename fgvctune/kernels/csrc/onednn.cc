@@ -91,8 +91,9 @@ struct Arg {
   bool output;
   dnnl_memory_t user, inner;
   dnnl_primitive_t reorder;
-  bool constant = false;          // an input that never changes at one address (a fused convolution's folded weights)
-  const void *reordered = nullptr;  // the address `inner` was last reordered from, for a constant one
+  bool constant = false;  // weights that never change within one fusing (a fused layer's; fuse.py, channels_last.py)
+  const void *reordered = nullptr;  // where and in which fusing (cells.fused_layers' generation) `inner` was last
+  int64_t generation = -1;          // reordered from, for a constant one
 };
 
 struct Plan {
@@ -142,9 +143,12 @@ struct Threads {
 };
 
 // Runs a plan on the caller's buffers (the inputs, then the output), building it on first use under `key`;
-// `work` as primitive_work counts it.
+// `work` as primitive_work counts it. A constant input is reordered again when it comes from another address or
+// another fusing (`generation`): a layer's plan is keyed by its place in the network, so fusing a network again
+// (each trial of a tuning study) reuses the plans rather than adding a copy of the weights each time.
 template <typename Make>
-int run(const Api *a, const std::string &key, Make make, std::vector<void *> pointers, int64_t work) {
+int run(const Api *a, const std::string &key, Make make, std::vector<void *> pointers, int64_t work,
+        int64_t generation = -1) {
   if (!a) return 1;
   static std::mutex lock;  // the plans' own buffers are shared: one call at a time (each uses every core)
   static std::map<std::string, Plan *> plans;
@@ -157,10 +161,11 @@ int run(const Api *a, const std::string &key, Make make, std::vector<void *> poi
   for (size_t i = 0; i < p->args.size(); ++i) {
     Arg &arg = p->args[i];
     a->dnnl_memory_set_data_handle(arg.user, pointers[i]);
-    if (arg.reorder && !arg.output && !(arg.constant && arg.reordered == pointers[i])) {
+    if (arg.reorder && !arg.output &&
+        !(arg.constant && arg.reordered == pointers[i] && arg.generation == generation)) {
       dnnl_exec_arg_t io[2] = {{DNNL_ARG_FROM, arg.user}, {DNNL_ARG_TO, arg.inner}};
       a->dnnl_primitive_execute(arg.reorder, a->stream, 2, io);
-      arg.reordered = pointers[i];
+      arg.reordered = pointers[i], arg.generation = generation;
     }
     args.push_back({arg.id, arg.inner});
   }
@@ -384,15 +389,16 @@ Plan *fused(const Api &a, const Geometry &g, int64_t post) {
   a.dnnl_primitive_attr_destroy(attr);
   if (!made) return nullptr;
   Arg weights = bind(a, pd, DNNL_ARG_WEIGHTS, dnnl_query_weights_md, w, false);
-  weights.constant = true;  // reordered at the first call alone: the plan is this layer's (its key holds its id)
+  weights.constant = true;  // reordered at the first call of a fusing alone (the key holds the layer's place)
   return finish(a, pd,
                 {bind(a, pd, DNNL_ARG_SRC, dnnl_query_src_md, x, false), weights,
                  bind(a, pd, DNNL_ARG_BIAS, dnnl_query_weights_md, bias, false, 1),
                  bind(a, pd, DNNL_ARG_DST, dnnl_query_dst_md, y, true)});
 }
 
-// (x, w, b[, summand], spec) -> y, spec = the convolution's, then post (Post) and the layer's own number: its
-// weights are constants, reordered into oneDNN's layout at its first call and kept.
+// (x, w, b[, summand], spec) -> y, spec = the convolution's, then post (Post), the layer's place and its fusing's
+// generation (cells.fused_layers): its weights are constants, reordered into oneDNN's layout at its first call and
+// kept.
 int convolve_fused(void **params, int64_t **shapes, const char **dtypes, bool summed) {
   const int inputs = summed ? 4 : 3;
   if (std::string(dtypes[0]) != "float32") return 1;  // MindSpore raises
@@ -413,7 +419,7 @@ int convolve_fused(void **params, int64_t **shapes, const char **dtypes, bool su
     for (int64_t i = 0; i < count; ++i) to[i] = from[i];
   }
   return run(a, key, [&] { return fused(*a, g, spec[9]); }, {params[0], params[1], params[2], out},
-             work_of(g));
+             work_of(g), spec[11]);
 }
 
 // x (N, C, H, W), C a multiple of 16, copied from plain NCHW into nChw16c (`blocked`) or back.
@@ -505,9 +511,10 @@ constexpr int64_t kFewRows = 2;  // up to which the forward product is dot produ
 
 // params (a, b, [bias,] spec, out): out = a @ b, each read transposed in place where ta, tb; with `biased`, bias (N)
 // added by oneDNN as it writes the product (channels_last.py's ConvNeXt; its GELU post-op was tried after it too:
-// slower than activation.cc's pass, 13 against 9.4 ms on 100,352 x 384). A spec of two, [any_isa, layer], says b
-// is a constant of that layer's: reordered into oneDNN's own layout at its first call and kept, where oneDNN
-// otherwise packs it anew at every call (at batch 1 that costs as much as a small product).
+// slower than activation.cc's pass, 13 against 9.4 ms on 100,352 x 384). A spec of three, [any_isa, place,
+// generation] (cells.fused_layers), says b is a constant of that layer's: reordered into oneDNN's own layout at its
+// first call and kept, where oneDNN otherwise packs it anew at every call (at batch 1 that costs as much as a small
+// product).
 int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool tb, bool biased = false) {
   if (!is_float32(dtypes[0])) return 1;  // MindSpore raises
   const int64_t m = shapes[0][ta ? 1 : 0], k = shapes[0][ta ? 0 : 1], n = shapes[1][tb ? 0 : 1];
@@ -531,7 +538,9 @@ int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool
     return 0;
   }
   const Api *a = api(static_cast<const int64_t *>(spec)[0] != 0);
-  const int64_t layer = shapes[biased ? 3 : 2][0] == 2 ? static_cast<const int64_t *>(spec)[1] : -1;
+  const bool constant = shapes[biased ? 3 : 2][0] == 3;
+  const int64_t layer = constant ? static_cast<const int64_t *>(spec)[1] : -1;
+  const int64_t generation = constant ? static_cast<const int64_t *>(spec)[2] : -1;
   auto make = [&]() -> Plan * {
     dnnl_memory_desc_t src, weights, packed, biases = nullptr, dst;
     const dnnl_dims_t a_dims = {m, k}, b_dims = {k, n}, c_dims = {m, n}, bias_dims = {1, n};
@@ -539,16 +548,16 @@ int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool
                       c_strides = {n, 1};  // row-major, either input read transposed in place
     a->dnnl_memory_desc_create_with_strides(&src, 2, a_dims, dnnl_f32, a_strides);
     a->dnnl_memory_desc_create_with_strides(&weights, 2, b_dims, dnnl_f32, b_strides);
-    if (layer >= 0) a->dnnl_memory_desc_create_with_tag(&packed, 2, b_dims, dnnl_f32, dnnl_format_tag_any);
+    if (constant) a->dnnl_memory_desc_create_with_tag(&packed, 2, b_dims, dnnl_f32, dnnl_format_tag_any);
     a->dnnl_memory_desc_create_with_strides(&dst, 2, c_dims, dnnl_f32, c_strides);
     if (biased) a->dnnl_memory_desc_create_with_strides(&biases, 2, bias_dims, dnnl_f32, c_strides);
     dnnl_primitive_desc_t pd;
-    if (a->dnnl_matmul_primitive_desc_create(&pd, a->engine, src, layer >= 0 ? packed : weights, biases, dst,
+    if (a->dnnl_matmul_primitive_desc_create(&pd, a->engine, src, constant ? packed : weights, biases, dst,
                                              nullptr) != dnnl_success)
       return nullptr;
     std::vector<Arg> args = {bind(*a, pd, DNNL_ARG_SRC, dnnl_query_src_md, src, false),
                              bind(*a, pd, DNNL_ARG_WEIGHTS, dnnl_query_weights_md, weights, false)};
-    args.back().constant = layer >= 0;
+    args.back().constant = constant;
     if (biased) args.push_back(bind(*a, pd, DNNL_ARG_BIAS, dnnl_query_weights_md, biases, false, 1));
     args.push_back(bind(*a, pd, DNNL_ARG_DST, dnnl_query_dst_md, dst, true));
     return finish(*a, pd, std::move(args));
@@ -556,7 +565,7 @@ int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool
   std::vector<void *> pointers = {params[0], params[1]};
   if (biased) pointers.push_back(params[2]);
   pointers.push_back(out);
-  return run(a, key_of(biased ? 'b' : 'm', {m, k, n, ta, tb, layer}), make, pointers, work);
+  return run(a, key_of(biased ? 'b' : 'm', {m, k, n, ta, tb, layer}), make, pointers, work, generation);
 }
 
 }  // namespace
@@ -577,7 +586,7 @@ FGVCTUNE_KERNEL(DenseGradWeight) {
 }
 
 // (x, w, b, spec) -> x @ w.T + b: a Dense layer's product and bias in one oneDNN call, for inference
-// (channels_last.py's ConvNeXt, w a constant of the layer spec[1] names)
+// (channels_last.py's ConvNeXt, w a constant of the layer spec[1:] names)
 FGVCTUNE_KERNEL(DenseBiasForward) {
   return nparam == 5 && ndims[0] == 2 ? multiply(params, shapes, dtypes, false, true, true) : 1;
 }
