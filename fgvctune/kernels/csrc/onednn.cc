@@ -510,11 +510,12 @@ namespace {
 constexpr int64_t kFewRows = 2;  // up to which the forward product is dot products (multiply)
 
 // params (a, b, [bias,] spec, out): out = a @ b, each read transposed in place where ta, tb; with `biased`, bias (N)
-// added by oneDNN as it writes the product (channels_last.py's ConvNeXt; its GELU post-op was tried after it too:
-// slower than activation.cc's pass, 13 against 9.4 ms on 100,352 x 384). A spec of three, [any_isa, place,
-// generation] (cells.fused_layers), says b is a constant of that layer's: reordered into oneDNN's own layout at its
-// first call and kept, where oneDNN otherwise packs it anew at every call (at batch 1 that costs as much as a small
-// product).
+// added by oneDNN as it writes the product (channels_last.py's ConvNeXt). Its GELU post-op was tried after it too,
+// against activation.cc's pass: slower on large products (convnext_tiny's expansions at batch 32, 714 against
+// 702 ms), faster on those of a few hundred rows (batch 1, 22.3 against 23.4): not used yet. A spec of three,
+// [any_isa, place, generation] (cells.fused_layers), says b is a constant of that layer's: reordered into oneDNN's
+// own layout at its first call and kept, where oneDNN otherwise packs it anew at every call (at batch 1 that costs
+// as much as a small product).
 int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool tb, bool biased = false) {
   if (!is_float32(dtypes[0])) return 1;  // MindSpore raises
   const int64_t m = shapes[0][ta ? 1 : 0], k = shapes[0][ta ? 0 : 1], n = shapes[1][tb ? 0 : 1];
