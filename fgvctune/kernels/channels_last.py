@@ -34,8 +34,9 @@ def _to_channels_first(x):
 class BiasedConvNeXtBlock(convnext.Block):
     """ConvNeXt's block on channels-last tensors, (N, H, W, C): the depthwise convolution and its bias one op
     (`depthwise`: depthwise.cc's DepthwiseChannelsLastForward), each Dense layer's bias added in its product
-    (`biased`: onednn.cc's DenseBiasForward), the layer scale folded into the second layer's weights and bias; all
-    constants of the moment it is made (train and fuse again to see new weights). `enters`: its input is
+    (`biased`: onednn.cc's DenseBiasForward; the first's tanh GELU in the same call where `gelu_expands`,
+    DenseBiasGeluForward), the layer scale folded into the second layer's weights and bias; all constants of the
+    moment it is made (train and fuse again to see new weights). `enters`: its input is
     channels-first (N, C, H, W), `leaves`: its output is made so (see _channels_last_runs)."""
 
     def construct(self, x):
@@ -44,8 +45,12 @@ class BiasedConvNeXtBlock(convnext.Block):
         shortcut = x
         x = self.norm(self.depthwise(x, self.depthwise_weight, self.depthwise_bias, self.depthwise_spec))
         shape = x.shape
-        x = self.biased(x.reshape(-1, shape[-1]), self.expand_weight, self.expand_bias, self.expand_spec)
-        x = self.biased(self.act(x), self.project_weight, self.project_bias, self.project_spec)
+        x = x.reshape(-1, shape[-1])
+        if self.gelu_expands:
+            x = self.biased_gelu(x, self.expand_weight, self.expand_bias, self.expand_spec)
+        else:  # (the exact GELU: torchcompat's)
+            x = self.act(self.biased(x, self.expand_weight, self.expand_bias, self.expand_spec))
+        x = self.biased(x, self.project_weight, self.project_bias, self.project_spec)
         x = shortcut + self.drop_path(x.reshape(shape))
         return _to_channels_first(x) if self.leaves else x
 
@@ -131,10 +136,11 @@ def depthwise(conv: nn.Conv2d, path: str) -> tuple:
     return op, ms.Tensor(np.ascontiguousarray(weight[:, 0].transpose(1, 2, 0))), ms.Tensor(bias), stand_in.spec
 
 
-def _biased_product(path: str):
-    """x (M, K), w (N, K), b (N), spec -> x @ w.T + b (onednn.cc's DenseBiasForward)."""
+def _biased_product(path: str, kernel: str = "DenseBiasForward"):
+    """x (M, K), w (N, K), b (N), spec -> x @ w.T + b (onednn.cc's DenseBiasForward; DenseBiasGeluForward: its tanh
+    GELU)."""
     return ops.Custom(
-        f"{path}:DenseBiasForward", out_shape=lambda x, w, *_: [x[0], w[0]], out_dtype=lambda *a: a[0], func_type="aot"
+        f"{path}:{kernel}", out_shape=lambda x, w, *_: [x[0], w[0]], out_dtype=lambda *a: a[0], func_type="aot"
     )
 
 
@@ -177,6 +183,8 @@ def _fuse_block(block, path: str, numbered) -> None:
     block.depthwise, block.depthwise_weight, block.depthwise_bias, block.depthwise_spec = depthwise(block.dwconv, path)
     any_isa = block.pwconv1.matmul.spec.asnumpy()[0]
     block.biased = _biased_product(path)
+    block.gelu_expands = isinstance(block.act, nn.GELU) and block.act.approximate == "tanh"
+    block.biased_gelu = _biased_product(path, "DenseBiasGeluForward")
     block.expand_spec, block.project_spec = _product_spec(any_isa, numbered), _product_spec(any_isa, numbered)
     expand, project = block.pwconv1, block.pwconv2
     scale = block.gamma_.asnumpy() if block.gamma_ is not None else np.ones(project.out_channels, np.float32)
@@ -210,8 +218,16 @@ def fuse_convnext(network, cache_dir: str, gradient_free, numbered) -> int:
 
 # What fusing gives the cells it changes, taken away by fuse.unfuse (with `enters` and `leaves`), and the classes
 # it gives them back
-ADDED = ("biased", "expand_spec", "expand_weight", "expand_bias", "project_spec", "project_weight", "project_bias")
-ADDED += (
+ADDED = (
+    "biased",
+    "biased_gelu",
+    "gelu_expands",
+    "expand_spec",
+    "expand_weight",
+    "expand_bias",
+    "project_spec",
+    "project_weight",
+    "project_bias",
     "depthwise",
     "depthwise_weight",
     "depthwise_bias",

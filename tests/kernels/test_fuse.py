@@ -192,16 +192,18 @@ def test_mobilenet_layers_fused_compute_what_the_folded_ones_do(mode):
 def test_convnext_fused_computes_what_the_folded_one_does(mode):
     """ConvNeXt on channels-last tensors from its stem's convolution to its last block, the stem and downsampling
     convolutions as products of patches, each block's two Dense layers with the bias in the product and the layer
-    scale folded into the second's weights and bias (biases and scales set unequal here): the network's outputs at
-    four input shapes (at 70 pixels "same" pads the stem and two downsamplings); unfused, the network before."""
+    scale folded into the second's weights and bias (biases and scales set unequal here), the first's tanh GELU in
+    its call (the first block's GELU exact, torchcompat's: a call of its own): the network's outputs at four input
+    shapes (at 70 pixels "same" pads the stem and two downsamplings); unfused, the network before."""
 
     def prepare(network):
         folded(network)
         rng = np.random.default_rng(2)  # the same for both networks
-        for _, cell in network.cells_and_names():
-            if type(cell) is convnext.Block:  # MindCV starts the biases at zero and the scales equal
-                for param in (cell.gamma_, cell.pwconv1.bias, cell.pwconv2.bias):
-                    param.set_data(ms.Tensor(rng.uniform(0.2, 2.0, param.shape).astype(np.float32)))
+        blocks = [cell for _, cell in network.cells_and_names() if type(cell) is convnext.Block]
+        for cell in blocks:  # MindCV starts the biases at zero and the scales equal
+            for param in (cell.gamma_, cell.pwconv1.bias, cell.pwconv2.bias):
+                param.set_data(ms.Tensor(rng.uniform(0.2, 2.0, param.shape).astype(np.float32)))
+        blocks[0].act.approximate = "none"
 
     ms.set_context(mode=mode)
     try:
@@ -211,6 +213,8 @@ def test_convnext_fused_computes_what_the_folded_one_does(mode):
         assert [type(cell) for cell in run].count(channels_last.BiasedConvNeXtBlock) == 5  # depths 1, 1, 2, 1
         assert len(run) == 13  # and the stem's convolution and norm, three downsamplings' norm and convolution
         assert [(cell.enters, cell.leaves) for cell in run] == [(i == 0, i == 12) for i in range(13)]
+        blocks = [cell for cell in run if type(cell) is channels_last.BiasedConvNeXtBlock]
+        assert [block.gelu_expands for block in blocks] == [False, True, True, True, True]
         # at 32 px the last stage is 1x1: its products have two rows at batch 2 (onednn.cc's few-rows path)
         for size, batch in ((64, 2), (64, 3), (32, 2), (70, 2)):
             assert_same_computation(reference, fused, size=size, batch=batch, modes=(False,), gradients=False)

@@ -172,12 +172,7 @@ inline float exp_small(float t) {
 
 }  // namespace
 
-// Input x; output y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), nn.GELU's default (tanh) form.
-FGVCTUNE_KERNEL(TanhGeluForward) {
-  if (nparam != 2 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
-  const float *x = static_cast<const float *>(params[0]);
-  float *y = static_cast<float *>(params[1]);
-  const int64_t count = elements(ndims[0], shapes[0]);
+void tanh_gelu(const float *x, float *y, int64_t count) {
 #pragma omp parallel for simd schedule(static) if (parallel : parallel_worth(count * kGeluWork))
   for (int64_t i = 0; i < count; ++i) {
     const float v = x[i];
@@ -186,6 +181,12 @@ FGVCTUNE_KERNEL(TanhGeluForward) {
     const float s = 1.0f / (1.0f + exp_small(clamped));
     y[i] = v * (t > kGeluLimit ? 0.0f : s);  // s is 0 beyond the limit
   }
+}
+
+// Input x; output y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), nn.GELU's default (tanh) form.
+FGVCTUNE_KERNEL(TanhGeluForward) {
+  if (nparam != 2 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
+  tanh_gelu(static_cast<const float *>(params[0]), static_cast<float *>(params[1]), elements(ndims[0], shapes[0]));
   return 0;
 }
 

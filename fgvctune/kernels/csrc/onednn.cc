@@ -510,13 +510,14 @@ namespace {
 constexpr int64_t kFewRows = 2;  // up to which the forward product is dot products (multiply)
 
 // params (a, b, [bias,] spec, out): out = a @ b, each read transposed in place where ta, tb; with `biased`, bias (N)
-// added by oneDNN as it writes the product (channels_last.py's ConvNeXt). Its GELU post-op was tried after it too,
-// against activation.cc's pass: slower on large products (convnext_tiny's expansions at batch 32, 714 against
-// 702 ms), faster on those of a few hundred rows (batch 1, 22.3 against 23.4): not used yet. A spec of three,
+// added by oneDNN as it writes the product (channels_last.py's ConvNeXt); `post` kTanhGelu applies GELU's tanh
+// form to the output right after, in this call, while it is in cache (oneDNN's GELU post-op was as fast or slower
+// at every size of convnext_tiny's expansions: 1,368 against 1,146 us for 196 x 384 -> 1536). A spec of three,
 // [any_isa, place, generation] (cells.fused_layers), says b is a constant of that layer's: reordered into oneDNN's
 // own layout at its first call and kept, where oneDNN otherwise packs it anew at every call (at batch 1 that costs
 // as much as a small product).
-int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool tb, bool biased = false) {
+int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool tb, bool biased = false,
+             int64_t post = kNone) {
   if (!is_float32(dtypes[0])) return 1;  // MindSpore raises
   const int64_t m = shapes[0][ta ? 1 : 0], k = shapes[0][ta ? 0 : 1], n = shapes[1][tb ? 0 : 1];
   const int64_t work = primitive_work(m * k * n, m * k + k * n + m * n);
@@ -536,6 +537,7 @@ int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool
         for (int64_t l = 0; l < k; ++l) sum += x[i * k + l] * w[j * k + l];
         y[i * n + j] = bias ? sum + bias[j] : sum;
       }
+    if (post == kTanhGelu) tanh_gelu(y, y, m * n);
     return 0;
   }
   const Api *a = api(static_cast<const int64_t *>(spec)[0] != 0);
@@ -566,7 +568,9 @@ int multiply(void **params, int64_t **shapes, const char **dtypes, bool ta, bool
   std::vector<void *> pointers = {params[0], params[1]};
   if (biased) pointers.push_back(params[2]);
   pointers.push_back(out);
-  return run(a, key_of(biased ? 'b' : 'm', {m, k, n, ta, tb, layer}), make, pointers, work, generation);
+  if (run(a, key_of(biased ? 'b' : 'm', {m, k, n, ta, tb, layer}), make, pointers, work, generation)) return 1;
+  if (post == kTanhGelu) tanh_gelu(static_cast<float *>(out), static_cast<float *>(out), m * n);  // (in cache)
+  return 0;
 }
 
 }  // namespace
@@ -590,4 +594,10 @@ FGVCTUNE_KERNEL(DenseGradWeight) {
 // (channels_last.py's ConvNeXt, w a constant of the layer spec[1:] names)
 FGVCTUNE_KERNEL(DenseBiasForward) {
   return nparam == 5 && ndims[0] == 2 ? multiply(params, shapes, dtypes, false, true, true) : 1;
+}
+
+// (x, w, b, spec) -> GELU's tanh form of x @ w.T + b: a ConvNeXt block's expansion and its activation in one call
+// (channels_last.py), for inference as DenseBiasForward
+FGVCTUNE_KERNEL(DenseBiasGeluForward) {
+  return nparam == 5 && ndims[0] == 2 ? multiply(params, shapes, dtypes, false, true, true, kTanhGelu) : 1;
 }
