@@ -17,6 +17,8 @@
   a resnet50 training step; the forward records where each output's value came from, the gradient adds there.
 - MobileNetV3's squeeze-excitation for inference (squeeze_excite.cc): seven ops, on (N, C, 1, 1) tensors but for
   the first and last, in one pass (fuse.py).
+- Folded 1x1 convolutions for inference (pointwise.cc, called by onednn.cc): the product per image with the bias,
+  the residual and the activation applied in registers, where oneDNN's product packed the image at every call.
 - Every other convolution, and nn.Dense's matrix product, through a private copy of oneDNN (onednn.cc, from the
   onednn-cpu-gomp package) free to use every instruction set the CPU has, on the layouts it chooses: MindSpore
   gives its own oneDNN plain NCHW tensors, for which it runs im2col and a GEMM, and with AVX-512 a reference
@@ -66,6 +68,7 @@ SOURCES = [
         "activation.cc",
         "pooling.cc",
         "squeeze_excite.cc",
+        "pointwise.cc",
     )
 ]
 HEADERS = [CSRC / "common.h"]  # included by every source: part of what a build depends on

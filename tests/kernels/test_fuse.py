@@ -288,6 +288,32 @@ def test_a_stem_fused_with_its_activation_at_every_stride_and_padding(layer):
     np.testing.assert_allclose(fused(x).asnumpy(), want, rtol=0, atol=1e-5 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("activation", [nn.ReLU, nn.HSwish, None])
+def test_a_pointwise_layer_folded_and_fused_at_odd_sizes(activation):
+    """A 1x1 convolution, its BatchNorm and activation (pointwise.cc's loop through onednn.cc's ConvActForward, or
+    ConvBiasForward where there is no activation) against MindSpore's own ops: 21 outputs (two blocks of eight and
+    five rows left), 19 x 23 pixels (blocks of 32, then 16, then the last 16 again) and 3 x 5 (one at a time), two
+    images."""
+    ms.set_seed(0)
+
+    def layer():
+        return nn.SequentialCell([nn.Conv2d(13, 21, 1), nn.BatchNorm2d(21)] + ([activation()] if activation else []))
+
+    reference, fused = layer(), layer()
+    ms.load_param_into_net(fused, reference.parameters_dict())
+    trained_statistics(reference)
+    ms.load_param_into_net(fused, reference.parameters_dict())
+    reference.set_train(False)
+    folded(fused)
+    assert fuse.fuse(fused) == (1 if activation else 0) and type(fused[0]) is (
+        fuse.ActivatedConv2d if activation else fold.FoldedConv2d
+    )
+    for size in ((19, 23), (3, 5)):
+        x = ms.Tensor(np.random.default_rng(0).standard_normal((2, 13, *size)).astype(np.float32))
+        want = reference(x).asnumpy()
+        np.testing.assert_allclose(fused(x).asnumpy(), want, rtol=0, atol=1e-5 * np.abs(want).max(), err_msg=size)
+
+
 @pytest.mark.parametrize("name", ["resnet18", "small_convnext"])
 def test_fused_again_computes_with_the_new_weights(name):
     """A network fused again after its weights change (a tuning study's next trial, a new checkpoint) computes with

@@ -40,6 +40,11 @@ enum Post { kNone = 0, kRelu = 1, kSumRelu = 2, kHardSwish = 3, kSum = 4, kTanhG
 // y = GELU's tanh form of x, count values (activation.cc's TanhGeluForward; x and y may be the same)
 void tanh_gelu(const float *x, float *y, int64_t count);
 
+// A 1x1 convolution at stride 1 on NCHW tensors (pointwise.cc): y = post(w @ x + bias (+ summand, where not null))
+// per image, x (images, channels, plane), w (outputs, channels), y and summand (images, outputs, plane).
+void pointwise_forward(const float *x, const float *w, const float *bias, const float *summand, int64_t post,
+                       float *y, int64_t images, int64_t channels, int64_t outputs, int64_t plane);
+
 // out[i] = post(in[i] + bias) for n values, post kNone, kRelu or kHardSwish (hard swish: v * min(max(v + 3, 0), 6) / 6,
 // MindSpore's HSwish); in and out may be the same. One loop per activation, so each is vectorised.
 inline void add_and_activate(const float *in, float bias, int64_t post, float *out, int64_t n) {

@@ -341,27 +341,10 @@ int convolve(Kind kind, const char *dtype, void *spec_param, std::vector<void *>
                             k == kBiasedForward ? post : kNone});
   };
   const int64_t work = work_of(g);
-  if (kind == kBiasedForward && pointwise(g)) {
-    // The product, then the bias added (and `post` applied) here: with the bias in it, oneDNN has only its
-    // reference kernel for the product (8.6 s for one resnet50 layer).
-    auto *out = static_cast<float *>(buffers[3]);
-    const auto *bias = static_cast<const float *>(buffers[2]);
-    if (run(a, key(kForward), [&] { return pointwise_product(*a, kForward, g); }, {buffers[0], buffers[1], out},
-            work))
-      return 1;
-    const int64_t channels = g.y[1], plane = g.y[2] * g.y[3];
-#pragma omp parallel for schedule(static) if (parallel : parallel_worth(g.y[0] * channels * plane))
-    for (int64_t row = 0; row < g.y[0] * channels; ++row) {
-      float *values = out + row * plane;
-      const float b = bias[row % channels];
-      if (summand) {
-        const float *residual = summand + row * plane;
-#pragma omp simd
-        for (int64_t i = 0; i < plane; ++i) values[i] += b + residual[i];
-      } else {
-        add_and_activate(values, b, post, values, plane);
-      }
-    }
+  if (kind == kBiasedForward && pointwise(g)) {  // pointwise.cc's loop, the bias and `post` in it
+    pointwise_forward(static_cast<const float *>(buffers[0]), static_cast<const float *>(buffers[1]),
+                      static_cast<const float *>(buffers[2]), summand, post, static_cast<float *>(buffers[3]), g.x[0],
+                      g.x[1], g.y[1], g.x[2] * g.x[3]);
     return 0;
   }
   if (summand) return 1;  // a pointwise layer's alone
