@@ -301,8 +301,7 @@ def test_a_pointwise_layer_folded_and_fused_at_odd_sizes(activation):
 
     reference, fused = layer(), layer()
     ms.load_param_into_net(fused, reference.parameters_dict())
-    trained_statistics(reference)
-    ms.load_param_into_net(fused, reference.parameters_dict())
+    trained_statistics(reference)  # (folded gives the fused one the same: they are drawn from the names)
     reference.set_train(False)
     folded(fused)
     assert fuse.fuse(fused) == (1 if activation else 0) and type(fused[0]) is (

@@ -34,7 +34,7 @@ constexpr int64_t kParallelWork = int64_t{1} << 19;
 inline bool parallel_worth(int64_t work) { return work >= kParallelWork; }
 
 // What a fused kernel does to its output after the bias (fuse.py's NONE, RELU, SUM_RELU, HARD_SWISH, SUM): SUM_RELU
-// and SUM add a residual (onednn.cc's alone); TANH_GELU is a ConvNeXt expansion's (onednn.cc's DenseBiasGeluForward).
+// and SUM add a residual (onednn.cc's alone); kTanhGelu is a ConvNeXt expansion's (onednn.cc's DenseBiasGeluForward).
 enum Post { kNone = 0, kRelu = 1, kSumRelu = 2, kHardSwish = 3, kSum = 4, kTanhGelu = 5 };
 
 // y = GELU's tanh form of x, count values (activation.cc's TanhGeluForward; x and y may be the same)
