@@ -14,7 +14,8 @@ BatchNorm is folded: the convolution adds the bias and applies the activation as
 ConvActForward, depthwise.cc's DepthwiseActForward), and the activation cell passes its input on. A
 squeeze-excitation's seven ops (pooling, two 1x1 convolutions with their biases, ReLU, hard sigmoid, the scale)
 become squeeze_excite.cc's one, and a block that adds its input does so in its projection (onednn.cc's
-ConvSumForward). Batch 1 gains most: each op MindSpore launches costs about 8 us besides its work.
+ConvSumForward). Batch 1 gains most: the profiler's timeline put about 8 us of MindSpore's runtime between
+two ops there, besides their work.
 
 ConvNeXt's blocks, and the norms and convolutions between its stages, run on channels-last tensors
 (channels_last.py).
