@@ -19,6 +19,8 @@
   the first and last, in one pass (fuse.py).
 - Folded 1x1 convolutions for inference (pointwise.cc, called by onednn.cc): the product per image with the bias,
   the residual and the activation applied in registers, where oneDNN's product packed the image at every call.
+- MobileNetV3's stem for inference (stem.cc, called by onednn.cc): its 3x3 convolution at stride 2 over the image's
+  three channels, where oneDNN reordered the input and the output around its own.
 - Every other convolution, and nn.Dense's matrix product, through a private copy of oneDNN (onednn.cc, from the
   onednn-cpu-gomp package) free to use every instruction set the CPU has, on the layouts it chooses: MindSpore
   gives its own oneDNN plain NCHW tensors, for which it runs im2col and a GEMM, and with AVX-512 a reference
@@ -69,6 +71,7 @@ SOURCES = [
         "pooling.cc",
         "squeeze_excite.cc",
         "pointwise.cc",
+        "stem.cc",
     )
 ]
 HEADERS = [CSRC / "common.h"]  # included by every source: part of what a build depends on

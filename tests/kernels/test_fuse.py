@@ -313,6 +313,34 @@ def test_a_pointwise_layer_folded_and_fused_at_odd_sizes(activation):
         np.testing.assert_allclose(fused(x).asnumpy(), want, rtol=0, atol=1e-5 * np.abs(want).max(), err_msg=size)
 
 
+@pytest.mark.parametrize(
+    "channels, padding",
+    [(3, dict(pad_mode="pad", padding=1)), (1, dict(pad_mode="same")), (4, dict(pad_mode="valid"))]
+    + [(3, dict(pad_mode="pad", padding=(0, 2, 1, 0))), (2, dict(pad_mode="pad", padding=(1, 1, 2, 1)))],
+)
+def test_a_stem_convolution_folded_and_fused_at_odd_sizes(channels, padding):
+    """A 3x3 convolution at stride 2 over an image's channels, its BatchNorm and hard swish (stem.cc's loop through
+    onednn.cc's ConvActForward, MobileNetV3's stem) against MindSpore's own ops: 21 outputs (a block of 16 and five
+    rows left), widths whose output rows take whole blocks, whose last block overlaps the one before, and that are
+    narrower than a block; padding 1 on the left (MobileNetV3's), none (\"valid\", and \"same\" at even widths),
+    and 2 (oneDNN's path: not the loop's), uneven padding on the other sides."""
+    ms.set_seed(0)
+
+    def layer():
+        return nn.SequentialCell([nn.Conv2d(channels, 21, 3, stride=2, **padding), nn.BatchNorm2d(21), nn.HSwish()])
+
+    reference, fused = layer(), layer()
+    ms.load_param_into_net(fused, reference.parameters_dict())
+    trained_statistics(reference)  # (folded gives the fused one the same: they are drawn from the names)
+    reference.set_train(False)
+    folded(fused)
+    assert fuse.fuse(fused) == 1 and type(fused[0]) is fuse.ActivatedConv2d
+    for size in ((64, 64), (37, 45), (9, 10), (4, 3)):
+        x = ms.Tensor(np.random.default_rng(0).standard_normal((2, channels, *size)).astype(np.float32))
+        want = reference(x).asnumpy()
+        np.testing.assert_allclose(fused(x).asnumpy(), want, rtol=0, atol=1e-5 * np.abs(want).max(), err_msg=size)
+
+
 @pytest.mark.parametrize("name", ["resnet18", "small_convnext"])
 def test_fused_again_computes_with_the_new_weights(name):
     """A network fused again after its weights change (a tuning study's next trial, a new checkpoint) computes with

@@ -45,6 +45,15 @@ void tanh_gelu(const float *x, float *y, int64_t count);
 void pointwise_forward(const float *x, const float *w, const float *bias, const float *summand, int64_t post,
                        float *y, int64_t images, int64_t channels, int64_t outputs, int64_t plane);
 
+// A 3x3 convolution at stride 2 over at most 4 channels, left padding 0 or 1 (stem.cc; stem_geometry says which):
+// y = post(conv(x, w) + bias), x (images, channels, h, width), w (outputs, channels, 3, 3), y (images, outputs,
+// out_h, out_w), `top` and `left` the padding before the first row and column.
+bool stem_geometry(int64_t channels, int64_t kh, int64_t kw, int64_t stride_h, int64_t stride_w, int64_t dilated,
+                   int64_t groups, int64_t left);
+void stem_forward(const float *x, const float *w, const float *bias, int64_t post, float *y, int64_t images,
+                  int64_t channels, int64_t h, int64_t width, int64_t outputs, int64_t out_h, int64_t out_w,
+                  int64_t top, int64_t left);
+
 // out[i] = post(in[i] + bias) for n values, post kNone, kRelu or kHardSwish (hard swish: v * min(max(v + 3, 0), 6) / 6,
 // MindSpore's HSwish); in and out may be the same. One loop per activation, so each is vectorised.
 inline void add_and_activate(const float *in, float bias, int64_t post, float *out, int64_t n) {

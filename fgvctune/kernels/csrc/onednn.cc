@@ -347,6 +347,14 @@ int convolve(Kind kind, const char *dtype, void *spec_param, std::vector<void *>
                       g.x[1], g.y[1], g.x[2] * g.x[3]);
     return 0;
   }
+  if (kind == kBiasedForward && !summand &&
+      stem_geometry(g.x[1], g.w[2], g.w[3], g.strides[0], g.strides[1], g.dilates[0] || g.dilates[1], g.groups,
+                    g.pad_l[1])) {  // stem.cc's loop
+    stem_forward(static_cast<const float *>(buffers[0]), static_cast<const float *>(buffers[1]),
+                 static_cast<const float *>(buffers[2]), post, static_cast<float *>(buffers[3]), g.x[0], g.x[1],
+                 g.x[2], g.x[3], g.y[1], g.y[2], g.y[3], g.pad_l[0], g.pad_l[1]);
+    return 0;
+  }
   if (summand) return 1;  // a pointwise layer's alone
   if ((kind == kForward || kind == kGradInput) && pointwise(g))
     return run(a, key(kind), [&] { return pointwise_product(*a, kind, g); }, buffers, work);
