@@ -107,8 +107,8 @@ def fgvc_tree(root, count: int, classes: int = 100, size=(32, 24), seed: int = 0
 
 # Two loops that measure the cores: a chain of dependent integer adds retires one add a cycle, so it reads the
 # clock (register operands: Intel's cores since Golden Cove fold an add of an immediate into the renamer, several a
-# cycle, which read 16 GHz on a 3.5 GHz Xeon); 12 independent chains of fused multiply-adds on the widest vectors keep every FMA unit busy, so they read
-# the fp32 peak the formula below predicts.
+# cycle, which read 16 GHz on a 3.5 GHz Xeon); 12 independent chains of fused multiply-adds on the widest vectors
+# keep every FMA unit busy, so they read the fp32 peak the formula below predicts.
 _CLOCK = r"""
 #include <chrono>
 #include <cstdio>
