@@ -18,10 +18,12 @@ ConvSumForward). Batch 1 gains most: the profiler's timeline put about 8 us of M
 two ops there, besides their work.
 
 ConvNeXt's blocks, and the norms and convolutions between its stages, run on channels-last tensors
-(channels_last.py).
+(channels_last.py); the global average pooling before a MobileNetV3's or ResNet's classifier is one op of
+fgvctune's (pooling.py).
 
-The fused ops have no gradient: inference fuses everything it can (Grad-CAM differentiates after the last feature
-block, whose output is plain), training only what comes before the first trainable parameter.
+The fused ops have no gradient (the pooling's alone has one, for Grad-CAM, which differentiates after the last
+feature block, whose output is plain): inference fuses everything it can, training only what comes before the
+first trainable parameter.
 `fold_and_fuse` folds, then fuses (results/model.py, training/setup.py and resume.py); `unfuse` gives the folded
 network back (export, which writes MindSpore's own ops, and before fold.unfold).
 """
@@ -35,7 +37,7 @@ import numpy as np
 from mindcv.models import mobilenetv3, resnet
 from mindspore import nn, ops
 
-from fgvctune.kernels import cells, channels_last, fold, swaps
+from fgvctune.kernels import cells, channels_last, fold, pooling, swaps
 from fgvctune.kernels.build import library
 from fgvctune.kernels.fold import FoldedBatchNorm2d, FoldedConv2d, compile_anew
 
@@ -138,7 +140,8 @@ def fuse(network, cache_dir: str = "", training: bool = False) -> int:
         return all(p.name in frozen for p in cell.get_parameters())
 
     numbered = cells.fused_layers()
-    steps = (_fuse_blocks, _fuse_activations, _fuse_squeeze_excite, _fuse_residuals, channels_last.fuse_convnext)
+    steps = (_fuse_blocks, _fuse_activations, _fuse_squeeze_excite, _fuse_residuals, pooling.fuse_pools)
+    steps += (channels_last.fuse_convnext,)
     fused = sum(step(network, cache_dir, gradient_free, numbered) for step in steps)
     if fused:
         compile_anew(network)
@@ -360,7 +363,7 @@ def _fuse_residuals(network, cache_dir: str, gradient_free, numbered) -> int:
 ADDED = ("fused1", "fused2", "fused3", "fused_down")  # the ResNet blocks'
 ADDED += ("activate", "post_spec", "excite", "project", "project_spec", "body")  # MobileNetV3's
 ADDED += ("enters", "leaves")  # (ConvNeXt's too)
-ADDED += channels_last.ADDED
+ADDED += channels_last.ADDED + pooling.ADDED
 
 
 def unfuse(network) -> int:
@@ -369,7 +372,7 @@ def unfuse(network) -> int:
     back |= {ActivatedConv2d: FoldedConv2d, FusedSqueezeExcite: swaps.ScaledSqueezeExcite}
     back |= {applied: activation for activation, (_, applied) in APPLIED.items()}
     back[ResidualBottleneck] = mobilenetv3.Bottleneck
-    back |= channels_last.UNFUSED
+    back |= channels_last.UNFUSED | pooling.UNFUSED
     found = [cell for _, cell in network.cells_and_names() if type(cell) in back]
     passing = {applied for _, applied in APPLIED.values()}
     count = sum(type(cell) not in passing for cell in found)

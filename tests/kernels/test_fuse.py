@@ -15,7 +15,7 @@ from mindcv.models import convnext  # noqa: E402
 from mindspore import nn, ops  # noqa: E402
 from same_computation import assert_same_computation, pair, trained_statistics  # noqa: E402
 
-from fgvctune.kernels import cells, channels_last, fold, fuse, swaps  # noqa: E402
+from fgvctune.kernels import cells, channels_last, fold, fuse, pooling, swaps  # noqa: E402
 from fgvctune.kernels.build import library  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("pynative")
@@ -57,7 +57,8 @@ def test_fused_blocks_compute_what_the_folded_ones_do(name):
     assert type(fused.conv1) is fuse.ActivatedConv2d and type(fused.relu) is fuse.AppliedReLU
     for batch in (2, 3):
         assert_same_computation(reference, fused, size=64, batch=batch, modes=(False,), gradients=False)
-    assert fuse.unfuse(fused) == len(chain) + 1 and not fuse.unfuse(fused)  # and the stem
+    assert type(fused.pool) is pooling.FusedGlobalAvgPool
+    assert fuse.unfuse(fused) == len(chain) + 2 and not fuse.unfuse(fused)  # and the stem, the pooling
     assert all(type(block) in fuse.FUSED for block in chain)
     x = ms.Tensor(np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32))
     np.testing.assert_array_equal(fused(x).asnumpy(), reference(x).asnumpy())
@@ -66,14 +67,15 @@ def test_fused_blocks_compute_what_the_folded_ones_do(name):
 
 def test_blocks_fuse_only_where_every_convolution_can():
     """ResNeXt's grouped convolutions, and a block whose BatchNorm is not folded, stay as they are (their stems
-    are fused); the blocks around the one left out enter and leave the blocked layout on each side of it."""
+    and poolings are fused); the blocks around the one left out enter and leave the blocked layout on each side of
+    it."""
     _, grouped = pair("resnext50_32x4d", lambda network: 1, prepare=folded)
-    assert fuse.fuse(grouped) == 1 and not any(type(block) in fuse.FUSED.values() for block in blocks(grouped))
+    assert fuse.fuse(grouped) == 2 and not any(type(block) in fuse.FUSED.values() for block in blocks(grouped))
     reference, fused = pair("resnet18", lambda network: 1, prepare=folded)
     left_out = fused.layer1[1]
     fold.unfold(left_out)
     fold.unfold(reference.layer1[1])
-    assert fuse.fuse(fused) == len(blocks(fused))  # every block but one, and the stem
+    assert fuse.fuse(fused) == len(blocks(fused)) + 1  # every block but one, the stem and the pooling
     assert type(left_out) is swaps.SummedBasicBlock
     assert (fused.layer1[0].enters, fused.layer1[0].leaves) == (True, True)
     assert (fused.layer2[0].enters, fused.layer2[1].leaves, fused.layer4[1].leaves) == (True, False, True)
@@ -128,6 +130,8 @@ def test_frozen_blocks_fused_train_as_the_folded_network(freeze):
     assert names == expected["freeze"].get(
         freeze.get("freeze"), [f"layer{i}.{j}" for i in (1, 2, 3, 4) for j in (0, 1)]
     )
+    # the pooling fuses where no gradient passes through it: every block before it frozen
+    assert (type(fused.pool) is pooling.FusedGlobalAvgPool) == ("linear_probe" in freeze)
     assert_same_computation(reference, fused, modes=(False, True), set_mode=set_mode)
 
     for p in fused.layer1.get_parameters():  # a trainable block before the frozen ones: nothing after it fuses
@@ -140,7 +144,7 @@ def test_frozen_blocks_fused_train_as_the_folded_network(freeze):
 def activated(network) -> dict:
     """How many cells of each fused kind MobileNetV3 holds."""
     kinds = (fuse.ActivatedConv2d, fuse.AppliedReLU, fuse.AppliedHSwish, fuse.FusedSqueezeExcite)
-    kinds += (fuse.ResidualBottleneck,)
+    kinds += (fuse.ResidualBottleneck, pooling.FusedGlobalAvgPool)
     return {kind.__name__: sum(type(cell) is kind for _, cell in network.cells_and_names()) for kind in kinds}
 
 
@@ -173,14 +177,15 @@ def test_mobilenet_layers_fused_compute_what_the_folded_ones_do(mode):
     try:
         reference, fused = pair("mobilenet_v3_small_100", fuse.fuse, prepare=folded)
         # 23 layers with an activation (stem, 10 expansions, 11 depthwise, the last 1x1), 9 squeeze-excitations,
-        # 6 blocks adding their input
+        # 6 blocks adding their input, the pooling before the classifier
         assert activated(fused) == {
             "ActivatedConv2d": 23, "AppliedReLU": 5, "AppliedHSwish": 18, "FusedSqueezeExcite": 9,
-            "ResidualBottleneck": 6,
+            "ResidualBottleneck": 6, "FusedGlobalAvgPool": 1,
         }  # fmt: skip
         for batch in (2, 3):
             assert_same_blocks(reference.features, fused.features, batch)
-        assert fuse.unfuse(fused) == 23 + 9 + 6 and not fuse.unfuse(fused)
+            assert_same_computation(reference, fused, size=64, batch=batch, modes=(False,), gradients=False)
+        assert fuse.unfuse(fused) == 23 + 9 + 6 + 1 and not fuse.unfuse(fused)
         assert set(activated(fused).values()) == {0}
         x = ms.Tensor(np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32))
         np.testing.assert_array_equal(fused(x).asnumpy(), reference(x).asnumpy())
@@ -339,6 +344,43 @@ def test_a_stem_convolution_folded_and_fused_at_odd_sizes(channels, padding):
         x = ms.Tensor(np.random.default_rng(0).standard_normal((2, channels, *size)).astype(np.float32))
         want = reference(x).asnumpy()
         np.testing.assert_allclose(fused(x).asnumpy(), want, rtol=0, atol=1e-5 * np.abs(want).max(), err_msg=size)
+
+
+def gradient(pool, weights, x) -> np.ndarray:
+    """The gradient of the pooled values' sum weighted by `weights`, with respect to x."""
+
+    def score(x):
+        return (pool(x) * weights).sum()
+
+    return ms.grad(score)(x).asnumpy()
+
+
+@pytest.mark.parametrize("keep_dims", [False, True])
+def test_a_fused_global_average_pooling_is_mindcvs(keep_dims):
+    """pooling.cc's GlobalMeanForward (a fused pooling) against MindCV's GlobalAvgPooling (a ReduceMean) on planes of
+    7 x 7, 13 x 11 and 1 x 1, in PyNative and graph mode, and their gradients (Grad-CAM's); a float16 input (mixed
+    precision) takes the MatMul."""
+    from mindcv.models.layers.pooling import GlobalAvgPooling
+
+    pool = pooling.FusedGlobalAvgPool(keep_dims)
+    pool.average = pooling.global_mean_op(library(), keep_dims)
+    reference, rng = GlobalAvgPooling(keep_dims), np.random.default_rng(5)
+    try:
+        for mode in (ms.PYNATIVE_MODE, ms.GRAPH_MODE):
+            ms.set_context(mode=mode)
+            for shape in ((2, 37, 7, 7), (3, 1024, 13, 11), (1, 5, 1, 1)):
+                x = ms.Tensor((rng.standard_normal(shape) + 3).astype(np.float32))
+                want = reference(x).asnumpy()
+                got = pool(x).asnumpy()
+                assert got.shape == want.shape
+                np.testing.assert_allclose(got, want, rtol=2e-6, err_msg=str(shape))
+                weights = ms.Tensor(rng.standard_normal(want.shape).astype(np.float32))
+                want, got = (gradient(p, weights, x) for p in (reference, pool))
+                np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7, err_msg=str(shape))
+        half = pool(ms.Tensor(rng.standard_normal((2, 37, 7, 7)).astype(np.float16)))
+        assert half.dtype == ms.float16
+    finally:
+        ms.set_context(mode=ms.PYNATIVE_MODE)
 
 
 @pytest.mark.parametrize("name", ["resnet18", "small_convnext"])

@@ -149,3 +149,21 @@ FGVCTUNE_KERNEL(MaxPoolBackward) {
   }
   return 0;
 }
+
+// Global average pooling for inference (fuse.py's FusedGlobalAvgPool, where no gradient passes): input x (N, C, H,
+// W); output y (N, C, 1, 1) or (N, C), each plane's mean. MindSpore's MatMul with a column of 1 / (H * W), the
+// swap it stands in for, took 80 to 120 us of mobilenet_v3_small's forward at batch 1 for 28,224 values.
+FGVCTUNE_KERNEL(GlobalMeanForward) {
+  if (nparam != 2 || ndims[0] != 4 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
+  const float *x = static_cast<const float *>(params[0]);
+  float *y = static_cast<float *>(params[1]);
+  const int64_t planes = shapes[0][0] * shapes[0][1], area = shapes[0][2] * shapes[0][3];
+#pragma omp parallel for schedule(static) if (parallel : parallel_worth(planes * area))
+  for (int64_t p = 0; p < planes; ++p) {
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < area; ++i) sum += x[p * area + i];
+    y[p] = sum / static_cast<float>(area);
+  }
+  return 0;
+}
