@@ -3,8 +3,9 @@
 mobilenet_v3_small's forward at batch 1 (docs/performance.md).
 
 `fuse_pools` is fuse.fuse's step, and fuse.unfuse undoes it (UNFUSED, ADDED). Training fuses a pooling only where
-every cell before it is gradient-free, as MatMul's gradient is the faster; the op has a gradient all the same, for
-Grad-CAM, which differentiates through an inference network's pooling.
+every cell before it is gradient-free: the MatMul's gradient was measured faster than a spread like this op's
+(swaps.faster_pooling). The op has a gradient all the same, for Grad-CAM, which differentiates through an inference
+network's pooling.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ void stem_forward(const float *x, const float *w, const float *bias, int64_t pos
                   int64_t channels, int64_t h, int64_t width, int64_t outputs, int64_t out_h, int64_t out_w,
                   int64_t top, int64_t left) {
   const Stem s{channels, outputs, out_h, out_w, left};
-  const int64_t span = out_w + 2, work = images * out_h * out_w * outputs * channels * 9;
+  const int64_t span = out_w + 2, work = images * out_h * out_w * outputs * channels * 9 / 8;  // (onednn.cc's)
   std::vector<float> taps(channels * 9 * outputs);  // w (outputs, channels * 9) as (channels * 9, outputs)
   for (int64_t o = 0; o < outputs; ++o)
     for (int64_t t = 0; t < channels * 9; ++t) taps[t * outputs + o] = w[o * channels * 9 + t];
