@@ -52,8 +52,8 @@ def fuse_pools(network, cache_dir: str, gradient_free, numbered) -> int:
     found = []
     for _, net in network.cells_and_names():
         if type(net) in (mobilenetv3.MobileNetV3, resnet.ResNet) and type(net.pool) is swaps.MatMulGlobalAvgPool:
-            names = list(net.name_cells())
-            if all(gradient_free(net.name_cells()[name]) for name in names[: names.index("pool")]):
+            children = list(net.name_cells().items())  # in the order the network defines (and calls) them
+            if all(gradient_free(child) for _, child in children[: [name for name, _ in children].index("pool")]):
                 found.append(net.pool)
     path = library(cache_dir) if found else None
     if not path:

@@ -327,7 +327,7 @@ def test_a_stem_convolution_folded_and_fused_at_odd_sizes(channels, padding):
     """A 3x3 convolution at stride 2 over an image's channels, its BatchNorm and hard swish (stem.cc's loop through
     onednn.cc's ConvActForward, MobileNetV3's stem) against MindSpore's own ops: 21 outputs (a block of 16 and five
     rows left), widths whose output rows take whole blocks, whose last block overlaps the one before, and that are
-    narrower than a block; padding 1 on the left (MobileNetV3's), none (\"valid\", and \"same\" at even widths),
+    narrower than a block; padding 1 on the left (MobileNetV3's), none ("valid", and "same" at even widths),
     and 2 (oneDNN's path: not the loop's), uneven padding on the other sides."""
     ms.set_seed(0)
 

@@ -150,9 +150,9 @@ FGVCTUNE_KERNEL(MaxPoolBackward) {
   return 0;
 }
 
-// Global average pooling for inference (fuse.py's FusedGlobalAvgPool, where no gradient passes): input x (N, C, H,
-// W); output y (N, C, 1, 1) or (N, C), each plane's mean. MindSpore's MatMul with a column of 1 / (H * W), the
-// swap it stands in for, took 80 to 120 us of mobilenet_v3_small's forward at batch 1 for 28,224 values.
+// Global average pooling (kernels/pooling.py's FusedGlobalAvgPool, whose gradient is its own bprop): input x (N,
+// C, H, W); output y (N, C, 1, 1) or (N, C), each plane's mean. MindSpore's MatMul with a column of 1 / (H * W),
+// the swap it stands in for, took 80 to 120 us of mobilenet_v3_small's forward at batch 1 for 28,224 values.
 FGVCTUNE_KERNEL(GlobalMeanForward) {
   if (nparam != 2 || ndims[0] != 4 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
   const float *x = static_cast<const float *>(params[0]);
