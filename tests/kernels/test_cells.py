@@ -112,8 +112,9 @@ def test_dense_product_of_a_few_rows(batch):
 
 def test_depthwise_kernels_at_every_stride_and_padding():
     """One layer at a time, against MindSpore's Conv2D: shapes MindCV's models do not have (odd sizes, stride 3,
-    "valid" and uneven explicit padding, a plane smaller than the kernel, an even kernel). Stride 1 has cases of
-    its own: there the input's gradient is a forward convolution padded by what the forward's padding leaves."""
+    "valid" and uneven explicit padding, a plane smaller than the kernel, an even kernel), at widths that take each
+    path of the stride-2 split into even and odd columns (32 at a time, then 16, then one by one). Stride 1 has cases
+    of its own: there the input's gradient is a forward convolution padded by what the forward's padding leaves."""
     rng = np.random.default_rng(1)
     cases = [
         dict(kernel_size=3, stride=1, pad_mode="same"),
@@ -126,7 +127,7 @@ def test_depthwise_kernels_at_every_stride_and_padding():
         dict(kernel_size=3, stride=1, pad_mode="valid"),
         dict(kernel_size=3, stride=1, pad_mode="pad", padding=(3, 0, 0, 4)),  # more padding than the kernel
     ]
-    for size in (5, 9, 14):
+    for size in (5, 9, 14, 37, 50):
         for case in cases:
             reference = nn.Conv2d(6, 6, group=6, **case)
             swapped = nn.Conv2d(6, 6, group=6, **case)

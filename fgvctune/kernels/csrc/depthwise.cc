@@ -90,6 +90,37 @@ Geometry geometry(const int64_t *x, const int64_t *w, const int64_t *y, const in
 
 inline int64_t phase_index(const Geometry &g, int64_t i, int64_t j) { return g.row_at[i] + g.col_at[j]; }
 
+// A row's even columns to `even` and odd ones to `odd` (where the row has one), 32 at a time as two shuffles of two
+// 16-float vectors (AVX-512's two-source permute): GCC's own loop for the stride-2 copy took 60% of a stride-2 layer.
+typedef float Vec16 __attribute__((vector_size(64)));
+typedef int Index16 __attribute__((vector_size(64)));
+
+void deinterleave(const float *row, int64_t width, float *even, float *odd) {
+  constexpr Index16 evens = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+  constexpr Index16 odds = evens + 1;
+  int64_t m = 0;
+  for (; 2 * m + 32 <= width; m += 16) {
+    Vec16 a, b;
+    std::memcpy(&a, row + 2 * m, sizeof(a));
+    std::memcpy(&b, row + 2 * m + 16, sizeof(b));
+    const Vec16 e = __builtin_shuffle(a, b, evens), o = __builtin_shuffle(a, b, odds);
+    std::memcpy(even + m, &e, sizeof(e));
+    std::memcpy(odd + m, &o, sizeof(o));
+  }
+  if (2 * m + 16 <= width) {  // then 16 as one vector's halves
+    Vec16 a;
+    std::memcpy(&a, row + 2 * m, sizeof(a));
+    const Vec16 e = __builtin_shuffle(a, evens), o = __builtin_shuffle(a, odds);
+    std::memcpy(even + m, &e, sizeof(e) / 2);
+    std::memcpy(odd + m, &o, sizeof(o) / 2);
+    m += 8;
+  }
+  for (; 2 * m < width; ++m) {
+    even[m] = row[2 * m];
+    if (2 * m + 1 < width) odd[m] = row[2 * m + 1];
+  }
+}
+
 // One input plane, padded with zeros, into its phase planes.
 void split(const Geometry &g, const float *src, float *phases) {
   std::memset(phases, 0, sizeof(float) * g.phases_size());
@@ -97,11 +128,8 @@ void split(const Geometry &g, const float *src, float *phases) {
     const float *from = src + i * g.w;
     if (g.sw == 1) {
       std::memcpy(phases + phase_index(g, i, 0), from, sizeof(float) * g.w);
-    } else if (g.sw == 2) {  // the even and odd columns, each to its phase (a constant stride: vectorised)
-      for (int64_t first = 0; first < 2 && first < g.w; ++first) {
-        float *to = phases + phase_index(g, i, first);
-        for (int64_t m = 0; m < (g.w - first + 1) / 2; ++m) to[m] = from[first + 2 * m];
-      }
+    } else if (g.sw == 2) {  // the even and odd columns, each to its phase
+      deinterleave(from, g.w, phases + phase_index(g, i, 0), g.w > 1 ? phases + phase_index(g, i, 1) : nullptr);
     } else {
       float *row = phases + g.row_at[i];
       for (int64_t j = 0; j < g.w; ++j) row[g.col_at[j]] = from[j];
