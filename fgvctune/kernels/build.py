@@ -72,6 +72,7 @@ SOURCES = [
         "squeeze_excite.cc",
         "pointwise.cc",
         "stem.cc",
+        "bottleneck.cc",
     )
 ]
 HEADERS = [CSRC / "common.h"]  # included by every source: part of what a build depends on

@@ -1,6 +1,6 @@
 """Folded layers fused: ResNet blocks as a chain of oneDNN convolutions in oneDNN's blocked layout, and MobileNetV3's
 layers as fewer ops (each folded convolution with the activation after it, each squeeze-excitation, each residual
-sum with the projection before it).
+sum with the projection before it), then each MobileNetV3 block as one.
 
 After folding (fold.py) a ResNet block is its convolutions, a ReLU after each but the last, and the residual sum
 with a ReLU. Here each convolution does its ReLU, or the residual sum and ReLU, itself (onednn.cc's ConvFused*,
@@ -15,7 +15,9 @@ ConvActForward, depthwise.cc's DepthwiseActForward), and the activation cell pas
 squeeze-excitation's seven ops (pooling, two 1x1 convolutions with their biases, ReLU, hard sigmoid, the scale)
 become squeeze_excite.cc's one, and a block that adds its input does so in its projection (onednn.cc's
 ConvSumForward). Batch 1 gains most: the profiler's timeline put about 8 us of MindSpore's runtime between
-two ops there, besides their work.
+two ops there, besides their work. Then each block so fused is one op (bottleneck.cc's BottleneckForward, the same
+loops), which takes one image at a time through all of the block's layers: larger batches gain there, each
+layer's output still in the core's cache when the next layer reads it (mobilenet_v3_small at batch 32: 65 -> 52 ms).
 
 ConvNeXt's blocks, and the norms and convolutions between its stages, run on channels-last tensors
 (channels_last.py); the global average pooling before a MobileNetV3's or ResNet's classifier is one op of
@@ -26,6 +28,9 @@ feature block, whose output is plain): inference fuses everything it can, traini
 first trainable parameter.
 `fold_and_fuse` folds, then fuses (results/model.py, training/setup.py and resume.py); `unfuse` gives the folded
 network back (export, which writes MindSpore's own ops, and before fold.unfold).
+
+Longer than 400 lines because MobileNetV3's steps build on one another (a block fuses whole from the ops the steps
+before made of its layers) and `unfuse` takes every step back: one module holds them and their order.
 """
 
 from __future__ import annotations
@@ -128,10 +133,11 @@ def fold_and_fuse(network, frozen_only: bool = False, cache_dir: str = "") -> in
 def fuse(network, cache_dir: str = "", training: bool = False) -> int:
     """Every run of fusable ResNet blocks within a SequentialCell as a blocked chain, every folded convolution with
     its activation, every squeeze-excitation and every MobileNetV3 block's projection with its residual sum as one
-    op, every ConvNeXt block's Dense layers with their biases; returns how many cells it changed (the activations
-    passing their input on not counted). `training`: only those no gradient passes through, before the first
-    trainable parameter (the fused ops have no gradient; MindCV's networks define their parameters in the order
-    they use them, and fgvctune freezes a prefix)."""
+    op, then every MobileNetV3 block so fused as one, every ConvNeXt block's Dense layers with their biases; returns
+    how many cells it changed (a block made one op counted besides its layers, the activations passing their input
+    on not counted). `training`: only those no gradient passes through, before the first trainable parameter (the
+    fused ops have no gradient; MindCV's networks define their parameters in the order they use them, and fgvctune
+    freezes a prefix)."""
     parameters = list(network.get_parameters())
     first = next((i for i, p in enumerate(parameters) if p.requires_grad), len(parameters)) if training else None
     frozen = {p.name for p in parameters[:first]}
@@ -140,7 +146,8 @@ def fuse(network, cache_dir: str = "", training: bool = False) -> int:
         return all(p.name in frozen for p in cell.get_parameters())
 
     numbered = cells.fused_layers()
-    steps = (_fuse_blocks, _fuse_activations, _fuse_squeeze_excite, _fuse_residuals, pooling.fuse_pools)
+    steps = (_fuse_blocks, _fuse_activations, _fuse_squeeze_excite, _fuse_residuals, _fuse_bottlenecks)
+    steps += (pooling.fuse_pools,)
     steps += (channels_last.fuse_convnext,)
     fused = sum(step(network, cache_dir, gradient_free, numbered) for step in steps)
     if fused:
@@ -359,9 +366,93 @@ def _fuse_residuals(network, cache_dir: str, gradient_free, numbered) -> int:
     return len(found)
 
 
+class WholeBottleneck(mobilenetv3.Bottleneck):
+    """MobileNetV3's block as one op (`whole`: bottleneck.cc's BottleneckForward), once fuse's other steps made each
+    of its layers one: its layers' constants of the moment, the op's inputs (`whole_inputs`), stay in place."""
+
+    def construct(self, x):
+        return self.whole(x, *self.whole_inputs)
+
+
+def _pointwise(stand_in) -> bool:
+    kh, kw, sh, sw, dh, dw, top, bottom, left, right, _, group = stand_in.geometry
+    return (kh, kw, sh, sw, dh, dw, top, bottom, left, right, group) == (1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1)
+
+
+def _whole_parts(block) -> tuple | None:
+    """A MobileNetV3 block's expansion (or None), depthwise convolution, squeeze-excitation (or None) and projection,
+    as fuse's other steps leave them: the convolutions folded and each with its activation in one op, the residual
+    sum (where the block adds its input) in the projection's. None where the block is not so."""
+    if type(block) not in (mobilenetv3.Bottleneck, ResidualBottleneck):
+        return None
+    layers, applied = list(block.layers.cell_list), tuple(cls for _, cls in APPLIED.values())
+
+    def activated(at: int, stand_in) -> bool:  # a convolution, its passing BatchNorm and activation
+        return (
+            len(layers) >= at + 3
+            and type(layers[at]) is ActivatedConv2d
+            and isinstance(layers[at].conv2d, stand_in)
+            and type(layers[at + 1]) is FoldedBatchNorm2d
+            and type(layers[at + 2]) in applied
+        )
+
+    expand = layers[0] if activated(0, cells.Convolution) and _pointwise(layers[0].conv2d) else None
+    at = 3 if expand else 0
+    if not activated(at, cells.DepthwiseConv):
+        return None
+    depthwise, at = layers[at], at + 3
+    excite = layers[at] if at < len(layers) and type(layers[at]) is FusedSqueezeExcite else None
+    at += 1 if excite else 0
+    project = layers[at] if at < len(layers) else None
+    if (
+        len(layers) != at + 2
+        or type(project) is not FoldedConv2d
+        or not isinstance(project.conv2d, cells.Convolution)
+        or not _pointwise(project.conv2d)
+        or type(layers[at + 1]) is not FoldedBatchNorm2d
+        or block.use_res_connect != (type(block) is ResidualBottleneck)
+    ):
+        return None
+    return expand, depthwise, excite, project
+
+
+def _fuse_bottlenecks(network, cache_dir: str, gradient_free, numbered) -> int:
+    """fuse's MobileNetV3 blocks as one op each."""
+    found = [(cell, _whole_parts(cell)) for _, cell in network.cells_and_names() if gradient_free(cell)]
+    found = [(block, parts) for block, parts in found if parts]
+    path = library(cache_dir) if found else None  # (built: the blocks' layers run through the kernels already)
+    if not path:
+        return 0
+    for block, (expand, depthwise, excite, project) in found:
+        nothing = ms.Tensor(np.zeros(1, np.float32))  # the inputs of a part the block has not
+        stand_in, out = depthwise.conv2d, project.out_channels
+        spec = [expand is not None, expand.post_spec.asnumpy()[-1] if expand else NONE]
+        spec += [*depthwise.conv2d.spec.asnumpy(), depthwise.post_spec.asnumpy()[-1], excite is not None]
+        spec += [type(block) is ResidualBottleneck]
+        inputs = [expand.folded_weight, expand.folded_bias] if expand else [nothing, nothing]
+        inputs += [depthwise.folded_weight, depthwise.folded_bias]
+        if excite:  # its parameters' values of now, as the folded constants are
+            convs = (excite.conv_reduce, excite.conv_expand)
+            inputs += [ms.Tensor(p.asnumpy()) for conv in convs for p in (conv.weight, conv.bias)]
+        else:
+            inputs += [nothing] * 4
+        inputs += [project.folded_weight, project.folded_bias, ms.Tensor(np.array(spec, np.int64))]
+        block.whole = ops.Custom(
+            f"{path}:BottleneckForward",
+            out_shape=lambda x, *_, shape=stand_in.output_shape, out=out: [x[0], out, *shape(x, None, None)[2:]],
+            out_dtype=lambda x, *_: x,
+            func_type="aot",
+        )
+        block.whole.add_prim_attr("geometry", (*stand_in.geometry, out))  # (PyNative's shape cache: see convolution_op)
+        block.whole_inputs = tuple(inputs)
+        block.__class__ = WholeBottleneck
+    return len(found)
+
+
 # What fusing gives the cells it changes (the fused ops and what they read), taken away by unfuse
 ADDED = ("fused1", "fused2", "fused3", "fused_down")  # the ResNet blocks'
-ADDED += ("activate", "post_spec", "excite", "project", "project_spec", "body")  # MobileNetV3's
+ADDED += ("activate", "post_spec", "excite", "project", "project_spec", "body")  # MobileNetV3's layers'
+ADDED += ("whole", "whole_inputs")  # and blocks'
 ADDED += ("enters", "leaves")  # (ConvNeXt's too)
 ADDED += channels_last.ADDED + pooling.ADDED
 
@@ -371,7 +462,7 @@ def unfuse(network) -> int:
     back = {fused: summed for summed, fused in FUSED.items()}
     back |= {ActivatedConv2d: FoldedConv2d, FusedSqueezeExcite: swaps.ScaledSqueezeExcite}
     back |= {applied: activation for activation, (_, applied) in APPLIED.items()}
-    back[ResidualBottleneck] = mobilenetv3.Bottleneck
+    back[ResidualBottleneck] = back[WholeBottleneck] = mobilenetv3.Bottleneck
     back |= channels_last.UNFUSED | pooling.UNFUSED
     found = [cell for _, cell in network.cells_and_names() if type(cell) in back]
     passing = {applied for _, applied in APPLIED.values()}

@@ -144,7 +144,7 @@ def test_frozen_blocks_fused_train_as_the_folded_network(freeze):
 def activated(network) -> dict:
     """How many cells of each fused kind MobileNetV3 holds."""
     kinds = (fuse.ActivatedConv2d, fuse.AppliedReLU, fuse.AppliedHSwish, fuse.FusedSqueezeExcite)
-    kinds += (fuse.ResidualBottleneck, pooling.FusedGlobalAvgPool)
+    kinds += (fuse.ResidualBottleneck, fuse.WholeBottleneck, pooling.FusedGlobalAvgPool)
     return {kind.__name__: sum(type(cell) is kind for _, cell in network.cells_and_names()) for kind in kinds}
 
 
@@ -152,7 +152,9 @@ def assert_same_blocks(reference, fused, batch: int):
     """Each block of a SequentialCell (a fused convolution with the BatchNorm and activation after it counted as
     one) given the reference's input and compared with the reference's output. Block by block: a fresh
     mobilenet_v3_small forgets its input within a few blocks (the stem's output changed by 70% moves the last
-    block's by 3e-7), so the network's output alone would not show a wrong early layer."""
+    block's by 3e-7), so the network's output alone would not show a wrong early layer. A block fused whole is
+    compared too as its layers' ops run it one by one (in PyNative mode: its construct before), with the residual
+    sum in its projection where it adds its input."""
     rng = np.random.default_rng(batch)
     x = ms.Tensor(rng.standard_normal((batch, 3, 64, 64)).astype(np.float32))
     start = 0
@@ -164,6 +166,9 @@ def assert_same_blocks(reference, fused, batch: int):
             want, got = reference[i](want), fused[i](got)
         want = want.asnumpy()
         np.testing.assert_allclose(got.asnumpy(), want, rtol=0, atol=1e-5 * np.abs(want).max(), err_msg=str(end))
+        if type(cell) is fuse.WholeBottleneck and ms.get_context("mode") == ms.PYNATIVE_MODE:
+            layers = fuse.ResidualBottleneck.construct(cell, x) if cell.use_res_connect else cell.layers(x)
+            np.testing.assert_allclose(layers.asnumpy(), want, rtol=0, atol=1e-5 * np.abs(want).max())
         x, start = ms.Tensor(want), end + 1
 
 
@@ -171,21 +176,23 @@ def assert_same_blocks(reference, fused, batch: int):
 def test_mobilenet_layers_fused_compute_what_the_folded_ones_do(mode):
     """Each folded convolution of mobilenet_v3_small with its ReLU or hard swish (the stem's through oneDNN's
     post-op, pointwise ones in the product's bias pass, depthwise ones in depthwise.cc), and each
-    squeeze-excitation, one op, and the residual sum in the projection before it: each feature block's output at
-    two batch sizes; unfused, the folded network."""
+    squeeze-excitation, one op, and the residual sum in the projection before it; then each block, so fused, one op
+    (bottleneck.cc): each feature block's output at two batch sizes; unfused, the folded network."""
     ms.set_context(mode=mode)
     try:
         reference, fused = pair("mobilenet_v3_small_100", fuse.fuse, prepare=folded)
         # 23 layers with an activation (stem, 10 expansions, 11 depthwise, the last 1x1), 9 squeeze-excitations,
-        # 6 blocks adding their input, the pooling before the classifier
+        # 6 blocks adding their input, then the 11 blocks whole (those 6 among them), the pooling before the classifier
         assert activated(fused) == {
             "ActivatedConv2d": 23, "AppliedReLU": 5, "AppliedHSwish": 18, "FusedSqueezeExcite": 9,
-            "ResidualBottleneck": 6, "FusedGlobalAvgPool": 1,
+            "ResidualBottleneck": 0, "WholeBottleneck": 11, "FusedGlobalAvgPool": 1,
         }  # fmt: skip
+        whole = [block for _, block in fused.cells_and_names() if type(block) is fuse.WholeBottleneck]
+        assert sum(block.use_res_connect for block in whole) == 6
         for batch in (2, 3):
             assert_same_blocks(reference.features, fused.features, batch)
             assert_same_computation(reference, fused, size=64, batch=batch, modes=(False,), gradients=False)
-        assert fuse.unfuse(fused) == 23 + 9 + 6 + 1 and not fuse.unfuse(fused)
+        assert fuse.unfuse(fused) == 23 + 9 + 11 + 1 and not fuse.unfuse(fused)
         assert set(activated(fused).values()) == {0}
         x = ms.Tensor(np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32))
         np.testing.assert_array_equal(fused(x).asnumpy(), reference(x).asnumpy())

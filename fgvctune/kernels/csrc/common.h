@@ -45,6 +45,17 @@ void tanh_gelu(const float *x, float *y, int64_t count);
 void pointwise_forward(const float *x, const float *w, const float *bias, const float *summand, int64_t post,
                        float *y, int64_t images, int64_t channels, int64_t outputs, int64_t plane);
 
+// A depthwise convolution on NCHW tensors (depthwise.cc): y = post(conv(x, w) + bias), the shapes and spec as its
+// DepthwiseForward kernel's inputs and output.
+void depthwise_forward(const float *x, const float *w, const float *bias, int64_t post, float *y, const int64_t *x_shape,
+                       const int64_t *w_shape, const int64_t *y_shape, const int64_t *spec);
+
+// MobileNetV3's squeeze-excitation (squeeze_excite.cc): per image y = x * hard_sigmoid(w2 relu(w1 mean_hw(x) + b1) +
+// b2), hard_sigmoid(v) = min(max(v + 3, 0), 6) / 6 (MindSpore's HSigmoid); x and y (n, c, area), w1 (r, c), w2 (c, r),
+// y may be x. Each image's sums in order, on one thread: the same whatever the number of threads.
+void squeeze_excite(const float *x, const float *w1, const float *b1, const float *w2, const float *b2, float *y,
+                    int64_t n, int64_t c, int64_t area, int64_t r);
+
 // A 3x3 convolution at stride 2 over at most 4 channels, left padding 0 or 1 (stem.cc; stem_geometry says which):
 // y = post(conv(x, w) + bias), x (images, channels, h, width), w (outputs, channels, 3, 3), y (images, outputs,
 // out_h, out_w), `top` and `left` the padding before the first row and column.

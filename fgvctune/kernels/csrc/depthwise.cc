@@ -347,6 +347,11 @@ void forward_last(const LastGeometry &g, const float *x, const float *w, const f
 
 }  // namespace
 
+void depthwise_forward(const float *x, const float *w, const float *bias, int64_t post, float *y, const int64_t *x_shape,
+                       const int64_t *w_shape, const int64_t *y_shape, const int64_t *spec) {
+  forward(geometry(x_shape, w_shape, y_shape, spec), x, w, y, bias, post);
+}
+
 // Inputs x, w, spec; output y (N, C, OH, OW).
 FGVCTUNE_KERNEL(DepthwiseForward) {
   if (nparam != 4 || !is_float32(dtypes[0])) return 1;  // MindSpore raises

@@ -9,20 +9,8 @@
 #include <cstdint>
 #include <vector>
 
-// Inputs x (N, C, H, W), w1 (R, C, 1, 1), b1 (R), w2 (C, R, 1, 1), b2 (C); output y = x * gate, per image
-// gate = hard_sigmoid(w2 relu(w1 mean_hw(x) + b1) + b2), hard_sigmoid(v) = min(max(v + 3, 0), 6) / 6 (MindSpore's
-// HSigmoid). Each image is one thread's, its sums in order: the same whatever the number of threads.
-FGVCTUNE_KERNEL(SqueezeExciteForward) {
-  if (nparam != 6 || ndims[0] != 4 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
-  const int64_t n = shapes[0][0], c = shapes[0][1], area = shapes[0][2] * shapes[0][3], r = shapes[1][0];
-  if (shapes[1][1] != c || shapes[3][0] != c || shapes[3][1] != r || shapes[2][0] != r || shapes[4][0] != c)
-    return 1;
-  const float *x = static_cast<const float *>(params[0]);
-  const float *w1 = static_cast<const float *>(params[1]);
-  const float *b1 = static_cast<const float *>(params[2]);
-  const float *w2 = static_cast<const float *>(params[3]);
-  const float *b2 = static_cast<const float *>(params[4]);
-  float *y = static_cast<float *>(params[5]);
+void squeeze_excite(const float *x, const float *w1, const float *b1, const float *w2, const float *b2, float *y,
+                    int64_t n, int64_t c, int64_t area, int64_t r) {
   const int64_t work = n * c * area * 2 + n * c * r / 4;  // x read twice and y written; two products of C x R
 #pragma omp parallel if (parallel : parallel_worth(work))
   {
@@ -54,5 +42,17 @@ FGVCTUNE_KERNEL(SqueezeExciteForward) {
       }
     }
   }
+}
+
+// Inputs x (N, C, H, W), w1 (R, C, 1, 1), b1 (R), w2 (C, R, 1, 1), b2 (C); output y = x * gate (common.h's
+// squeeze_excite).
+FGVCTUNE_KERNEL(SqueezeExciteForward) {
+  if (nparam != 6 || ndims[0] != 4 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
+  const int64_t n = shapes[0][0], c = shapes[0][1], area = shapes[0][2] * shapes[0][3], r = shapes[1][0];
+  if (shapes[1][1] != c || shapes[3][0] != c || shapes[3][1] != r || shapes[2][0] != r || shapes[4][0] != c)
+    return 1;
+  squeeze_excite(static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
+                 static_cast<const float *>(params[2]), static_cast<const float *>(params[3]),
+                 static_cast<const float *>(params[4]), static_cast<float *>(params[5]), n, c, area, r);
   return 0;
 }
