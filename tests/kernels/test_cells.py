@@ -113,8 +113,9 @@ def test_dense_product_of_a_few_rows(batch):
 def test_depthwise_kernels_at_every_stride_and_padding():
     """One layer at a time, against MindSpore's Conv2D: shapes MindCV's models do not have (odd sizes, stride 3,
     "valid" and uneven explicit padding, a plane smaller than the kernel, an even kernel), at widths that take each
-    path of the stride-2 split into even and odd columns (32 at a time, then 16, then one by one). Stride 1 has cases
-    of its own: there the input's gradient is a forward convolution padded by what the forward's padding leaves."""
+    path of the stride-2 split into even and odd columns (32 at a time, then 16, then one by one), and on planes of
+    at most 14 x 14 also with eight channels, which the forward pass computes eight at a time. Stride 1 has cases of
+    its own: there the input's gradient is a forward convolution padded by what the forward's padding leaves."""
     rng = np.random.default_rng(1)
     cases = [
         dict(kernel_size=3, stride=1, pad_mode="same"),
@@ -127,22 +128,26 @@ def test_depthwise_kernels_at_every_stride_and_padding():
         dict(kernel_size=3, stride=1, pad_mode="valid"),
         dict(kernel_size=3, stride=1, pad_mode="pad", padding=(3, 0, 0, 4)),  # more padding than the kernel
     ]
-    for size in (5, 9, 14, 37, 50):
+    for channels, size in [(6, 5), (8, 5), (6, 9), (8, 9), (6, 14), (8, 14), (6, 37), (6, 50)]:
         for case in cases:
-            reference = nn.Conv2d(6, 6, group=6, **case)
-            swapped = nn.Conv2d(6, 6, group=6, **case)
+            reference = nn.Conv2d(channels, channels, group=channels, **case)
+            swapped = nn.Conv2d(channels, channels, group=channels, **case)
             swapped.weight.set_data(reference.weight.value())
             if reference.has_bias:
-                reference.bias.set_data(ms.Tensor(rng.standard_normal(6).astype(np.float32)))
+                reference.bias.set_data(ms.Tensor(rng.standard_normal(channels).astype(np.float32)))
                 swapped.bias.set_data(reference.bias.value())
             assert stand_in("depthwise")(swapped) == 1
-            x = ms.Tensor(rng.standard_normal((3, 6, size, size)).astype(np.float32))
+            x = ms.Tensor(rng.standard_normal((3, channels, size, size)).astype(np.float32))
             want, got = (outputs_and_gradients(n, x, True) for n in (reference, swapped))
-            np.testing.assert_allclose(got[0], want[0], rtol=0, atol=1e-5, err_msg=f"{case} at {size}")
+            np.testing.assert_allclose(
+                got[0], want[0], rtol=0, atol=1e-5, err_msg=f"{case} at {size}, {channels} channels"
+            )
             for name in want[2]:
                 np.testing.assert_allclose(got[2][name], want[2][name], rtol=1e-5, atol=1e-4, err_msg=name)
             dx = [ms.grad(lambda t, n=n: (n(t) ** 2).sum())(x).asnumpy() for n in (reference, swapped)]
-            np.testing.assert_allclose(dx[1], dx[0], rtol=0, atol=1e-4, err_msg=f"input gradient, {case} at {size}")
+            np.testing.assert_allclose(
+                dx[1], dx[0], rtol=0, atol=1e-4, err_msg=f"input gradient, {case} at {size}, {channels} channels"
+            )
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v3_small_100", "resnet18"])
