@@ -386,6 +386,8 @@ bool forward_interleaved(const Geometry &g, const float *x, const float *w, floa
         unit_rows<3>(last, padded.data(), weights.data(), bias.data(), out.data(), 0, 0);
       } else if (g.sw == 1 && g.k == 5) {
         unit_rows<5>(last, padded.data(), weights.data(), bias.data(), out.data(), 0, 0);
+      } else if (g.sw == 1 && g.k == 7) {
+        unit_rows<7>(last, padded.data(), weights.data(), bias.data(), out.data(), 0, 0);
       } else {
         unit_rows<0>(last, padded.data(), weights.data(), bias.data(), out.data(), 0, 0);
       }
