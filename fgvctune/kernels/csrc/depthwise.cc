@@ -354,7 +354,7 @@ void forward_last(const LastGeometry &g, const float *x, const float *w, const f
 // copied, padded, into (rows, cols, 8) as the channels-last kernel reads them and that kernel's strips computed on
 // them (the taps in the same order, so the same sums), then the activation applied and the pixels' eight values
 // written back to their planes. The copy in grows with the input plane: measured alone, mobilenet_v3_small's layers
-// on 14 x 14 and 7 x 7 inputs took 12-49% less time so, those on 28 x 28 (at stride 1 and 2) 10-30% more. For input
+// on 14 x 14 and 7 x 7 inputs took 18-46% less time so, those on 28 x 28 (at stride 1 and 2) 10-30% more. For input
 // planes of at most kInterleaved values and output rows at least 4 wide (GCC fuses the one-pixel strip's
 // multiply-adds otherwise than the loop per plane: a rounding apart, where the two agree bit for bit on wider
 // rows), channels a multiple of 8; false where the loop per plane runs instead.
