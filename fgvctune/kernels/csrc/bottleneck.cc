@@ -39,7 +39,8 @@ FGVCTUNE_KERNEL(BottleneckForward) {
     if (expands) pointwise_forward(xi, weights(1), weights(2), nullptr, spec[1], expanded, 1, c, mid, h * w);
     depthwise_forward(expands ? expanded : xi, weights(3), weights(4), spec[7], middle, in_shape, shapes[3],
                       out_shape, depthwise_spec);
-    if (excites) squeeze_excite(middle, weights(5), weights(6), weights(7), weights(8), middle, 1, mid, oh * ow, reduced);
+    if (excites)
+      squeeze_excite(middle, weights(5), weights(6), weights(7), weights(8), middle, 1, mid, oh * ow, reduced);
     pointwise_forward(middle, weights(9), weights(10), adds ? xi : nullptr, kNone, y + i * out * oh * ow, 1, mid, out,
                       oh * ow);
   };

@@ -47,8 +47,8 @@ void pointwise_forward(const float *x, const float *w, const float *bias, const 
 
 // A depthwise convolution on NCHW tensors (depthwise.cc): y = post(conv(x, w) + bias), the shapes and spec as its
 // DepthwiseForward kernel's inputs and output.
-void depthwise_forward(const float *x, const float *w, const float *bias, int64_t post, float *y, const int64_t *x_shape,
-                       const int64_t *w_shape, const int64_t *y_shape, const int64_t *spec);
+void depthwise_forward(const float *x, const float *w, const float *bias, int64_t post, float *y,
+                       const int64_t *x_shape, const int64_t *w_shape, const int64_t *y_shape, const int64_t *spec);
 
 // MobileNetV3's squeeze-excitation (squeeze_excite.cc): per image y = x * hard_sigmoid(w2 relu(w1 mean_hw(x) + b1) +
 // b2), hard_sigmoid(v) = min(max(v + 3, 0), 6) / 6 (MindSpore's HSigmoid); x and y (n, c, area), w1 (r, c), w2 (c, r),

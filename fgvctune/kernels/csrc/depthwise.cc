@@ -402,8 +402,8 @@ bool forward_interleaved(const Geometry &g, const float *x, const float *w, floa
 
 }  // namespace
 
-void depthwise_forward(const float *x, const float *w, const float *bias, int64_t post, float *y, const int64_t *x_shape,
-                       const int64_t *w_shape, const int64_t *y_shape, const int64_t *spec) {
+void depthwise_forward(const float *x, const float *w, const float *bias, int64_t post, float *y,
+                       const int64_t *x_shape, const int64_t *w_shape, const int64_t *y_shape, const int64_t *spec) {
   forward(geometry(x_shape, w_shape, y_shape, spec), x, w, y, bias, post);
 }
 
