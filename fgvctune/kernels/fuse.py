@@ -335,6 +335,12 @@ class ResidualBottleneck(mobilenetv3.Bottleneck):
         return self.project(out, conv.folded_weight, conv.folded_bias, x, self.project_spec)
 
 
+def _pointwise(stand_in) -> bool:
+    """Whether a cells.Convolution is a 1x1 convolution at stride 1 without padding (pointwise.cc's)."""
+    kh, kw, sh, sw, dh, dw, top, bottom, left, right, _, group = stand_in.geometry
+    return (kh, kw, sh, sw, dh, dw, top, bottom, left, right, group) == (1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1)
+
+
 def _summable(block) -> bool:
     """A MobileNetV3 block that adds its input, ending in a folded pointwise convolution run by onednn.cc."""
     if type(block) is not mobilenetv3.Bottleneck or not block.use_res_connect or len(block.layers) < 3:
@@ -344,11 +350,7 @@ def _summable(block) -> bool:
         type(conv) is FoldedConv2d
         and type(norm) is FoldedBatchNorm2d
         and isinstance(conv.conv2d, cells.Convolution)
-        and conv.kernel_size == (1, 1)
-        and tuple(conv.stride)[-2:] == (1, 1)
-        and conv.group == 1
-        and conv.pad_mode in ("same", "valid", "pad")
-        and (conv.pad_mode != "pad" or not any(np.atleast_1d(conv.padding)))
+        and _pointwise(conv.conv2d)
     )
 
 
@@ -372,11 +374,6 @@ class WholeBottleneck(mobilenetv3.Bottleneck):
 
     def construct(self, x):
         return self.whole(x, *self.whole_inputs)
-
-
-def _pointwise(stand_in) -> bool:
-    kh, kw, sh, sw, dh, dw, top, bottom, left, right, _, group = stand_in.geometry
-    return (kh, kw, sh, sw, dh, dw, top, bottom, left, right, group) == (1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1)
 
 
 def _whole_parts(block) -> tuple | None:
