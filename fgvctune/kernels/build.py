@@ -15,6 +15,7 @@
   way where MindSpore's elementwise chain (Mul, Tanh, Add and their gradients) took a fifth of its training step.
 - The ResNets' stem max pooling (pooling.cc): MindSpore's MaxPoolGrad searches each window again and took 8% of
   a resnet50 training step; the forward records where each output's value came from, the gradient adds there.
+  For inference, the same pooling on the fused chain's blocked layout (fuse.py).
 - MobileNetV3's squeeze-excitation for inference (squeeze_excite.cc): seven ops, on (N, C, 1, 1) tensors but for
   the first and last, in one pass (fuse.py).
 - Folded 1x1 convolutions for inference (pointwise.cc, called by onednn.cc): the product per image with the bias,

@@ -47,22 +47,50 @@ def test_blocked_layout_is_onednns_and_back():
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
 def test_fused_blocks_compute_what_the_folded_ones_do(name):
-    """Every block fused, the four layers one chain that enters the blocked layout at its first block and leaves
-    it at its last; the stem's convolution with its ReLU; the outputs of the folded network at two batch sizes
-    (each layer keeps its weights reordered per batch size); unfused, the folded network again, which unfolds."""
+    """Every block fused, the stem and the four layers one chain: the stem's convolution (with its ReLU) writes
+    the blocked layout, its max pooling pools there, the last block leaves it; the outputs of the folded network at
+    two batch sizes (each layer keeps its weights reordered per batch size); unfused, the folded network again,
+    which unfolds."""
     reference, fused = pair(name, fuse.fuse, prepare=folded)
     chain = blocks(fused)
     assert chain and all(type(block) in fuse.FUSED.values() for block in chain)
-    assert [(b.enters, b.leaves) for b in chain] == [(i == 0, i == len(chain) - 1) for i in range(len(chain))]
+    assert [(b.enters, b.leaves) for b in chain] == [(False, i == len(chain) - 1) for i in range(len(chain))]
     assert type(fused.conv1) is fuse.ActivatedConv2d and type(fused.relu) is fuse.AppliedReLU
+    assert type(fused.max_pool) is fuse.BlockedMaxPool2d
     for batch in (2, 3):
         assert_same_computation(reference, fused, size=64, batch=batch, modes=(False,), gradients=False)
     assert type(fused.pool) is pooling.FusedGlobalAvgPool
-    assert fuse.unfuse(fused) == len(chain) + 2 and not fuse.unfuse(fused)  # and the stem, the pooling
-    assert all(type(block) in fuse.FUSED for block in chain)
+    assert fuse.unfuse(fused) == len(chain) + 3 and not fuse.unfuse(fused)  # the stem, its pooling, the pooling
+    assert all(type(block) in fuse.FUSED for block in chain) and type(fused.max_pool) is nn.MaxPool2d
     x = ms.Tensor(np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32))
     np.testing.assert_array_equal(fused(x).asnumpy(), reference(x).asnumpy())
     assert fold.unfold(fused) == fold.unfold(reference) > 0
+
+
+@pytest.mark.parametrize("pad_mode", ["same", "valid"])
+def test_a_max_pooling_on_blocked_tensors_is_mindspores(pad_mode):
+    """pooling.cc's MaxPoolBlockedForward (a ResNet's stem pooling in the fused chain) gives MindSpore's MaxPool,
+    read in the blocked layout, at even and odd sizes (the "same" padding on one side or both)."""
+    path = library()
+    to_blocked, to_plain = (
+        ops.Custom(f"{path}:{name}", out_shape=lambda x: x, out_dtype=lambda x: x, func_type="aot")
+        for name in ("ToBlocked", "ToPlain")
+    )
+    pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode=pad_mode)
+    size = cells.output_size
+    blocked = ops.Custom(
+        f"{path}:MaxPoolBlockedForward",
+        out_shape=lambda x, _: [x[0], x[1], size(x[2], 3, 2, pad_mode, 0, 0), size(x[3], 3, 2, pad_mode, 0, 0)],
+        out_dtype=lambda x, _: x,
+        func_type="aot",
+    )
+    blocked.add_prim_attr("geometry", (3, 3, 2, 2, pad_mode == "same"))  # (PyNative caches shapes by attributes)
+    spec = ms.Tensor(np.array([3, 3, 2, 2, pad_mode == "same"], np.int64))
+    rng = np.random.default_rng(0)
+    for shape in [(2, 32, 8, 8), (1, 16, 7, 9), (3, 48, 12, 13)]:
+        x = ms.Tensor(rng.standard_normal(shape).astype(np.float32))
+        want = pool(x).asnumpy()
+        np.testing.assert_array_equal(to_plain(blocked(to_blocked(x), spec)).asnumpy(), want, err_msg=str(shape))
 
 
 def test_blocks_fuse_only_where_every_convolution_can():
@@ -75,9 +103,9 @@ def test_blocks_fuse_only_where_every_convolution_can():
     left_out = fused.layer1[1]
     fold.unfold(left_out)
     fold.unfold(reference.layer1[1])
-    assert fuse.fuse(fused) == len(blocks(fused)) + 1  # every block but one, the stem and the pooling
+    assert fuse.fuse(fused) == len(blocks(fused)) + 2  # every block but one, the stem, its pooling, the pooling
     assert type(left_out) is swaps.SummedBasicBlock
-    assert (fused.layer1[0].enters, fused.layer1[0].leaves) == (True, True)
+    assert (fused.layer1[0].enters, fused.layer1[0].leaves) == (False, True)  # after the stem
     assert (fused.layer2[0].enters, fused.layer2[1].leaves, fused.layer4[1].leaves) == (True, False, True)
     assert_same_computation(reference, fused, size=64, batch=2, modes=(False,), gradients=False)
 

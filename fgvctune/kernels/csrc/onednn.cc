@@ -51,7 +51,7 @@ namespace {
   X(dnnl_primitive_attr_set_post_ops)                        \
   X(dnnl_post_ops_create)                                    \
   X(dnnl_post_ops_destroy)                                   \
-  X(dnnl_post_ops_append_sum)                                \
+  X(dnnl_post_ops_append_binary)                             \
   X(dnnl_post_ops_append_eltwise)                            \
   X(dnnl_primitive_desc_query_md)                            \
   X(dnnl_primitive_desc_destroy)                             \
@@ -232,11 +232,14 @@ dnnl_memory_desc_t described(const Api &a, int ndims, const dnnl_dims_t dims, dn
 }
 
 // oneDNN's post-ops for `post` (common.h's Post), done by the convolution on its output: the caller destroys them.
-dnnl_primitive_attr_t post_ops(const Api &a, int64_t post) {
+// kSumRelu adds `summand`, a tensor of the output's shape and layout read as the output is written (a binary
+// post-op: oneDNN's sum post-op adds to what dst holds, which took a copy of the summand there first, a pass over
+// the output: resnet50's summed convolutions at batch 1 10% slower so).
+dnnl_primitive_attr_t post_ops(const Api &a, int64_t post, const_dnnl_memory_desc_t summand = nullptr) {
   dnnl_post_ops_t ops;
   dnnl_primitive_attr_t attr;
   a.dnnl_post_ops_create(&ops);
-  if (post == kSumRelu) a.dnnl_post_ops_append_sum(ops, 1.0f, 0, dnnl_data_type_undef);  // dst += the convolution
+  if (post == kSumRelu) a.dnnl_post_ops_append_binary(ops, dnnl_binary_add, summand);
   if (post == kRelu || post == kSumRelu) a.dnnl_post_ops_append_eltwise(ops, dnnl_eltwise_relu, 0.0f, 0.0f);
   if (post == kHardSwish) a.dnnl_post_ops_append_eltwise(ops, dnnl_eltwise_hardswish, 1.0f / 6.0f, 0.5f);
   a.dnnl_primitive_attr_create(&attr);
@@ -365,14 +368,17 @@ int convolve(Kind kind, const char *dtype, void *spec_param, std::vector<void *>
 // A folded convolution whose input and output stay in oneDNN's blocked layout nChw16c ((N, C / 16, H, W, 16), the
 // one its AVX-512 convolutions read and write), with ReLU, or the residual sum and ReLU, done in the same call
 // (post-ops): a chain of them needs no reorder and no elementwise pass between convolutions. The tensors MindSpore
-// sees keep their (N, C, H, W) shapes; only these kernels and ToBlocked / ToPlain read them.
-Plan *fused(const Api &a, const Geometry &g, int64_t post) {
+// sees keep their (N, C, H, W) shapes; only these kernels, ToBlocked / ToPlain and pooling.cc's
+// MaxPoolBlockedForward read them. The chain's first convolution may read plain NCHW (`enters`: a ResNet's stem, on
+// the image's three channels), its output blocked all the same.
+Plan *fused(const Api &a, const Geometry &g, int64_t post, bool enters) {
   const dnnl_dims_t channels = {g.y[1]};
-  const dnnl_memory_desc_t x = described(a, 4, g.x, dnnl_aBcd16b), y = described(a, 4, g.y, dnnl_aBcd16b),
+  const dnnl_memory_desc_t x = described(a, 4, g.x, enters ? dnnl_nchw : dnnl_aBcd16b),
+                           y = described(a, 4, g.y, dnnl_aBcd16b),
                            any_w = described(a, g.w_ndims, g.w, dnnl_format_tag_any),
                            w = described(a, g.w_ndims, g.w, g.w_ndims == 5 ? dnnl_goihw : dnnl_oihw),
                            bias = described(a, 1, channels, dnnl_a);
-  const dnnl_primitive_attr_t attr = post_ops(a, post);
+  const dnnl_primitive_attr_t attr = post_ops(a, post, y);
   dnnl_primitive_desc_t pd = nullptr;
   const bool made = a.dnnl_convolution_forward_primitive_desc_create(
                         &pd, a.engine, dnnl_forward_inference, dnnl_convolution_direct, x, any_w, bias, y, g.strides,
@@ -381,36 +387,36 @@ Plan *fused(const Api &a, const Geometry &g, int64_t post) {
   if (!made) return nullptr;
   Arg weights = bind(a, pd, DNNL_ARG_WEIGHTS, dnnl_query_weights_md, w, false);
   weights.constant = true;  // reordered at the first call of a fusing alone (the key holds the layer's place)
-  return finish(a, pd,
-                {bind(a, pd, DNNL_ARG_SRC, dnnl_query_src_md, x, false), weights,
-                 bind(a, pd, DNNL_ARG_BIAS, dnnl_query_weights_md, bias, false, 1),
-                 bind(a, pd, DNNL_ARG_DST, dnnl_query_dst_md, y, true)});
+  std::vector<Arg> args = {bind(a, pd, DNNL_ARG_SRC, dnnl_query_src_md, x, false), weights,
+                           bind(a, pd, DNNL_ARG_BIAS, dnnl_query_weights_md, bias, false, 1)};
+  if (post == kSumRelu) {  // the summand read as it is (the output's layout) while the output is written
+    Arg summand{DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, false, nullptr, nullptr, nullptr};
+    a.dnnl_memory_create(&summand.user, y, a.engine, DNNL_MEMORY_NONE);
+    summand.inner = summand.user;
+    args.push_back(summand);
+  }
+  args.push_back(bind(a, pd, DNNL_ARG_DST, dnnl_query_dst_md, y, true));
+  return finish(a, pd, std::move(args));
 }
 
 // (x, w, b[, summand], spec) -> y, spec = the convolution's, then post (Post), the layer's place and its fusing's
 // generation (cells.fused_layers): its weights are constants, reordered into oneDNN's layout at its first call and
-// kept.
-int convolve_fused(void **params, int64_t **shapes, const char **dtypes, bool summed) {
+// kept. `enters`: x is plain NCHW.
+int convolve_fused(void **params, int64_t **shapes, const char **dtypes, bool summed, bool enters = false) {
   const int inputs = summed ? 4 : 3;
   if (std::string(dtypes[0]) != "float32") return 1;  // MindSpore raises
   const int64_t *spec = static_cast<const int64_t *>(params[inputs]);
   const int64_t *x = shapes[0], *w = shapes[1], *y = shapes[inputs + 1];
-  if (x[1] % 16 || y[1] % 16 || spec[7] != 1 || summed != (spec[9] == kSumRelu)) return 1;
+  if ((x[1] % 16 && !enters) || y[1] % 16 || spec[7] != 1 || summed != (spec[9] == kSumRelu)) return 1;
   const Api *a = api(spec[8] != 0);
   const Geometry g = geometry(x, w, y, spec);
-  const std::string key = key_of('f', {x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], g.strides[0],
-                                       g.strides[1], g.dilates[0], g.dilates[1], g.pad_l[0], g.pad_l[1], g.pad_r[0],
-                                       g.pad_r[1], spec[9], spec[10]});
-  void *out = params[inputs + 1];
-  if (summed) {  // the sum post-op adds the convolution to what dst holds: the summand, in the same layout
-    const int64_t count = y[0] * y[1] * y[2] * y[3];
-    const float *from = static_cast<const float *>(params[3]);
-    float *to = static_cast<float *>(out);
-#pragma omp parallel for simd schedule(static) if (parallel : parallel_worth(count))
-    for (int64_t i = 0; i < count; ++i) to[i] = from[i];
-  }
-  return run(a, key, [&] { return fused(*a, g, spec[9]); }, {params[0], params[1], params[2], out},
-             work_of(g), spec[11]);
+  const std::string key = key_of(enters ? 'e' : 'f', {x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3],
+                                                      g.strides[0], g.strides[1], g.dilates[0], g.dilates[1],
+                                                      g.pad_l[0], g.pad_l[1], g.pad_r[0], g.pad_r[1], spec[9],
+                                                      spec[10]});
+  std::vector<void *> pointers(params, params + inputs);  // x, w, b[, summand]
+  pointers.push_back(params[inputs + 1]);
+  return run(a, key, [&] { return fused(*a, g, spec[9], enters); }, pointers, work_of(g), spec[11]);
 }
 
 // x (N, C, H, W), C a multiple of 16, copied from plain NCHW into nChw16c (`blocked`) or back.
@@ -439,6 +445,11 @@ FGVCTUNE_KERNEL(ConvFusedForward) { return nparam == 5 ? convolve_fused(params, 
 
 // (x, w, b, summand, spec) -> relu(conv(x) + b + summand): blocked in and out
 FGVCTUNE_KERNEL(ConvFusedSumForward) { return nparam == 6 ? convolve_fused(params, shapes, dtypes, true) : 1; }
+
+// (x, w, b, spec) -> y as ConvFusedForward's, x plain NCHW (any number of channels)
+FGVCTUNE_KERNEL(ConvFusedEnterForward) {
+  return nparam == 5 ? convolve_fused(params, shapes, dtypes, false, true) : 1;
+}
 
 // (x) -> the same values in nChw16c, x (N, C, H, W) plain with C a multiple of 16
 FGVCTUNE_KERNEL(ToBlocked) { return relayout(nparam, params, ndims, shapes, dtypes, true); }

@@ -1,8 +1,8 @@
-// Max pooling over NCHW float32 planes (ResNet's stem: 3x3 at stride 2, "same" padding), forward and backward, as
-// MindSpore custom "aot" kernels. The forward records which input each output took (its index in the plane, as
-// int32): the first largest in the window read row by row, padding left out, as MindSpore's MaxPoolGrad picks it.
-// The backward adds each output's gradient there, the outputs in order: the same sums as MindSpore's. Built by
-// build.py; every function has MindSpore's aot signature.
+// Max pooling over NCHW float32 planes (ResNet's stem: 3x3 at stride 2, "same" padding), forward and backward,
+// and over oneDNN's blocked layout for inference, as MindSpore custom "aot" kernels. The forward records which input
+// each output took (its index in the plane, as int32): the first largest in the window read row by row, padding
+// left out, as MindSpore's MaxPoolGrad picks it. The backward adds each output's gradient there, the outputs in
+// order: the same sums as MindSpore's. Built by build.py; every function has MindSpore's aot signature.
 
 #include "common.h"
 
@@ -13,6 +13,8 @@
 #include <vector>
 
 namespace {
+
+typedef float Vec16 __attribute__((vector_size(64)));  // one pixel's sixteen channels in the blocked layout
 
 struct Geometry {
   int64_t h, w, out_h, out_w, kh, kw, sh, sw, top, left;
@@ -126,6 +128,40 @@ FGVCTUNE_KERNEL(MaxPoolForward) {
     for (int64_t p = 0; p < planes; ++p)
       pool_plane(x + p * in_plane, y + p * out_plane, arg + p * out_plane, g, scratch.data());
   }
+  return 0;
+}
+
+// Inputs x (N, C, H, W) in oneDNN's nChw16c (onednn.cc's fused chain; C a multiple of 16), spec as
+// MaxPoolForward's; output y (N, C, OH, OW) in nChw16c, each window's largest value (inference: where it was is not
+// kept). A ResNet's stem pooled between its convolution and its first block, in their layout: sixteen channels a
+// vector.
+FGVCTUNE_KERNEL(MaxPoolBlockedForward) {
+  if (nparam != 3 || ndims[0] != 4 || shapes[0][1] % 16 || !is_float32(dtypes[0])) return 1;  // MindSpore raises
+  const float *x = static_cast<const float *>(params[0]);
+  const int64_t *spec = static_cast<const int64_t *>(params[1]);
+  float *y = static_cast<float *>(params[2]);
+  const int64_t h = shapes[0][2], w = shapes[0][3], out_h = shapes[2][2], out_w = shapes[2][3];
+  const int64_t top = spec[4] ? std::max<int64_t>((out_h - 1) * spec[2] + spec[0] - h, 0) / 2 : 0;
+  const int64_t left = spec[4] ? std::max<int64_t>((out_w - 1) * spec[3] + spec[1] - w, 0) / 2 : 0;
+  const int64_t blocks = shapes[0][0] * shapes[0][1] / 16;
+#pragma omp parallel for collapse(2) schedule(static) \
+    if (parallel : parallel_worth(blocks * out_h * out_w * 16 * spec[0] * spec[1]))
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t oh = 0; oh < out_h; ++oh) {
+      const float *plane = x + b * h * w * 16;
+      const int64_t r0 = oh * spec[2] - top, i0 = std::max<int64_t>(0, -r0), i1 = std::min(spec[0], h - r0);
+      for (int64_t ow = 0; ow < out_w; ++ow) {
+        const int64_t c0 = ow * spec[3] - left, j0 = std::max<int64_t>(0, -c0), j1 = std::min(spec[1], w - c0);
+        Vec16 best, at;
+        std::memcpy(&best, plane + ((r0 + i0) * w + c0 + j0) * 16, sizeof best);
+        for (int64_t i = i0; i < i1; ++i)
+          for (int64_t j = j0; j < j1; ++j) {
+            std::memcpy(&at, plane + ((r0 + i) * w + c0 + j) * 16, sizeof at);
+            best = at > best ? at : best;  // the first of equals
+          }
+        std::memcpy(y + ((b * out_h + oh) * out_w + ow) * 16, &best, sizeof best);
+      }
+    }
   return 0;
 }
 
