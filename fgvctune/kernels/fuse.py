@@ -18,7 +18,9 @@ become squeeze_excite.cc's one, and a block that adds its input does so in its p
 ConvSumForward). Batch 1 gains most: the profiler's timeline put about 8 us of MindSpore's runtime between
 two ops there, besides their work. Then each block so fused is one op (bottleneck.cc's BottleneckForward, the same
 loops), which takes one image at a time through all of the block's layers: larger batches gain there, each
-layer's output still in the core's cache when the next layer reads it (mobilenet_v3_small at batch 32: 65 -> 52 ms).
+layer's output still in the core's cache when the next layer reads it (mobilenet_v3_small at batch 32: 65 -> 52 ms);
+the first block runs the stem's convolution before it in the same op, whose 26 MB output at batch 32 so stays in
+cache too (the two alone, in turns: 5.7 against 7.7 ms).
 
 ConvNeXt's blocks, and the norms and convolutions between its stages, run on channels-last tensors
 (channels_last.py); the global average pooling before a MobileNetV3's or ResNet's classifier is one op of
@@ -467,13 +469,47 @@ def _whole_parts(block) -> tuple | None:
     return expand, depthwise, excite, project
 
 
+class JoinedStem(ActivatedConv2d):
+    """A MobileNetV3's stem that the first block's op runs before the block (bottleneck.cc's StemBottleneckForward):
+    it passes the image on (its own op, `activate`, is kept: it is what the block's op runs first)."""
+
+    def construct(self, x):
+        return x
+
+
+def _stem_before(block, sequences: dict) -> ActivatedConv2d | None:
+    """The stem right before a block in its SequentialCell, where the block's op can run it (stem.cc's geometry: a
+    3x3 convolution at stride 2 over at most 4 channels, padded by at most one alike on every side), as fuse's other
+    steps leave it (one op, its BatchNorm and activation passing); else None."""
+    cells_before = sequences.get(id(block), [])[-3:]
+    if len(cells_before) < 3:
+        return None
+    conv, norm, activation = cells_before
+    if not (
+        type(conv) is ActivatedConv2d
+        and isinstance(conv.conv2d, cells.Convolution)
+        and type(norm) is FoldedBatchNorm2d
+        and type(activation) in tuple(cls for _, cls in APPLIED.values())
+    ):
+        return None
+    kh, kw, sh, sw, dh, dw, top, bottom, left, right, mode, group = conv.conv2d.geometry
+    shape = (kh, kw, sh, sw, dh, dw, mode, group)
+    padding = top == bottom == left == right <= 1
+    return conv if shape == (3, 3, 2, 2, 1, 1, "pad", 1) and padding and conv.in_channels <= 4 else None
+
+
 def _fuse_bottlenecks(network, cache_dir: str, gradient_free, numbered) -> int:
-    """fuse's MobileNetV3 blocks as one op each."""
+    """fuse's MobileNetV3 blocks as one op each, the stem joining the first."""
     found = [(cell, _whole_parts(cell)) for _, cell in network.cells_and_names() if gradient_free(cell)]
     found = [(block, parts) for block, parts in found if parts]
     path = library(cache_dir) if found else None  # (built: the blocks' layers run through the kernels already)
     if not path:
         return 0
+    sequences = {}  # a SequentialCell's cell -> the cells before it there
+    for _, sequence in network.cells_and_names():
+        if type(sequence) is nn.SequentialCell:
+            ordered = list(sequence.cell_list)
+            sequences |= {id(cell): ordered[:i] for i, cell in enumerate(ordered)}
     for block, (expand, depthwise, excite, project) in found:
         nothing = ms.Tensor(np.zeros(1, np.float32))  # the inputs of a part the block has not
         stand_in, out = depthwise.conv2d, project.out_channels
@@ -487,14 +523,31 @@ def _fuse_bottlenecks(network, cache_dir: str, gradient_free, numbered) -> int:
             inputs += [ms.Tensor(p.asnumpy()) for conv in convs for p in (conv.weight, conv.bias)]
         else:
             inputs += [nothing] * 4
-        inputs += [project.folded_weight, project.folded_bias, ms.Tensor(np.array(spec, np.int64))]
+        inputs += [project.folded_weight, project.folded_bias]
+        stem = _stem_before(block, sequences)
+        if stem is not None and gradient_free(stem):  # the stem's convolution and activation in front
+            inputs = [stem.folded_weight, stem.folded_bias, *inputs]
+            spec += [stem.post_spec.asnumpy()[-1], *stem.conv2d.geometry[6:10:2]]  # its post, top and left padding
+            kernel, geometry = "StemBottleneckForward", (*stem.conv2d.geometry, *stand_in.geometry, out)
+
+            def planes(x, first=stem.conv2d.output_shape, channels=stem.out_channels, then=stand_in.output_shape):
+                return then(first(x, [channels], None), None, None)[2:]
+
+            stem.__class__ = JoinedStem
+        else:
+            kernel, geometry = "BottleneckForward", (*stand_in.geometry, out)
+
+            def planes(x, then=stand_in.output_shape):
+                return then(x, None, None)[2:]
+
+        inputs.append(ms.Tensor(np.array(spec, np.int64)))
         block.whole = ops.Custom(
-            f"{path}:BottleneckForward",
-            out_shape=lambda x, *_, shape=stand_in.output_shape, out=out: [x[0], out, *shape(x, None, None)[2:]],
+            f"{path}:{kernel}",
+            out_shape=lambda x, *_, planes=planes, out=out: [x[0], out, *planes(x)],
             out_dtype=lambda x, *_: x,
             func_type="aot",
         )
-        block.whole.add_prim_attr("geometry", (*stand_in.geometry, out))  # (PyNative's shape cache: see convolution_op)
+        block.whole.add_prim_attr("geometry", geometry)  # (PyNative's shape cache: see convolution_op)
         block.whole_inputs = tuple(inputs)
         block.__class__ = WholeBottleneck
     return len(found)
@@ -514,6 +567,7 @@ def unfuse(network) -> int:
     back |= {ActivatedConv2d: FoldedConv2d, FusedSqueezeExcite: swaps.ScaledSqueezeExcite}
     back |= {applied: activation for activation, (_, applied) in APPLIED.items()}
     back[ResidualBottleneck] = back[WholeBottleneck] = mobilenetv3.Bottleneck
+    back[JoinedStem] = FoldedConv2d
     back[BlockedMaxPool2d] = nn.MaxPool2d
     back |= channels_last.UNFUSED | pooling.UNFUSED
     found = [cell for _, cell in network.cells_and_names() if type(cell) in back]

@@ -171,7 +171,7 @@ def test_frozen_blocks_fused_train_as_the_folded_network(freeze):
 
 def activated(network) -> dict:
     """How many cells of each fused kind MobileNetV3 holds."""
-    kinds = (fuse.ActivatedConv2d, fuse.AppliedReLU, fuse.AppliedHSwish, fuse.FusedSqueezeExcite)
+    kinds = (fuse.ActivatedConv2d, fuse.JoinedStem, fuse.AppliedReLU, fuse.AppliedHSwish, fuse.FusedSqueezeExcite)
     kinds += (fuse.ResidualBottleneck, fuse.WholeBottleneck, pooling.FusedGlobalAvgPool)
     return {kind.__name__: sum(type(cell) is kind for _, cell in network.cells_and_names()) for kind in kinds}
 
@@ -187,7 +187,8 @@ def assert_same_blocks(reference, fused, batch: int):
     x = ms.Tensor(rng.standard_normal((batch, 3, 64, 64)).astype(np.float32))
     start = 0
     for end, cell in enumerate(fused):
-        if type(cell) in (fuse.ActivatedConv2d, fold.FoldedBatchNorm2d):
+        joined = type(fused[start]) is fuse.JoinedStem  # run by the block after it: compared with that block
+        if type(cell) in (fuse.ActivatedConv2d, fold.FoldedBatchNorm2d) or (joined and cell is not fused[start + 3]):
             continue  # the block goes on to the activation
         want, got = x, x
         for i in range(start, end + 1):
@@ -195,7 +196,8 @@ def assert_same_blocks(reference, fused, batch: int):
         want = want.asnumpy()
         np.testing.assert_allclose(got.asnumpy(), want, rtol=0, atol=1e-5 * np.abs(want).max(), err_msg=str(end))
         if type(cell) is fuse.WholeBottleneck and ms.get_context("mode") == ms.PYNATIVE_MODE:
-            layers = fuse.ResidualBottleneck.construct(cell, x) if cell.use_res_connect else cell.layers(x)
+            inner = fuse.ActivatedConv2d.construct(fused[start], x) if joined else x
+            layers = fuse.ResidualBottleneck.construct(cell, inner) if cell.use_res_connect else cell.layers(inner)
             np.testing.assert_allclose(layers.asnumpy(), want, rtol=0, atol=1e-5 * np.abs(want).max())
         x, start = ms.Tensor(want), end + 1
 
@@ -210,9 +212,10 @@ def test_mobilenet_layers_fused_compute_what_the_folded_ones_do(mode):
     try:
         reference, fused = pair("mobilenet_v3_small_100", fuse.fuse, prepare=folded)
         # 23 layers with an activation (stem, 10 expansions, 11 depthwise, the last 1x1), 9 squeeze-excitations,
-        # 6 blocks adding their input, then the 11 blocks whole (those 6 among them), the pooling before the classifier
+        # 6 blocks adding their input, then the 11 blocks whole (those 6 among them, the first running the stem too),
+        # the pooling before the classifier
         assert activated(fused) == {
-            "ActivatedConv2d": 23, "AppliedReLU": 5, "AppliedHSwish": 18, "FusedSqueezeExcite": 9,
+            "ActivatedConv2d": 22, "JoinedStem": 1, "AppliedReLU": 5, "AppliedHSwish": 18, "FusedSqueezeExcite": 9,
             "ResidualBottleneck": 0, "WholeBottleneck": 11, "FusedGlobalAvgPool": 1,
         }  # fmt: skip
         whole = [block for _, block in fused.cells_and_names() if type(block) is fuse.WholeBottleneck]
@@ -286,13 +289,14 @@ def test_mobilenet_frozen_layers_fused_train_as_the_folded_network():
     reference, fused = pair(
         "mobilenet_v3_small_100", lambda network: fuse.fold_and_fuse(network, frozen_only=True), freeze_blocks
     )
-    names = [name for name, cell in fused.cells_and_names() if type(cell) is fuse.ActivatedConv2d]
+    fused_layers = (fuse.ActivatedConv2d, fuse.JoinedStem)
+    names = [name for name, cell in fused.cells_and_names() if type(cell) in fused_layers]
     assert names and all(int(name.split(".")[1]) < 7 for name in names)
     assert_same_computation(reference, fused, size=64, batch=4, modes=(False, True), set_mode=set_mode)
     for p in fused.features[3].get_parameters():  # the first block trainable: the stem alone fuses
         p.requires_grad = True
     fuse.fold_and_fuse(fused, frozen_only=True)
-    assert [name for name, cell in fused.cells_and_names() if type(cell) is fuse.ActivatedConv2d] == names[:1]
+    assert [name for name, cell in fused.cells_and_names() if type(cell) in fused_layers] == names[:1]
     cells.restore(fused)  # mixed precision's float16 runs MindSpore's ops: nothing fuses
     for p in fused.features[3].get_parameters():
         p.requires_grad = False
