@@ -38,7 +38,7 @@ void image(const Block &b, const float *x, float *y, float *expanded, float *mid
   pointwise_forward(middle, weights(9), weights(10), spec[9] ? x : nullptr, kNone, y, 1, b.mid, b.out, b.oh * b.ow);
 }
 
-// Checks the shapes against the spec; `params` from index 1 as BottleneckForward's, y's shape `out_shape`.
+// Whether the weights' shapes (shapes[1] to [10], as BottleneckForward's inputs) fit the block's geometry and spec.
 bool fits(const Block &b) {
   const int64_t *const *shapes = b.shapes;
   const bool expands = b.spec[0], excites = b.spec[8], adds = b.spec[9];
