@@ -271,7 +271,8 @@ def test_convnext_fused_computes_what_the_folded_one_does(mode):
 
 def test_mobilenet_frozen_layers_fused_train_as_the_folded_network():
     """`--freeze 7` on mobilenet_v3_small fuses the frozen layers alone (no gradient passes through them): the same
-    outputs, loss and gradients as the network folded alone; nothing after a trainable parameter fuses."""
+    outputs, loss and gradients as the network folded alone, and block by block the same features; nothing after a
+    trainable parameter fuses."""
     from fgvctune.training import strategy
 
     frozen_norms = {}
@@ -292,6 +293,10 @@ def test_mobilenet_frozen_layers_fused_train_as_the_folded_network():
     fused_layers = (fuse.ActivatedConv2d, fuse.JoinedStem)
     names = [name for name, cell in fused.cells_and_names() if type(cell) in fused_layers]
     assert names and all(int(name.split(".")[1]) < 7 for name in names)
+    assert type(fused.features[0]) is fuse.JoinedStem  # run by the first block's op
+    for network in (reference, fused):
+        set_mode(network, False)
+    assert_same_blocks(reference.features, fused.features, 4)  # the frozen blocks' outputs, which the network forgets
     assert_same_computation(reference, fused, size=64, batch=4, modes=(False, True), set_mode=set_mode)
     for p in fused.features[3].get_parameters():  # the first block trainable: the stem alone fuses
         p.requires_grad = True
