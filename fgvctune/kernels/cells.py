@@ -28,7 +28,7 @@ from fgvctune import runtime
 from fgvctune.kernels.build import has_onednn, library
 
 
-def output_size(size: int, kernel: int, stride: int, pad_mode: str, before: int, after: int) -> int:
+def _output_size(size: int, kernel: int, stride: int, pad_mode: str, before: int, after: int) -> int:
     if pad_mode == "same":
         return -(-size // stride)
     return (size + before + after - kernel) // stride + 1
@@ -60,8 +60,8 @@ class DepthwiseConv(nn.Cell):
         mode = conv.pad_mode
 
         def out_shape(x, w, spec):
-            height = output_size(x[2], k, sh, mode, top, bottom)
-            return [x[0], x[1], height, output_size(x[3], k, sw, mode, left, right)]
+            height = _output_size(x[2], k, sh, mode, top, bottom)
+            return [x[0], x[1], height, _output_size(x[3], k, sw, mode, left, right)]
 
         grad_input = ops.Custom(
             f"{path}:DepthwiseGradInput", out_shape=lambda dy, w, x, s: x, out_dtype=lambda *a: a[0], func_type="aot"
@@ -105,8 +105,8 @@ class Convolution(nn.Cell):
         self.spec = ms.Tensor(np.array(spec, np.int64))
 
         def out_shape(x, w, spec):
-            height = output_size(x[2], (kh - 1) * dh + 1, sh, mode, top, bottom)
-            return [x[0], w[0], height, output_size(x[3], (kw - 1) * dw + 1, sw, mode, left, right)]
+            height = _output_size(x[2], (kh - 1) * dh + 1, sh, mode, top, bottom)
+            return [x[0], w[0], height, _output_size(x[3], (kw - 1) * dw + 1, sw, mode, left, right)]
 
         # DepthwiseConv's pattern written out again, not shared through a helper: graph mode compiled one layer's
         # bprop closure for others with the same code (a captured weight shape reached other layers when tried).
@@ -450,10 +450,13 @@ class MaxPool(nn.Cell):
         _, _, sh, sw = self.primitive.strides
         same = self.primitive.pad_mode == "SAME"
         self.spec = ms.Tensor(np.array([kh, kw, sh, sw, same], np.int64))
+        self.geometry = (kh, kw, sh, sw, same)
 
         def out_shape(x, spec):
             mode = "same" if same else "valid"
-            return [x[0], x[1], output_size(x[2], kh, sh, mode, 0, 0), output_size(x[3], kw, sw, mode, 0, 0)]
+            return [x[0], x[1], _output_size(x[2], kh, sh, mode, 0, 0), _output_size(x[3], kw, sw, mode, 0, 0)]
+
+        self.output_shape = out_shape  # (fuse.py's blocked pooling too)
 
         backward = ops.Custom(
             f"{path}:MaxPoolBackward", out_shape=lambda dy, at, x: x, out_dtype=lambda dy, at, x: x, func_type="aot"
@@ -469,7 +472,7 @@ class MaxPool(nn.Cell):
             func_type="aot",
             bprop=bprop,
         )
-        self.pool.add_prim_attr("geometry", (kh, kw, sh, sw, same))
+        self.pool.add_prim_attr("geometry", self.geometry)
 
     def construct(self, x):
         return self.pool(x, self.spec)[0]

@@ -221,6 +221,7 @@ def _stem_joins(net, gradient_free) -> bool:
         and type(net.relu) is nn.ReLU
         and type(net.max_pool) is nn.MaxPool2d
         and cells.is_stem_max_pool(net.max_pool)
+        and isinstance(net.max_pool.max_pool, cells.MaxPool)  # run by pooling.cc
         and type(first) in FUSED.values()
         and first.enters
         and gradient_free(conv)
@@ -235,18 +236,12 @@ def _join_stem(net, path: str, place: list) -> None:
     conv, pool = net.conv1, net.max_pool
     conv.activate, conv.post_spec = convolution_op(path, "ConvFusedEnterForward", conv.conv2d, RELU, *place)
     conv.__class__, net.relu.__class__ = ActivatedConv2d, AppliedReLU
-    primitive = getattr(pool.max_pool, "primitive", pool.max_pool)  # MindSpore's, swapped (cells.MaxPool) or not
-    (_, _, kh, kw), (_, _, sh, sw) = primitive.kernel_size, primitive.strides
-    mode = primitive.pad_mode.lower()
-    pool.pool_spec = ms.Tensor(np.array([kh, kw, sh, sw, mode == "same"], np.int64))
-    size = cells.output_size
+    stand_in = pool.max_pool  # cells.MaxPool: the same geometry and spec
+    pool.pool_spec = stand_in.spec
     pool.blocked_pool = ops.Custom(
-        f"{path}:MaxPoolBlockedForward",
-        out_shape=lambda x, _: [x[0], x[1], size(x[2], kh, sh, mode, 0, 0), size(x[3], kw, sw, mode, 0, 0)],
-        out_dtype=lambda x, _: x,
-        func_type="aot",
+        f"{path}:MaxPoolBlockedForward", out_shape=stand_in.output_shape, out_dtype=lambda x, _: x, func_type="aot"
     )
-    pool.blocked_pool.add_prim_attr("geometry", (kh, kw, sh, sw, mode == "same"))  # (PyNative: see convolution_op)
+    pool.blocked_pool.add_prim_attr("geometry", stand_in.geometry)  # (PyNative's shape cache: see convolution_op)
     pool.__class__ = BlockedMaxPool2d
     net.layer1[0].enters = False
 
@@ -276,6 +271,7 @@ class AppliedHSwish(nn.HSwish):
 
 
 APPLIED = {nn.ReLU: (RELU, AppliedReLU), nn.HSwish: (HARD_SWISH, AppliedHSwish)}
+PASSING = tuple(applied for _, applied in APPLIED.values())  # the activations a fused convolution applies
 
 
 def _activated_triples(network, gradient_free) -> list[tuple]:
@@ -438,7 +434,7 @@ def _whole_parts(block) -> tuple | None:
     sum (where the block adds its input) in the projection's. None where the block is not so."""
     if type(block) not in (mobilenetv3.Bottleneck, ResidualBottleneck):
         return None
-    layers, applied = list(block.layers.cell_list), tuple(cls for _, cls in APPLIED.values())
+    layers = list(block.layers.cell_list)
 
     def activated(at: int, stand_in) -> bool:  # a convolution, its passing BatchNorm and activation
         return (
@@ -446,7 +442,7 @@ def _whole_parts(block) -> tuple | None:
             and type(layers[at]) is ActivatedConv2d
             and isinstance(layers[at].conv2d, stand_in)
             and type(layers[at + 1]) is FoldedBatchNorm2d
-            and type(layers[at + 2]) in applied
+            and type(layers[at + 2]) in PASSING
         )
 
     expand = layers[0] if activated(0, cells.Convolution) and _pointwise(layers[0].conv2d) else None
@@ -477,19 +473,18 @@ class JoinedStem(ActivatedConv2d):
         return x
 
 
-def _stem_before(block, sequences: dict) -> ActivatedConv2d | None:
+def _stem_before(block, before: dict) -> ActivatedConv2d | None:
     """The stem right before a block in its SequentialCell, where the block's op can run it (stem.cc's geometry: a
     3x3 convolution at stride 2 over at most 4 channels, padded by at most one alike on every side), as fuse's other
     steps leave it (one op, its BatchNorm and activation passing); else None."""
-    cells_before = sequences.get(id(block), [])[-3:]
-    if len(cells_before) < 3:
+    if len(before.get(id(block), [])) < 3:
         return None
-    conv, norm, activation = cells_before
+    conv, norm, activation = before[id(block)]
     if not (
         type(conv) is ActivatedConv2d
         and isinstance(conv.conv2d, cells.Convolution)
         and type(norm) is FoldedBatchNorm2d
-        and type(activation) in tuple(cls for _, cls in APPLIED.values())
+        and type(activation) in PASSING
     ):
         return None
     kh, kw, sh, sw, dh, dw, top, bottom, left, right, mode, group = conv.conv2d.geometry
@@ -505,11 +500,11 @@ def _fuse_bottlenecks(network, cache_dir: str, gradient_free, numbered) -> int:
     path = library(cache_dir) if found else None  # (built: the blocks' layers run through the kernels already)
     if not path:
         return 0
-    sequences = {}  # a SequentialCell's cell -> the cells before it there
+    before = {}  # a SequentialCell's cell -> the (up to) three cells before it there
     for _, sequence in network.cells_and_names():
         if type(sequence) is nn.SequentialCell:
             ordered = list(sequence.cell_list)
-            sequences |= {id(cell): ordered[:i] for i, cell in enumerate(ordered)}
+            before |= {id(cell): ordered[max(i - 3, 0) : i] for i, cell in enumerate(ordered)}
     for block, (expand, depthwise, excite, project) in found:
         nothing = ms.Tensor(np.zeros(1, np.float32))  # the inputs of a part the block has not
         stand_in, out = depthwise.conv2d, project.out_channels
@@ -524,7 +519,7 @@ def _fuse_bottlenecks(network, cache_dir: str, gradient_free, numbered) -> int:
         else:
             inputs += [nothing] * 4
         inputs += [project.folded_weight, project.folded_bias]
-        stem = _stem_before(block, sequences)
+        stem = _stem_before(block, before)
         if stem is not None and gradient_free(stem):  # the stem's convolution and activation in front
             inputs = [stem.folded_weight, stem.folded_bias, *inputs]
             spec += [stem.post_spec.asnumpy()[-1], *stem.conv2d.geometry[6:10:2]]  # its post, top and left padding
@@ -571,8 +566,7 @@ def unfuse(network) -> int:
     back[BlockedMaxPool2d] = nn.MaxPool2d
     back |= channels_last.UNFUSED | pooling.UNFUSED
     found = [cell for _, cell in network.cells_and_names() if type(cell) in back]
-    passing = {applied for _, applied in APPLIED.values()}
-    count = sum(type(cell) not in passing for cell in found)
+    count = sum(type(cell) not in PASSING for cell in found)
     for cell in found:
         for name in ADDED:
             if name in cell.__dict__ or name in cell.name_cells():

@@ -77,15 +77,12 @@ def test_a_max_pooling_on_blocked_tensors_is_mindspores(pad_mode):
         for name in ("ToBlocked", "ToPlain")
     )
     pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode=pad_mode)
-    size = cells.output_size
+    stand_in = cells.MaxPool(pool, path)  # its geometry, spec and output shape, as fuse's stem takes them
     blocked = ops.Custom(
-        f"{path}:MaxPoolBlockedForward",
-        out_shape=lambda x, _: [x[0], x[1], size(x[2], 3, 2, pad_mode, 0, 0), size(x[3], 3, 2, pad_mode, 0, 0)],
-        out_dtype=lambda x, _: x,
-        func_type="aot",
+        f"{path}:MaxPoolBlockedForward", out_shape=stand_in.output_shape, out_dtype=lambda x, _: x, func_type="aot"
     )
-    blocked.add_prim_attr("geometry", (3, 3, 2, 2, pad_mode == "same"))  # (PyNative caches shapes by attributes)
-    spec = ms.Tensor(np.array([3, 3, 2, 2, pad_mode == "same"], np.int64))
+    blocked.add_prim_attr("geometry", stand_in.geometry)  # (PyNative caches shapes by attributes)
+    spec = stand_in.spec
     rng = np.random.default_rng(0)
     for shape in [(2, 32, 8, 8), (1, 16, 7, 9), (3, 48, 12, 13)]:
         x = ms.Tensor(rng.standard_normal(shape).astype(np.float32))
