@@ -7,8 +7,7 @@ convolutions run as products per image to spare the reorders, below oneDNN's con
 maps). Here a run of consecutive blocks that train keeps the layout from the first block's input to the last
 block's output: each convolution reads and writes nChw16c (BlockedConvolution: onednn.cc's flag in its spec, so
 oneDNN reorders only the weights), so does each BatchNorm (BlockedBatchNormTrain: batchnorm.cc's 16 channels a
-vector, with the ReLU after it in the same op but for the block's last), and the residual sum with its ReLU reads
-any layout, element by element. The run's first block makes its input
+vector), and ReLU and the residual sum read any layout, element by element. The run's first block makes its input
 blocked and its last makes its output plain again (ToBlocked, ToPlain: each the other's gradient). Only while the
 cells train (`self.training`): evaluated, the same cells run on plain tensors as before.
 
@@ -38,9 +37,7 @@ class BlockedConvolution(cells.Convolution):
 
 
 class BlockedBatchNormTrain(cells.BatchNormTrain):
-    """cells.BatchNormTrain on nChw16c tensors (`normalize_blocked`: batchnorm.cc's BatchNormBlockedForward, or
-    BatchNormBlockedReluForward with the ReLU after it: a block's BatchNorms before its last, whose ReLU the block
-    then leaves out)."""
+    """cells.BatchNormTrain on nChw16c tensors (`normalize_blocked`: batchnorm.cc's BatchNormBlockedForward)."""
 
     def construct(self, x, gamma, beta, moving_mean, moving_variance):
         y, _, _, moved_mean, moved_variance = self.normalize_blocked(
@@ -51,15 +48,12 @@ class BlockedBatchNormTrain(cells.BatchNormTrain):
         return (y,)
 
 
-def _normalize_blocked(path: str, relu: bool):
-    """BatchNormBlockedForward with its gradient, or with `relu` BatchNormBlockedReluForward, the ReLU after it in
-    the same op (its gradient reads the output, where the ReLU let the gradient through). Written out apart from
-    cells.BatchNormTrain's: graph mode compiled one layer's bprop closure for another with the same code (see
-    cells.Convolution)."""
-    layout = "BlockedRelu" if relu else "Blocked"
+def _normalize_blocked(path: str):
+    """BatchNormBlockedForward with its gradient. Written out apart from cells.BatchNormTrain's: graph mode compiled
+    one layer's bprop closure for another with the same code (see cells.Convolution)."""
     backward = ops.Custom(
-        f"{path}:BatchNorm{layout}Backward",
-        out_shape=lambda dy, x, gamma, *_: (x, gamma, gamma),
+        f"{path}:BatchNormBlockedBackward",
+        out_shape=lambda dy, x, gamma, mean, invstd: (x, gamma, gamma),
         out_dtype=lambda *a: (a[0], a[0], a[0]),
         func_type="aot",
     )
@@ -68,16 +62,12 @@ def _normalize_blocked(path: str, relu: bool):
         dx, dgamma, dbeta = backward(dout[0], x, gamma, out[1], out[2])
         return dx, dgamma, dbeta, ops.zeros_like(moving_mean), ops.zeros_like(moving_var), ops.zeros_like(settings)
 
-    def activated_bprop(x, gamma, beta, moving_mean, moving_var, settings, out, dout):
-        dx, dgamma, dbeta = backward(dout[0], x, gamma, out[1], out[2], out[0])
-        return dx, dgamma, dbeta, ops.zeros_like(moving_mean), ops.zeros_like(moving_var), ops.zeros_like(settings)
-
     return ops.Custom(
-        f"{path}:BatchNorm{layout}Forward",
+        f"{path}:BatchNormBlockedForward",
         out_shape=lambda x, gamma, *_: (x, gamma, gamma, gamma, gamma),
         out_dtype=lambda *a: (a[0],) * 5,
         func_type="aot",
-        bprop=activated_bprop if relu else blocked_bprop,
+        bprop=blocked_bprop,
     )
 
 
@@ -103,32 +93,23 @@ def _relayouts(path: str) -> tuple:
 
 class BlockedBottleneck(swaps.SummedBottleneck):
     """A Bottleneck that trains on blocked tensors (`enters`: its input is plain; `leaves`: its output is made
-    plain), the ReLUs after its first two BatchNorms done by their ops; evaluated, swaps.SummedBottleneck on plain
-    ones."""
+    plain); evaluated, swaps.SummedBottleneck on plain ones."""
 
     def construct(self, x):
-        if not self.training:
-            return super().construct(x)
-        if self.enters:
+        if self.training and self.enters:
             x = self.to_blocked(x)
-        identity = x if self.down_sample is None else self.down_sample(x)
-        out = self.bn2(self.conv2(self.bn1(self.conv1(x))))  # (each BatchNorm with its ReLU)
-        out = self.residual(self.bn3(self.conv3(out)), identity)
-        return self.to_plain(out) if self.leaves else out
+        out = super().construct(x)
+        return self.to_plain(out) if self.training and self.leaves else out
 
 
 class BlockedBasicBlock(swaps.SummedBasicBlock):
-    """A BasicBlock that trains on blocked tensors (`enters`, `leaves` as BlockedBottleneck's), the ReLU after its
-    first BatchNorm done by its op; evaluated, swaps.SummedBasicBlock on plain ones."""
+    """A BasicBlock that trains on blocked tensors (`enters`, `leaves` as BlockedBottleneck's)."""
 
     def construct(self, x):
-        if not self.training:
-            return super().construct(x)
-        if self.enters:
+        if self.training and self.enters:
             x = self.to_blocked(x)
-        identity = x if self.down_sample is None else self.down_sample(x)
-        out = self.residual(self.bn2(self.conv2(self.bn1(self.conv1(x)))), identity)  # (bn1 with its ReLU)
-        return self.to_plain(out) if self.leaves else out
+        out = super().construct(x)
+        return self.to_plain(out) if self.training and self.leaves else out
 
 
 BLOCKED = {swaps.SummedBottleneck: BlockedBottleneck, swaps.SummedBasicBlock: BlockedBasicBlock}
@@ -183,12 +164,11 @@ def block_training(network, cache_dir: str, gradient_free, numbered) -> int:
     changed = 0
     for block in found:
         pairs = _pairs(block)
-        activated = len(PAIRS[type(block)]) - 1  # the first pairs, a ReLU after each
-        for i, (conv, norm) in enumerate(pairs):
+        for conv, norm in pairs:
             stand_in = conv.conv2d
             stand_in.blocked_spec = ms.Tensor(np.append(stand_in.spec.asnumpy(), 1).astype(np.int64))
             stand_in.__class__ = BlockedConvolution
-            norm.bn_train.normalize_blocked = _normalize_blocked(path, relu=i < activated)
+            norm.bn_train.normalize_blocked = _normalize_blocked(path)
             norm.bn_train.__class__ = BlockedBatchNormTrain
         block.to_blocked, block.to_plain = to_blocked, to_plain
         block.__class__ = BLOCKED[type(block)]

@@ -29,11 +29,8 @@ bool shape_of(const int64_t *x, Shape *s) {
 // plane's vector sum keeps several partial sums), in double across them.
 constexpr int64_t kRun = 64;
 
-// `after` (blocked alone), where given: a ReLU's output, a counted only where it is above zero (the gradient through
-// the ReLU).
 template <int kLanes>
-void plane_sums(const float *a, const float *b, const float *shift, int64_t plane, double *sum, double *sum_b,
-                const float *after = nullptr) {
+void plane_sums(const float *a, const float *b, const float *shift, int64_t plane, double *sum, double *sum_b) {
   if constexpr (kLanes == 1) {
     float part = 0.0f, part_b = 0.0f;
     const float m = shift[0];
@@ -47,8 +44,7 @@ void plane_sums(const float *a, const float *b, const float *shift, int64_t plan
 #pragma omp simd
         for (int l = 0; l < kLanes; ++l) {
           const int64_t at = i * kLanes + l;
-          const float v = after && after[at] <= 0.0f ? 0.0f : a[at];
-          part[l] += v, part_b[l] += v * (b[at] - shift[l]);
+          part[l] += a[at], part_b[l] += a[at] * (b[at] - shift[l]);
         }
       }
       for (int l = 0; l < kLanes; ++l) sum[l] += part[l], sum_b[l] += part_b[l];
@@ -56,34 +52,25 @@ void plane_sums(const float *a, const float *b, const float *shift, int64_t plan
   }
 }
 
-// out = a * scale + shift, lane by lane, over one image's plane of a group; with `relu` (blocked alone), ReLU of it.
+// out = a * scale + shift, lane by lane, over one image's plane of a group.
 template <int kLanes>
-void scaled(const float *a, const float *scale, const float *shift, int64_t plane, float *out, bool relu = false) {
+void scaled(const float *a, const float *scale, const float *shift, int64_t plane, float *out) {
   if constexpr (kLanes == 1) {
     const float k = scale[0], c = shift[0];
 #pragma omp simd
     for (int64_t i = 0; i < plane; ++i) out[i] = a[i] * k + c;
   } else {
     for (int64_t i = 0; i < plane; ++i) {
-      if (relu) {
 #pragma omp simd
-        for (int l = 0; l < kLanes; ++l) {
-          const float v = a[i * kLanes + l] * scale[l] + shift[l];
-          out[i * kLanes + l] = v > 0.0f ? v : 0.0f;
-        }
-      } else {
-#pragma omp simd
-        for (int l = 0; l < kLanes; ++l) out[i * kLanes + l] = a[i * kLanes + l] * scale[l] + shift[l];
-      }
+      for (int l = 0; l < kLanes; ++l) out[i * kLanes + l] = a[i * kLanes + l] * scale[l] + shift[l];
     }
   }
 }
 
-// d = scale * (g - mean_g - (x - mean) * slope), lane by lane, over one image's plane of a group; g counted only
-// where `after` (blocked alone, where given) is above zero.
+// d = scale * (g - mean_g - (x - mean) * slope), lane by lane, over one image's plane of a group.
 template <int kLanes>
 void gradient(const float *g, const float *x, const float *scale, const float *mean_g, const float *mean,
-              const float *slope, int64_t plane, float *d, const float *after = nullptr) {
+              const float *slope, int64_t plane, float *d) {
   if constexpr (kLanes == 1) {
     const float k = scale[0], mg = mean_g[0], m = mean[0], sl = slope[0];
 #pragma omp simd
@@ -93,14 +80,13 @@ void gradient(const float *g, const float *x, const float *scale, const float *m
 #pragma omp simd
       for (int l = 0; l < kLanes; ++l) {
         const int64_t at = i * kLanes + l;
-        const float v = after && after[at] <= 0.0f ? 0.0f : g[at];
-        d[at] = scale[l] * (v - mean_g[l] - (x[at] - mean[l]) * slope[l]);
+        d[at] = scale[l] * (g[at] - mean_g[l] - (x[at] - mean[l]) * slope[l]);
       }
     }
   }
 }
 
-template <int kLanes, bool kRelu = false>
+template <int kLanes>
 int forward(int nparam, void **params, int64_t **shapes, const char **dtypes) {
   Shape s;
   if (nparam != 11 || !is_float32(dtypes[0]) || !shape_of<kLanes>(shapes[0], &s)) return 1;  // MindSpore raises
@@ -138,26 +124,23 @@ int forward(int nparam, void **params, int64_t **shapes, const char **dtypes) {
       scale[l] = gamma[ch] * inv, shift[l] = beta[ch] - static_cast<float>(m) * scale[l];
     }
     for (int64_t b = 0; b < s.n; ++b) scaled<kLanes>(x + (b * s.groups + g) * group, scale, shift, s.plane,
-                                                     y + (b * s.groups + g) * group, kRelu);
+                                                     y + (b * s.groups + g) * group);
   }
   return 0;
 }
 
-// With kRelu the forward's output y (after its ReLU) comes after invstd, and dy is the ReLU's output gradient.
-template <int kLanes, bool kRelu = false>
+template <int kLanes>
 int backward(int nparam, void **params, int64_t **shapes, const char **dtypes) {
   Shape s;
-  const int inputs = kRelu ? 6 : 5;
-  if (nparam != inputs + 3 || !is_float32(dtypes[0]) || !shape_of<kLanes>(shapes[0], &s)) return 1;  // MindSpore raises
+  if (nparam != 8 || !is_float32(dtypes[0]) || !shape_of<kLanes>(shapes[0], &s)) return 1;  // MindSpore raises
   const float *dy = static_cast<const float *>(params[0]);
   const float *x = static_cast<const float *>(params[1]);
   const float *gamma = static_cast<const float *>(params[2]);
   const float *mean = static_cast<const float *>(params[3]);
   const float *invstd = static_cast<const float *>(params[4]);
-  const float *y = kRelu ? static_cast<const float *>(params[5]) : nullptr;
-  float *dx = static_cast<float *>(params[inputs]);
-  float *dgamma = static_cast<float *>(params[inputs + 1]);
-  float *dbeta = static_cast<float *>(params[inputs + 2]);
+  float *dx = static_cast<float *>(params[5]);
+  float *dgamma = static_cast<float *>(params[6]);
+  float *dbeta = static_cast<float *>(params[7]);
   const float count = static_cast<float>(s.n * s.plane);
   const int64_t group = s.plane * kLanes;
 #pragma omp parallel for schedule(static) if (parallel : parallel_worth(s.n * s.groups * group * 2))
@@ -166,7 +149,7 @@ int backward(int nparam, void **params, int64_t **shapes, const char **dtypes) {
     double sum_dy[kLanes] = {}, sum_dy_x[kLanes] = {};
     for (int64_t b = 0; b < s.n; ++b) {
       const int64_t at = (b * s.groups + g) * group;
-      plane_sums<kLanes>(dy + at, x + at, m, s.plane, sum_dy, sum_dy_x, kRelu ? y + at : nullptr);
+      plane_sums<kLanes>(dy + at, x + at, m, s.plane, sum_dy, sum_dy_x);
     }
     // dx = gamma * inv * (dy - mean(dy) - xhat * mean(dy * xhat))
     float scale[kLanes], mean_dy[kLanes], slope[kLanes];
@@ -181,7 +164,7 @@ int backward(int nparam, void **params, int64_t **shapes, const char **dtypes) {
     }
     for (int64_t b = 0; b < s.n; ++b) {
       const int64_t at = (b * s.groups + g) * group;
-      gradient<kLanes>(dy + at, x + at, scale, mean_dy, m, slope, s.plane, dx + at, kRelu ? y + at : nullptr);
+      gradient<kLanes>(dy + at, x + at, scale, mean_dy, m, slope, s.plane, dx + at);
     }
   }
   return 0;
@@ -200,8 +183,3 @@ FGVCTUNE_KERNEL(BatchNormBackward) { return backward<1>(nparam, params, shapes, 
 // BatchNormForward's and BatchNormBackward's over nChw16c tensors, C a multiple of 16
 FGVCTUNE_KERNEL(BatchNormBlockedForward) { return forward<16>(nparam, params, shapes, dtypes); }
 FGVCTUNE_KERNEL(BatchNormBlockedBackward) { return backward<16>(nparam, params, shapes, dtypes); }
-
-// The same with the ReLU after the BatchNorm in the op (a ResNet block's first BatchNorms): forward y = relu(bn(x));
-// backward inputs dy, x, gamma, mean, invstd, y
-FGVCTUNE_KERNEL(BatchNormBlockedReluForward) { return forward<16, true>(nparam, params, shapes, dtypes); }
-FGVCTUNE_KERNEL(BatchNormBlockedReluBackward) { return backward<16, true>(nparam, params, shapes, dtypes); }
