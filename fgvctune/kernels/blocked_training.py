@@ -155,47 +155,37 @@ def block_training(network, cache_dir: str, gradient_free, numbered) -> int:
     """fuse's step for the ResNet blocks a gradient passes through: each run of them within a SequentialCell (and
     across a ResNet's four layers) trains on blocked tensors; returns how many cells changed (each such block, its
     convolutions' and BatchNorms' stand-ins)."""
-    sequences = [layer.cell_list for _, layer in network.cells_and_names() if type(layer) is nn.SequentialCell]
-    found = [block for blocks in sequences for block in blocks if _trainable(block, gradient_free)]
-    path = library(cache_dir) if found else None
+    layers = [list(layer.cell_list) for _, layer in network.cells_and_names() if type(layer) is nn.SequentialCell]
+    runs = [(blocks, [_trainable(b, gradient_free) for b in blocks]) for blocks in layers]
+    path = library(cache_dir) if any(any(trainable) for _, trainable in runs) else None
     if not path:
         return 0
     to_blocked, to_plain = _relayouts(path)
     changed = 0
-    for block in found:
-        pairs = _pairs(block)
-        for conv, norm in pairs:
-            stand_in = conv.conv2d
-            stand_in.blocked_spec = ms.Tensor(np.append(stand_in.spec.asnumpy(), 1).astype(np.int64))
-            stand_in.__class__ = BlockedConvolution
-            norm.bn_train.normalize_blocked = _normalize_blocked(path)
-            norm.bn_train.__class__ = BlockedBatchNormTrain
-        block.to_blocked, block.to_plain = to_blocked, to_plain
-        block.__class__ = BLOCKED[type(block)]
-        changed += 1 + 2 * len(pairs)
-    mark_runs(network, BLOCKED.values())
-    return changed
-
-
-def mark_runs(network, kinds) -> None:
-    """Every block of `kinds` told whether it `enters` the blocked layout (its input is plain) and `leaves` it
-    (makes its output plain): a run of them within a SequentialCell, or across a ResNet's four layers (called one
-    after the other), enters at its first block and leaves at its last (fuse's chains too)."""
-    kinds = tuple(kinds)
-    for _, layer in network.cells_and_names():
-        if type(layer) is nn.SequentialCell:
-            blocks = list(layer.cell_list)
-            for i, block in enumerate(blocks):
-                if type(block) in kinds:
-                    block.enters = i == 0 or type(blocks[i - 1]) not in kinds
-                    block.leaves = i == len(blocks) - 1 or type(blocks[i + 1]) not in kinds
-    for _, net in network.cells_and_names():
+    for blocks, trainable in runs:
+        for i, block in enumerate(blocks):
+            if not trainable[i]:
+                continue
+            pairs = _pairs(block)
+            for conv, norm in pairs:
+                stand_in = conv.conv2d
+                stand_in.blocked_spec = ms.Tensor(np.append(stand_in.spec.asnumpy(), 1).astype(np.int64))
+                stand_in.__class__ = BlockedConvolution
+                norm.bn_train.normalize_blocked = _normalize_blocked(path)
+                norm.bn_train.__class__ = BlockedBatchNormTrain
+            block.enters = i == 0 or not trainable[i - 1]
+            block.leaves = i == len(blocks) - 1 or not trainable[i + 1]
+            block.to_blocked, block.to_plain = to_blocked, to_plain
+            block.__class__ = BLOCKED[type(block)]
+            changed += 1 + 2 * len(pairs)
+    for _, net in network.cells_and_names():  # a ResNet's layers, called one after the other: one run
         if type(net) is resnet.ResNet:
             layers = [net.layer1, net.layer2, net.layer3, net.layer4]
             for before, after in zip(layers, layers[1:]):
                 last, first = before[len(before) - 1], after[0]
-                if type(last) in kinds and type(first) in kinds:
+                if type(last) in BLOCKED.values() and type(first) in BLOCKED.values():
                     last.leaves = first.enters = False
+    return changed
 
 
 ADDED = ("blocked_spec", "normalize_blocked", "to_blocked", "to_plain")  # (and fuse's "enters", "leaves")

@@ -162,31 +162,44 @@ def fuse(network, cache_dir: str = "", training: bool = False) -> int:
 
 def _fuse_blocks(network, cache_dir: str, gradient_free, numbered) -> int:
     """fuse's ResNet blocks."""
-    sequences = [layer.cell_list for _, layer in network.cells_and_names() if type(layer) is nn.SequentialCell]
-    found = [block for blocks in sequences for block in blocks if _fusable(block) and gradient_free(block)]
+    layers = [list(layer.cell_list) for _, layer in network.cells_and_names() if type(layer) is nn.SequentialCell]
+    runs = [(blocks, [_fusable(b) and gradient_free(b) for b in blocks]) for blocks in layers]
     # (the kernels are built where a block is fusable: its convolutions run through them already)
-    path = library(cache_dir) if found else None
+    path = library(cache_dir) if any(any(fusable) for _, fusable in runs) else None
     if not path:
         return 0
-    for block in found:
-        kind = type(block)
-        names = CONVOLUTIONS[kind]
-        posts = [RELU] * (len(names) - 1) + [SUM_RELU]
-        for number, (name, post) in enumerate(zip(names, posts), start=1):
-            setattr(block, f"fused{number}", FusedConv(getattr(block, name), post, path, numbered()))
-        if block.down_sample is not None:
-            block.fused_down = FusedConv(block.down_sample[0], NONE, path, numbered())
-        block.to_blocked = ops.Custom(
-            f"{path}:ToBlocked", out_shape=lambda x: x, out_dtype=lambda x: x, func_type="aot"
-        )
-        block.to_plain = ops.Custom(f"{path}:ToPlain", out_shape=lambda x: x, out_dtype=lambda x: x, func_type="aot")
-        block.__class__ = FUSED[kind]
-    blocked_training.mark_runs(network, FUSED.values())  # (a ResNet's four layers one chain)
-    fused = len(found)
-    for _, net in network.cells_and_names():
-        if type(net) is resnet.ResNet and _stem_joins(net, gradient_free):
-            _join_stem(net, path, numbered())
-            fused += 2
+    fused = 0
+    for blocks, fusable in runs:
+        for i, block in enumerate(blocks):
+            if not fusable[i]:
+                continue
+            kind = type(block)
+            names = CONVOLUTIONS[kind]
+            posts = [RELU] * (len(names) - 1) + [SUM_RELU]
+            for number, (name, post) in enumerate(zip(names, posts), start=1):
+                setattr(block, f"fused{number}", FusedConv(getattr(block, name), post, path, numbered()))
+            if block.down_sample is not None:
+                block.fused_down = FusedConv(block.down_sample[0], NONE, path, numbered())
+            block.enters = i == 0 or not fusable[i - 1]
+            block.leaves = i == len(blocks) - 1 or not fusable[i + 1]
+            block.to_blocked = ops.Custom(
+                f"{path}:ToBlocked", out_shape=lambda x: x, out_dtype=lambda x: x, func_type="aot"
+            )
+            block.to_plain = ops.Custom(
+                f"{path}:ToPlain", out_shape=lambda x: x, out_dtype=lambda x: x, func_type="aot"
+            )
+            block.__class__ = FUSED[kind]
+            fused += 1
+    for _, net in network.cells_and_names():  # a ResNet's layers, called one after the other: one chain
+        if type(net) is resnet.ResNet:
+            layers = [net.layer1, net.layer2, net.layer3, net.layer4]
+            for before, after in zip(layers, layers[1:]):
+                last, first = before[len(before) - 1], after[0]
+                if type(last) in FUSED.values() and type(first) in FUSED.values():
+                    last.leaves = first.enters = False
+            if _stem_joins(net, gradient_free):
+                _join_stem(net, path, numbered())
+                fused += 2
     return fused
 
 
