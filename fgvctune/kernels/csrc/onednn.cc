@@ -7,14 +7,12 @@
 // that leaves only its reference kernel for k x k filters (so fgvctune caps MindSpore's oneDNN at AVX2, see
 // runtime.py; the cap slows MindSpore's MatMul too). This second oneDNN, loaded privately (its own copy of the
 // library, its own instruction-set setting), chooses the convolution's layouts: tensors are reordered into
-// them and back around each call, as PyTorch does, unless they come in oneDNN's blocked layout already (a ResNet
-// block that trains, blocked_training.py; the fused inference chain below). Matrix products need no reorder.
+// them and back around each call, as PyTorch does. Matrix products need no reorder.
 //
 // Convolution (float32, NCHW): x (N, C, H, W), w (O, C / groups, KH, KW) and spec, int64 [stride_h, stride_w,
-// pad_top, pad_left, dilation_h, dilation_w, same, groups, any_isa] and, for x, y and their gradients in nChw16c,
-// 1 after them: with same = 1 the padding is MindSpore's pad_mode "same" (the total each dimension needs, the
-// smaller half at the top or left) and the two pads are not read; the padding at the bottom and right is what the
-// output's shape leaves over.
+// pad_top, pad_left, dilation_h, dilation_w, same, groups, any_isa]: with same = 1 the padding is MindSpore's
+// pad_mode "same" (the total each dimension needs, the smaller half at the top or left) and the two pads are not
+// read; the padding at the bottom and right is what the output's shape leaves over.
 // Matrix product (float32, 2-D): see DenseForward below.
 // any_isa = 1 lets this oneDNN use every instruction set the CPU has (read at the first call).
 
