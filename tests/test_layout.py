@@ -60,7 +60,7 @@ ORDER = {
         "source",
         "pipeline",
     ],
-    "kernels": ["build", "cells", "swaps", "fold", "channels_last", "pooling", "blocked_training", "fuse"],
+    "kernels": ["build", "cells", "swaps", "fold", "channels_last", "pooling", "fuse"],
     "models": ["network", "dropout", "torchcompat", "checkpoint", "factory"],
     "weights": ["torchfile", "maps", "convert", "loading"],
     "results": [

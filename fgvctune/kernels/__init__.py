@@ -6,12 +6,11 @@
     fold.py     BatchNorm folded into the convolution before it where its statistics are fixed
     channels_last.py  ConvNeXt fused on channels-last tensors, from its stem to its last block
     pooling.py  the global average pooling before a classifier as one op of fgvctune's
-    blocked_training.py  ResNet blocks that train on oneDNN's blocked layout
     fuse.py     folded layers fused: ResNet blocks in oneDNN's layout, MobileNetV3's layers as fewer ops, and
                 ConvNeXt's (channels_last.py); unfused again
     csrc/       the kernels' C++ sources (one .cc per kind of layer) and common.h, which they all include
 
-Within the room the order is build < cells < swaps < fold < channels_last < pooling < blocked_training < fuse
+Within the room the order is build < cells < swaps < fold < channels_last < pooling < fuse
 (tests/test_layout.py).
 May import: fgvctune.config, fgvctune.errors, fgvctune.fileio, fgvctune.runtime, and this room; never models.
 """
