@@ -158,8 +158,8 @@ def mindspore_step(
         if kind != "train":  # the frozen blocks as `train --freeze 7` / `--linear-probe` sets them up
             plan = strategy.plan(network, model, freeze="7" if kind == "freeze7" else "0", linear_probe=kind == "probe")
             frozen_norms = strategy.apply(network, plan)
-        if tuned and folded:
-            fuse.fold_and_fuse(network, frozen_only=True)  # as trainer.build_step does (blocked_training.py's step too)
+            if tuned and folded:
+                fuse.fold_and_fuse(network, frozen_only=True)  # as trainer.build_step does
         optimizer = mindcv.create_optimizer(network.trainable_params(), opt="momentum", lr=0.01)
         train_step = TrainStep(network, mindcv.create_loss("CE"), optimizer, ms.nn.Identity())
         train_step.set_train(True)

@@ -24,8 +24,7 @@ cache too (the two alone, in turns: 5.7 against 7.7 ms).
 
 ConvNeXt's blocks, and the norms and convolutions between its stages, run on channels-last tensors
 (channels_last.py); the global average pooling before a MobileNetV3's or ResNet's classifier is one op of
-fgvctune's (pooling.py). The ResNet blocks a gradient passes through train on blocked tensors
-(blocked_training.py).
+fgvctune's (pooling.py).
 
 The fused ops have no gradient (the pooling's alone has one, for Grad-CAM, which differentiates after the last
 feature block, whose output is plain): inference fuses everything it can, training only what comes before the
@@ -46,7 +45,7 @@ import numpy as np
 from mindcv.models import mobilenetv3, resnet
 from mindspore import nn, ops
 
-from fgvctune.kernels import blocked_training, cells, channels_last, fold, pooling, swaps
+from fgvctune.kernels import cells, channels_last, fold, pooling, swaps
 from fgvctune.kernels.build import library
 from fgvctune.kernels.fold import FoldedBatchNorm2d, FoldedConv2d, compile_anew
 
@@ -141,7 +140,7 @@ def fuse(network, cache_dir: str = "", training: bool = False) -> int:
     how many cells it changed (a block made one op counted besides its layers, the activations passing their input
     on not counted). `training`: only those no gradient passes through, before the first trainable parameter (the
     fused ops have no gradient; MindCV's networks define their parameters in the order they use them, and fgvctune
-    freezes a prefix), and the ResNet blocks after them train on blocked tensors (blocked_training.py)."""
+    freezes a prefix)."""
     parameters = list(network.get_parameters())
     first = next((i for i, p in enumerate(parameters) if p.requires_grad), len(parameters)) if training else None
     frozen = {p.name for p in parameters[:first]}
@@ -153,7 +152,6 @@ def fuse(network, cache_dir: str = "", training: bool = False) -> int:
     steps = (_fuse_blocks, _fuse_activations, _fuse_squeeze_excite, _fuse_residuals, _fuse_bottlenecks)
     steps += (pooling.fuse_pools,)
     steps += (channels_last.fuse_convnext,)
-    steps += (blocked_training.block_training,)  # (what trains)
     fused = sum(step(network, cache_dir, gradient_free, numbered) for step in steps)
     if fused:
         compile_anew(network)
@@ -555,7 +553,7 @@ ADDED = ("fused1", "fused2", "fused3", "fused_down")  # the ResNet blocks'
 ADDED += ("activate", "post_spec", "excite", "project", "project_spec", "body")  # MobileNetV3's layers'
 ADDED += ("whole", "whole_inputs")  # and blocks'
 ADDED += ("enters", "leaves", "blocked_pool", "pool_spec")  # (ConvNeXt's too; a ResNet's stem's pooling)
-ADDED += channels_last.ADDED + pooling.ADDED + blocked_training.ADDED
+ADDED += channels_last.ADDED + pooling.ADDED
 
 
 def unfuse(network) -> int:
@@ -566,7 +564,7 @@ def unfuse(network) -> int:
     back[ResidualBottleneck] = back[WholeBottleneck] = mobilenetv3.Bottleneck
     back[JoinedStem] = FoldedConv2d
     back[BlockedMaxPool2d] = nn.MaxPool2d
-    back |= channels_last.UNFUSED | pooling.UNFUSED | blocked_training.UNFUSED
+    back |= channels_last.UNFUSED | pooling.UNFUSED
     found = [cell for _, cell in network.cells_and_names() if type(cell) in back]
     count = sum(type(cell) not in PASSING for cell in found)
     for cell in found:

@@ -249,15 +249,12 @@ dnnl_primitive_attr_t post_ops(const Api &a, int64_t post, const_dnnl_memory_des
 }
 
 // The primitive for one kind and geometry, its arguments in the order the aot call passes them; a biased forward
-// applies `post` (kNone, kRelu or kHardSwish) to its output too. `blocked`: x and y (and their gradients) are
-// nChw16c, the layout oneDNN's AVX-512 convolutions read and write, so only the weights are reordered.
-Plan *convolution(const Api &a, Kind kind, const Geometry &g, int64_t post = kNone, bool blocked = false) {
+// applies `post` (kNone, kRelu or kHardSwish) to its output too.
+Plan *convolution(const Api &a, Kind kind, const Geometry &g, int64_t post = kNone) {
   const dnnl_dims_t channels = {g.y[1]};
-  const dnnl_format_tag_t images = blocked ? dnnl_aBcd16b : dnnl_nchw;
-  const dnnl_memory_desc_t any_x = described(a, 4, g.x, blocked ? images : dnnl_format_tag_any),
+  const dnnl_memory_desc_t any_x = described(a, 4, g.x, dnnl_format_tag_any),
                            any_w = described(a, g.w_ndims, g.w, dnnl_format_tag_any),
-                           any_y = described(a, 4, g.y, blocked ? images : dnnl_format_tag_any),
-                           bias = described(a, 1, channels, dnnl_a);
+                           any_y = described(a, 4, g.y, dnnl_format_tag_any), bias = described(a, 1, channels, dnnl_a);
   dnnl_primitive_desc_t forward = nullptr, pd = nullptr;
   const dnnl_primitive_attr_t attr = post_ops(a, post);
   const bool made = a.dnnl_convolution_forward_primitive_desc_create(
@@ -266,7 +263,7 @@ Plan *convolution(const Api &a, Kind kind, const Geometry &g, int64_t post = kNo
                         attr) == dnnl_success;
   a.dnnl_primitive_attr_destroy(attr);
   if (!made) return nullptr;
-  const dnnl_memory_desc_t x = described(a, 4, g.x, images), y = described(a, 4, g.y, images),
+  const dnnl_memory_desc_t x = described(a, 4, g.x, dnnl_nchw), y = described(a, 4, g.y, dnnl_nchw),
                            w = described(a, g.w_ndims, g.w, g.w_ndims == 5 ? dnnl_goihw : dnnl_oihw);
   Arg first, second, third;
   if (kind == kBiasedForward) {  // (x, w, b) -> y
@@ -335,26 +332,18 @@ Plan *pointwise_product(const Api &a, Kind kind, const Geometry &g) {
                  bind(a, pd, DNNL_ARG_DST, dnnl_query_dst_md, result, true)});
 }
 
-// `blocked`: x, y and their gradients are nChw16c (a training chain's, blocked_training.py), the channels
-// multiples of 16.
 int convolve(Kind kind, const char *dtype, void *spec_param, std::vector<void *> buffers, const int64_t *x,
-             const int64_t *w, const int64_t *y, int64_t post = kNone, const float *summand = nullptr,
-             bool blocked = false) {
+             const int64_t *w, const int64_t *y, int64_t post = kNone, const float *summand = nullptr) {
   if (std::string(dtype) != "float32") return 1;  // MindSpore raises
   const int64_t *spec = static_cast<const int64_t *>(spec_param);
   const Api *a = api(spec[8] != 0);
   const Geometry g = geometry(x, w, y, spec);
   auto key = [&](Kind k) {
-    return key_of((blocked ? 'A' : '0') + k,
-                  {x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], g.strides[0], g.strides[1], g.dilates[0],
-                   g.dilates[1], g.pad_l[0], g.pad_l[1], g.pad_r[0], g.pad_r[1], g.groups,
-                   k == kBiasedForward ? post : kNone});
+    return key_of('0' + k, {x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], g.strides[0], g.strides[1],
+                            g.dilates[0], g.dilates[1], g.pad_l[0], g.pad_l[1], g.pad_r[0], g.pad_r[1], g.groups,
+                            k == kBiasedForward ? post : kNone});
   };
   const int64_t work = work_of(g);
-  if (blocked) {
-    if (kind == kBiasedForward || g.groups != 1 || x[1] % 16 || y[1] % 16) return 1;
-    return run(a, key(kind), [&] { return convolution(*a, kind, g, post, true); }, buffers, work);
-  }
   if (kind == kBiasedForward && pointwise(g)) {  // pointwise.cc's loop, the bias and `post` in it
     pointwise_forward(static_cast<const float *>(buffers[0]), static_cast<const float *>(buffers[1]),
                       static_cast<const float *>(buffers[2]), summand, post, static_cast<float *>(buffers[3]), g.x[0],
@@ -449,12 +438,6 @@ int relayout(int nparam, void **params, int *ndims, int64_t **shapes, const char
   return 0;
 }
 
-// A spec one longer than the convolution's, ending in 1, says x, y and their gradients are nChw16c
-// (blocked_training.py).
-bool blocked_spec(const int64_t *spec_shape, void *spec) {
-  return spec_shape[0] == 10 && static_cast<const int64_t *>(spec)[9] == 1;
-}
-
 }  // namespace
 
 // (x, w, b, spec) -> y: blocked in and out, ReLU after where spec says so
@@ -478,7 +461,7 @@ FGVCTUNE_KERNEL(ToPlain) { return relayout(nparam, params, ndims, shapes, dtypes
 FGVCTUNE_KERNEL(ConvForward) {
   if (nparam != 4) return 1;
   return convolve(kForward, dtypes[0], params[2], {params[0], params[1], params[3]}, shapes[0], shapes[1],
-                  shapes[3], kNone, nullptr, blocked_spec(shapes[2], params[2]));
+                  shapes[3]);
 }
 
 // (x, w, b, spec) -> y + b: a folded BatchNorm's shift added in the same pass
@@ -513,14 +496,14 @@ FGVCTUNE_KERNEL(ConvSumForward) {
 FGVCTUNE_KERNEL(ConvGradInput) {
   if (nparam != 5) return 1;
   return convolve(kGradInput, dtypes[0], params[3], {params[0], params[1], params[4]}, shapes[2], shapes[1],
-                  shapes[0], kNone, nullptr, blocked_spec(shapes[3], params[3]));
+                  shapes[0]);
 }
 
 // (dy, x, w, spec) -> dw; w is passed for its shape
 FGVCTUNE_KERNEL(ConvGradWeight) {
   if (nparam != 5) return 1;
   return convolve(kGradWeight, dtypes[0], params[3], {params[0], params[1], params[4]}, shapes[1], shapes[2],
-                  shapes[0], kNone, nullptr, blocked_spec(shapes[3], params[3]));
+                  shapes[0]);
 }
 
 // nn.Dense's matrix product and its two gradients: x (M, K), w (N, K), dy (M, N), spec int64 [any_isa].
